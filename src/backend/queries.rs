@@ -1,0 +1,249 @@
+//! The five queries, once against the normalized tables (joins and aggregates) and once
+//! against the read models. Both return the same typed answers; only the SQL differs, so one
+//! runner per query serves both.
+
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
+
+use crate::domain::{
+    DayRevenue, OrderRow, PriceChangeRow, ProductPage, Query, QueryAnswer, RelatedProduct,
+    SearchHit, TopProduct, MICROS_PER_DAY,
+};
+
+/// Which tables the queries read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadSide {
+    Normalized,
+    ReadModels,
+}
+
+struct Sql {
+    product: &'static str,
+    recent_prices: &'static str,
+    related: &'static str,
+    user_orders: &'static str,
+    search: &'static str,
+    daily_revenue: &'static str,
+    top_products: &'static str,
+}
+
+const NORMALIZED: Sql = Sql {
+    product: "SELECT p.id, p.name, p.category_id, c.name, p.price_cents, p.stock, \
+              (SELECT CAST(COUNT(*) AS BIGINT) FROM reviews r WHERE r.product_id = p.id), \
+              (SELECT CAST(COALESCE(SUM(r.rating), 0) AS BIGINT) FROM reviews r WHERE r.product_id = p.id) \
+              FROM products p JOIN categories c ON c.id = p.category_id WHERE p.id = $1",
+    recent_prices: "SELECT id, old_cents, new_cents, changed_at FROM price_history \
+                    WHERE product_id = $1 ORDER BY id DESC LIMIT 3",
+    related: "SELECT p.id, p.name, p.price_cents FROM products p \
+              WHERE p.category_id = $1 AND p.id <> $2 \
+              ORDER BY (SELECT COUNT(*) FROM reviews r WHERE r.product_id = p.id) DESC, p.id LIMIT 4",
+    user_orders: "SELECT o.id, o.placed_at, o.status, CAST(SUM(i.qty) AS BIGINT), \
+                  CAST(SUM(i.qty * i.unit_cents) AS BIGINT) \
+                  FROM orders o JOIN order_items i ON i.order_id = o.id WHERE o.user_id = $1 \
+                  GROUP BY o.id, o.placed_at, o.status ORDER BY o.placed_at DESC, o.id DESC LIMIT $2",
+    search: "SELECT p.id, p.name, p.price_cents, p.stock, COALESCE(r.n, 0), COALESCE(r.s, 0) \
+             FROM products p LEFT JOIN ( \
+               SELECT rv.product_id, CAST(COUNT(*) AS BIGINT) AS n, CAST(SUM(rv.rating) AS BIGINT) AS s \
+               FROM reviews rv JOIN products pp ON pp.id = rv.product_id \
+               WHERE pp.category_id = $1 GROUP BY rv.product_id) r ON r.product_id = p.id \
+             WHERE p.category_id = $1 AND p.price_cents BETWEEN $2 AND $3 \
+             AND ($4 = 0 OR p.stock > 0) \
+             AND ($5 = 0 OR (COALESCE(r.n, 0) > 0 AND COALESCE(r.s, 0) >= $5 * COALESCE(r.n, 0))) \
+             ORDER BY p.price_cents, p.id LIMIT $6",
+    daily_revenue: "SELECT o.placed_at / @DAY@, CAST(COUNT(DISTINCT o.id) AS BIGINT), \
+                    CAST(SUM(i.qty) AS BIGINT), CAST(SUM(i.qty * i.unit_cents) AS BIGINT) \
+                    FROM orders o JOIN order_items i ON i.order_id = o.id \
+                    WHERE o.status <> 'cancelled' AND o.placed_at >= $1 * @DAY@ \
+                    AND o.placed_at < ($2 + 1) * @DAY@ \
+                    GROUP BY o.placed_at / @DAY@ ORDER BY 1",
+    top_products: "SELECT p.id, p.name, CAST(SUM(i.qty) AS BIGINT), \
+                   CAST(SUM(i.qty * i.unit_cents) AS BIGINT) AS revenue \
+                   FROM order_items i JOIN orders o ON o.id = i.order_id \
+                   JOIN products p ON p.id = i.product_id WHERE o.status <> 'cancelled' \
+                   GROUP BY p.id, p.name ORDER BY revenue DESC, p.id LIMIT $1",
+};
+
+const READ_MODELS: Sql = Sql {
+    product: "SELECT product_id, name, category_id, category_name, price_cents, stock, \
+              review_count, rating_sum FROM product_catalog WHERE product_id = $1",
+    recent_prices: "SELECT change_id, old_cents, new_cents, changed_at FROM catalog_price_changes \
+                    WHERE product_id = $1 ORDER BY change_id DESC LIMIT 3",
+    related: "SELECT product_id, name, price_cents FROM product_catalog \
+              WHERE category_id = $1 AND product_id <> $2 \
+              ORDER BY review_count DESC, product_id LIMIT 4",
+    user_orders: "SELECT order_id, placed_at, status, item_count, total_cents FROM order_summary \
+                  WHERE user_id = $1 ORDER BY placed_at DESC, order_id DESC LIMIT $2",
+    search: "SELECT product_id, name, price_cents, stock, review_count, rating_sum \
+             FROM product_catalog WHERE category_id = $1 AND price_cents BETWEEN $2 AND $3 \
+             AND ($4 = 0 OR stock > 0) \
+             AND ($5 = 0 OR (review_count > 0 AND rating_sum >= $5 * review_count)) \
+             ORDER BY price_cents, product_id LIMIT $6",
+    daily_revenue: "SELECT day, orders, items, revenue_cents FROM daily_sales \
+                    WHERE day BETWEEN $1 AND $2 AND orders > 0 ORDER BY day",
+    top_products: "SELECT product_id, name, units, revenue_cents FROM product_sales \
+                   WHERE units > 0 ORDER BY revenue_cents DESC, product_id LIMIT $1",
+};
+
+fn day(sql: &str) -> String {
+    sql.replace("@DAY@", &MICROS_PER_DAY.to_string())
+}
+
+fn i(r: &AnyRow, n: usize) -> Result<i64, sqlx::Error> {
+    r.try_get(n)
+}
+
+fn s(r: &AnyRow, n: usize) -> Result<String, sqlx::Error> {
+    r.try_get(n)
+}
+
+/// Runs `q` against `side`, in one transaction so multi-statement answers are consistent.
+pub async fn run(
+    conn: &mut AnyConnection,
+    side: ReadSide,
+    q: &Query,
+) -> Result<QueryAnswer, sqlx::Error> {
+    let sql = match side {
+        ReadSide::Normalized => &NORMALIZED,
+        ReadSide::ReadModels => &READ_MODELS,
+    };
+    Ok(match q {
+        Query::ProductPage { product_id } => {
+            let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+            let Some(r) = sqlx::query(sql.product)
+                .bind(product_id)
+                .fetch_optional(&mut *tx)
+                .await?
+            else {
+                tx.commit().await?;
+                return Ok(QueryAnswer::ProductPage(None));
+            };
+            let mut page = ProductPage {
+                product_id: i(&r, 0)?,
+                name: s(&r, 1)?,
+                category_id: i(&r, 2)?,
+                category_name: s(&r, 3)?,
+                price_cents: i(&r, 4)?,
+                stock: i(&r, 5)?,
+                review_count: i(&r, 6)?,
+                rating_sum: i(&r, 7)?,
+                recent_prices: Vec::new(),
+                related: Vec::new(),
+            };
+            for r in sqlx::query(sql.recent_prices)
+                .bind(product_id)
+                .fetch_all(&mut *tx)
+                .await?
+            {
+                page.recent_prices.push(PriceChangeRow {
+                    change_id: i(&r, 0)?,
+                    old_cents: i(&r, 1)?,
+                    new_cents: i(&r, 2)?,
+                    changed_at: i(&r, 3)?,
+                });
+            }
+            for r in sqlx::query(sql.related)
+                .bind(page.category_id)
+                .bind(product_id)
+                .fetch_all(&mut *tx)
+                .await?
+            {
+                page.related.push(RelatedProduct {
+                    product_id: i(&r, 0)?,
+                    name: s(&r, 1)?,
+                    price_cents: i(&r, 2)?,
+                });
+            }
+            tx.commit().await?;
+            QueryAnswer::ProductPage(Some(page))
+        }
+        Query::UserOrders { user_id, limit } => {
+            let rows = sqlx::query(sql.user_orders)
+                .bind(user_id)
+                .bind(limit)
+                .fetch_all(&mut *conn)
+                .await?;
+            QueryAnswer::UserOrders(
+                rows.iter()
+                    .map(|r| {
+                        Ok(OrderRow {
+                            order_id: i(r, 0)?,
+                            placed_at: i(r, 1)?,
+                            status: s(r, 2)?,
+                            item_count: i(r, 3)?,
+                            total_cents: i(r, 4)?,
+                        })
+                    })
+                    .collect::<Result<_, sqlx::Error>>()?,
+            )
+        }
+        Query::Search {
+            category_id,
+            min_cents,
+            max_cents,
+            min_rating,
+            in_stock,
+            limit,
+        } => {
+            let rows = sqlx::query(sql.search)
+                .bind(category_id)
+                .bind(min_cents)
+                .bind(max_cents)
+                .bind(i64::from(*in_stock))
+                .bind(min_rating)
+                .bind(limit)
+                .fetch_all(&mut *conn)
+                .await?;
+            QueryAnswer::Search(
+                rows.iter()
+                    .map(|r| {
+                        Ok(SearchHit {
+                            product_id: i(r, 0)?,
+                            name: s(r, 1)?,
+                            price_cents: i(r, 2)?,
+                            stock: i(r, 3)?,
+                            review_count: i(r, 4)?,
+                            rating_sum: i(r, 5)?,
+                        })
+                    })
+                    .collect::<Result<_, sqlx::Error>>()?,
+            )
+        }
+        Query::DailyRevenue { from_day, to_day } => {
+            let rows = sqlx::query(&day(sql.daily_revenue))
+                .bind(from_day)
+                .bind(to_day)
+                .fetch_all(&mut *conn)
+                .await?;
+            QueryAnswer::DailyRevenue(
+                rows.iter()
+                    .map(|r| {
+                        Ok(DayRevenue {
+                            day: i(r, 0)?,
+                            orders: i(r, 1)?,
+                            items: i(r, 2)?,
+                            revenue_cents: i(r, 3)?,
+                        })
+                    })
+                    .collect::<Result<_, sqlx::Error>>()?,
+            )
+        }
+        Query::TopProducts { n } => {
+            let rows = sqlx::query(sql.top_products)
+                .bind(n)
+                .fetch_all(&mut *conn)
+                .await?;
+            QueryAnswer::TopProducts(
+                rows.iter()
+                    .map(|r| {
+                        Ok(TopProduct {
+                            product_id: i(r, 0)?,
+                            name: s(r, 1)?,
+                            units: i(r, 2)?,
+                            revenue_cents: i(r, 3)?,
+                        })
+                    })
+                    .collect::<Result<_, sqlx::Error>>()?,
+            )
+        }
+    })
+}

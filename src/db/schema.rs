@@ -1,0 +1,374 @@
+//! The tables cqrs-bench creates, and the ownership check that keeps it away from anyone
+//! else's. A database (SQLite file or PostgreSQL schema) is the tool's when it holds the
+//! `cqrs_bench_meta` table with the owner mark; the tool creates, resets and drops only there,
+//! and only the tables listed here.
+
+use sqlx::{Executor, Row};
+
+use super::{Db, DbError, DbResult, Engine};
+
+pub const OWNER_MARK: &str = "cqrs-bench";
+pub const SCHEMA_VERSION: &str = "1";
+
+/// Write model (normalized).
+pub const WRITE_TABLES: &[&str] = &[
+    "categories",
+    "products",
+    "users",
+    "orders",
+    "order_items",
+    "reviews",
+    "price_history",
+];
+
+/// Event log and projector bookkeeping.
+pub const LOG_TABLES: &[&str] = &["events", "projection_checkpoints", "dead_letters"];
+
+/// Read models, with their duplicate-guard ledgers.
+pub const READ_TABLES: &[&str] = &[
+    "product_catalog",
+    "catalog_price_changes",
+    "order_summary",
+    "daily_sales",
+    "product_sales",
+    "product_catalog_applied",
+    "daily_sales_applied",
+    "product_sales_applied",
+];
+
+pub const META_TABLE: &str = "cqrs_bench_meta";
+
+/// Every table the tool may create, in drop order (children first).
+pub fn all_tables() -> Vec<&'static str> {
+    let mut v: Vec<&str> = READ_TABLES.to_vec();
+    v.extend(LOG_TABLES);
+    v.extend(WRITE_TABLES.iter().rev());
+    v.push(META_TABLE);
+    v
+}
+
+const DDL: &str = r#"
+CREATE TABLE cqrs_bench_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE categories (id BIGINT PRIMARY KEY, name TEXT NOT NULL);
+CREATE TABLE products (
+    id BIGINT PRIMARY KEY,
+    category_id BIGINT NOT NULL REFERENCES categories(id),
+    name TEXT NOT NULL,
+    price_cents BIGINT NOT NULL,
+    stock BIGINT NOT NULL,
+    version BIGINT NOT NULL
+);
+CREATE INDEX products_category ON products(category_id, price_cents);
+CREATE TABLE users (id BIGINT PRIMARY KEY, name TEXT NOT NULL);
+CREATE TABLE orders (
+    id BIGINT PRIMARY KEY,
+    user_id BIGINT NOT NULL REFERENCES users(id),
+    status TEXT NOT NULL,
+    placed_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    version BIGINT NOT NULL
+);
+CREATE INDEX orders_user ON orders(user_id, placed_at);
+CREATE INDEX orders_placed ON orders(placed_at);
+CREATE TABLE order_items (
+    order_id BIGINT NOT NULL REFERENCES orders(id),
+    product_id BIGINT NOT NULL REFERENCES products(id),
+    qty BIGINT NOT NULL,
+    unit_cents BIGINT NOT NULL,
+    PRIMARY KEY (order_id, product_id)
+);
+CREATE INDEX order_items_product ON order_items(product_id);
+CREATE TABLE reviews (
+    id BIGINT PRIMARY KEY,
+    product_id BIGINT NOT NULL REFERENCES products(id),
+    user_id BIGINT NOT NULL REFERENCES users(id),
+    rating BIGINT NOT NULL CHECK (rating BETWEEN 1 AND 5),
+    created_at BIGINT NOT NULL
+);
+CREATE INDEX reviews_product ON reviews(product_id);
+CREATE TABLE price_history (
+    id BIGINT PRIMARY KEY,
+    product_id BIGINT NOT NULL REFERENCES products(id),
+    old_cents BIGINT NOT NULL,
+    new_cents BIGINT NOT NULL,
+    changed_at BIGINT NOT NULL
+);
+CREATE INDEX price_history_product ON price_history(product_id, id);
+@EVENTS@
+CREATE TABLE projection_checkpoints (
+    projection TEXT PRIMARY KEY,
+    xid BIGINT NOT NULL,
+    seq BIGINT NOT NULL,
+    applied BIGINT NOT NULL,
+    duplicates BIGINT NOT NULL
+);
+CREATE TABLE dead_letters (
+    seq BIGINT NOT NULL,
+    projection TEXT NOT NULL,
+    stream TEXT NOT NULL,
+    error TEXT NOT NULL,
+    attempts BIGINT NOT NULL,
+    PRIMARY KEY (projection, seq)
+);
+CREATE TABLE product_catalog (
+    product_id BIGINT PRIMARY KEY,
+    name TEXT NOT NULL,
+    category_id BIGINT NOT NULL,
+    category_name TEXT NOT NULL,
+    price_cents BIGINT NOT NULL,
+    stock BIGINT NOT NULL,
+    version BIGINT NOT NULL,
+    review_count BIGINT NOT NULL,
+    rating_sum BIGINT NOT NULL
+);
+CREATE INDEX product_catalog_category ON product_catalog(category_id, price_cents);
+CREATE TABLE catalog_price_changes (
+    change_id BIGINT PRIMARY KEY,
+    product_id BIGINT NOT NULL,
+    old_cents BIGINT NOT NULL,
+    new_cents BIGINT NOT NULL,
+    changed_at BIGINT NOT NULL
+);
+CREATE INDEX catalog_price_changes_product ON catalog_price_changes(product_id, change_id);
+CREATE TABLE order_summary (
+    order_id BIGINT PRIMARY KEY,
+    user_id BIGINT NOT NULL,
+    placed_at BIGINT NOT NULL,
+    status TEXT NOT NULL,
+    item_count BIGINT NOT NULL,
+    total_cents BIGINT NOT NULL,
+    version BIGINT NOT NULL
+);
+CREATE INDEX order_summary_user ON order_summary(user_id, placed_at);
+CREATE TABLE daily_sales (
+    day BIGINT PRIMARY KEY,
+    orders BIGINT NOT NULL,
+    items BIGINT NOT NULL,
+    revenue_cents BIGINT NOT NULL
+);
+CREATE TABLE product_sales (
+    product_id BIGINT PRIMARY KEY,
+    name TEXT NOT NULL,
+    units BIGINT NOT NULL,
+    revenue_cents BIGINT NOT NULL
+);
+CREATE INDEX product_sales_revenue ON product_sales(revenue_cents);
+CREATE TABLE product_catalog_applied (seq BIGINT PRIMARY KEY);
+CREATE TABLE daily_sales_applied (seq BIGINT PRIMARY KEY);
+CREATE TABLE product_sales_applied (seq BIGINT PRIMARY KEY);
+"#;
+
+/// The outbox. On PostgreSQL every event is stamped with the id of the transaction that wrote
+/// it, which is what lets the projector read only below the oldest running transaction and so
+/// never skip a late commit (see `projection::projector`).
+const EVENTS_PG: &str = r#"
+CREATE TABLE events (
+    seq BIGSERIAL PRIMARY KEY,
+    xid BIGINT NOT NULL DEFAULT (pg_current_xact_id()::text::bigint),
+    stream TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    payload TEXT NOT NULL
+);
+CREATE INDEX events_position ON events(xid, seq);
+"#;
+
+/// On SQLite one writer commits at a time, so seq order is commit order.
+const EVENTS_SQLITE: &str = r#"
+CREATE TABLE events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    xid BIGINT NOT NULL DEFAULT 0,
+    stream TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    payload TEXT NOT NULL
+);
+"#;
+
+fn ddl(engine: Engine) -> Vec<String> {
+    let text = match engine {
+        // `INTEGER PRIMARY KEY` is SQLite's rowid alias: no second index.
+        Engine::Sqlite => DDL
+            .replace("BIGINT PRIMARY KEY", "INTEGER PRIMARY KEY")
+            .replace("@EVENTS@", EVENTS_SQLITE),
+        Engine::Postgres => DDL.replace("@EVENTS@", EVENTS_PG),
+    };
+    text.split(';')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// What a database holds as far as the tool is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ownership {
+    /// Nothing there yet (no schema, or an empty SQLite file).
+    Empty,
+    /// The tool's own.
+    Ours,
+}
+
+/// Refuses a schema or file that exists and is not the tool's.
+pub async fn ownership(db: &Db) -> DbResult<Ownership> {
+    match db.engine() {
+        Engine::Postgres => {
+            let schema = db.schema.clone().unwrap_or_default();
+            let exists: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_namespace WHERE nspname = $1",
+            )
+            .bind(&schema)
+            .fetch_one(&db.read)
+            .await?;
+            if exists == 0 {
+                return Ok(Ownership::Empty);
+            }
+            let has_meta: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM information_schema.tables WHERE table_schema = $1 AND table_name = $2",
+            )
+            .bind(&schema)
+            .bind(META_TABLE)
+            .fetch_one(&db.read)
+            .await?;
+            if has_meta == 1 && owner_marked(db).await? {
+                Ok(Ownership::Ours)
+            } else {
+                Err(DbError::ForeignSchema {
+                    schema,
+                    url: db.url.redacted(),
+                })
+            }
+        }
+        Engine::Sqlite => {
+            let tables: Vec<String> = sqlx::query_scalar(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name",
+            )
+            .fetch_all(&db.read)
+            .await?;
+            if tables.is_empty() {
+                return Ok(Ownership::Empty);
+            }
+            if tables.iter().any(|t| t == META_TABLE) && owner_marked(db).await? {
+                let ours = all_tables();
+                let foreign: Vec<&String> =
+                    tables.iter().filter(|t| !ours.contains(&t.as_str())).collect();
+                if foreign.is_empty() {
+                    return Ok(Ownership::Ours);
+                }
+                return Err(DbError::ForeignSqliteFile {
+                    path: db.url.redacted(),
+                    tables: join_names(&foreign),
+                });
+            }
+            Err(DbError::ForeignSqliteFile {
+                path: db.url.redacted(),
+                tables: join_names(&tables.iter().collect::<Vec<_>>()),
+            })
+        }
+    }
+}
+
+fn join_names(names: &[&String]) -> String {
+    let shown: Vec<&str> = names.iter().take(5).map(|s| s.as_str()).collect();
+    let more = names.len().saturating_sub(5);
+    if more > 0 {
+        format!("{} and {more} more", shown.join(", "))
+    } else {
+        shown.join(", ")
+    }
+}
+
+async fn owner_marked(db: &Db) -> DbResult<bool> {
+    let sql = match db.engine() {
+        Engine::Postgres => format!(
+            "SELECT value FROM {}.{META_TABLE} WHERE key = 'owner'",
+            db.schema.as_deref().unwrap_or_default()
+        ),
+        Engine::Sqlite => format!("SELECT value FROM {META_TABLE} WHERE key = 'owner'"),
+    };
+    let owner: Option<String> = sqlx::query_scalar(&sql).fetch_optional(&db.read).await?;
+    Ok(owner.as_deref() == Some(OWNER_MARK))
+}
+
+/// Requires that the database holds the tool's tables (for verify, rebuild, projector).
+pub async fn require_ours(db: &Db) -> DbResult<()> {
+    match ownership(db).await? {
+        Ownership::Ours => Ok(()),
+        Ownership::Empty => Err(DbError::NotSeeded {
+            url: db.url.redacted(),
+            schema: db.schema.clone().unwrap_or_else(|| "main".into()),
+        }),
+    }
+}
+
+/// Drops the tool's tables (only after the ownership check) and creates them afresh, in one
+/// transaction on PostgreSQL so a failure leaves nothing half-made.
+pub async fn recreate(db: &Db) -> DbResult<()> {
+    let ownership = ownership(db).await?;
+    let mut conn = db.write.acquire().await?;
+    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+    if let (Engine::Postgres, Ownership::Empty) = (db.engine(), ownership) {
+        let schema = db.schema.as_deref().unwrap_or_default();
+        tx.execute(format!("CREATE SCHEMA {schema}").as_str()).await?;
+        tx.execute(format!("COMMENT ON SCHEMA {schema} IS 'created by {OWNER_MARK}'").as_str())
+            .await?;
+    }
+    if ownership == Ownership::Ours {
+        for t in all_tables() {
+            tx.execute(format!("DROP TABLE IF EXISTS {t}").as_str())
+                .await?;
+        }
+    }
+    for stmt in ddl(db.engine()) {
+        tx.execute(stmt.as_str()).await?;
+    }
+    sqlx::query(&format!(
+        "INSERT INTO {META_TABLE}(key, value) VALUES ('owner', $1), ('schema_version', $2), ('state', 'empty')"
+    ))
+    .bind(OWNER_MARK)
+    .bind(SCHEMA_VERSION)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Removes everything the tool created: its tables and, on PostgreSQL, its schema if it is
+/// then empty. Refuses a foreign schema or file.
+pub async fn drop_all(db: &Db) -> DbResult<()> {
+    if ownership(db).await? == Ownership::Empty {
+        return Ok(());
+    }
+    let mut conn = db.write.acquire().await?;
+    for t in all_tables() {
+        conn.execute(format!("DROP TABLE IF EXISTS {t}").as_str())
+            .await?;
+    }
+    if let Some(schema) = &db.schema {
+        // RESTRICT: if someone put their own objects in, they stay.
+        let _ = conn
+            .execute(format!("DROP SCHEMA IF EXISTS {schema} RESTRICT").as_str())
+            .await;
+    }
+    Ok(())
+}
+
+/// A value from the meta table (e.g. the seed's dataset description).
+pub async fn meta_get(db: &Db, key: &str) -> DbResult<Option<String>> {
+    let row = sqlx::query(&format!("SELECT value FROM {META_TABLE} WHERE key = $1"))
+        .bind(key)
+        .fetch_optional(&db.read)
+        .await?;
+    Ok(row.map(|r| r.get::<String, _>(0)))
+}
+
+pub async fn meta_set(conn: &mut sqlx::AnyConnection, key: &str, value: &str) -> DbResult<()> {
+    sqlx::query(&format!("DELETE FROM {META_TABLE} WHERE key = $1"))
+        .bind(key)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query(&format!("INSERT INTO {META_TABLE}(key, value) VALUES ($1, $2)"))
+        .bind(key)
+        .bind(value)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}

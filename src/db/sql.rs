@@ -1,0 +1,122 @@
+//! Small helpers for building portable statements: multi-row VALUES lists and binding.
+
+use sqlx::any::{AnyArguments, AnyRow};
+use sqlx::query::Query;
+use sqlx::{Any, Row};
+
+/// A bound value. The tool only stores integers and text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Param {
+    Int(i64),
+    Text(String),
+}
+
+impl From<i64> for Param {
+    fn from(v: i64) -> Self {
+        Param::Int(v)
+    }
+}
+
+impl From<&str> for Param {
+    fn from(v: &str) -> Self {
+        Param::Text(v.to_string())
+    }
+}
+
+impl From<String> for Param {
+    fn from(v: String) -> Self {
+        Param::Text(v)
+    }
+}
+
+/// Largest number of bound parameters put into one statement (SQLite allows 32,766 and
+/// PostgreSQL 65,535).
+pub const MAX_PARAMS: usize = 30_000;
+
+/// `($1,$2),($3,$4),…` for `rows` rows of `cols` columns.
+pub fn values_list(rows: usize, cols: usize) -> String {
+    let mut s = String::with_capacity(rows * cols * 5);
+    let mut n = 1;
+    for r in 0..rows {
+        if r > 0 {
+            s.push(',');
+        }
+        s.push('(');
+        for c in 0..cols {
+            if c > 0 {
+                s.push(',');
+            }
+            s.push('$');
+            s.push_str(&n.to_string());
+            n += 1;
+        }
+        s.push(')');
+    }
+    s
+}
+
+/// How many rows of `cols` columns fit into one statement.
+pub fn rows_per_statement(cols: usize) -> usize {
+    (MAX_PARAMS / cols.max(1)).max(1)
+}
+
+pub fn bind_all<'q>(
+    mut q: Query<'q, Any, AnyArguments<'q>>,
+    params: &'q [Param],
+) -> Query<'q, Any, AnyArguments<'q>> {
+    for p in params {
+        q = match p {
+            Param::Int(v) => q.bind(*v),
+            Param::Text(v) => q.bind(v.as_str()),
+        };
+    }
+    q
+}
+
+/// Runs `INSERT … VALUES {rows} {suffix}` in chunks that respect the parameter limit.
+/// `head` is everything before VALUES; `suffix` (e.g. an ON CONFLICT clause) follows it.
+/// Returns the number of rows affected.
+pub async fn insert_rows(
+    conn: &mut sqlx::AnyConnection,
+    head: &str,
+    suffix: &str,
+    cols: usize,
+    rows: &[Vec<Param>],
+) -> Result<u64, sqlx::Error> {
+    let mut affected = 0;
+    for chunk in rows.chunks(rows_per_statement(cols)) {
+        let sql = format!("{head} VALUES {} {suffix}", values_list(chunk.len(), cols));
+        let params: Vec<Param> = chunk.iter().flatten().cloned().collect();
+        affected += bind_all(sqlx::query(&sql), &params)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+    }
+    Ok(affected)
+}
+
+/// Reads column `i` as text whatever its type (for PRAGMA answers and diagnostics).
+pub fn any_to_string(row: &AnyRow, i: usize) -> String {
+    if let Ok(v) = row.try_get::<String, _>(i) {
+        return v;
+    }
+    if let Ok(v) = row.try_get::<i64, _>(i) {
+        return v.to_string();
+    }
+    if let Ok(v) = row.try_get::<f64, _>(i) {
+        return v.to_string();
+    }
+    "?".to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builds_values_lists() {
+        assert_eq!(values_list(2, 2), "($1,$2),($3,$4)");
+        assert_eq!(values_list(1, 3), "($1,$2,$3)");
+        assert_eq!(rows_per_statement(3), 10_000);
+    }
+}

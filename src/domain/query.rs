@@ -1,0 +1,154 @@
+use serde::{Deserialize, Serialize};
+
+/// A read request. Each has a join implementation (normalized) and a read-model
+/// implementation (CQRS); both must give equal answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Query {
+    ProductPage {
+        product_id: i64,
+    },
+    UserOrders {
+        user_id: i64,
+        limit: i64,
+    },
+    Search {
+        category_id: i64,
+        min_cents: i64,
+        max_cents: i64,
+        /// Minimum average rating in whole stars (0 = any, including unrated).
+        min_rating: i64,
+        in_stock: bool,
+        limit: i64,
+    },
+    DailyRevenue {
+        from_day: i64,
+        to_day: i64,
+    },
+    TopProducts {
+        n: i64,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QueryKind {
+    ProductPage,
+    UserOrders,
+    Search,
+    DailyRevenue,
+    TopProducts,
+}
+
+impl QueryKind {
+    pub const ALL: [QueryKind; 5] = [
+        QueryKind::ProductPage,
+        QueryKind::UserOrders,
+        QueryKind::Search,
+        QueryKind::DailyRevenue,
+        QueryKind::TopProducts,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            QueryKind::ProductPage => "product_page",
+            QueryKind::UserOrders => "user_orders",
+            QueryKind::Search => "search",
+            QueryKind::DailyRevenue => "daily_revenue",
+            QueryKind::TopProducts => "top_products",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.name() == name)
+    }
+}
+
+impl Query {
+    pub fn kind(&self) -> QueryKind {
+        match self {
+            Query::ProductPage { .. } => QueryKind::ProductPage,
+            Query::UserOrders { .. } => QueryKind::UserOrders,
+            Query::Search { .. } => QueryKind::Search,
+            Query::DailyRevenue { .. } => QueryKind::DailyRevenue,
+            Query::TopProducts { .. } => QueryKind::TopProducts,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PriceChangeRow {
+    pub change_id: i64,
+    pub old_cents: i64,
+    pub new_cents: i64,
+    pub changed_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RelatedProduct {
+    pub product_id: i64,
+    pub name: String,
+    pub price_cents: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProductPage {
+    pub product_id: i64,
+    pub name: String,
+    pub category_id: i64,
+    pub category_name: String,
+    pub price_cents: i64,
+    pub stock: i64,
+    pub review_count: i64,
+    /// Sum of ratings; the average is `rating_sum / review_count`, kept exact as integers.
+    pub rating_sum: i64,
+    /// Up to three most recent price changes, newest first.
+    pub recent_prices: Vec<PriceChangeRow>,
+    /// Up to four other products of the category, most reviewed first.
+    pub related: Vec<RelatedProduct>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderRow {
+    pub order_id: i64,
+    pub placed_at: i64,
+    pub status: String,
+    pub item_count: i64,
+    pub total_cents: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SearchHit {
+    pub product_id: i64,
+    pub name: String,
+    pub price_cents: i64,
+    pub stock: i64,
+    pub review_count: i64,
+    pub rating_sum: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DayRevenue {
+    pub day: i64,
+    pub orders: i64,
+    pub items: i64,
+    pub revenue_cents: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopProduct {
+    pub product_id: i64,
+    pub name: String,
+    pub units: i64,
+    pub revenue_cents: i64,
+}
+
+/// A typed answer; equal answers compare equal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum QueryAnswer {
+    ProductPage(Option<ProductPage>),
+    UserOrders(Vec<OrderRow>),
+    Search(Vec<SearchHit>),
+    DailyRevenue(Vec<DayRevenue>),
+    TopProducts(Vec<TopProduct>),
+}

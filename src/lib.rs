@@ -1,0 +1,12 @@
+//! cqrs-bench: replays order/review/read workloads against a normalized model and two CQRS
+//! variants on SQLite and PostgreSQL, measures what each costs, and checks that every read
+//! model is correct. See DESIGN.md in the project's shared notes for the architecture.
+
+pub mod backend;
+pub mod db;
+pub mod domain;
+pub mod projection;
+pub mod verify;
+pub mod workload;
+pub mod metrics;
+pub mod scenario;

@@ -1,0 +1,1 @@
+//! Run metrics: histograms per op, intervals, lag, read-your-writes.

@@ -1,0 +1,235 @@
+//! Read models (projections). Each one is defined twice: as a pure fold over events in memory
+//! (`fold`, the oracle) and as SQL that applies batches of events to the read tables (`sql`).
+//! `truth` computes what each read model must hold from the normalized tables, and
+//! `projector` runs the SQL applier asynchronously over the event log.
+
+pub mod fold;
+pub mod projector;
+pub mod sql;
+pub mod truth;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// The four read models.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProjectionName {
+    ProductCatalog,
+    OrderSummary,
+    DailySales,
+    ProductSales,
+}
+
+impl ProjectionName {
+    pub const ALL: [ProjectionName; 4] = [
+        ProjectionName::ProductCatalog,
+        ProjectionName::OrderSummary,
+        ProjectionName::DailySales,
+        ProjectionName::ProductSales,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ProjectionName::ProductCatalog => "product_catalog",
+            ProjectionName::OrderSummary => "order_summary",
+            ProjectionName::DailySales => "daily_sales",
+            ProjectionName::ProductSales => "product_sales",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.name() == name)
+    }
+
+    /// The tables holding this read model (the first is the main one).
+    pub fn tables(self) -> &'static [&'static str] {
+        match self {
+            ProjectionName::ProductCatalog => &["product_catalog", "catalog_price_changes"],
+            ProjectionName::OrderSummary => &["order_summary"],
+            ProjectionName::DailySales => &["daily_sales"],
+            ProjectionName::ProductSales => &["product_sales"],
+        }
+    }
+
+    /// The duplicate-guard ledger, for read models that keep counters.
+    pub fn ledger(self) -> Option<&'static str> {
+        match self {
+            ProjectionName::ProductCatalog => Some("product_catalog_applied"),
+            ProjectionName::OrderSummary => None,
+            ProjectionName::DailySales => Some("daily_sales_applied"),
+            ProjectionName::ProductSales => Some("product_sales_applied"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CatalogRow {
+    pub product_id: i64,
+    pub name: String,
+    pub category_id: i64,
+    pub category_name: String,
+    pub price_cents: i64,
+    pub stock: i64,
+    pub version: i64,
+    pub review_count: i64,
+    pub rating_sum: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PriceChangeEntry {
+    pub change_id: i64,
+    pub product_id: i64,
+    pub old_cents: i64,
+    pub new_cents: i64,
+    pub changed_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderSummaryRow {
+    pub order_id: i64,
+    pub user_id: i64,
+    pub placed_at: i64,
+    pub status: String,
+    pub item_count: i64,
+    pub total_cents: i64,
+    pub version: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DailySalesRow {
+    pub day: i64,
+    pub orders: i64,
+    pub items: i64,
+    pub revenue_cents: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProductSalesRow {
+    pub product_id: i64,
+    pub name: String,
+    pub units: i64,
+    pub revenue_cents: i64,
+}
+
+/// The state of every read model, keyed by primary key. Produced by the pure fold, by reading
+/// the read tables, and by the truth queries; equal states mean equal read models.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadModels {
+    pub product_catalog: BTreeMap<i64, CatalogRow>,
+    pub catalog_price_changes: BTreeMap<i64, PriceChangeEntry>,
+    pub order_summary: BTreeMap<i64, OrderSummaryRow>,
+    pub daily_sales: BTreeMap<i64, DailySalesRow>,
+    pub product_sales: BTreeMap<i64, ProductSalesRow>,
+}
+
+impl ReadModels {
+    /// Drops rows that carry no information (a day whose orders were all cancelled), which
+    /// the truth queries cannot produce.
+    pub fn canonical(mut self) -> Self {
+        self.daily_sales
+            .retain(|_, r| r.orders != 0 || r.items != 0 || r.revenue_cents != 0);
+        self
+    }
+}
+
+/// A difference between two read-model states.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RowDiff {
+    pub table: String,
+    pub key: i64,
+    /// What the read model holds (`None`: row missing).
+    pub actual: Option<String>,
+    /// What it should hold (`None`: row should not exist).
+    pub expected: Option<String>,
+}
+
+impl std::fmt::Display for RowDiff {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}[{}]: has {}, expected {}",
+            self.table,
+            self.key,
+            self.actual.as_deref().unwrap_or("no row"),
+            self.expected.as_deref().unwrap_or("no row")
+        )
+    }
+}
+
+fn diff_map<T: PartialEq + std::fmt::Debug>(
+    table: &str,
+    actual: &BTreeMap<i64, T>,
+    expected: &BTreeMap<i64, T>,
+    out: &mut Vec<RowDiff>,
+) {
+    for (k, a) in actual {
+        match expected.get(k) {
+            Some(e) if e == a => {}
+            e => out.push(RowDiff {
+                table: table.into(),
+                key: *k,
+                actual: Some(format!("{a:?}")),
+                expected: e.map(|e| format!("{e:?}")),
+            }),
+        }
+    }
+    for (k, e) in expected {
+        if !actual.contains_key(k) {
+            out.push(RowDiff {
+                table: table.into(),
+                key: *k,
+                actual: None,
+                expected: Some(format!("{e:?}")),
+            });
+        }
+    }
+}
+
+/// Row-by-row differences of `actual` against `expected`, per read model.
+pub fn diff(
+    actual: &ReadModels,
+    expected: &ReadModels,
+) -> BTreeMap<ProjectionName, Vec<RowDiff>> {
+    let mut out = BTreeMap::new();
+    for p in ProjectionName::ALL {
+        let mut d = Vec::new();
+        match p {
+            ProjectionName::ProductCatalog => {
+                diff_map(
+                    "product_catalog",
+                    &actual.product_catalog,
+                    &expected.product_catalog,
+                    &mut d,
+                );
+                diff_map(
+                    "catalog_price_changes",
+                    &actual.catalog_price_changes,
+                    &expected.catalog_price_changes,
+                    &mut d,
+                );
+            }
+            ProjectionName::OrderSummary => diff_map(
+                "order_summary",
+                &actual.order_summary,
+                &expected.order_summary,
+                &mut d,
+            ),
+            ProjectionName::DailySales => diff_map(
+                "daily_sales",
+                &actual.daily_sales,
+                &expected.daily_sales,
+                &mut d,
+            ),
+            ProjectionName::ProductSales => diff_map(
+                "product_sales",
+                &actual.product_sales,
+                &expected.product_sales,
+                &mut d,
+            ),
+        }
+        out.insert(p, d);
+    }
+    out
+}

@@ -1,0 +1,533 @@
+//! The asynchronous projector: reads the event log in batches and applies them to the read
+//! models, storing each read model's checkpoint in the same transaction as the rows it changed
+//! (exactly-once effect: a crash loses the whole batch or none of it).
+//!
+//! **Not skipping late commits on PostgreSQL.** A `bigserial` is taken at insert and becomes
+//! visible at commit, so event 41 can appear after event 42 was read; tailing `seq >
+//! checkpoint` would lose 41 for ever. Every event row is stamped with the writing
+//! transaction's id (`pg_current_xact_id()`), and the projector reads, in one statement,
+//! `WHERE (xid, seq) > checkpoint AND xid < pg_snapshot_xmin(pg_current_snapshot())
+//! ORDER BY xid, seq`: every transaction below that horizon has finished, so nothing can
+//! appear below it later. Cost: a long-running or idle-in-transaction session holds the
+//! horizon back, which shows up as lag (never as loss), and delivery follows xid order rather
+//! than commit order, which the read models absorb through per-row versions and ledgers.
+//! On SQLite one writer commits at a time, so seq order is commit order and `seq > checkpoint`
+//! is safe.
+//!
+//! It wakes on an in-process signal and, on PostgreSQL, on LISTEN/NOTIFY (so a projector in
+//! another process wakes too), and polls on a timer in case a wake-up is lost.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use sqlx::{AnyConnection, Row};
+use tokio::sync::{mpsc, watch, Notify};
+
+use super::sql::{apply_batch, Delivered, Guard};
+use super::ProjectionName;
+use crate::db::{Db, DbError};
+use crate::domain::Event;
+
+/// Which projector runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ProjectorMode {
+    /// Checkpoint in the read-model transaction, guarded handlers, horizon-safe reads.
+    #[default]
+    ExactlyOnce,
+    /// The negative control: unguarded handlers, `seq > checkpoint` tailing, checkpoint saved
+    /// in its own transaction after applying.
+    Naive,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProjectorConfig {
+    pub batch_size: i64,
+    pub poll_interval: Duration,
+    pub mode: ProjectorMode,
+}
+
+impl Default for ProjectorConfig {
+    fn default() -> Self {
+        ProjectorConfig {
+            batch_size: 500,
+            poll_interval: Duration::from_millis(50),
+            mode: ProjectorMode::ExactlyOnce,
+        }
+    }
+}
+
+/// A position in the log: `(xid, seq)` on PostgreSQL, `(0, seq)` on SQLite.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Serialize, Deserialize)]
+pub struct Position {
+    pub xid: i64,
+    pub seq: i64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectorError {
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error("database error in projector: {0}")]
+    Sql(#[from] sqlx::Error),
+    #[error("event {seq} has an unreadable payload: {source}")]
+    Payload {
+        seq: i64,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("projector did not catch up within {0:?}")]
+    Timeout(Duration),
+}
+
+/// Counters the projector keeps while it runs.
+#[derive(Debug, Default)]
+pub struct ProjectorStats {
+    pub batches: AtomicU64,
+    pub events: AtomicU64,
+    pub duplicates: AtomicU64,
+    pub errors: AtomicU64,
+}
+
+/// Measures projection lag: from the writer's observed commit of an event to the projector's
+/// observed commit of the batch that applied it. Lags go out on a channel to whoever records
+/// them; entries are removed as soon as both ends are known, so memory is bounded by events in
+/// flight.
+#[derive(Debug)]
+pub struct LagTracker {
+    inner: Mutex<LagMaps>,
+    sink: mpsc::UnboundedSender<LagSample>,
+}
+
+#[derive(Debug, Default)]
+struct LagMaps {
+    committed: HashMap<i64, Instant>,
+    applied_first: HashMap<i64, Instant>,
+}
+
+/// One measured lag, stamped with when the projector applied it.
+#[derive(Debug, Clone, Copy)]
+pub struct LagSample {
+    pub applied_at: Instant,
+    pub lag: Duration,
+}
+
+impl LagTracker {
+    pub fn new() -> (Arc<LagTracker>, mpsc::UnboundedReceiver<LagSample>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (
+            Arc::new(LagTracker {
+                inner: Mutex::new(LagMaps::default()),
+                sink: tx,
+            }),
+            rx,
+        )
+    }
+
+    /// The writer saw its commit of `seqs` at `at`.
+    pub fn committed(&self, seqs: &[i64], at: Instant) {
+        let mut m = self.inner.lock().expect("lag tracker lock");
+        for &s in seqs {
+            match m.applied_first.remove(&s) {
+                // The projector's commit came back first: lag rounds to zero.
+                Some(_) => {
+                    let _ = self.sink.send(LagSample {
+                        applied_at: at,
+                        lag: Duration::ZERO,
+                    });
+                }
+                None => {
+                    m.committed.insert(s, at);
+                }
+            }
+        }
+    }
+
+    /// The projector saw its commit of a batch holding `seqs` at `at`.
+    pub fn applied(&self, seqs: &[i64], at: Instant) {
+        let mut m = self.inner.lock().expect("lag tracker lock");
+        for &s in seqs {
+            match m.committed.remove(&s) {
+                Some(c) => {
+                    let _ = self.sink.send(LagSample {
+                        applied_at: at,
+                        lag: at.saturating_duration_since(c),
+                    });
+                }
+                None => {
+                    m.applied_first.insert(s, at);
+                }
+            }
+        }
+    }
+
+    /// Forgets events applied before any writer of this process registered them (seed
+    /// events, other processes' events), so the map does not grow.
+    pub fn forget_unmatched(&self) {
+        let mut m = self.inner.lock().expect("lag tracker lock");
+        m.applied_first.clear();
+    }
+}
+
+/// The channel name for wake-ups on PostgreSQL, per schema.
+pub fn notify_channel(db: &Db) -> String {
+    format!("cqrs_bench_events_{}", db.schema.as_deref().unwrap_or("main"))
+}
+
+pub struct Projector {
+    db: Db,
+    config: ProjectorConfig,
+    projections: Vec<ProjectionName>,
+    pub stats: Arc<ProjectorStats>,
+    lag: Option<Arc<LagTracker>>,
+}
+
+impl Projector {
+    pub fn new(db: Db, config: ProjectorConfig) -> Self {
+        Projector {
+            db,
+            config,
+            projections: ProjectionName::ALL.to_vec(),
+            stats: Arc::new(ProjectorStats::default()),
+            lag: None,
+        }
+    }
+
+    pub fn with_lag(mut self, lag: Arc<LagTracker>) -> Self {
+        self.lag = Some(lag);
+        self
+    }
+
+    pub fn config(&self) -> &ProjectorConfig {
+        &self.config
+    }
+
+    /// Applies at most one batch. Returns how many events it delivered.
+    pub async fn step(&self) -> Result<usize, ProjectorError> {
+        match self.config.mode {
+            ProjectorMode::ExactlyOnce => self.step_exactly_once().await,
+            ProjectorMode::Naive => self.step_naive().await,
+        }
+    }
+
+    async fn step_exactly_once(&self) -> Result<usize, ProjectorError> {
+        let mut conn = self.db.write.acquire().await.map_err(DbError::from)?;
+        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+        // Locking the checkpoints serializes projectors of the same database.
+        let checkpoints = read_checkpoints(&mut tx, self.db.is_pg(), true).await?;
+        let from = self
+            .projections
+            .iter()
+            .map(|p| checkpoints.get(p).copied().unwrap_or_default())
+            .min()
+            .unwrap_or_default();
+        let batch = fetch(&mut tx, self.db.is_pg(), from, self.config.batch_size, true).await?;
+        if batch.is_empty() {
+            tx.rollback().await?;
+            return Ok(0);
+        }
+        let last = batch.last().map(|(pos, _)| *pos).unwrap_or(from);
+        // Group projections by checkpoint: normally all are equal and one call applies the
+        // batch to all of them.
+        let mut groups: Vec<(Position, Vec<ProjectionName>)> = Vec::new();
+        for &p in &self.projections {
+            let cp = checkpoints.get(&p).copied().unwrap_or_default();
+            match groups.iter_mut().find(|(c, _)| *c == cp) {
+                Some((_, ps)) => ps.push(p),
+                None => groups.push((cp, vec![p])),
+            }
+        }
+        let mut duplicates = 0;
+        for (cp, ps) in &groups {
+            let due: Vec<Delivered> = batch
+                .iter()
+                .filter(|(pos, _)| pos > cp)
+                .map(|(_, d)| d.clone())
+                .collect();
+            if due.is_empty() {
+                continue;
+            }
+            let stats = apply_batch(&mut tx, &due, ps, Guard::Ledger).await?;
+            duplicates += stats.duplicates;
+            for p in ps {
+                save_checkpoint(&mut tx, *p, last, due.len() as i64, stats.duplicates as i64)
+                    .await?;
+            }
+        }
+        tx.commit().await?;
+        let committed_at = Instant::now();
+        self.after_commit(&batch, duplicates, committed_at);
+        Ok(batch.len())
+    }
+
+    async fn step_naive(&self) -> Result<usize, ProjectorError> {
+        let mut conn = self.db.write.acquire().await.map_err(DbError::from)?;
+        let checkpoints = read_checkpoints(&mut conn, self.db.is_pg(), false).await?;
+        let from = checkpoints
+            .get(&ProjectionName::ProductCatalog)
+            .copied()
+            .unwrap_or_default();
+        // Tails seq alone, ignoring the transaction horizon.
+        let batch = fetch(
+            &mut conn,
+            false,
+            Position { xid: 0, seq: from.seq },
+            self.config.batch_size,
+            false,
+        )
+        .await?;
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        let last = batch.last().map(|(pos, _)| *pos).unwrap_or(from);
+        let due: Vec<Delivered> = batch.iter().map(|(_, d)| d.clone()).collect();
+        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+        apply_batch(&mut tx, &due, &self.projections, Guard::Naive).await?;
+        tx.commit().await?;
+        let committed_at = Instant::now();
+        // The checkpoint, in its own transaction, after the fact.
+        for p in &self.projections {
+            save_checkpoint(
+                &mut conn,
+                *p,
+                Position { xid: from.xid, seq: last.seq },
+                due.len() as i64,
+                0,
+            )
+            .await?;
+        }
+        self.after_commit(&batch, 0, committed_at);
+        Ok(batch.len())
+    }
+
+    fn after_commit(&self, batch: &[(Position, Delivered)], duplicates: u64, at: Instant) {
+        self.stats.batches.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .events
+            .fetch_add(batch.len() as u64, Ordering::Relaxed);
+        self.stats
+            .duplicates
+            .fetch_add(duplicates, Ordering::Relaxed);
+        if let Some(lag) = &self.lag {
+            let seqs: Vec<i64> = batch.iter().map(|(_, d)| d.seq).collect();
+            lag.applied(&seqs, at);
+        }
+    }
+
+    /// Events not yet applied to every read model (committed ones only).
+    pub async fn backlog(&self) -> Result<i64, ProjectorError> {
+        let mut conn = self.db.read.acquire().await.map_err(DbError::from)?;
+        let checkpoints = read_checkpoints(&mut conn, self.db.is_pg(), false).await?;
+        let from = self
+            .projections
+            .iter()
+            .map(|p| checkpoints.get(p).copied().unwrap_or_default())
+            .min()
+            .unwrap_or_default();
+        let n: i64 = match self.config.mode {
+            ProjectorMode::ExactlyOnce => sqlx::query_scalar(
+                "SELECT COUNT(*) FROM events WHERE (xid, seq) > ($1, $2)",
+            )
+            .bind(from.xid)
+            .bind(from.seq)
+            .fetch_one(&mut *conn)
+            .await?,
+            ProjectorMode::Naive => sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE seq > $1")
+                .bind(from.seq)
+                .fetch_one(&mut *conn)
+                .await?,
+        };
+        Ok(n)
+    }
+
+    /// Applies batches until the log holds nothing more for this projector.
+    pub async fn catch_up(&self) -> Result<u64, ProjectorError> {
+        let mut total = 0;
+        loop {
+            let n = self.step().await?;
+            total += n as u64;
+            if n == 0 {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// Runs until `shutdown` turns true: applies batches while there are events, otherwise
+    /// waits for a wake-up or the poll timer. Database errors are counted and retried with
+    /// back-off; the projector never stops on them.
+    pub async fn run(self: Arc<Self>, wake: Arc<Notify>, mut shutdown: watch::Receiver<bool>) {
+        let listener = if self.db.is_pg() {
+            spawn_listener(&self.db, wake.clone(), shutdown.clone())
+        } else {
+            None
+        };
+        let mut backoff = Duration::from_millis(10);
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            match self.step().await {
+                Ok(n) if n > 0 => {
+                    backoff = Duration::from_millis(10);
+                    continue;
+                }
+                Ok(_) => {
+                    backoff = Duration::from_millis(10);
+                    tokio::select! {
+                        _ = wake.notified() => {}
+                        _ = tokio::time::sleep(self.config.poll_interval) => {}
+                        _ = shutdown.changed() => {}
+                    }
+                }
+                Err(_) => {
+                    self.stats.errors.fetch_add(1, Ordering::Relaxed);
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = shutdown.changed() => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                }
+            }
+        }
+        if let Some(h) = listener {
+            h.abort();
+        }
+    }
+}
+
+/// Forwards NOTIFY wake-ups into `wake`. `PgListener` reconnects by itself.
+fn spawn_listener(
+    db: &Db,
+    wake: Arc<Notify>,
+    shutdown: watch::Receiver<bool>,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let url = db.url.clone();
+    let channel = notify_channel(db);
+    Some(tokio::spawn(async move {
+        let raw = url_raw(&url);
+        loop {
+            if *shutdown.borrow() {
+                return;
+            }
+            let Ok(mut listener) = sqlx::postgres::PgListener::connect(&raw).await else {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            };
+            if listener.listen(&channel).await.is_err() {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+            while listener.recv().await.is_ok() {
+                wake.notify_one();
+            }
+        }
+    }))
+}
+
+fn url_raw(url: &crate::db::DbUrl) -> String {
+    url.raw_for_connect()
+}
+
+async fn read_checkpoints(
+    conn: &mut AnyConnection,
+    is_pg: bool,
+    lock: bool,
+) -> Result<HashMap<ProjectionName, Position>, sqlx::Error> {
+    let sql = if is_pg && lock {
+        "SELECT projection, xid, seq FROM projection_checkpoints FOR UPDATE"
+    } else {
+        "SELECT projection, xid, seq FROM projection_checkpoints"
+    };
+    let mut out = HashMap::new();
+    for row in sqlx::query(sql).fetch_all(&mut *conn).await? {
+        let name: String = row.try_get(0)?;
+        if let Some(p) = ProjectionName::from_name(&name) {
+            out.insert(
+                p,
+                Position {
+                    xid: row.try_get(1)?,
+                    seq: row.try_get(2)?,
+                },
+            );
+        }
+    }
+    Ok(out)
+}
+
+async fn save_checkpoint(
+    conn: &mut AnyConnection,
+    p: ProjectionName,
+    pos: Position,
+    applied: i64,
+    duplicates: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO projection_checkpoints (projection, xid, seq, applied, duplicates) \
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (projection) DO UPDATE SET \
+         xid = excluded.xid, seq = excluded.seq, \
+         applied = projection_checkpoints.applied + excluded.applied, \
+         duplicates = projection_checkpoints.duplicates + excluded.duplicates",
+    )
+    .bind(p.name())
+    .bind(pos.xid)
+    .bind(pos.seq)
+    .bind(applied)
+    .bind(duplicates)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Reads the next events after `from`. With `horizon` on PostgreSQL, only events of finished
+/// transactions (see the module comment); in one statement, so the horizon and the rows come
+/// from the same snapshot.
+async fn fetch(
+    conn: &mut AnyConnection,
+    is_pg: bool,
+    from: Position,
+    limit: i64,
+    horizon: bool,
+) -> Result<Vec<(Position, Delivered)>, ProjectorError> {
+    let sql = if is_pg && horizon {
+        "SELECT xid, seq, payload FROM events WHERE (xid, seq) > ($1, $2) \
+         AND xid < pg_snapshot_xmin(pg_current_snapshot())::text::bigint \
+         ORDER BY xid, seq LIMIT $3"
+    } else {
+        "SELECT xid, seq, payload FROM events WHERE seq > $2 AND $1 = $1 ORDER BY seq LIMIT $3"
+    };
+    let rows = sqlx::query(sql)
+        .bind(from.xid)
+        .bind(from.seq)
+        .bind(limit)
+        .fetch_all(&mut *conn)
+        .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        let xid: i64 = row.try_get(0)?;
+        let seq: i64 = row.try_get(1)?;
+        let payload: String = row.try_get(2)?;
+        let event =
+            Event::from_json(&payload).map_err(|source| ProjectorError::Payload { seq, source })?;
+        out.push((Position { xid, seq }, Delivered { seq, event }));
+    }
+    Ok(out)
+}
+
+/// Reads the whole committed log in seq order (for oracles and checks).
+pub async fn read_log(db: &Db) -> Result<Vec<Delivered>, ProjectorError> {
+    let rows = sqlx::query("SELECT seq, payload FROM events ORDER BY seq")
+        .fetch_all(&db.read)
+        .await?;
+    rows.into_iter()
+        .map(|row| {
+            let seq: i64 = row.try_get(0)?;
+            let payload: String = row.try_get(1)?;
+            let event = Event::from_json(&payload)
+                .map_err(|source| ProjectorError::Payload { seq, source })?;
+            Ok(Delivered { seq, event })
+        })
+        .collect()
+}
