@@ -300,7 +300,7 @@ impl Backend {
 }
 
 /// Appends events to the outbox; returns their seqs.
-async fn append_events(conn: &mut AnyConnection, events: &[Event]) -> Result<Vec<i64>, sqlx::Error> {
+pub async fn append_events(conn: &mut AnyConnection, events: &[Event]) -> Result<Vec<i64>, sqlx::Error> {
     if events.is_empty() {
         return Ok(Vec::new());
     }
@@ -316,4 +316,20 @@ async fn append_events(conn: &mut AnyConnection, events: &[Event]) -> Result<Vec
         .fetch_all(&mut *conn)
         .await?;
     rows.iter().map(|r| r.try_get::<i64, _>(0)).collect()
+}
+
+/// Opens `url` (schema `schema` on PostgreSQL), seeds the dataset for `kind` and returns the
+/// database, ready for `Backend::open`.
+pub async fn prepare(
+    url: &crate::db::DbUrl,
+    schema: &str,
+    kind: BackendKind,
+    seed: u64,
+    spec: &crate::db::seed::DatasetSpec,
+    pool_size: u32,
+) -> Result<(Db, crate::db::seed::SeedReport), DbError> {
+    let db = Db::open(url, schema, pool_size).await?;
+    let ds = crate::db::seed::generate(seed, spec);
+    let report = crate::db::seed::seed(&db, &ds, kind.seed_options()).await?;
+    Ok((db, report))
 }

@@ -531,3 +531,59 @@ pub async fn read_log(db: &Db) -> Result<Vec<Delivered>, ProjectorError> {
         })
         .collect()
 }
+
+/// Empties the given read models (rows, ledgers, dead letters) and sets their checkpoints
+/// back to the start of the log, in one transaction; the projector then rebuilds them from
+/// the log. Other read models are left as they are.
+pub async fn reset_read_models(db: &Db, projections: &[ProjectionName]) -> Result<(), ProjectorError> {
+    let mut conn = db.write.acquire().await.map_err(DbError::from)?;
+    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+    for p in projections {
+        for t in p.tables() {
+            sqlx::query(&format!("DELETE FROM {t}")).execute(&mut *tx).await?;
+        }
+        if let Some(ledger) = p.ledger() {
+            sqlx::query(&format!("DELETE FROM {ledger}")).execute(&mut *tx).await?;
+        }
+        sqlx::query("DELETE FROM dead_letters WHERE projection = $1")
+            .bind(p.name())
+            .execute(&mut *tx)
+            .await?;
+        save_checkpoint_absolute(&mut tx, *p, Position::default()).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn save_checkpoint_absolute(
+    conn: &mut AnyConnection,
+    p: ProjectionName,
+    pos: Position,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM projection_checkpoints WHERE projection = $1")
+        .bind(p.name())
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query(
+        "INSERT INTO projection_checkpoints (projection, xid, seq, applied, duplicates) \
+         VALUES ($1, $2, $3, 0, 0)",
+    )
+    .bind(p.name())
+    .bind(pos.xid)
+    .bind(pos.seq)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Per read model: events applied and duplicates skipped since its last reset.
+pub async fn checkpoint_counts(db: &Db) -> Result<Vec<(String, i64, i64)>, ProjectorError> {
+    let rows = sqlx::query(
+        "SELECT projection, applied, duplicates FROM projection_checkpoints ORDER BY projection",
+    )
+    .fetch_all(&db.read)
+    .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+        .collect()
+}

@@ -1,0 +1,167 @@
+//! The three backends, fed the same seeded stream of commands, give identical answers to
+//! every query, and verify finds the read models equal to the truth (issue [core] 1 and 2).
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use cqrs_bench::backend::{Backend, BackendKind, ExecError};
+use cqrs_bench::db::DbUrl;
+use cqrs_bench::domain::{CommandKind, Query, QueryKind};
+use cqrs_bench::verify::verify;
+use cqrs_bench::workload::keys::KeyDist;
+use cqrs_bench::workload::mix::{MixSpec, OpStream};
+
+const COMMANDS: u64 = 2_000;
+
+fn mix() -> MixSpec {
+    MixSpec {
+        writes: [
+            (CommandKind::PlaceOrder, 40.0),
+            (CommandKind::PayOrder, 15.0),
+            (CommandKind::ShipOrder, 10.0),
+            (CommandKind::CancelOrder, 10.0),
+            (CommandKind::AddReview, 15.0),
+            (CommandKind::ChangePrice, 5.0),
+            (CommandKind::Restock, 5.0),
+        ]
+        .into_iter()
+        .collect(),
+        reads: QueryKind::ALL.iter().map(|k| (*k, 1.0)).collect(),
+        // Skewed keys so hot products run out of stock and get rejected orders.
+        product_keys: KeyDist::Zipf { exponent: 1.2 },
+        user_keys: KeyDist::Uniform,
+        write_interval_us: 5_000_000,
+    }
+}
+
+/// Every query kind over many keys: all products' pages, every user's orders, searches.
+fn probe_queries(stream: &OpStream, spec: &cqrs_bench::db::seed::DatasetSpec) -> Vec<Query> {
+    let mut qs: Vec<Query> = (1..=spec.products)
+        .map(|product_id| Query::ProductPage { product_id })
+        .collect();
+    qs.push(Query::ProductPage {
+        product_id: 999_999,
+    });
+    qs.extend((1..=spec.users).map(|user_id| Query::UserOrders { user_id, limit: 20 }));
+    qs.extend((0..300).filter_map(|j| stream.read_op(j)));
+    qs.push(Query::DailyRevenue {
+        from_day: 0,
+        to_day: i64::MAX / cqrs_bench::domain::MICROS_PER_DAY - 2,
+    });
+    qs.push(Query::TopProducts { n: 1_000 });
+    qs
+}
+
+async fn answers(b: &Backend, qs: &[Query]) -> Vec<String> {
+    let mut out = Vec::with_capacity(qs.len());
+    for q in qs {
+        out.push(format!("{:?}", b.query(q).await.expect("query")));
+    }
+    out
+}
+
+async fn replay_and_compare(url_for: impl Fn(BackendKind) -> (DbUrl, String)) {
+    let spec = small_dataset();
+    let stream = OpStream::new(7, &spec, &mix());
+    let mut backends = Vec::new();
+    for kind in BackendKind::ALL {
+        let (url, schema) = url_for(kind);
+        backends.push(open_backend(&url, &schema, kind, 7, &spec, false).await);
+    }
+    let queries = probe_queries(&stream, &spec);
+    let mut outcomes: Vec<Vec<String>> = vec![Vec::new(); backends.len()];
+    let mut rejected = 0;
+    for i in 0..COMMANDS {
+        let cmd = stream.write_op(i).expect("write op");
+        for (n, b) in backends.iter().enumerate() {
+            let o = match b.execute(&cmd).await {
+                Ok(r) => format!("ok {:?}", r.events),
+                Err(ExecError::Domain(e)) => format!("rejected {e}"),
+                Err(e) => panic!("{} failed on {cmd:?}: {e}", b.kind),
+            };
+            outcomes[n].push(o);
+        }
+        if outcomes[0]
+            .last()
+            .is_some_and(|o| o.starts_with("rejected"))
+        {
+            rejected += 1;
+        }
+        // Compare answers every 500 commands, not only at the end.
+        if (i + 1) % 500 == 0 {
+            for b in &backends {
+                b.wait_caught_up(Duration::from_secs(60))
+                    .await
+                    .expect("catch up");
+            }
+            let reference = answers(&backends[0], &queries).await;
+            for b in &backends[1..] {
+                let got = answers(b, &queries).await;
+                for (k, (a, e)) in got.iter().zip(&reference).enumerate() {
+                    assert_eq!(
+                        a,
+                        e,
+                        "{} differs from normalized on {:?} after {} commands",
+                        b.kind,
+                        queries[k],
+                        i + 1
+                    );
+                }
+            }
+        }
+    }
+    assert_eq!(
+        outcomes[0], outcomes[1],
+        "normalized and cqrs-sync outcomes differ"
+    );
+    assert_eq!(
+        outcomes[0], outcomes[2],
+        "normalized and cqrs-async outcomes differ"
+    );
+    // The stream exercises both paths.
+    assert!(
+        rejected > 20,
+        "only {rejected} rejections: the stream does not exercise domain errors"
+    );
+    assert!(
+        rejected < COMMANDS as usize / 2,
+        "{rejected} rejections: too few commands succeed"
+    );
+    for b in &backends[1..] {
+        let report = verify(&b.db).await.expect("verify");
+        assert_eq!(report.mismatches, 0, "{} verify: {:?}", b.kind, report);
+        assert!(report.models.iter().all(|m| m.rows_expected > 0));
+    }
+    for b in backends {
+        let db = b.db.clone();
+        b.shutdown().await;
+        if db.is_pg() {
+            cleanup(&db).await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backends_agree_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_path_buf();
+    replay_and_compare(move |kind| {
+        let url = DbUrl::parse(&format!(
+            "sqlite://{}",
+            path.join(format!("{}.db", kind.ident())).display()
+        ))
+        .unwrap();
+        (url, "cqrs_bench".to_string())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backends_agree_on_postgres() {
+    let Some(url) = pg_url("backends_agree_on_postgres") else {
+        return;
+    };
+    replay_and_compare(move |kind| (url.clone(), unique_schema(kind.ident()))).await;
+}

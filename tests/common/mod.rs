@@ -1,0 +1,86 @@
+//! Shared set-up for integration tests: throwaway SQLite files, the PostgreSQL URL from
+//! `CQRS_BENCH_TEST_PG`, and unique schema names.
+#![allow(dead_code)]
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use cqrs_bench::backend::{prepare, Backend, BackendKind, BackendOptions};
+use cqrs_bench::db::seed::DatasetSpec;
+use cqrs_bench::db::{Db, DbUrl};
+
+pub const PG_ENV: &str = "CQRS_BENCH_TEST_PG";
+
+/// The PostgreSQL URL, or `None` after saying the test was skipped.
+pub fn pg_url(test: &str) -> Option<DbUrl> {
+    match std::env::var(PG_ENV) {
+        Ok(u) if !u.is_empty() => Some(DbUrl::parse(&u).expect("valid CQRS_BENCH_TEST_PG")),
+        _ => {
+            eprintln!("SKIPPED {test}: set {PG_ENV} to a PostgreSQL URL to run it");
+            None
+        }
+    }
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A schema name unique to this process and call.
+pub fn unique_schema(prefix: &str) -> String {
+    format!(
+        "t_{prefix}_{}_{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A SQLite URL in a fresh temporary directory (kept alive by the returned guard).
+pub fn sqlite_url(name: &str) -> (tempfile::TempDir, DbUrl) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = DbUrl::parse(&format!(
+        "sqlite://{}",
+        dir.path().join(format!("{name}.db")).display()
+    ))
+    .expect("sqlite url");
+    (dir, url)
+}
+
+pub fn small_dataset() -> DatasetSpec {
+    DatasetSpec {
+        categories: 8,
+        products: 120,
+        users: 80,
+        orders: 400,
+        reviews: 400,
+        price_changes: 80,
+        days: 10,
+    }
+}
+
+/// Seeds a database for `kind` and opens the backend (projector not running unless asked).
+pub async fn open_backend(
+    url: &DbUrl,
+    schema: &str,
+    kind: BackendKind,
+    seed: u64,
+    spec: &DatasetSpec,
+    run_projector: bool,
+) -> Backend {
+    let (db, _) = prepare(url, schema, kind, seed, spec, 8)
+        .await
+        .expect("seed");
+    Backend::open(
+        kind,
+        db,
+        BackendOptions {
+            run_projector,
+            ..BackendOptions::default()
+        },
+    )
+    .await
+    .expect("open backend")
+}
+
+/// Drops what a test created on PostgreSQL.
+pub async fn cleanup(db: &Db) {
+    let _ = cqrs_bench::db::schema::drop_all(db).await;
+    db.close().await;
+}
