@@ -5,8 +5,10 @@
 pub mod backend;
 pub mod db;
 pub mod domain;
+pub mod metrics;
 pub mod projection;
+pub mod report;
+pub mod results;
+pub mod scenario;
 pub mod verify;
 pub mod workload;
-pub mod metrics;
-pub mod scenario;

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::{AnyConnection, Row};
 use tokio::sync::{watch, Notify};
 
-use crate::db::sql::{bind_all, values_list, Param};
+use crate::db::sql::{bind_all, values_for, Param};
 use crate::db::{Db, DbError};
 use crate::domain::{Command, DomainError, Event, Query, QueryAnswer};
 use crate::projection::projector::{
@@ -162,7 +162,9 @@ impl Backend {
             }
             let projector = Arc::new(projector);
             let task = if opts.run_projector {
-                Some(tokio::spawn(projector.clone().run(wake.clone(), shutdown_rx)))
+                Some(tokio::spawn(
+                    projector.clone().run(wake.clone(), shutdown_rx),
+                ))
             } else {
                 None
             };
@@ -300,7 +302,10 @@ impl Backend {
 }
 
 /// Appends events to the outbox; returns their seqs.
-pub async fn append_events(conn: &mut AnyConnection, events: &[Event]) -> Result<Vec<i64>, sqlx::Error> {
+pub async fn append_events(
+    conn: &mut AnyConnection,
+    events: &[Event],
+) -> Result<Vec<i64>, sqlx::Error> {
     if events.is_empty() {
         return Ok(Vec::new());
     }
@@ -310,7 +315,7 @@ pub async fn append_events(conn: &mut AnyConnection, events: &[Event]) -> Result
         .collect();
     let sql = format!(
         "INSERT INTO events (stream, kind, payload) VALUES {} RETURNING seq",
-        values_list(events.len(), 3)
+        values_for(conn, events.len(), 3)
     );
     let rows = bind_all(sqlx::query(&sql), &params)
         .fetch_all(&mut *conn)

@@ -83,13 +83,11 @@ fn state_from(row: &sqlx::any::AnyRow, product_id: i64) -> Result<ProductState, 
 }
 
 async fn exists(conn: &mut AnyConnection, table: &str, id: i64) -> Result<bool, sqlx::Error> {
-    Ok(
-        sqlx::query(&format!("SELECT 1 FROM {table} WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(&mut *conn)
-            .await?
-            .is_some(),
-    )
+    Ok(sqlx::query(&format!("SELECT 1 FROM {table} WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?
+        .is_some())
 }
 
 /// Adds `delta` to a product's stock; refuses to go below zero.
@@ -135,7 +133,11 @@ async fn place_order(
 ) -> Result<Vec<Event>, ExecError> {
     let mut sorted = lines.to_vec();
     sorted.sort_by_key(|l| l.product_id);
-    if sorted.is_empty() || sorted.windows(2).any(|w| w[0].product_id == w[1].product_id) {
+    if sorted.is_empty()
+        || sorted
+            .windows(2)
+            .any(|w| w[0].product_id == w[1].product_id)
+    {
         return Err(DomainError::InvalidLines.into());
     }
     if let Some(l) = sorted.iter().find(|l| l.qty <= 0) {

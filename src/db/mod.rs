@@ -106,7 +106,9 @@ impl DbUrl {
                 raw: s.to_string(),
             })
         } else {
-            Err(invalid("expected sqlite://PATH or postgres://USER@HOST:PORT/DB"))
+            Err(invalid(
+                "expected sqlite://PATH or postgres://USER@HOST:PORT/DB",
+            ))
         }
     }
 

@@ -212,12 +212,11 @@ pub async fn ownership(db: &Db) -> DbResult<Ownership> {
     match db.engine() {
         Engine::Postgres => {
             let schema = db.schema.clone().unwrap_or_default();
-            let exists: i64 = sqlx::query_scalar(
-                "SELECT count(*) FROM pg_namespace WHERE nspname = $1",
-            )
-            .bind(&schema)
-            .fetch_one(&db.read)
-            .await?;
+            let exists: i64 =
+                sqlx::query_scalar("SELECT count(*) FROM pg_namespace WHERE nspname = $1")
+                    .bind(&schema)
+                    .fetch_one(&db.read)
+                    .await?;
             if exists == 0 {
                 return Ok(Ownership::Empty);
             }
@@ -248,8 +247,10 @@ pub async fn ownership(db: &Db) -> DbResult<Ownership> {
             }
             if tables.iter().any(|t| t == META_TABLE) && owner_marked(db).await? {
                 let ours = all_tables();
-                let foreign: Vec<&String> =
-                    tables.iter().filter(|t| !ours.contains(&t.as_str())).collect();
+                let foreign: Vec<&String> = tables
+                    .iter()
+                    .filter(|t| !ours.contains(&t.as_str()))
+                    .collect();
                 if foreign.is_empty() {
                     return Ok(Ownership::Ours);
                 }
@@ -307,7 +308,8 @@ pub async fn recreate(db: &Db) -> DbResult<()> {
     let mut tx = sqlx::Connection::begin(&mut *conn).await?;
     if let (Engine::Postgres, Ownership::Empty) = (db.engine(), ownership) {
         let schema = db.schema.as_deref().unwrap_or_default();
-        tx.execute(format!("CREATE SCHEMA {schema}").as_str()).await?;
+        tx.execute(format!("CREATE SCHEMA {schema}").as_str())
+            .await?;
         tx.execute(format!("COMMENT ON SCHEMA {schema} IS 'created by {OWNER_MARK}'").as_str())
             .await?;
     }
@@ -365,10 +367,12 @@ pub async fn meta_set(conn: &mut sqlx::AnyConnection, key: &str, value: &str) ->
         .bind(key)
         .execute(&mut *conn)
         .await?;
-    sqlx::query(&format!("INSERT INTO {META_TABLE}(key, value) VALUES ($1, $2)"))
-        .bind(key)
-        .bind(value)
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query(&format!(
+        "INSERT INTO {META_TABLE}(key, value) VALUES ($1, $2)"
+    ))
+    .bind(key)
+    .bind(value)
+    .execute(&mut *conn)
+    .await?;
     Ok(())
 }

@@ -108,8 +108,7 @@ pub fn generate(seed: u64, spec: &DatasetSpec) -> Dataset {
     let mut ds = Dataset::default();
     let categories = spec.categories.max(1);
     for c in 1..=categories {
-        ds.categories
-            .push(vec![c.into(), category_name(c).into()]);
+        ds.categories.push(vec![c.into(), category_name(c).into()]);
     }
 
     // Products: price chain from the price history, final state in the table.
@@ -129,8 +128,13 @@ pub fn generate(seed: u64, spec: &DatasetSpec) -> Dataset {
         let at = history_start + (span * change_id) / (spec.price_changes + 1);
         price[p as usize] = new;
         version[p as usize] += 1;
-        ds.price_history
-            .push(vec![change_id.into(), p.into(), old.into(), new.into(), at.into()]);
+        ds.price_history.push(vec![
+            change_id.into(),
+            p.into(),
+            old.into(),
+            new.into(),
+            at.into(),
+        ]);
         price_events.push(Event::PriceChanged {
             change_id,
             product_id: p,
@@ -315,11 +319,7 @@ const TABLES: &[(&str, &str, usize)] = &[
         6,
     ),
     ("order_items", "order_id, product_id, qty, unit_cents", 4),
-    (
-        "reviews",
-        "id, product_id, user_id, rating, created_at",
-        5,
-    ),
+    ("reviews", "id, product_id, user_id, rating, created_at", 5),
     (
         "price_history",
         "id, product_id, old_cents, new_cents, changed_at",

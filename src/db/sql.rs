@@ -33,6 +33,23 @@ impl From<String> for Param {
 /// PostgreSQL 65,535).
 pub const MAX_PARAMS: usize = 30_000;
 
+/// The VALUES list for `rows` rows of `cols` columns in the placeholder style of the
+/// connection's engine: `($1,$2),($3,$4),…` on PostgreSQL, `(?,?),(?,?),…` on SQLite, where
+/// numbered names cost a quadratic lookup when a statement has thousands of them.
+pub fn values_for(conn: &sqlx::AnyConnection, rows: usize, cols: usize) -> String {
+    if conn.backend_name().eq_ignore_ascii_case("sqlite") {
+        anonymous_values_list(rows, cols)
+    } else {
+        values_list(rows, cols)
+    }
+}
+
+/// `(?,?),(?,?),…` for `rows` rows of `cols` columns.
+pub fn anonymous_values_list(rows: usize, cols: usize) -> String {
+    let row = format!("({})", vec!["?"; cols].join(","));
+    vec![row; rows].join(",")
+}
+
 /// `($1,$2),($3,$4),…` for `rows` rows of `cols` columns.
 pub fn values_list(rows: usize, cols: usize) -> String {
     let mut s = String::with_capacity(rows * cols * 5);
@@ -85,7 +102,10 @@ pub async fn insert_rows(
 ) -> Result<u64, sqlx::Error> {
     let mut affected = 0;
     for chunk in rows.chunks(rows_per_statement(cols)) {
-        let sql = format!("{head} VALUES {} {suffix}", values_list(chunk.len(), cols));
+        let sql = format!(
+            "{head} VALUES {} {suffix}",
+            values_for(conn, chunk.len(), cols)
+        );
         let params: Vec<Param> = chunk.iter().flatten().cloned().collect();
         affected += bind_all(sqlx::query(&sql), &params)
             .execute(&mut *conn)
@@ -118,5 +138,6 @@ mod tests {
         assert_eq!(values_list(2, 2), "($1,$2),($3,$4)");
         assert_eq!(values_list(1, 3), "($1,$2,$3)");
         assert_eq!(rows_per_statement(3), 10_000);
+        assert_eq!(anonymous_values_list(2, 2), "(?,?),(?,?)");
     }
 }

@@ -1,1 +1,722 @@
 //! Run metrics: histograms per op, intervals, lag, read-your-writes.
+//!
+//! The [`Recorder`] collects one run's samples and [`Recorder::finish`] turns them into
+//! [`RunMetrics`], the serializable block that goes into `results.json`.
+//!
+//! Principles (see DESIGN.md, "Open-loop load" and "Histograms, not sample lists"):
+//! - **No coordinated omission.** An op's latency runs from its *intended* start (given by the
+//!   target rate) to its finish, so a stall that makes the driver start ops late shows up as
+//!   latency. The service time (actual start to finish) is kept beside it; the gap between the
+//!   two is what a closed-loop tool would have hidden.
+//! - **Bounded memory.** HdrHistograms (1 µs .. 1 h, 3 significant digits), never sample lists.
+//!   Totals are one histogram pair per op kind seen; the per-interval series keeps histograms
+//!   only for the last [`INTERVAL_GRACE`]` + 1` intervals and reduces each older interval to a
+//!   small [`IntervalStats`] (p50/p99/max and counts). A 10-minute run therefore holds 600 small
+//!   structs, not 600 histograms ([`Recorder::live_histograms`] is bounded by
+//!   [`MAX_LIVE_HISTOGRAMS`]).
+//! - **Warm-up reported apart.** Everything whose time (intended start, applied-at, probe
+//!   time) lies before `start + warmup` only bumps the [`WarmupStats`] counters.
+//!
+//! Samples are placed in the interval of their *intended* start (ops), their applied-at time
+//! (lag) — not the time they were recorded. Samples may arrive out of order (an op that stalled
+//! is recorded after ops that were intended later):
+//! - the totals (`ops`, `lag`, `errors`, …) always take every measured sample, however late;
+//! - an interval's histograms stay open while it is one of the newest `INTERVAL_GRACE + 1`
+//!   intervals a sample has reached, so a sample up to two intervals late is counted exactly;
+//! - a sample for an interval that is already closed still adds to that interval's counts
+//!   (`writes`, `reads`, `errors`, `rejected`, `lag_count`) and maxima, so the series' counts
+//!   always add up to the totals, but it no longer moves that interval's p50/p99.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{CommandKind, QueryKind};
+
+mod latency;
+
+use latency::{add_histogram, p50_p99_max, record_us, round_to};
+pub use latency::{
+    duration_us, new_histogram, LatencyStats, HIGHEST_US, LOWEST_US, SIGNIFICANT_DIGITS,
+    SPECTRUM_MAX_POINTS, SPECTRUM_TICKS_PER_HALF_DISTANCE,
+};
+
+/// A run "did not keep up" when the p99 of the driver's start lateness exceeds this (µs):
+/// 10 ms. Lateness is how long after its intended time the driver actually started an op.
+/// Values are compared as the histogram reports them (0.1 % resolution).
+pub const FELL_BEHIND_P99_LATENESS_US: u64 = 10_000;
+/// A run "did not keep up" when the maximum start lateness exceeds this (µs): 100 ms.
+pub const FELL_BEHIND_MAX_LATENESS_US: u64 = 100_000;
+/// How many intervals *before* the newest one keep their histograms open for late samples.
+/// With 2, a sample for the previous-but-one interval is still counted exactly.
+pub const INTERVAL_GRACE: usize = 2;
+/// Shortest interval accepted by [`Recorder::new`]; shorter ones are raised to this.
+pub const MIN_INTERVAL: Duration = Duration::from_millis(1);
+/// Upper bound on the interval series length (a guard against absurd timestamps: about 11.5
+/// days of 1 s intervals). Samples beyond it are put in the last interval.
+pub const MAX_INTERVALS: usize = 1_000_000;
+/// Upper bound of [`Recorder::live_histograms`]: latency + service per op kind, lag,
+/// read-your-writes time-to-visible, lateness, and write/read/lag for each open interval.
+pub const MAX_LIVE_HISTOGRAMS: usize =
+    2 * (CommandKind::ALL.len() + QueryKind::ALL.len()) + 3 + 3 * (INTERVAL_GRACE + 1);
+
+/// What was executed: a command (write) or a query (read) of a given kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum OpKey {
+    Write(CommandKind),
+    Read(QueryKind),
+}
+
+impl OpKey {
+    /// `true` for commands.
+    pub fn is_write(self) -> bool {
+        matches!(self, OpKey::Write(_))
+    }
+
+    /// `"write"` or `"read"`: the aggregate key in [`RunMetrics::ops`].
+    pub fn class(self) -> &'static str {
+        match self {
+            OpKey::Write(_) => "write",
+            OpKey::Read(_) => "read",
+        }
+    }
+
+    /// The key in [`RunMetrics::ops`], e.g. `"write.place_order"`, `"read.product_page"`.
+    pub fn name(self) -> String {
+        let kind = match self {
+            OpKey::Write(k) => k.name(),
+            OpKey::Read(k) => k.name(),
+        };
+        format!("{}.{}", self.class(), kind)
+    }
+}
+
+/// How an op ended. Rejections and errors are answers too: their latency is recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    /// Done.
+    Ok,
+    /// Refused by the domain (e.g. `"out_of_stock"`); counted as completed work.
+    Rejected(&'static str),
+    /// Failed (e.g. `"db_error"`, `"timeout"`); not counted as completed work.
+    Error(&'static str),
+}
+
+/// Everything measured in one run (after warm-up). Goes into `results.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunMetrics {
+    /// Length of the measured window in seconds: `end - (start + warmup)`, 0 if negative.
+    pub measured_seconds: f64,
+    /// Length of one entry of `intervals`, in seconds.
+    pub interval_seconds: f64,
+    /// Per op kind (`"write.place_order"`, `"read.product_page"`, … for each kind that ran)
+    /// plus the aggregates `"write"` (all commands) and `"read"` (all queries), which are
+    /// always present.
+    pub ops: BTreeMap<String, OpStats>,
+    /// Projection lag (async backend): writer's commit to the projector's commit of the batch
+    /// that applied the event. `count == 0` when the backend has no lag.
+    pub lag: LatencyStats,
+    /// Read-your-writes probes (a read right after a write).
+    pub ryw: RywStats,
+    /// Measured rejections and errors by label: `"rejected.out_of_stock"`, `"error.db_error"`.
+    pub errors: BTreeMap<String, u64>,
+    /// How late the driver started ops relative to their intended start.
+    pub lateness: LatencyStats,
+    /// `true` when the driver did not keep up with the target rate: lateness p99 above
+    /// [`FELL_BEHIND_P99_LATENESS_US`] or lateness max above [`FELL_BEHIND_MAX_LATENESS_US`].
+    /// Such a run's throughput is not the target's, and its verdict must say so.
+    pub fell_behind: bool,
+    /// What happened during warm-up (excluded from everything else).
+    pub warmup: WarmupStats,
+    /// One entry per interval of measured time, from `start + warmup`, with no gaps (empty
+    /// intervals appear with zeros). The last one may be partial (see `duration_s`).
+    pub intervals: Vec<IntervalStats>,
+}
+
+/// Counts and latencies of one op kind (or of all writes / all reads).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct OpStats {
+    /// Ops recorded (`ok + rejected + errors`).
+    pub count: u64,
+    /// Ops that succeeded.
+    pub ok: u64,
+    /// Ops refused by the domain (an answer, not a failure).
+    pub rejected: u64,
+    /// Ops that failed (database error, timeout, …).
+    pub errors: u64,
+    /// Completed ops (`ok + rejected`) per measured second.
+    pub ops_per_sec: f64,
+    /// Intended start -> finish (the user-visible latency, including time spent waiting for a
+    /// late driver). Includes rejections and errors.
+    pub latency: LatencyStats,
+    /// Actual start -> finish (the time the backend took). Includes rejections and errors.
+    pub service: LatencyStats,
+}
+
+/// Read-your-writes probes: a read issued right after a write, looking for that write.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RywStats {
+    /// Probes made.
+    pub probes: u64,
+    /// Probes whose first read did not see the write.
+    pub misses: u64,
+    /// `misses / probes` (0 when there were no probes).
+    pub miss_share: f64,
+    /// For misses that became visible: time from the first read until the write was seen.
+    pub time_to_visible: LatencyStats,
+    /// Misses that were never seen before the probe gave up.
+    pub never_visible: u64,
+}
+
+/// Samples that fell in the warm-up window (before `start + warmup`), counted apart.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct WarmupStats {
+    /// Length of the warm-up window in seconds.
+    pub seconds: f64,
+    /// Ops whose intended start was in the warm-up window.
+    pub ops: u64,
+    /// Of those, ops that failed ([`Outcome::Error`]).
+    pub errors: u64,
+    /// Projection lag samples applied during warm-up.
+    pub lag_samples: u64,
+    /// Read-your-writes probes made during warm-up.
+    pub ryw_probes: u64,
+}
+
+/// One interval of the time series. Latency percentiles are intended start -> finish, µs.
+/// Ops belong to the interval of their intended start, lag samples to that of their
+/// applied-at time. Counts include samples that arrived after the interval was closed;
+/// p50/p99 do not (see the module docs); maxima do.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct IntervalStats {
+    /// Interval start, seconds since the start of measurement (`start + warmup`).
+    pub t_s: f64,
+    /// Interval length in seconds (the run's interval; less for a partial last one).
+    pub duration_s: f64,
+    /// Writes (commands) with any outcome.
+    pub writes: u64,
+    /// Reads (queries) with any outcome.
+    pub reads: u64,
+    /// Ops that failed ([`Outcome::Error`]), writes and reads.
+    pub errors: u64,
+    /// Ops refused by the domain ([`Outcome::Rejected`]), writes and reads.
+    pub rejected: u64,
+    pub write_p50_us: u64,
+    pub write_p99_us: u64,
+    pub write_max_us: u64,
+    pub read_p50_us: u64,
+    pub read_p99_us: u64,
+    pub read_max_us: u64,
+    pub lag_p50_us: u64,
+    pub lag_p99_us: u64,
+    pub lag_max_us: u64,
+    /// Projection lag samples applied in this interval.
+    pub lag_count: u64,
+}
+
+impl IntervalStats {
+    fn empty(index: usize, interval_s: f64) -> Self {
+        IntervalStats {
+            t_s: round_to(index as f64 * interval_s, 1e9),
+            duration_s: interval_s,
+            ..Default::default()
+        }
+    }
+
+    /// Folds `o` (the same interval, seen elsewhere) into `self`: counts add, maxima take the
+    /// larger. Percentiles take the larger too, which is an upper bound of the percentile of
+    /// the union (if at most 1 % of each part lies above x, at most 1 % of the union does).
+    fn absorb(&mut self, o: &IntervalStats) {
+        self.writes += o.writes;
+        self.reads += o.reads;
+        self.errors += o.errors;
+        self.rejected += o.rejected;
+        self.lag_count += o.lag_count;
+        for (a, b) in [
+            (&mut self.write_p50_us, o.write_p50_us),
+            (&mut self.write_p99_us, o.write_p99_us),
+            (&mut self.write_max_us, o.write_max_us),
+            (&mut self.read_p50_us, o.read_p50_us),
+            (&mut self.read_p99_us, o.read_p99_us),
+            (&mut self.read_max_us, o.read_max_us),
+            (&mut self.lag_p50_us, o.lag_p50_us),
+            (&mut self.lag_p99_us, o.lag_p99_us),
+            (&mut self.lag_max_us, o.lag_max_us),
+        ] {
+            *a = (*a).max(b);
+        }
+    }
+
+    fn count_op(&mut self, key: OpKey, outcome: Outcome) {
+        if key.is_write() {
+            self.writes += 1;
+        } else {
+            self.reads += 1;
+        }
+        match outcome {
+            Outcome::Ok => {}
+            Outcome::Rejected(_) => self.rejected += 1,
+            Outcome::Error(_) => self.errors += 1,
+        }
+    }
+}
+
+/// Whether a lateness summary marks a run as "did not keep up" (see
+/// [`RunMetrics::fell_behind`]).
+pub fn fell_behind(lateness: &LatencyStats) -> bool {
+    lateness.p99_us > FELL_BEHIND_P99_LATENESS_US || lateness.max_us > FELL_BEHIND_MAX_LATENESS_US
+}
+
+/// Running totals of one op kind.
+#[derive(Debug)]
+struct OpAcc {
+    count: u64,
+    ok: u64,
+    rejected: u64,
+    errors: u64,
+    latency: Histogram<u64>,
+    service: Histogram<u64>,
+}
+
+impl OpAcc {
+    fn new() -> Self {
+        OpAcc {
+            count: 0,
+            ok: 0,
+            rejected: 0,
+            errors: 0,
+            latency: new_histogram(),
+            service: new_histogram(),
+        }
+    }
+
+    fn absorb(&mut self, o: &OpAcc) {
+        self.count += o.count;
+        self.ok += o.ok;
+        self.rejected += o.rejected;
+        self.errors += o.errors;
+        add_histogram(&mut self.latency, &o.latency);
+        add_histogram(&mut self.service, &o.service);
+    }
+
+    fn stats(&self, measured_seconds: f64) -> OpStats {
+        let completed = (self.ok + self.rejected) as f64;
+        OpStats {
+            count: self.count,
+            ok: self.ok,
+            rejected: self.rejected,
+            errors: self.errors,
+            ops_per_sec: if measured_seconds > 0.0 {
+                round_to(completed / measured_seconds, 1e6)
+            } else {
+                0.0
+            },
+            latency: LatencyStats::from_histogram(&self.latency),
+            service: LatencyStats::from_histogram(&self.service),
+        }
+    }
+}
+
+/// An interval whose histograms are still open. `stats` holds its counts (and, after a
+/// merge, percentile bounds from the other recorder); percentiles are filled at close.
+#[derive(Debug)]
+struct OpenInterval {
+    index: usize,
+    write: Histogram<u64>,
+    read: Histogram<u64>,
+    lag: Histogram<u64>,
+    stats: IntervalStats,
+}
+
+impl OpenInterval {
+    fn new(index: usize, interval_s: f64) -> Self {
+        OpenInterval {
+            index,
+            write: new_histogram(),
+            read: new_histogram(),
+            lag: new_histogram(),
+            stats: IntervalStats::empty(index, interval_s),
+        }
+    }
+
+    /// Reduces the interval to its small summary (the histograms are dropped).
+    fn close(self) -> IntervalStats {
+        let mut s = self.stats;
+        let mut closed = IntervalStats {
+            t_s: s.t_s,
+            duration_s: s.duration_s,
+            ..Default::default()
+        };
+        (
+            closed.write_p50_us,
+            closed.write_p99_us,
+            closed.write_max_us,
+        ) = p50_p99_max(&self.write);
+        (closed.read_p50_us, closed.read_p99_us, closed.read_max_us) = p50_p99_max(&self.read);
+        (closed.lag_p50_us, closed.lag_p99_us, closed.lag_max_us) = p50_p99_max(&self.lag);
+        s.absorb(&closed);
+        s
+    }
+}
+
+/// Where a sample for a given interval goes.
+enum Slot<'a> {
+    Open(&'a mut OpenInterval),
+    Closed(&'a mut IntervalStats),
+}
+
+/// Records one run. Single-threaded (`&mut self`); give each worker its own recorder
+/// ([`Recorder::fork`]) and [`Recorder::merge`] them, or share one behind a mutex.
+#[derive(Debug)]
+pub struct Recorder {
+    warmup: Duration,
+    start: Instant,
+    measure_start: Instant,
+    interval: Duration,
+    interval_s: f64,
+    ops: BTreeMap<OpKey, OpAcc>,
+    /// Keyed by (`"rejected"` | `"error"`, label); turned into strings at finish.
+    errors: BTreeMap<(&'static str, &'static str), u64>,
+    lag: Histogram<u64>,
+    ryw_probes: u64,
+    ryw_misses: u64,
+    ryw_never: u64,
+    ryw_ttv: Histogram<u64>,
+    lateness: Histogram<u64>,
+    warmup_stats: WarmupStats,
+    /// Summaries of intervals `0..closed.len()`.
+    closed: Vec<IntervalStats>,
+    /// Intervals `closed.len()..`, contiguous, at most `INTERVAL_GRACE + 1` of them.
+    open: VecDeque<OpenInterval>,
+}
+
+impl Recorder {
+    /// `start`: time zero of the run (intended time of op 0); ops whose intended start is
+    /// before `start + warmup` count as warm-up. `interval`: length of one entry of the time
+    /// series (raised to [`MIN_INTERVAL`] if shorter).
+    pub fn new(start: Instant, warmup: Duration, interval: Duration) -> Self {
+        let interval = interval.max(MIN_INTERVAL);
+        Recorder {
+            warmup,
+            start,
+            // An unrepresentable start + warmup (absurd warm-up) degrades to no warm-up.
+            measure_start: start.checked_add(warmup).unwrap_or(start),
+            interval,
+            interval_s: round_to(interval.as_secs_f64(), 1e9),
+            ops: BTreeMap::new(),
+            errors: BTreeMap::new(),
+            lag: new_histogram(),
+            ryw_probes: 0,
+            ryw_misses: 0,
+            ryw_never: 0,
+            ryw_ttv: new_histogram(),
+            lateness: new_histogram(),
+            warmup_stats: WarmupStats {
+                seconds: round_to(warmup.as_secs_f64(), 1e9),
+                ..Default::default()
+            },
+            closed: Vec::new(),
+            open: VecDeque::new(),
+        }
+    }
+
+    /// An empty recorder with the same start, warm-up and interval (for a worker whose
+    /// samples are [`merge`](Self::merge)d back later).
+    pub fn fork(&self) -> Self {
+        Recorder::new(self.start, self.warmup, self.interval)
+    }
+
+    /// Records one op. Latency = `finished - intended`, service time = `finished - started`
+    /// (negative differences count as 0, recorded as 1 µs). Rejections and errors are
+    /// recorded in the latency histograms and counted apart.
+    pub fn record_op(
+        &mut self,
+        key: OpKey,
+        intended: Instant,
+        started: Instant,
+        finished: Instant,
+        outcome: Outcome,
+    ) {
+        let Some(idx) = self.interval_index(intended) else {
+            self.warmup_stats.ops += 1;
+            if matches!(outcome, Outcome::Error(_)) {
+                self.warmup_stats.errors += 1;
+            }
+            return;
+        };
+        let latency = duration_us(finished.saturating_duration_since(intended));
+        let service = duration_us(finished.saturating_duration_since(started));
+
+        let acc = self.ops.entry(key).or_insert_with(OpAcc::new);
+        acc.count += 1;
+        match outcome {
+            Outcome::Ok => acc.ok += 1,
+            Outcome::Rejected(label) => {
+                acc.rejected += 1;
+                *self.errors.entry(("rejected", label)).or_default() += 1;
+            }
+            Outcome::Error(label) => {
+                acc.errors += 1;
+                *self.errors.entry(("error", label)).or_default() += 1;
+            }
+        }
+        record_us(&mut acc.latency, latency);
+        record_us(&mut acc.service, service);
+
+        match self.slot(idx) {
+            Slot::Open(iv) => {
+                iv.stats.count_op(key, outcome);
+                let h = if key.is_write() {
+                    &mut iv.write
+                } else {
+                    &mut iv.read
+                };
+                record_us(h, latency);
+            }
+            Slot::Closed(s) => {
+                s.count_op(key, outcome);
+                let max = if key.is_write() {
+                    &mut s.write_max_us
+                } else {
+                    &mut s.read_max_us
+                };
+                *max = (*max).max(latency);
+            }
+        }
+    }
+
+    /// Projection lag sample (async backend): when the projector applied it, and the lag.
+    pub fn record_lag(&mut self, applied_at: Instant, lag: Duration) {
+        let Some(idx) = self.interval_index(applied_at) else {
+            self.warmup_stats.lag_samples += 1;
+            return;
+        };
+        let us = duration_us(lag);
+        record_us(&mut self.lag, us);
+        match self.slot(idx) {
+            Slot::Open(iv) => {
+                iv.stats.lag_count += 1;
+                record_us(&mut iv.lag, us);
+            }
+            Slot::Closed(s) => {
+                s.lag_count += 1;
+                s.lag_max_us = s.lag_max_us.max(us);
+            }
+        }
+    }
+
+    /// Read-your-writes probe after a write: visible on first read or not; if not, time until
+    /// visible (`None` = never seen before giving up). `time_to_visible` is ignored when
+    /// `visible_at_once`.
+    pub fn record_ryw(
+        &mut self,
+        at: Instant,
+        visible_at_once: bool,
+        time_to_visible: Option<Duration>,
+    ) {
+        if self.interval_index(at).is_none() {
+            self.warmup_stats.ryw_probes += 1;
+            return;
+        }
+        self.ryw_probes += 1;
+        if visible_at_once {
+            return;
+        }
+        self.ryw_misses += 1;
+        match time_to_visible {
+            Some(d) => record_us(&mut self.ryw_ttv, duration_us(d)),
+            None => self.ryw_never += 1,
+        }
+    }
+
+    /// How late the driver started an op relative to its intended time (driver falling
+    /// behind). Warm-up ops are ignored (they are already counted by `record_op`).
+    pub fn record_lateness(&mut self, intended: Instant, lateness: Duration) {
+        if self.interval_index(intended).is_some() {
+            record_us(&mut self.lateness, duration_us(lateness));
+        }
+    }
+
+    /// Number of histograms currently held (memory is proportional to it). Bounded by
+    /// [`MAX_LIVE_HISTOGRAMS`] however long the run.
+    pub fn live_histograms(&self) -> usize {
+        2 * self.ops.len() + 3 + 3 * self.open.len()
+    }
+
+    /// Folds a recorder of the same run (same `start`, `warmup` and `interval`, e.g. from
+    /// [`fork`](Self::fork)) into this one. Totals, counts and maxima merge exactly; the
+    /// interval histograms still open in both merge exactly too. For an interval that one side
+    /// has already reduced to a summary, the merged p50/p99 is the larger of the two sides',
+    /// an upper bound of the true value.
+    pub fn merge(&mut self, other: Recorder) {
+        for (key, acc) in &other.ops {
+            self.ops.entry(*key).or_insert_with(OpAcc::new).absorb(acc);
+        }
+        for (k, n) in &other.errors {
+            *self.errors.entry(*k).or_default() += n;
+        }
+        add_histogram(&mut self.lag, &other.lag);
+        add_histogram(&mut self.ryw_ttv, &other.ryw_ttv);
+        add_histogram(&mut self.lateness, &other.lateness);
+        self.ryw_probes += other.ryw_probes;
+        self.ryw_misses += other.ryw_misses;
+        self.ryw_never += other.ryw_never;
+        self.warmup_stats.ops += other.warmup_stats.ops;
+        self.warmup_stats.errors += other.warmup_stats.errors;
+        self.warmup_stats.lag_samples += other.warmup_stats.lag_samples;
+        self.warmup_stats.ryw_probes += other.warmup_stats.ryw_probes;
+
+        // Bring self up to other's newest interval, so every interval of other is either
+        // closed or open here.
+        let other_newest = match other.open.back() {
+            Some(iv) => Some(iv.index),
+            None => other.closed.len().checked_sub(1),
+        };
+        let Some(other_newest) = other_newest else {
+            return;
+        };
+        if other_newest >= self.closed.len() {
+            self.ensure_open(other_newest);
+        }
+        for (i, s) in other.closed.iter().enumerate() {
+            match self.slot(i) {
+                Slot::Open(iv) => iv.stats.absorb(s),
+                Slot::Closed(mine) => mine.absorb(s),
+            }
+        }
+        for iv in other.open {
+            match self.slot(iv.index) {
+                Slot::Open(mine) => {
+                    mine.stats.absorb(&iv.stats);
+                    add_histogram(&mut mine.write, &iv.write);
+                    add_histogram(&mut mine.read, &iv.read);
+                    add_histogram(&mut mine.lag, &iv.lag);
+                }
+                Slot::Closed(mine) => mine.absorb(&iv.close()),
+            }
+        }
+    }
+
+    /// Closes the run at `end` (the end of measured time) and summarizes it.
+    pub fn finish(mut self, end: Instant) -> RunMetrics {
+        let measured = end.saturating_duration_since(self.measure_start);
+        let measured_seconds = round_to(measured.as_secs_f64(), 1e9);
+
+        while let Some(iv) = self.open.pop_front() {
+            self.closed.push(iv.close());
+        }
+        let measured_ns = measured.as_nanos();
+        let interval_ns = self.interval.as_nanos();
+        let n = usize::try_from(measured_ns.div_ceil(interval_ns))
+            .unwrap_or(usize::MAX)
+            .min(MAX_INTERVALS);
+        while self.closed.len() < n {
+            self.closed
+                .push(IntervalStats::empty(self.closed.len(), self.interval_s));
+        }
+        // The last interval inside the measured window may be partial.
+        for (i, s) in self.closed.iter_mut().enumerate() {
+            let begin_ns = i as u128 * interval_ns;
+            if begin_ns < measured_ns && measured_ns < begin_ns + interval_ns {
+                s.duration_s = round_to((measured_ns - begin_ns) as f64 / 1e9, 1e9);
+            }
+        }
+
+        let mut ops = BTreeMap::new();
+        let mut writes = OpAcc::new();
+        let mut reads = OpAcc::new();
+        for (key, acc) in &self.ops {
+            ops.insert(key.name(), acc.stats(measured_seconds));
+            if key.is_write() {
+                writes.absorb(acc);
+            } else {
+                reads.absorb(acc);
+            }
+        }
+        ops.insert("write".to_string(), writes.stats(measured_seconds));
+        ops.insert("read".to_string(), reads.stats(measured_seconds));
+
+        let errors = self
+            .errors
+            .iter()
+            .map(|((class, label), n)| (format!("{class}.{label}"), *n))
+            .collect();
+
+        let lateness = LatencyStats::from_histogram(&self.lateness);
+        RunMetrics {
+            measured_seconds,
+            interval_seconds: self.interval_s,
+            ops,
+            lag: LatencyStats::from_histogram(&self.lag),
+            ryw: RywStats {
+                probes: self.ryw_probes,
+                misses: self.ryw_misses,
+                miss_share: if self.ryw_probes > 0 {
+                    round_to(self.ryw_misses as f64 / self.ryw_probes as f64, 1e12)
+                } else {
+                    0.0
+                },
+                time_to_visible: LatencyStats::from_histogram(&self.ryw_ttv),
+                never_visible: self.ryw_never,
+            },
+            errors,
+            fell_behind: fell_behind(&lateness),
+            lateness,
+            warmup: self.warmup_stats,
+            intervals: self.closed,
+        }
+    }
+
+    /// The interval a measured time falls in, or `None` during warm-up.
+    fn interval_index(&self, t: Instant) -> Option<usize> {
+        let d = t.checked_duration_since(self.measure_start)?;
+        let idx = d.as_nanos() / self.interval.as_nanos();
+        Some(
+            usize::try_from(idx)
+                .unwrap_or(usize::MAX)
+                .min(MAX_INTERVALS - 1),
+        )
+    }
+
+    /// Opens intervals up to `idx` (which is at least `closed.len()`), closing those that fall
+    /// more than [`INTERVAL_GRACE`] behind it. Does nothing if `idx` is already open.
+    fn ensure_open(&mut self, idx: usize) {
+        let oldest_kept = idx.saturating_sub(INTERVAL_GRACE);
+        while self.open.front().is_some_and(|iv| iv.index < oldest_kept) {
+            if let Some(iv) = self.open.pop_front() {
+                self.closed.push(iv.close());
+            }
+        }
+        if self.open.is_empty() {
+            // Skipped-over intervals that nothing ever reached: summaries of nothing.
+            while self.closed.len() < oldest_kept {
+                self.closed
+                    .push(IntervalStats::empty(self.closed.len(), self.interval_s));
+            }
+        }
+        let mut next = self
+            .open
+            .back()
+            .map_or(self.closed.len(), |iv| iv.index + 1);
+        while next <= idx {
+            self.open
+                .push_back(OpenInterval::new(next, self.interval_s));
+            next += 1;
+        }
+    }
+
+    /// The open interval or closed summary for interval `idx`, opening it if needed.
+    fn slot(&mut self, idx: usize) -> Slot<'_> {
+        if idx < self.closed.len() {
+            return Slot::Closed(&mut self.closed[idx]);
+        }
+        self.ensure_open(idx);
+        let pos = idx - self.closed.len();
+        Slot::Open(&mut self.open[pos])
+    }
+}
+
+#[cfg(test)]
+mod tests;

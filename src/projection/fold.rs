@@ -3,8 +3,8 @@
 //! in log order.
 
 use super::{
-    CatalogRow, DailySalesRow, OrderSummaryRow, PriceChangeEntry, ProductSalesRow,
-    ProjectionName, ReadModels,
+    CatalogRow, DailySalesRow, OrderSummaryRow, PriceChangeEntry, ProductSalesRow, ProjectionName,
+    ReadModels,
 };
 use crate::domain::{day_of, Event, OrderStatus, PricedLine, ProductState};
 

@@ -188,10 +188,7 @@ fn diff_map<T: PartialEq + std::fmt::Debug>(
 }
 
 /// Row-by-row differences of `actual` against `expected`, per read model.
-pub fn diff(
-    actual: &ReadModels,
-    expected: &ReadModels,
-) -> BTreeMap<ProjectionName, Vec<RowDiff>> {
+pub fn diff(actual: &ReadModels, expected: &ReadModels) -> BTreeMap<ProjectionName, Vec<RowDiff>> {
     let mut out = BTreeMap::new();
     for p in ProjectionName::ALL {
         let mut d = Vec::new();

@@ -174,7 +174,10 @@ impl LagTracker {
 
 /// The channel name for wake-ups on PostgreSQL, per schema.
 pub fn notify_channel(db: &Db) -> String {
-    format!("cqrs_bench_events_{}", db.schema.as_deref().unwrap_or("main"))
+    format!(
+        "cqrs_bench_events_{}",
+        db.schema.as_deref().unwrap_or("main")
+    )
 }
 
 pub struct Projector {
@@ -274,7 +277,10 @@ impl Projector {
         let batch = fetch(
             &mut conn,
             false,
-            Position { xid: 0, seq: from.seq },
+            Position {
+                xid: 0,
+                seq: from.seq,
+            },
             self.config.batch_size,
             false,
         )
@@ -293,7 +299,10 @@ impl Projector {
             save_checkpoint(
                 &mut conn,
                 *p,
-                Position { xid: from.xid, seq: last.seq },
+                Position {
+                    xid: from.xid,
+                    seq: last.seq,
+                },
                 due.len() as i64,
                 0,
             )
@@ -328,17 +337,19 @@ impl Projector {
             .min()
             .unwrap_or_default();
         let n: i64 = match self.config.mode {
-            ProjectorMode::ExactlyOnce => sqlx::query_scalar(
-                "SELECT COUNT(*) FROM events WHERE (xid, seq) > ($1, $2)",
-            )
-            .bind(from.xid)
-            .bind(from.seq)
-            .fetch_one(&mut *conn)
-            .await?,
-            ProjectorMode::Naive => sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE seq > $1")
-                .bind(from.seq)
-                .fetch_one(&mut *conn)
-                .await?,
+            ProjectorMode::ExactlyOnce => {
+                sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE (xid, seq) > ($1, $2)")
+                    .bind(from.xid)
+                    .bind(from.seq)
+                    .fetch_one(&mut *conn)
+                    .await?
+            }
+            ProjectorMode::Naive => {
+                sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE seq > $1")
+                    .bind(from.seq)
+                    .fetch_one(&mut *conn)
+                    .await?
+            }
         };
         Ok(n)
     }
@@ -535,15 +546,22 @@ pub async fn read_log(db: &Db) -> Result<Vec<Delivered>, ProjectorError> {
 /// Empties the given read models (rows, ledgers, dead letters) and sets their checkpoints
 /// back to the start of the log, in one transaction; the projector then rebuilds them from
 /// the log. Other read models are left as they are.
-pub async fn reset_read_models(db: &Db, projections: &[ProjectionName]) -> Result<(), ProjectorError> {
+pub async fn reset_read_models(
+    db: &Db,
+    projections: &[ProjectionName],
+) -> Result<(), ProjectorError> {
     let mut conn = db.write.acquire().await.map_err(DbError::from)?;
     let mut tx = sqlx::Connection::begin(&mut *conn).await?;
     for p in projections {
         for t in p.tables() {
-            sqlx::query(&format!("DELETE FROM {t}")).execute(&mut *tx).await?;
+            sqlx::query(&format!("DELETE FROM {t}"))
+                .execute(&mut *tx)
+                .await?;
         }
         if let Some(ledger) = p.ledger() {
-            sqlx::query(&format!("DELETE FROM {ledger}")).execute(&mut *tx).await?;
+            sqlx::query(&format!("DELETE FROM {ledger}"))
+                .execute(&mut *tx)
+                .await?;
         }
         sqlx::query("DELETE FROM dead_letters WHERE projection = $1")
             .bind(p.name())

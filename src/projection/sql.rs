@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, HashSet};
 use sqlx::{AnyConnection, Row};
 
 use super::ProjectionName;
-use crate::db::sql::{bind_all, insert_rows, rows_per_statement, values_list, Param};
+use crate::db::sql::{bind_all, insert_rows, rows_per_statement, values_for, Param};
 use crate::domain::{day_of, Event, OrderStatus, ProductState};
 
 /// How duplicates and reordering are guarded against.
@@ -71,7 +71,7 @@ async fn claim(
     for chunk in seqs.chunks(rows_per_statement(1)) {
         let sql = format!(
             "INSERT INTO {ledger} (seq) VALUES {} ON CONFLICT (seq) DO NOTHING RETURNING seq",
-            values_list(chunk.len(), 1)
+            values_for(conn, chunk.len(), 1)
         );
         let params: Vec<Param> = chunk.iter().map(|s| Param::Int(*s)).collect();
         for row in bind_all(sqlx::query(&sql), &params)
@@ -99,17 +99,14 @@ pub async fn apply_batch(
             .filter(|d| counts_toward(p, &d.event))
             .map(|d| d.seq)
             .collect();
-        let counted: Option<HashSet<i64>> = if guard == Guard::Ledger && !counter_seqs.is_empty()
-        {
+        let counted: Option<HashSet<i64>> = if guard == Guard::Ledger && !counter_seqs.is_empty() {
             let claimed = claim(conn, p, &counter_seqs).await?;
             stats.duplicates += (counter_seqs.len() - claimed.len()) as u64;
             Some(claimed)
         } else {
             None
         };
-        stats.counted += counted
-            .as_ref()
-            .map_or(counter_seqs.len(), |c| c.len()) as u64;
+        stats.counted += counted.as_ref().map_or(counter_seqs.len(), |c| c.len()) as u64;
         let may_count = |d: &Delivered| counted.as_ref().is_none_or(|c| c.contains(&d.seq));
         match p {
             ProjectionName::ProductCatalog => {

@@ -1,1 +1,326 @@
 //! Scenario files: parsing and validation.
+//!
+//! A scenario is a TOML file in `scenarios/` describing one workload: how big the dataset is,
+//! which writes and reads arrive at what rate, which keys they hit, which backends run it and
+//! which thresholds the verdict checks. The file name (without `.toml`) is the scenario's name.
+//!
+//! Parsing never stops at the first mistake: the whole file is walked and every problem is
+//! reported with its dotted path (`writes.mix`, `keys.products.exponent`,
+//! `sweep.read_rates[2]`), so one edit-run cycle fixes them all. Unknown keys are problems at
+//! every level, so a typo never silently falls back to a default.
+//!
+//! # Format
+//!
+//! ```toml
+//! # A comment saying what question this scenario answers.
+//! description = "Do dashboard queries slow down order writes?"  # required, non-empty
+//! seed = 42            # integer >= 0; default 1
+//! duration = "30s"     # required, > 0; a number (integer or decimal) and a unit: ms, s, m, h
+//! warmup = "5s"        # default "0s"; must be shorter than duration
+//! backends = ["normalized", "cqrs-sync", "cqrs-async"]  # default all three; non-empty, no duplicates
+//! ryw_share = 0.1      # share of writes followed by a read-your-writes probe, in [0, 1]; default 0
+//!
+//! [dataset]            # optional; every key defaults to DatasetSpec::default()
+//! categories = 20      # integers; categories, products, users, days >= 1; the rest >= 0
+//! products = 1000
+//! users = 1000
+//! orders = 5000
+//! reviews = 5000
+//! price_changes = 1000
+//! days = 30            # days of seeded order history
+//!
+//! [writes]             # optional; default: no writes
+//! rate = 200           # ops/s: a number > 0, 0 for none, or "max" (closed loop); default 0
+//! workers = 4          # integer >= 1; default 4. Open loop: most writes in flight at once;
+//!                      # closed loop: the number of workers
+//! mix = { place_order = 50, pay_order = 15, ship_order = 10, cancel_order = 5, add_review = 10, change_price = 5, restock = 5 }
+//!                      # command name -> weight (number >= 0); weights must not sum to zero
+//!                      # while the rate is not 0. Default: every command, weight 1.
+//!
+//! [reads]              # optional; same shape as [writes]; keys are query names: product_page,
+//! rate = 400           # user_orders, search, daily_revenue, top_products
+//! workers = 4
+//! mix = { product_page = 40, user_orders = 20, search = 20, daily_revenue = 10, top_products = 10 }
+//!
+//! [keys]               # optional; which products and users ops touch; default uniform
+//! products = { kind = "zipf", exponent = 1.1 }   # exponent > 0
+//! users = { kind = "hotspot", hot_keys = 0.01, hot_ops = 0.9 }
+//!     # hot_keys in (0, 1): share of keys that are hot; hot_ops in (0, 1]: their share of ops
+//!     # or { kind = "uniform" }
+//!
+//! [projector]          # optional; the cqrs-async projector
+//! batch_size = 500     # integer >= 1; default 500
+//! poll_interval = "50ms"  # > 0; default "50ms"
+//!
+//! [sweep]              # optional; exactly one of the two lists, non-empty; every backend
+//! read_rates = [0, 200, 800]  # runs at every point: open-loop reads at each rate (>= 0), or
+//! # readers = [1, 4, 16]      # closed-loop reads ("max") with that many workers (>= 1)
+//!
+//! [thresholds]         # optional; metric pattern -> condition, both strings. A condition is
+//! "cqrs-async.lag.p99" = "<= 250ms"  # an operator (<=, <, >=, >, ==, !=) and a value that
+//! "*.write.p99" = "<= 50ms"          # starts with a number, with an optional unit
+//! "*.ryw_miss" = "<= 5%"
+//! "*.errors" = "== 0"
+//! ```
+//!
+//! In TOML a key written after a `[table]` header belongs to that table, so the top-level
+//! keys (`backends`, `ryw_share`, ...) must come before the first header; a top-level key
+//! found inside a table is reported with that hint.
+//!
+//! Top-level keys (all others are problems): `description`, `seed`, `duration`, `warmup`,
+//! `dataset`, `writes`, `reads`, `keys`, `backends`, `projector`, `sweep`, `ryw_share`,
+//! `thresholds`. At least one of writes and reads must carry load: a non-zero rate, or reads
+//! given by a sweep (a sweep point overrides `reads.rate`, and for `readers` also
+//! `reads.workers`).
+
+mod duration;
+mod parse;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+pub use duration::{format_duration, parse_duration};
+
+use crate::backend::BackendKind;
+use crate::db::seed::DatasetSpec;
+use crate::domain::{CommandKind, QueryKind};
+use crate::projection::projector::ProjectorConfig;
+use crate::workload::keys::KeyDist;
+use crate::workload::mix::MixSpec;
+
+/// How fast ops of one side (writes or reads) arrive.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Rate {
+    /// Open loop: ops per second. `0` means this side sends nothing.
+    PerSecond(f64),
+    /// Closed loop: every worker sends its next op as soon as the previous one finished.
+    Max,
+}
+
+impl Rate {
+    /// True when this side sends nothing.
+    pub fn is_zero(&self) -> bool {
+        matches!(self, Rate::PerSecond(r) if *r == 0.0)
+    }
+
+    /// The open-loop rate, `None` for [`Rate::Max`].
+    pub fn per_second(&self) -> Option<f64> {
+        match self {
+            Rate::PerSecond(r) => Some(*r),
+            Rate::Max => None,
+        }
+    }
+}
+
+impl Default for Rate {
+    fn default() -> Self {
+        Rate::PerSecond(0.0)
+    }
+}
+
+impl fmt::Display for Rate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Rate::PerSecond(r) => write!(f, "{r}/s"),
+            Rate::Max => f.write_str("max"),
+        }
+    }
+}
+
+impl Serialize for Rate {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Rate::PerSecond(r) => s.serialize_f64(*r),
+            Rate::Max => s.serialize_str("max"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Rate {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Repr {
+            Number(f64),
+            Text(String),
+        }
+        match Repr::deserialize(d)? {
+            Repr::Number(r) => Ok(Rate::PerSecond(r)),
+            Repr::Text(t) if t == "max" => Ok(Rate::Max),
+            Repr::Text(t) => Err(serde::de::Error::custom(format!(
+                "expected a number or \"max\", got {t:?}"
+            ))),
+        }
+    }
+}
+
+/// One side of the load: writes (`K` = [`CommandKind`]) or reads (`K` = [`QueryKind`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(bound(serialize = "K: Serialize", deserialize = "K: Deserialize<'de> + Ord"))]
+pub struct Load<K> {
+    pub rate: Rate,
+    /// Open loop: the most ops in flight at once; closed loop: the number of workers.
+    pub workers: u32,
+    /// Op kind -> relative weight. Empty when this side sends nothing and no mix was given.
+    pub mix: BTreeMap<K, f64>,
+}
+
+/// A series of runs, each backend at each point.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Sweep {
+    /// Open-loop reads at each of these rates (ops/s).
+    ReadRates(Vec<f64>),
+    /// Closed-loop reads with each of these worker counts.
+    Readers(Vec<u32>),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProjectorSettings {
+    pub batch_size: i64,
+    #[serde(with = "duration::serde_text")]
+    pub poll_interval: Duration,
+}
+
+impl Default for ProjectorSettings {
+    fn default() -> Self {
+        let c = ProjectorConfig::default();
+        ProjectorSettings {
+            batch_size: c.batch_size,
+            poll_interval: c.poll_interval,
+        }
+    }
+}
+
+/// A validated scenario. Durations serialize as duration strings (`"30s"`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Scenario {
+    /// The file stem, e.g. `quick`.
+    pub name: String,
+    pub description: String,
+    pub seed: u64,
+    #[serde(with = "duration::serde_text")]
+    pub duration: Duration,
+    #[serde(with = "duration::serde_text")]
+    pub warmup: Duration,
+    pub dataset: DatasetSpec,
+    pub writes: Load<CommandKind>,
+    pub reads: Load<QueryKind>,
+    pub product_keys: KeyDist,
+    pub user_keys: KeyDist,
+    pub backends: Vec<BackendKind>,
+    pub projector: ProjectorSettings,
+    pub sweep: Option<Sweep>,
+    pub ryw_share: f64,
+    pub thresholds: BTreeMap<String, String>,
+}
+
+impl Scenario {
+    /// Reads and validates a scenario file; its name is the file stem.
+    pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ScenarioError {
+            file: file.clone(),
+            problems: vec![Problem {
+                path: String::new(),
+                message: format!("cannot read the file: {e}"),
+            }],
+        })?;
+        let name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "scenario".to_string());
+        Scenario::parse(&text, &file, &name)
+    }
+
+    /// Validates scenario text. `file` only labels the problems; `name` becomes
+    /// [`Scenario::name`].
+    pub fn parse(text: &str, file: &str, name: &str) -> Result<Scenario, ScenarioError> {
+        let fail = |problems| ScenarioError {
+            file: file.to_string(),
+            problems,
+        };
+        let root = text
+            .parse::<toml::Table>()
+            .map_err(|e| fail(vec![parse::syntax_problem(text, &e)]))?;
+        parse::scenario(&root, name).map_err(fail)
+    }
+
+    /// What the op stream is made of. A side that sends nothing (rate 0, and for reads no
+    /// sweep) gets an empty mix. Writes are stamped `1e6 / rate` µs apart (1000 µs for
+    /// `"max"` or no writes).
+    pub fn mix_spec(&self) -> MixSpec {
+        let writes = if self.writes.rate.is_zero() {
+            BTreeMap::new()
+        } else {
+            self.writes.mix.clone()
+        };
+        let reads = if self.reads.rate.is_zero() && self.sweep.is_none() {
+            BTreeMap::new()
+        } else {
+            self.reads.mix.clone()
+        };
+        let write_interval_us = match self.writes.rate {
+            Rate::PerSecond(r) if r > 0.0 => (1e6 / r).round().max(1.0) as i64,
+            _ => 1_000,
+        };
+        MixSpec {
+            writes,
+            reads,
+            product_keys: self.product_keys.clone(),
+            user_keys: self.user_keys.clone(),
+            write_interval_us,
+        }
+    }
+
+    /// The projector settings, in the default (exactly-once) mode.
+    pub fn projector_config(&self) -> ProjectorConfig {
+        ProjectorConfig {
+            batch_size: self.projector.batch_size,
+            poll_interval: self.projector.poll_interval,
+            ..ProjectorConfig::default()
+        }
+    }
+}
+
+/// One thing wrong with a scenario file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Problem {
+    /// Dotted path of the offending field (`keys.products.exponent`, `sweep.read_rates[2]`);
+    /// `line L, column C` for a TOML syntax error; empty when the file could not be read.
+    pub path: String,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
+/// Everything wrong with a scenario file. Displays one line per problem:
+/// `{file}: {path}: {message}` (or `{file}: {message}` when the path is empty).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{}", render(.file, .problems))]
+pub struct ScenarioError {
+    pub file: String,
+    pub problems: Vec<Problem>,
+}
+
+fn render(file: &str, problems: &[Problem]) -> String {
+    problems
+        .iter()
+        .map(|p| format!("{file}: {p}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}

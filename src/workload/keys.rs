@@ -124,7 +124,10 @@ mod tests {
     #[test]
     fn skew_concentrates_traffic() {
         let uniform = top_share(&KeySampler::new(KeyDist::Uniform, 1000), 50_000);
-        let zipf = top_share(&KeySampler::new(KeyDist::Zipf { exponent: 1.1 }, 1000), 50_000);
+        let zipf = top_share(
+            &KeySampler::new(KeyDist::Zipf { exponent: 1.1 }, 1000),
+            50_000,
+        );
         let hot = top_share(
             &KeySampler::new(
                 KeyDist::Hotspot {

@@ -1,0 +1,138 @@
+//! The summary table printed after a run: one block per backend and sweep point.
+
+use std::fmt::Write;
+
+use crate::domain::QueryKind;
+use crate::metrics::LatencyStats;
+use crate::results::{BackendRun, Results};
+
+/// Microseconds as a short human figure (`850µs`, `12.3ms`, `1.20s`).
+pub fn fmt_us(us: u64) -> String {
+    if us < 1_000 {
+        format!("{us}µs")
+    } else if us < 1_000_000 {
+        format!("{:.1}ms", us as f64 / 1_000.0)
+    } else {
+        format!("{:.2}s", us as f64 / 1_000_000.0)
+    }
+}
+
+fn rate(target: Option<f64>, achieved: f64) -> String {
+    match target {
+        Some(t) => format!("{achieved:.0}/{t:.0}"),
+        None => format!("{achieved:.0}/max"),
+    }
+}
+
+fn label(run: &BackendRun) -> String {
+    match &run.sweep_point {
+        Some(p) => format!("{} @ {}", run.backend, p.label()),
+        None => run.backend.to_string(),
+    }
+}
+
+fn lat(l: &LatencyStats) -> String {
+    format!(
+        "{:>8} {:>8} {:>8} {:>8}",
+        fmt_us(l.p50_us),
+        fmt_us(l.p99_us),
+        fmt_us(l.p999_us),
+        fmt_us(l.max_us)
+    )
+}
+
+/// The whole table as text.
+pub fn summary(results: &Results) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "scenario {} · seed {} · stream {} · {} {}",
+        results.scenario.name,
+        results.seed,
+        results.stream_hash,
+        results.environment.engine,
+        results.environment.server_version
+    );
+    let _ = writeln!(
+        out,
+        "\n{:<28} {:>11} {:>11} │ {:>8} {:>8} {:>8} {:>8} │ {:>7} {:>6} │ {:>8} {:>8} {:>8} │ {:>6} │ verify",
+        "backend", "writes/s", "reads/s", "w p50", "w p99", "w p99.9", "w max", "errors", "rej", "lag p50", "lag p99", "lag max", "ryw"
+    );
+    for run in &results.runs {
+        let m = &run.metrics;
+        let writes = m.ops.get("write").cloned().unwrap_or_default();
+        let errors: u64 = ["write", "read"]
+            .iter()
+            .filter_map(|k| m.ops.get(*k))
+            .map(|o| o.errors)
+            .sum();
+        let lag = if m.lag.count > 0 {
+            format!(
+                "{:>8} {:>8} {:>8}",
+                fmt_us(m.lag.p50_us),
+                fmt_us(m.lag.p99_us),
+                fmt_us(m.lag.max_us)
+            )
+        } else {
+            format!("{:>8} {:>8} {:>8}", "-", "-", "-")
+        };
+        let ryw = if m.ryw.probes > 0 {
+            format!("{:.1}%", m.ryw.miss_share * 100.0)
+        } else {
+            "-".into()
+        };
+        let verify = match &run.verify {
+            Some(v) if v.ok() => "ok".to_string(),
+            Some(v) => format!("{} MISMATCHES", v.mismatches),
+            None => "-".to_string(),
+        };
+        let _ = writeln!(
+            out,
+            "{:<28} {:>11} {:>11} │ {} │ {:>7} {:>6} │ {} │ {:>6} │ {}{}",
+            label(run),
+            rate(run.rates.write_target, run.rates.write_achieved),
+            rate(run.rates.read_target, run.rates.read_achieved),
+            lat(&writes.latency),
+            errors,
+            writes.rejected,
+            lag,
+            ryw,
+            verify,
+            if run.did_not_keep_up {
+                "  (did not keep up)"
+            } else {
+                ""
+            }
+        );
+    }
+    let _ = writeln!(out, "\nread latency p50 / p99 per query");
+    let _ = write!(out, "{:<28}", "backend");
+    for q in QueryKind::ALL {
+        let _ = write!(out, " │ {:^19}", q.name());
+    }
+    let _ = writeln!(out);
+    for run in &results.runs {
+        let _ = write!(out, "{:<28}", label(run));
+        for q in QueryKind::ALL {
+            match run.metrics.ops.get(&format!("read.{}", q.name())) {
+                Some(o) if o.count > 0 => {
+                    let _ = write!(
+                        out,
+                        " │ {:>9} {:>9}",
+                        fmt_us(o.latency.p50_us),
+                        fmt_us(o.latency.p99_us)
+                    );
+                }
+                _ => {
+                    let _ = write!(out, " │ {:^19}", "-");
+                }
+            }
+        }
+        let _ = writeln!(out);
+    }
+    let _ = writeln!(
+        out,
+        "\nlatency is measured from each op's intended start (open loop); rates are achieved/target"
+    );
+    out
+}

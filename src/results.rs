@@ -1,0 +1,189 @@
+//! `results.json`: everything a run measured, with the scenario as run and the environment,
+//! so a report can be regenerated and two runs compared from the files alone. Its fields are
+//! documented in `docs/results.schema.json`.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::backend::BackendKind;
+use crate::db::seed::SeedReport;
+use crate::metrics::RunMetrics;
+use crate::projection::projector::ProjectorMode;
+use crate::scenario::Scenario;
+use crate::verify::VerifyReport;
+
+pub const FORMAT_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Results {
+    pub format_version: u32,
+    pub tool: ToolInfo,
+    pub scenario: Scenario,
+    pub seed: u64,
+    /// Identifies the op stream (independent of timing): equal hashes, equal streams.
+    pub stream_hash: String,
+    pub started_at: String,
+    pub environment: Environment,
+    pub runs: Vec<BackendRun>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ToolInfo {
+    pub name: String,
+    pub version: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Environment {
+    pub engine: String,
+    /// The database URL with any password removed.
+    pub database: String,
+    pub server_version: String,
+    pub settings: Vec<(String, String)>,
+    pub pool_size: u32,
+    pub cpus: usize,
+    pub os: String,
+    pub projector_mode: ProjectorMode,
+}
+
+/// The point of a read-load sweep a run belongs to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SweepPoint {
+    ReadRate(f64),
+    Readers(u32),
+}
+
+impl SweepPoint {
+    pub fn label(&self) -> String {
+        match self {
+            SweepPoint::ReadRate(r) => format!("reads {r}/s"),
+            SweepPoint::Readers(n) => format!("{n} readers"),
+        }
+    }
+
+    /// A number to put on a plot's x axis.
+    pub fn x(&self) -> f64 {
+        match self {
+            SweepPoint::ReadRate(r) => *r,
+            SweepPoint::Readers(n) => *n as f64,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Rates {
+    /// Ops per second asked for; `None` for closed loop ("max") or none.
+    pub write_target: Option<f64>,
+    pub read_target: Option<f64>,
+    pub write_achieved: f64,
+    pub read_achieved: f64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ProjectorReport {
+    pub events: u64,
+    pub batches: u64,
+    pub duplicates: u64,
+    pub errors: u64,
+    /// Time from the end of the load until every event was applied.
+    pub catch_up_seconds: f64,
+}
+
+/// Bytes on disk of each group of tables, measured from the database.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Storage {
+    pub write_tables_bytes: u64,
+    pub read_tables_bytes: u64,
+    pub event_log_bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BackendRun {
+    pub backend: BackendKind,
+    pub sweep_point: Option<SweepPoint>,
+    pub rates: Rates,
+    /// True when the driver could not start ops on time: the numbers then describe an
+    /// overloaded system and no winner is named.
+    pub did_not_keep_up: bool,
+    pub metrics: RunMetrics,
+    pub seed: SeedReport,
+    pub verify: Option<VerifyReport>,
+    pub projector: Option<ProjectorReport>,
+    pub storage: Option<Storage>,
+    /// Where the database was kept (`--keep-db`), password removed.
+    pub kept_database: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ResultsError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} is not a cqrs-bench results file: {source}")]
+    Parse {
+        path: String,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+impl Results {
+    pub fn load(path: &Path) -> Result<Results, ResultsError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ResultsError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        serde_json::from_str(&text).map_err(|source| ResultsError::Parse {
+            path: path.display().to_string(),
+            source,
+        })
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("results serialize")
+    }
+}
+
+/// UTC time as `YYYY-MM-DDTHH:MM:SSZ` (no date crate needed for this one format).
+pub fn utc_timestamp(unix_secs: u64) -> String {
+    let days = (unix_secs / 86_400) as i64;
+    let rem = unix_secs % 86_400;
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        (rem / 60) % 60,
+        rem % 60
+    )
+}
+
+/// Howard Hinnant's days-to-civil algorithm.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_utc() {
+        assert_eq!(utc_timestamp(0), "1970-01-01T00:00:00Z");
+        assert_eq!(utc_timestamp(1_767_225_600), "2026-01-01T00:00:00Z");
+        assert_eq!(utc_timestamp(1_798_761_599), "2026-12-31T23:59:59Z");
+    }
+}

@@ -1,0 +1,812 @@
+//! The validating walk over a parsed TOML table. Every check records its problem and carries
+//! on with a default, so one pass reports everything that is wrong.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use toml::{Table, Value};
+
+use super::duration::{format_duration, parse_duration};
+use super::{Load, Problem, ProjectorSettings, Rate, Scenario, Sweep};
+use crate::backend::BackendKind;
+use crate::db::seed::DatasetSpec;
+use crate::domain::{CommandKind, QueryKind};
+use crate::workload::keys::KeyDist;
+
+const TOP_KEYS: &[&str] = &[
+    "description",
+    "seed",
+    "duration",
+    "warmup",
+    "dataset",
+    "writes",
+    "reads",
+    "keys",
+    "backends",
+    "projector",
+    "sweep",
+    "ryw_share",
+    "thresholds",
+];
+const DATASET_KEYS: &[&str] = &[
+    "categories",
+    "products",
+    "users",
+    "orders",
+    "reviews",
+    "price_changes",
+    "days",
+];
+const LOAD_KEYS: &[&str] = &["rate", "workers", "mix"];
+const KEYS_KEYS: &[&str] = &["products", "users"];
+const DIST_KEYS: &[&str] = &["kind", "exponent", "hot_keys", "hot_ops"];
+const PROJECTOR_KEYS: &[&str] = &["batch_size", "poll_interval"];
+const SWEEP_KEYS: &[&str] = &["read_rates", "readers"];
+const DIST_KINDS: &str = "uniform, zipf, hotspot";
+const DEFAULT_WORKERS: u32 = 4;
+const DEFAULT_SEED: u64 = 1;
+
+/// A TOML syntax error as one problem located by line and column.
+pub(super) fn syntax_problem(text: &str, e: &toml::de::Error) -> Problem {
+    let path = match e.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+            format!("line {line}, column {column}")
+        }
+        None => "TOML".to_string(),
+    };
+    Problem {
+        path,
+        message: format!("TOML syntax error: {}", e.message().trim_end()),
+    }
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::String(_) => "a string",
+        Value::Integer(_) => "an integer",
+        Value::Float(_) => "a float",
+        Value::Boolean(_) => "a boolean",
+        Value::Datetime(_) => "a datetime",
+        Value::Array(_) => "an array",
+        Value::Table(_) => "a table",
+    }
+}
+
+/// A key as it appears in a dotted path: bare when TOML allows it, quoted otherwise.
+fn key_repr(key: &str) -> String {
+    let bare = !key.is_empty()
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if bare {
+        key.to_string()
+    } else {
+        format!("{key:?}")
+    }
+}
+
+fn child(prefix: &str, key: &str) -> String {
+    if prefix.is_empty() {
+        key_repr(key)
+    } else {
+        format!("{prefix}.{}", key_repr(key))
+    }
+}
+
+fn element(prefix: &str, i: usize) -> String {
+    format!("{prefix}[{i}]")
+}
+
+/// Walks a scenario table; `Err` carries every problem found.
+pub(super) fn scenario(root: &Table, name: &str) -> Result<Scenario, Vec<Problem>> {
+    let mut w = Walker::default();
+    w.unknown_keys(root, "", TOP_KEYS);
+
+    let description = w.description(root.get("description"));
+    let seed = match root.get("seed") {
+        None => Some(DEFAULT_SEED),
+        Some(v) => w.int_min(v, "seed", 0).map(|n| n as u64),
+    };
+    let duration = match root.get("duration") {
+        None => {
+            w.problem("duration", "required, e.g. duration = \"30s\"");
+            None
+        }
+        Some(v) => w.duration_positive(v, "duration"),
+    };
+    let warmup = match root.get("warmup") {
+        None => Some(Duration::ZERO),
+        Some(v) => w.duration(v, "warmup"),
+    };
+    if let (Some(d), Some(wu)) = (duration, warmup) {
+        if wu >= d {
+            w.problem(
+                "warmup",
+                format!(
+                    "must be shorter than duration ({}), got {}",
+                    format_duration(d),
+                    format_duration(wu)
+                ),
+            );
+        }
+    }
+    let dataset = w.dataset(root.get("dataset"));
+    let writes = w.load(
+        root.get("writes"),
+        "writes",
+        &CommandKind::ALL,
+        |k| k.name(),
+        "command",
+    );
+    let reads = w.load(
+        root.get("reads"),
+        "reads",
+        &QueryKind::ALL,
+        |k| k.name(),
+        "query",
+    );
+    let (product_keys, user_keys) = w.keys(root.get("keys"));
+    let backends = w.backends(root.get("backends"));
+    let projector = w.projector(root.get("projector"));
+    let sweep = w.sweep(root.get("sweep"));
+    let ryw_share = match root.get("ryw_share") {
+        None => Some(0.0),
+        Some(v) => w.number(v, "ryw_share").and_then(|x| {
+            if (0.0..=1.0).contains(&x) {
+                Some(x)
+            } else {
+                w.problem("ryw_share", format!("must be between 0 and 1, got {x}"));
+                None
+            }
+        }),
+    };
+    let thresholds = w.thresholds(root.get("thresholds"));
+
+    // Cross-field checks, only on values that are themselves valid.
+    let sweep_given = root.contains_key("sweep");
+    let writes_active = writes.rate.is_some_and(|r| !r.is_zero());
+    let reads_active = reads.rate.is_some_and(|r| !r.is_zero()) || sweep_given;
+    let writes_mix = w.finish_mix(writes.mix, writes_active, "writes", &CommandKind::ALL);
+    let reads_mix = w.finish_mix(reads.mix, reads_active, "reads", &QueryKind::ALL);
+    if writes.rate.is_some() && !writes_active {
+        match &sweep {
+            None if !sweep_given && reads.rate.is_some_and(|r| r.is_zero()) => w.problem(
+                "writes.rate",
+                "no load: writes.rate and reads.rate are both 0 (or missing) and there is no \
+                 [sweep]; give at least one of them a rate",
+            ),
+            Some(Sweep::ReadRates(rates)) if rates.iter().all(|r| *r == 0.0) => w.problem(
+                "sweep.read_rates",
+                "no load: writes.rate is 0 (or missing) and every sweep point has read rate 0",
+            ),
+            _ => {}
+        }
+    }
+
+    if !w.problems.is_empty() {
+        return Err(w.problems);
+    }
+    // No problems means every required value is present.
+    Ok(Scenario {
+        name: name.to_string(),
+        description: description.unwrap_or_default(),
+        seed: seed.unwrap_or(DEFAULT_SEED),
+        duration: duration.unwrap_or_default(),
+        warmup: warmup.unwrap_or_default(),
+        dataset,
+        writes: Load {
+            rate: writes.rate.unwrap_or_default(),
+            workers: writes.workers,
+            mix: writes_mix,
+        },
+        reads: Load {
+            rate: reads.rate.unwrap_or_default(),
+            workers: reads.workers,
+            mix: reads_mix,
+        },
+        product_keys,
+        user_keys,
+        backends,
+        projector,
+        sweep,
+        ryw_share: ryw_share.unwrap_or_default(),
+        thresholds,
+    })
+}
+
+/// A `[writes]`/`[reads]` section before the cross-field checks.
+struct LoadParts<K> {
+    /// `None` when invalid.
+    rate: Option<Rate>,
+    workers: u32,
+    mix: MixParts<K>,
+}
+
+enum MixParts<K> {
+    /// No `mix` key.
+    Missing,
+    /// A mix with at least one invalid entry (already reported).
+    Invalid,
+    Valid(BTreeMap<K, f64>),
+}
+
+#[derive(Default)]
+struct Walker {
+    problems: Vec<Problem>,
+}
+
+impl Walker {
+    fn problem(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.problems.push(Problem {
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+
+    fn expected(&mut self, path: &str, what: &str, v: &Value) {
+        self.problem(path, format!("expected {what}, got {}", type_name(v)));
+    }
+
+    fn unknown_keys(&mut self, t: &Table, prefix: &str, allowed: &[&str]) {
+        for key in t.keys() {
+            if !allowed.contains(&key.as_str()) {
+                let mut message = format!("unknown key (expected one of: {})", allowed.join(", "));
+                if !prefix.is_empty() && TOP_KEYS.contains(&key.as_str()) {
+                    message.push_str(&format!(
+                        "; `{key}` is a top-level key: move it above the first [table] header"
+                    ));
+                }
+                self.problem(child(prefix, key), message);
+            }
+        }
+    }
+
+    fn table<'a>(&mut self, v: &'a Value, path: &str) -> Option<&'a Table> {
+        match v {
+            Value::Table(t) => Some(t),
+            other => {
+                self.expected(path, "a table", other);
+                None
+            }
+        }
+    }
+
+    fn string<'a>(&mut self, v: &'a Value, path: &str) -> Option<&'a str> {
+        match v {
+            Value::String(s) => Some(s),
+            other => {
+                self.expected(path, "a string", other);
+                None
+            }
+        }
+    }
+
+    fn integer(&mut self, v: &Value, path: &str) -> Option<i64> {
+        match v {
+            Value::Integer(n) => Some(*n),
+            other => {
+                self.expected(path, "an integer", other);
+                None
+            }
+        }
+    }
+
+    fn int_min(&mut self, v: &Value, path: &str, min: i64) -> Option<i64> {
+        let n = self.integer(v, path)?;
+        if n < min {
+            self.problem(path, format!("must be >= {min}, got {n}"));
+            return None;
+        }
+        Some(n)
+    }
+
+    fn count_u32(&mut self, v: &Value, path: &str) -> Option<u32> {
+        let n = self.int_min(v, path, 1)?;
+        match u32::try_from(n) {
+            Ok(n) => Some(n),
+            Err(_) => {
+                self.problem(path, format!("must be <= {}, got {n}", u32::MAX));
+                None
+            }
+        }
+    }
+
+    /// An integer or a finite float.
+    fn number(&mut self, v: &Value, path: &str) -> Option<f64> {
+        let x = match v {
+            Value::Integer(n) => *n as f64,
+            Value::Float(x) => *x,
+            other => {
+                self.expected(path, "a number", other);
+                return None;
+            }
+        };
+        if !x.is_finite() {
+            self.problem(path, format!("must be a finite number, got {x}"));
+            return None;
+        }
+        Some(x)
+    }
+
+    fn non_negative(&mut self, v: &Value, path: &str) -> Option<f64> {
+        let x = self.number(v, path)?;
+        if x < 0.0 {
+            self.problem(path, format!("must be >= 0, got {x}"));
+            return None;
+        }
+        Some(x)
+    }
+
+    fn duration(&mut self, v: &Value, path: &str) -> Option<Duration> {
+        match v {
+            Value::String(s) => match parse_duration(s) {
+                Ok(d) => Some(d),
+                Err(e) => {
+                    self.problem(path, e);
+                    None
+                }
+            },
+            Value::Integer(n) => {
+                self.problem(
+                    path,
+                    format!(
+                        "expected a duration string such as \"30s\", got an integer \
+                         (add a unit: \"{n}s\" or \"{n}ms\")"
+                    ),
+                );
+                None
+            }
+            other => {
+                self.expected(path, "a duration string such as \"30s\"", other);
+                None
+            }
+        }
+    }
+
+    fn duration_positive(&mut self, v: &Value, path: &str) -> Option<Duration> {
+        let d = self.duration(v, path)?;
+        if d.is_zero() {
+            self.problem(path, "must be > 0, got 0");
+            return None;
+        }
+        Some(d)
+    }
+
+    fn description(&mut self, v: Option<&Value>) -> Option<String> {
+        let Some(v) = v else {
+            self.problem(
+                "description",
+                "required: a sentence saying what question this scenario answers",
+            );
+            return None;
+        };
+        let s = self.string(v, "description")?;
+        if s.trim().is_empty() {
+            self.problem("description", "must not be empty");
+            return None;
+        }
+        Some(s.trim().to_string())
+    }
+
+    fn dataset(&mut self, v: Option<&Value>) -> DatasetSpec {
+        let mut spec = DatasetSpec::default();
+        let Some(t) = v.and_then(|v| self.table(v, "dataset")) else {
+            return spec;
+        };
+        self.unknown_keys(t, "dataset", DATASET_KEYS);
+        let fields: [(&str, &mut i64, i64); 7] = [
+            ("categories", &mut spec.categories, 1),
+            ("products", &mut spec.products, 1),
+            ("users", &mut spec.users, 1),
+            ("orders", &mut spec.orders, 0),
+            ("reviews", &mut spec.reviews, 0),
+            ("price_changes", &mut spec.price_changes, 0),
+            ("days", &mut spec.days, 1),
+        ];
+        for (key, slot, min) in fields {
+            if let Some(v) = t.get(key) {
+                if let Some(n) = self.int_min(v, &child("dataset", key), min) {
+                    *slot = n;
+                }
+            }
+        }
+        spec
+    }
+
+    fn rate(&mut self, v: &Value, path: &str) -> Option<Rate> {
+        match v {
+            Value::String(s) if s == "max" => Some(Rate::Max),
+            Value::String(s) => {
+                self.problem(
+                    path,
+                    format!("expected a number or \"max\", got the string {s:?}"),
+                );
+                None
+            }
+            Value::Integer(_) | Value::Float(_) => self.non_negative(v, path).map(Rate::PerSecond),
+            other => {
+                self.expected(path, "a number or \"max\"", other);
+                None
+            }
+        }
+    }
+
+    fn load<K: Ord + Copy>(
+        &mut self,
+        v: Option<&Value>,
+        section: &str,
+        all: &[K],
+        name: fn(K) -> &'static str,
+        noun: &str,
+    ) -> LoadParts<K> {
+        let mut parts = LoadParts {
+            rate: Some(Rate::PerSecond(0.0)),
+            workers: DEFAULT_WORKERS,
+            mix: MixParts::Missing,
+        };
+        let Some(v) = v else {
+            return parts;
+        };
+        let Some(t) = self.table(v, section) else {
+            parts.rate = None;
+            return parts;
+        };
+        self.unknown_keys(t, section, LOAD_KEYS);
+        if let Some(v) = t.get("rate") {
+            parts.rate = self.rate(v, &child(section, "rate"));
+        }
+        if let Some(v) = t.get("workers") {
+            if let Some(n) = self.count_u32(v, &child(section, "workers")) {
+                parts.workers = n;
+            }
+        }
+        if let Some(v) = t.get("mix") {
+            parts.mix = self.mix(v, &child(section, "mix"), all, name, noun);
+        }
+        parts
+    }
+
+    fn mix<K: Ord + Copy>(
+        &mut self,
+        v: &Value,
+        path: &str,
+        all: &[K],
+        name: fn(K) -> &'static str,
+        noun: &str,
+    ) -> MixParts<K> {
+        let Some(t) = self.table(v, path) else {
+            return MixParts::Invalid;
+        };
+        let mut mix = BTreeMap::new();
+        let mut valid = true;
+        for (key, weight) in t {
+            let entry = child(path, key);
+            let kind = all.iter().copied().find(|k| name(*k) == key.as_str());
+            if kind.is_none() {
+                let names: Vec<&str> = all.iter().map(|k| name(*k)).collect();
+                self.problem(
+                    &entry,
+                    format!("unknown {noun} (expected one of: {})", names.join(", ")),
+                );
+                valid = false;
+            }
+            match (kind, self.non_negative(weight, &entry)) {
+                (Some(k), Some(x)) => {
+                    mix.insert(k, x);
+                }
+                _ => valid = false,
+            }
+        }
+        if valid {
+            MixParts::Valid(mix)
+        } else {
+            MixParts::Invalid
+        }
+    }
+
+    /// The mix a valid scenario stores: as given; every kind at weight 1 when not given and
+    /// the side sends ops; empty otherwise. A mix of an active side must not sum to zero.
+    fn finish_mix<K: Ord + Copy>(
+        &mut self,
+        mix: MixParts<K>,
+        active: bool,
+        section: &str,
+        all: &[K],
+    ) -> BTreeMap<K, f64> {
+        match mix {
+            MixParts::Missing if active => all.iter().map(|k| (*k, 1.0)).collect(),
+            MixParts::Missing | MixParts::Invalid => BTreeMap::new(),
+            MixParts::Valid(m) => {
+                if active && m.values().sum::<f64>() <= 0.0 {
+                    self.problem(
+                        child(section, "mix"),
+                        format!(
+                            "weights sum to zero; give at least one op a weight > 0, \
+                             or set {section}.rate = 0"
+                        ),
+                    );
+                }
+                m
+            }
+        }
+    }
+
+    fn keys(&mut self, v: Option<&Value>) -> (KeyDist, KeyDist) {
+        let mut products = KeyDist::Uniform;
+        let mut users = KeyDist::Uniform;
+        let Some(t) = v.and_then(|v| self.table(v, "keys")) else {
+            return (products, users);
+        };
+        self.unknown_keys(t, "keys", KEYS_KEYS);
+        if let Some(d) = t
+            .get("products")
+            .and_then(|v| self.key_dist(v, "keys.products"))
+        {
+            products = d;
+        }
+        if let Some(d) = t.get("users").and_then(|v| self.key_dist(v, "keys.users")) {
+            users = d;
+        }
+        (products, users)
+    }
+
+    fn key_dist(&mut self, v: &Value, path: &str) -> Option<KeyDist> {
+        let t = self.table(v, path)?;
+        self.unknown_keys(t, path, DIST_KEYS);
+        let kind_path = child(path, "kind");
+        let kind = match t.get("kind") {
+            None => {
+                self.problem(&kind_path, format!("required: one of {DIST_KINDS}"));
+                return None;
+            }
+            Some(v) => self.string(v, &kind_path)?,
+        };
+        let params: &[&str] = match kind {
+            "uniform" => &[],
+            "zipf" => &["exponent"],
+            "hotspot" => &["hot_keys", "hot_ops"],
+            other => {
+                self.problem(
+                    &kind_path,
+                    format!("unknown distribution {other:?} (expected one of: {DIST_KINDS})"),
+                );
+                return None;
+            }
+        };
+        let mut ok = true;
+        for key in t.keys() {
+            if key != "kind" && DIST_KEYS.contains(&key.as_str()) && !params.contains(&key.as_str())
+            {
+                let takes: Vec<&str> = ["kind"].iter().chain(params).copied().collect();
+                self.problem(
+                    child(path, key),
+                    format!(
+                        "not used by kind = {kind:?} (it takes: {})",
+                        takes.join(", ")
+                    ),
+                );
+                ok = false;
+            }
+        }
+        let dist = match kind {
+            "uniform" => Some(KeyDist::Uniform),
+            "zipf" => self
+                .dist_param(t, path, "exponent", "> 0", |x| x > 0.0)
+                .map(|exponent| KeyDist::Zipf { exponent }),
+            _ => {
+                let hot_keys =
+                    self.dist_param(t, path, "hot_keys", "in (0, 1)", |x| x > 0.0 && x < 1.0);
+                let hot_ops =
+                    self.dist_param(t, path, "hot_ops", "in (0, 1]", |x| x > 0.0 && x <= 1.0);
+                match (hot_keys, hot_ops) {
+                    (Some(hot_keys), Some(hot_ops)) => Some(KeyDist::Hotspot { hot_keys, hot_ops }),
+                    _ => None,
+                }
+            }
+        };
+        dist.filter(|_| ok)
+    }
+
+    fn dist_param(
+        &mut self,
+        t: &Table,
+        prefix: &str,
+        key: &str,
+        rule: &str,
+        valid: fn(f64) -> bool,
+    ) -> Option<f64> {
+        let path = child(prefix, key);
+        let Some(v) = t.get(key) else {
+            self.problem(&path, format!("required, a number {rule}"));
+            return None;
+        };
+        let x = self.number(v, &path)?;
+        if !valid(x) {
+            self.problem(&path, format!("must be {rule}, got {x}"));
+            return None;
+        }
+        Some(x)
+    }
+
+    fn backends(&mut self, v: Option<&Value>) -> Vec<BackendKind> {
+        let names = || {
+            BackendKind::ALL
+                .iter()
+                .map(|b| b.name())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let items = match v {
+            None => return BackendKind::ALL.to_vec(),
+            Some(Value::Array(items)) => items,
+            Some(other) => {
+                self.expected("backends", "an array of backend names", other);
+                return Vec::new();
+            }
+        };
+        if items.is_empty() {
+            self.problem(
+                "backends",
+                format!("must not be empty; name at least one of: {}", names()),
+            );
+        }
+        let mut out = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let path = element("backends", i);
+            let Some(name) = self.string(item, &path) else {
+                continue;
+            };
+            match BackendKind::from_name(name) {
+                None => self.problem(
+                    &path,
+                    format!("unknown backend {name:?} (expected one of: {})", names()),
+                ),
+                Some(b) if out.contains(&b) => {
+                    self.problem(&path, format!("duplicate backend {name:?}"))
+                }
+                Some(b) => out.push(b),
+            }
+        }
+        out
+    }
+
+    fn projector(&mut self, v: Option<&Value>) -> ProjectorSettings {
+        let mut settings = ProjectorSettings::default();
+        let Some(t) = v.and_then(|v| self.table(v, "projector")) else {
+            return settings;
+        };
+        self.unknown_keys(t, "projector", PROJECTOR_KEYS);
+        if let Some(v) = t.get("batch_size") {
+            if let Some(n) = self.int_min(v, "projector.batch_size", 1) {
+                settings.batch_size = n;
+            }
+        }
+        if let Some(v) = t.get("poll_interval") {
+            if let Some(d) = self.duration_positive(v, "projector.poll_interval") {
+                settings.poll_interval = d;
+            }
+        }
+        settings
+    }
+
+    fn sweep(&mut self, v: Option<&Value>) -> Option<Sweep> {
+        let t = self.table(v?, "sweep")?;
+        self.unknown_keys(t, "sweep", SWEEP_KEYS);
+        match (t.get("read_rates"), t.get("readers")) {
+            (Some(_), Some(_)) => {
+                self.problem(
+                    "sweep",
+                    "give exactly one of read_rates or readers, not both",
+                );
+                None
+            }
+            (None, None) => {
+                self.problem(
+                    "sweep",
+                    "give exactly one of read_rates (a list of read rates) or readers \
+                     (a list of closed-loop reader counts)",
+                );
+                None
+            }
+            (Some(v), None) => {
+                let items = self.non_empty_array(v, "sweep.read_rates", "read rates")?;
+                let rates: Vec<Option<f64>> = items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, x)| self.non_negative(x, &element("sweep.read_rates", i)))
+                    .collect();
+                rates
+                    .into_iter()
+                    .collect::<Option<Vec<f64>>>()
+                    .map(Sweep::ReadRates)
+            }
+            (None, Some(v)) => {
+                let items = self.non_empty_array(v, "sweep.readers", "reader counts")?;
+                let counts: Vec<Option<u32>> = items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, x)| self.count_u32(x, &element("sweep.readers", i)))
+                    .collect();
+                counts
+                    .into_iter()
+                    .collect::<Option<Vec<u32>>>()
+                    .map(Sweep::Readers)
+            }
+        }
+    }
+
+    fn non_empty_array<'a>(&mut self, v: &'a Value, path: &str, what: &str) -> Option<&'a [Value]> {
+        match v {
+            Value::Array(items) if items.is_empty() => {
+                self.problem(path, "must not be empty: give at least one point");
+                None
+            }
+            Value::Array(items) => Some(items),
+            other => {
+                self.expected(path, &format!("an array of {what}"), other);
+                None
+            }
+        }
+    }
+
+    fn thresholds(&mut self, v: Option<&Value>) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        let Some(t) = v.and_then(|v| self.table(v, "thresholds")) else {
+            return out;
+        };
+        for (pattern, condition) in t {
+            let path = child("thresholds", pattern);
+            if pattern.trim().is_empty() {
+                self.problem(&path, "the metric pattern must not be empty");
+                continue;
+            }
+            let Value::String(c) = condition else {
+                let mut message = format!(
+                    "expected a condition string such as \"<= 250ms\", got {}",
+                    type_name(condition)
+                );
+                if TOP_KEYS.contains(&pattern.as_str()) {
+                    message.push_str(&format!(
+                        "; `{pattern}` is a top-level key: move it above the first [table] header"
+                    ));
+                }
+                self.problem(&path, message);
+                continue;
+            };
+            if let Err(e) = check_condition(c) {
+                self.problem(&path, e);
+                continue;
+            }
+            out.insert(pattern.clone(), c.trim().to_string());
+        }
+        out
+    }
+}
+
+/// A threshold condition: a comparison operator and a value that starts with a number
+/// (`"<= 250ms"`, `"== 0"`, `"<= 5%"`). The value's unit is left to the verdict.
+fn check_condition(c: &str) -> Result<(), String> {
+    let bad = || {
+        format!(
+            "expected a condition such as \"<= 250ms\", \"== 0\" or \"<= 5%\" \
+             (an operator <=, <, >=, >, ==, != and a number), got {c:?}"
+        )
+    };
+    let s = c.trim();
+    let op = ["<=", ">=", "==", "!=", "<", ">"]
+        .into_iter()
+        .find(|op| s.starts_with(op))
+        .ok_or_else(bad)?;
+    let value = s[op.len()..].trim_start();
+    let starts_with_number = value
+        .trim_start_matches(['-', '+'])
+        .starts_with(|ch: char| ch.is_ascii_digit() || ch == '.');
+    if starts_with_number {
+        Ok(())
+    } else {
+        Err(bad())
+    }
+}

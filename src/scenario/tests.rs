@@ -1,0 +1,951 @@
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use super::*;
+
+/// A small valid scenario that each invalid case changes in one place.
+const BASE: &str = r#"
+description = "base"
+duration = "10s"
+
+[writes]
+rate = 100
+"#;
+
+fn parse(text: &str) -> Result<Scenario, ScenarioError> {
+    Scenario::parse(text, "scenarios/x.toml", "x")
+}
+
+fn problems(text: &str) -> Vec<Problem> {
+    match parse(text) {
+        Ok(s) => panic!("expected problems, parsed: {s:?}\n--- text ---\n{text}"),
+        Err(e) => {
+            assert_eq!(e.file, "scenarios/x.toml");
+            assert!(!e.problems.is_empty());
+            e.problems
+        }
+    }
+}
+
+/// Asserts a problem at exactly `path` whose message contains `needle`.
+fn assert_problem(text: &str, path: &str, needle: &str) {
+    let ps = problems(text);
+    assert!(
+        ps.iter()
+            .any(|p| p.path == path && p.message.contains(needle)),
+        "no problem at {path:?} containing {needle:?}; got {ps:#?}\n--- text ---\n{text}"
+    );
+}
+
+/// `BASE` with `extra` appended (top-level keys must then go in `top`).
+fn with(top: &str, tables: &str) -> String {
+    format!("{top}\n{BASE}\n{tables}")
+}
+
+#[test]
+fn full_example_parses_to_expected_values() {
+    let text = r#"
+# Does the dashboard slow down writes?
+description = "Do dashboard queries slow down order writes?"
+seed = 42
+duration = "30s"
+warmup = "5s"
+backends = ["cqrs-async", "normalized"]
+ryw_share = 0.1
+
+[dataset]
+categories = 7
+products = 100
+users = 50
+orders = 0
+reviews = 10
+price_changes = 3
+days = 5
+
+[writes]
+rate = 200
+workers = 3
+mix = { place_order = 50, pay_order = 15.5, restock = 0 }
+
+[reads]
+rate = "max"
+workers = 16
+mix = { product_page = 40, daily_revenue = 10 }
+
+[keys]
+products = { kind = "zipf", exponent = 1.1 }
+users = { kind = "hotspot", hot_keys = 0.01, hot_ops = 0.9 }
+
+[projector]
+batch_size = 100
+poll_interval = "1.5ms"
+
+[sweep]
+read_rates = [0, 200, 800.5]
+
+[thresholds]
+"cqrs-async.lag.p99" = "<= 250ms"
+"*.errors" = "== 0"
+"#;
+    let s = Scenario::parse(text, "scenarios/dash.toml", "dash").unwrap();
+    assert_eq!(s.name, "dash");
+    assert_eq!(
+        s.description,
+        "Do dashboard queries slow down order writes?"
+    );
+    assert_eq!(s.seed, 42);
+    assert_eq!(s.duration, Duration::from_secs(30));
+    assert_eq!(s.warmup, Duration::from_secs(5));
+    assert_eq!(
+        s.dataset,
+        DatasetSpec {
+            categories: 7,
+            products: 100,
+            users: 50,
+            orders: 0,
+            reviews: 10,
+            price_changes: 3,
+            days: 5,
+        }
+    );
+    assert_eq!(s.writes.rate, Rate::PerSecond(200.0));
+    assert_eq!(s.writes.workers, 3);
+    assert_eq!(
+        s.writes.mix,
+        BTreeMap::from([
+            (CommandKind::PlaceOrder, 50.0),
+            (CommandKind::PayOrder, 15.5),
+            (CommandKind::Restock, 0.0),
+        ])
+    );
+    assert_eq!(s.reads.rate, Rate::Max);
+    assert_eq!(s.reads.workers, 16);
+    assert_eq!(
+        s.reads.mix,
+        BTreeMap::from([
+            (QueryKind::ProductPage, 40.0),
+            (QueryKind::DailyRevenue, 10.0)
+        ])
+    );
+    assert_eq!(s.product_keys, KeyDist::Zipf { exponent: 1.1 });
+    assert_eq!(
+        s.user_keys,
+        KeyDist::Hotspot {
+            hot_keys: 0.01,
+            hot_ops: 0.9
+        }
+    );
+    assert_eq!(
+        s.backends,
+        vec![BackendKind::CqrsAsync, BackendKind::Normalized]
+    );
+    assert_eq!(s.projector.batch_size, 100);
+    assert_eq!(s.projector.poll_interval, Duration::from_micros(1500));
+    assert_eq!(s.sweep, Some(Sweep::ReadRates(vec![0.0, 200.0, 800.5])));
+    assert_eq!(s.ryw_share, 0.1);
+    assert_eq!(
+        s.thresholds,
+        BTreeMap::from([
+            ("cqrs-async.lag.p99".to_string(), "<= 250ms".to_string()),
+            ("*.errors".to_string(), "== 0".to_string()),
+        ])
+    );
+
+    let mix = s.mix_spec();
+    assert_eq!(mix.writes, s.writes.mix);
+    assert_eq!(mix.reads, s.reads.mix);
+    assert_eq!(mix.product_keys, s.product_keys);
+    assert_eq!(mix.user_keys, s.user_keys);
+    assert_eq!(mix.write_interval_us, 5_000);
+
+    let pc = s.projector_config();
+    assert_eq!(pc.batch_size, 100);
+    assert_eq!(pc.poll_interval, Duration::from_micros(1500));
+    assert_eq!(
+        pc.mode,
+        crate::projection::projector::ProjectorMode::default()
+    );
+}
+
+#[test]
+fn minimal_file_gets_defaults() {
+    let s = parse(BASE).unwrap();
+    assert_eq!(s.name, "x");
+    assert_eq!(s.seed, 1);
+    assert_eq!(s.warmup, Duration::ZERO);
+    assert_eq!(s.dataset, DatasetSpec::default());
+    assert_eq!(s.writes.workers, 4);
+    // No mix given on an active side: every command, weight 1.
+    assert_eq!(s.writes.mix.len(), CommandKind::ALL.len());
+    assert!(s.writes.mix.values().all(|w| *w == 1.0));
+    // An inactive side without a mix stays empty.
+    assert_eq!(s.reads.rate, Rate::PerSecond(0.0));
+    assert!(s.reads.mix.is_empty());
+    assert_eq!(s.product_keys, KeyDist::Uniform);
+    assert_eq!(s.user_keys, KeyDist::Uniform);
+    assert_eq!(s.backends, BackendKind::ALL.to_vec());
+    assert_eq!(s.projector, ProjectorSettings::default());
+    assert_eq!(s.projector.batch_size, 500);
+    assert_eq!(s.projector.poll_interval, Duration::from_millis(50));
+    assert_eq!(s.sweep, None);
+    assert_eq!(s.ryw_share, 0.0);
+    assert!(s.thresholds.is_empty());
+}
+
+#[test]
+fn mix_spec_intervals_and_inactive_sides() {
+    let s = parse(
+        r#"description = "d"
+duration = "1s"
+[writes]
+rate = 0
+mix = { place_order = 1 }
+[reads]
+rate = 3
+"#,
+    )
+    .unwrap();
+    let m = s.mix_spec();
+    assert!(m.writes.is_empty(), "a rate-0 side sends nothing");
+    assert_eq!(m.reads.len(), QueryKind::ALL.len());
+    assert_eq!(m.write_interval_us, 1_000);
+    // The scenario itself keeps the mix as written.
+    assert_eq!(s.writes.mix.len(), 1);
+
+    let max = parse(&BASE.replace("rate = 100", "rate = \"max\"")).unwrap();
+    assert_eq!(max.writes.rate, Rate::Max);
+    assert_eq!(max.mix_spec().write_interval_us, 1_000);
+    let fast = parse(&BASE.replace("rate = 100", "rate = 3e6")).unwrap();
+    assert_eq!(fast.mix_spec().write_interval_us, 1);
+}
+
+#[test]
+fn negative_rate() {
+    assert_problem(
+        &BASE.replace("rate = 100", "rate = -5"),
+        "writes.rate",
+        "must be >= 0, got -5",
+    );
+    assert_problem(
+        &with("", "[reads]\nrate = -0.5"),
+        "reads.rate",
+        "must be >= 0, got -0.5",
+    );
+}
+
+#[test]
+fn rate_of_the_wrong_type() {
+    assert_problem(
+        &BASE.replace("rate = 100", "rate = true"),
+        "writes.rate",
+        "expected a number or \"max\", got a boolean",
+    );
+    assert_problem(
+        &BASE.replace("rate = 100", "rate = \"fast\""),
+        "writes.rate",
+        "expected a number or \"max\", got the string \"fast\"",
+    );
+    assert_problem(
+        &BASE.replace("rate = 100", "rate = nan"),
+        "writes.rate",
+        "finite",
+    );
+}
+
+#[test]
+fn mix_summing_to_zero() {
+    assert_problem(
+        &with("", "mix = { place_order = 0, restock = 0 }"),
+        "writes.mix",
+        "weights sum to zero",
+    );
+    assert_problem(&with("", "mix = {}"), "writes.mix", "weights sum to zero");
+    // With a zero rate a zero mix is fine (the side is off); reads keep the run loaded.
+    let ok = r#"description = "d"
+duration = "1s"
+[writes]
+rate = 0
+mix = { place_order = 0 }
+[reads]
+rate = 1
+"#;
+    parse(ok).unwrap();
+    // A sweep turns reads on even without reads.rate.
+    assert_problem(
+        &with("", "[reads]\nmix = { search = 0 }\n[sweep]\nreaders = [1]"),
+        "reads.mix",
+        "weights sum to zero",
+    );
+}
+
+#[test]
+fn mix_entries_are_checked() {
+    let text = with(
+        "",
+        "mix = { place_ordr = 1, pay_order = -2, ship_order = \"x\" }",
+    );
+    assert_problem(&text, "writes.mix.place_ordr", "unknown command");
+    assert_problem(&text, "writes.mix.place_ordr", "place_order, pay_order");
+    assert_problem(&text, "writes.mix.pay_order", "must be >= 0, got -2");
+    assert_problem(
+        &text,
+        "writes.mix.ship_order",
+        "expected a number, got a string",
+    );
+    assert_problem(
+        &with("", "[reads]\nrate = 1\nmix = { place_order = 1 }"),
+        "reads.mix.place_order",
+        "unknown query (expected one of: product_page, user_orders, search, daily_revenue, top_products)",
+    );
+    assert_problem(
+        &with("", "mix = 3"),
+        "writes.mix",
+        "expected a table, got an integer",
+    );
+}
+
+#[test]
+fn zipf_exponent_must_be_positive() {
+    assert_problem(
+        &with("", "[keys]\nproducts = { kind = \"zipf\", exponent = -1 }"),
+        "keys.products.exponent",
+        "must be > 0, got -1",
+    );
+    assert_problem(
+        &with("", "[keys]\nusers = { kind = \"zipf\", exponent = 0 }"),
+        "keys.users.exponent",
+        "must be > 0, got 0",
+    );
+    assert_problem(
+        &with("", "[keys]\nproducts = { kind = \"zipf\" }"),
+        "keys.products.exponent",
+        "required",
+    );
+}
+
+#[test]
+fn key_distributions_are_checked() {
+    assert_problem(
+        &with(
+            "",
+            "[keys]\nproducts = { kind = \"hotspot\", hot_keys = 1, hot_ops = 0.5 }",
+        ),
+        "keys.products.hot_keys",
+        "must be in (0, 1), got 1",
+    );
+    assert_problem(
+        &with(
+            "",
+            "[keys]\nproducts = { kind = \"hotspot\", hot_keys = 0.1, hot_ops = 0 }",
+        ),
+        "keys.products.hot_ops",
+        "must be in (0, 1], got 0",
+    );
+    parse(&with(
+        "",
+        "[keys]\nproducts = { kind = \"hotspot\", hot_keys = 0.1, hot_ops = 1 }",
+    ))
+    .unwrap();
+    assert_problem(
+        &with("", "[keys]\nproducts = { kind = \"pareto\" }"),
+        "keys.products.kind",
+        "unknown distribution \"pareto\" (expected one of: uniform, zipf, hotspot)",
+    );
+    assert_problem(
+        &with("", "[keys]\nproducts = { exponent = 1 }"),
+        "keys.products.kind",
+        "required",
+    );
+    assert_problem(
+        &with(
+            "",
+            "[keys]\nproducts = { kind = \"uniform\", exponent = 1 }",
+        ),
+        "keys.products.exponent",
+        "not used by kind = \"uniform\"",
+    );
+    assert_problem(
+        &with("", "[keys]\nproducts = { kind = \"uniform\", skew = 1 }"),
+        "keys.products.skew",
+        "unknown key",
+    );
+    assert_problem(
+        &with("", "[keys]\norders = { kind = \"uniform\" }"),
+        "keys.orders",
+        "unknown key (expected one of: products, users)",
+    );
+    assert_problem(
+        &with("", "[keys]\nproducts = \"zipf\""),
+        "keys.products",
+        "expected a table, got a string",
+    );
+}
+
+#[test]
+fn warmup_must_be_shorter_than_duration() {
+    assert_problem(
+        &with("warmup = \"10s\"", ""),
+        "warmup",
+        "must be shorter than duration (10s), got 10s",
+    );
+    assert_problem(
+        &with("warmup = \"1m\"", ""),
+        "warmup",
+        "must be shorter than duration",
+    );
+    assert_problem(&with("warmup = \"soon\"", ""), "warmup", "\"soon\"");
+}
+
+#[test]
+fn empty_backend_list() {
+    assert_problem(&with("backends = []", ""), "backends", "must not be empty");
+}
+
+#[test]
+fn unknown_and_duplicate_backends() {
+    let text = with(
+        "backends = [\"normalized\", \"cqrs\", \"normalized\", 3]",
+        "",
+    );
+    assert_problem(
+        &text,
+        "backends[1]",
+        "unknown backend \"cqrs\" (expected one of: normalized, cqrs-sync, cqrs-async)",
+    );
+    assert_problem(&text, "backends[2]", "duplicate backend \"normalized\"");
+    assert_problem(&text, "backends[3]", "expected a string, got an integer");
+    assert_problem(
+        &with("backends = \"normalized\"", ""),
+        "backends",
+        "expected an array of backend names, got a string",
+    );
+}
+
+#[test]
+fn duration_zero_unparsable_or_missing() {
+    let base_without = |d: &str| BASE.replace("duration = \"10s\"", d);
+    assert_problem(
+        &base_without("duration = \"0s\""),
+        "duration",
+        "must be > 0",
+    );
+    assert_problem(
+        &base_without("duration = \"0ms\""),
+        "duration",
+        "must be > 0",
+    );
+    for bad in [
+        "\"ten seconds\"",
+        "\"10\"",
+        "\"10 days\"",
+        "\"-1s\"",
+        "\"1.s\"",
+        "\"\"",
+    ] {
+        assert_problem(
+            &base_without(&format!("duration = {bad}")),
+            "duration",
+            "expected a duration such as",
+        );
+    }
+    assert_problem(
+        &base_without("duration = 30"),
+        "duration",
+        "expected a duration string such as \"30s\", got an integer",
+    );
+    assert_problem(&base_without(""), "duration", "required");
+}
+
+#[test]
+fn ryw_share_out_of_range() {
+    assert_problem(
+        &with("ryw_share = 1.5", ""),
+        "ryw_share",
+        "must be between 0 and 1, got 1.5",
+    );
+    assert_problem(
+        &with("ryw_share = -0.1", ""),
+        "ryw_share",
+        "must be between 0 and 1, got -0.1",
+    );
+    assert_problem(
+        &with("ryw_share = \"10%\"", ""),
+        "ryw_share",
+        "expected a number, got a string",
+    );
+    parse(&with("ryw_share = 1", "")).unwrap();
+}
+
+#[test]
+fn sweep_needs_exactly_one_non_empty_list() {
+    assert_problem(
+        &with("", "[sweep]\nread_rates = [1]\nreaders = [1]"),
+        "sweep",
+        "exactly one of read_rates or readers, not both",
+    );
+    assert_problem(&with("", "[sweep]"), "sweep", "exactly one of read_rates");
+    assert_problem(
+        &with("", "[sweep]\nread_rates = []"),
+        "sweep.read_rates",
+        "must not be empty",
+    );
+    assert_problem(
+        &with("", "[sweep]\nreaders = []"),
+        "sweep.readers",
+        "must not be empty",
+    );
+}
+
+#[test]
+fn sweep_elements_are_checked() {
+    let text = with("", "[sweep]\nread_rates = [0, 200, -5, \"x\"]");
+    assert_problem(&text, "sweep.read_rates[2]", "must be >= 0, got -5");
+    assert_problem(
+        &text,
+        "sweep.read_rates[3]",
+        "expected a number, got a string",
+    );
+    assert_problem(
+        &with("", "[sweep]\nreaders = [1, 0, 2.5]"),
+        "sweep.readers[1]",
+        "must be >= 1, got 0",
+    );
+    assert_problem(
+        &with("", "[sweep]\nreaders = [1, 0, 2.5]"),
+        "sweep.readers[2]",
+        "expected an integer, got a float",
+    );
+    assert_problem(
+        &with("", "[sweep]\nreaders = 4"),
+        "sweep.readers",
+        "expected an array of reader counts, got an integer",
+    );
+    assert_problem(
+        &with("", "[sweep]\nread_rate = [1]"),
+        "sweep.read_rate",
+        "unknown key (expected one of: read_rates, readers)",
+    );
+    let s = parse(&with("", "[sweep]\nreaders = [1, 4, 16]")).unwrap();
+    assert_eq!(s.sweep, Some(Sweep::Readers(vec![1, 4, 16])));
+    // Reads come from the sweep: they get a default mix.
+    assert_eq!(s.reads.mix.len(), QueryKind::ALL.len());
+}
+
+#[test]
+fn workers_zero() {
+    assert_problem(
+        &with("", "[reads]\nrate = 10\nworkers = 0"),
+        "reads.workers",
+        "must be >= 1, got 0",
+    );
+    assert_problem(
+        &with("", "workers = 0"),
+        "writes.workers",
+        "must be >= 1, got 0",
+    );
+    assert_problem(
+        &with("", "workers = 5000000000"),
+        "writes.workers",
+        "must be <=",
+    );
+}
+
+#[test]
+fn batch_size_zero_and_other_projector_problems() {
+    let text = with(
+        "",
+        "[projector]\nbatch_size = 0\npoll_interval = \"0ms\"\nmode = \"naive\"",
+    );
+    assert_problem(&text, "projector.batch_size", "must be >= 1, got 0");
+    assert_problem(&text, "projector.poll_interval", "must be > 0");
+    assert_problem(
+        &text,
+        "projector.mode",
+        "unknown key (expected one of: batch_size, poll_interval)",
+    );
+}
+
+#[test]
+fn description_required_and_non_empty() {
+    let without = BASE.replace("description = \"base\"", "");
+    assert_problem(&without, "description", "required");
+    assert_problem(
+        &BASE.replace("description = \"base\"", "description = \"  \""),
+        "description",
+        "must not be empty",
+    );
+    assert_problem(
+        &BASE.replace("description = \"base\"", "description = 1"),
+        "description",
+        "expected a string, got an integer",
+    );
+}
+
+#[test]
+fn seed_must_be_a_non_negative_integer() {
+    assert_problem(&with("seed = -1", ""), "seed", "must be >= 0, got -1");
+    assert_problem(
+        &with("seed = 1.5", ""),
+        "seed",
+        "expected an integer, got a float",
+    );
+    assert_eq!(parse(&with("seed = 0", "")).unwrap().seed, 0);
+}
+
+#[test]
+fn dataset_is_checked() {
+    let text = with(
+        "",
+        "[dataset]\nproduts = 10\nproducts = 0\norders = -1\ncategories = 2.0\ndays = 0",
+    );
+    assert_problem(
+        &text,
+        "dataset.produts",
+        "unknown key (expected one of: categories, products, users, orders, reviews, price_changes, days)",
+    );
+    assert_problem(&text, "dataset.products", "must be >= 1, got 0");
+    assert_problem(&text, "dataset.orders", "must be >= 0, got -1");
+    assert_problem(
+        &text,
+        "dataset.categories",
+        "expected an integer, got a float",
+    );
+    assert_problem(&text, "dataset.days", "must be >= 1, got 0");
+    assert_problem(
+        &with("dataset = 5", ""),
+        "dataset",
+        "expected a table, got an integer",
+    );
+    let s = parse(&with("", "[dataset]\nproducts = 10\norders = 0")).unwrap();
+    assert_eq!(s.dataset.products, 10);
+    assert_eq!(s.dataset.orders, 0);
+    assert_eq!(s.dataset.users, DatasetSpec::default().users);
+}
+
+#[test]
+fn unknown_keys_at_every_level() {
+    assert_problem(&with("durration = \"1s\"", ""), "durration", "unknown key");
+    assert_problem(
+        &with("ryw_shares = 0.1", ""),
+        "ryw_shares",
+        "unknown key (expected one of: description, seed, duration",
+    );
+    assert_problem(
+        &with("", "burst = 3"),
+        "writes.burst",
+        "unknown key (expected one of: rate, workers, mix)",
+    );
+    assert_problem(
+        &with("", "[reads]\nrate = 1\nmixx = {}"),
+        "reads.mixx",
+        "unknown key",
+    );
+    assert_problem(&with("", "[extra]\na = 1"), "extra", "unknown key");
+}
+
+#[test]
+fn top_level_key_inside_a_table_gets_a_hint() {
+    // `ryw_share` written after [writes] belongs to [writes] in TOML.
+    assert_problem(
+        &with("", "ryw_share = 0.1"),
+        "writes.ryw_share",
+        "move it above the first [table] header",
+    );
+    assert_problem(
+        &with(
+            "",
+            "[thresholds]\n\"*.errors\" = \"== 0\"\nbackends = [\"normalized\"]",
+        ),
+        "thresholds.backends",
+        "move it above the first [table] header",
+    );
+}
+
+#[test]
+fn needs_some_load() {
+    let idle = r#"description = "d"
+duration = "1s"
+"#;
+    assert_problem(idle, "writes.rate", "no load");
+    assert_problem(
+        &format!("{idle}[writes]\nrate = 0\n[reads]\nrate = 0"),
+        "writes.rate",
+        "no load",
+    );
+    assert_problem(
+        &format!("{idle}[sweep]\nread_rates = [0, 0]"),
+        "sweep.read_rates",
+        "no load",
+    );
+    parse(&format!("{idle}[sweep]\nread_rates = [0, 10]")).unwrap();
+    parse(&format!("{idle}[reads]\nrate = \"max\"")).unwrap();
+}
+
+#[test]
+fn thresholds_are_checked() {
+    let text = with(
+        "",
+        "[thresholds]\n\"*.errors\" = 0\n\"*.write.p99\" = \"fast\"\n\"*.ryw_miss\" = \"<= 5%\"",
+    );
+    assert_problem(
+        &text,
+        "thresholds.\"*.errors\"",
+        "expected a condition string such as \"<= 250ms\", got an integer",
+    );
+    assert_problem(
+        &text,
+        "thresholds.\"*.write.p99\"",
+        "expected a condition such as",
+    );
+    assert_eq!(problems(&text).len(), 2);
+    assert_problem(
+        &with("thresholds = [1]", ""),
+        "thresholds",
+        "expected a table, got an array",
+    );
+}
+
+#[test]
+fn toml_syntax_error_is_one_problem_with_line_and_column() {
+    let ps = problems("description = \"x\"\nduration = \"1s\n");
+    assert_eq!(ps.len(), 1, "{ps:?}");
+    assert!(ps[0].path.starts_with("line 2, column "), "{ps:?}");
+    assert!(ps[0].message.contains("TOML syntax error"), "{ps:?}");
+    let ps = problems("description = \"x\"\n[writes\nrate = 1\n");
+    assert_eq!(ps.len(), 1, "{ps:?}");
+    assert!(ps[0].path.starts_with("line 2"), "{ps:?}");
+}
+
+#[test]
+fn multi_problem_file_reports_all_problems() {
+    let text = r#"
+description = ""
+seed = -3
+duration = "0s"
+warmup = "forever"
+backends = ["normalized", "mongo", "normalized"]
+ryw_share = 2
+colour = "blue"
+
+[dataset]
+produts = 10
+users = 0
+
+[writes]
+rate = -5
+workers = 0
+mix = { place_order = 0, teleport = 1 }
+
+[reads]
+rate = true
+mix = { product_page = -1 }
+
+[keys]
+products = { kind = "zipf", exponent = -1 }
+users = { kind = "hotspot", hot_keys = 2, hot_ops = 0.5 }
+
+[projector]
+batch_size = 0
+poll_interval = "never"
+
+[sweep]
+read_rates = [1, -2]
+readers = []
+
+[thresholds]
+"*.errors" = false
+"#;
+    let err = parse(text).unwrap_err();
+    let paths: Vec<&str> = err.problems.iter().map(|p| p.path.as_str()).collect();
+    for expected in [
+        "description",
+        "seed",
+        "duration",
+        "warmup",
+        "backends[1]",
+        "backends[2]",
+        "ryw_share",
+        "colour",
+        "dataset.produts",
+        "dataset.users",
+        "writes.rate",
+        "writes.workers",
+        "writes.mix.teleport",
+        "reads.rate",
+        "reads.mix.product_page",
+        "keys.products.exponent",
+        "keys.users.hot_keys",
+        "projector.batch_size",
+        "projector.poll_interval",
+        "sweep",
+        "thresholds.\"*.errors\"",
+    ] {
+        assert!(
+            paths.contains(&expected),
+            "missing {expected:?} in {paths:#?}"
+        );
+    }
+    assert_eq!(paths.len(), 21, "{paths:#?}");
+
+    // Display: one line per problem, `{file}: {path}: {message}`.
+    let shown = err.to_string();
+    assert_eq!(shown.lines().count(), err.problems.len());
+    assert!(shown.lines().all(|l| l.starts_with("scenarios/x.toml: ")));
+    assert!(
+        shown
+            .lines()
+            .any(|l| l == "scenarios/x.toml: keys.products.exponent: must be > 0, got -1"),
+        "{shown}"
+    );
+    assert!(
+        shown
+            .lines()
+            .any(|l| l
+                == "scenarios/x.toml: reads.rate: expected a number or \"max\", got a boolean"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn display_format() {
+    let err = parse(&with("", "mix = { place_order = 0 }")).unwrap_err();
+    assert_eq!(err.problems.len(), 1);
+    assert!(err
+        .to_string()
+        .starts_with("scenarios/x.toml: writes.mix: weights sum to zero"));
+}
+
+#[test]
+fn load_reports_io_errors_and_uses_the_file_stem() {
+    let missing = Path::new("/nonexistent/dir/nope.toml");
+    let err = Scenario::load(missing).unwrap_err();
+    assert_eq!(err.file, missing.display().to_string());
+    assert_eq!(err.problems.len(), 1);
+    assert_eq!(err.problems[0].path, "");
+    assert!(err
+        .to_string()
+        .starts_with("/nonexistent/dir/nope.toml: cannot read the file"));
+
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/quick.toml");
+    assert_eq!(Scenario::load(&path).unwrap().name, "quick");
+}
+
+#[test]
+fn every_scenario_file_parses() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("toml") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.trim_start().starts_with('#'),
+            "{} must start with a comment saying what question it answers",
+            path.display()
+        );
+        let s = Scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        assert!(s.warmup < s.duration);
+        names.push(s.name);
+    }
+    names.sort();
+    for required in [
+        "catalog-browse",
+        "ci",
+        "dashboard-under-load",
+        "flash-sale",
+        "quick",
+        "review-storm",
+    ] {
+        assert!(names.iter().any(|n| n == required), "missing {required}");
+    }
+}
+
+#[test]
+fn quick_and_ci_are_what_the_runner_expects() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    let quick = Scenario::load(&dir.join("quick.toml")).unwrap();
+    assert_eq!(quick.backends, BackendKind::ALL.to_vec());
+    // Three backends, each warm-up + run, must stay well under a minute.
+    assert!((quick.duration + quick.warmup) * 3 <= Duration::from_secs(36));
+    assert_eq!(quick.product_keys, KeyDist::Zipf { exponent: 1.0 });
+
+    let ci = Scenario::load(&dir.join("ci.toml")).unwrap();
+    assert_eq!(ci.duration, Duration::from_secs(5));
+    assert_eq!(ci.warmup, Duration::from_secs(1));
+    assert_eq!(ci.ryw_share, 0.2);
+    assert_eq!(ci.thresholds["*.errors"], "== 0");
+    assert_eq!(ci.thresholds["*.write.p99"], "<= 250ms");
+    assert_eq!(ci.thresholds["cqrs-async.lag.p99"], "<= 1s");
+    assert_eq!(ci.thresholds["*.ryw_miss"], "<= 100%");
+}
+
+#[test]
+fn scenario_round_trips_through_json() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    for name in [
+        "quick",
+        "dashboard-under-load",
+        "catalog-browse",
+        "flash-sale",
+    ] {
+        let s = Scenario::load(&dir.join(format!("{name}.toml"))).unwrap();
+        let json = serde_json::to_string(&s).unwrap();
+        let back: Scenario = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, s, "{json}");
+    }
+    let s = parse(&BASE.replace("rate = 100", "rate = \"max\"")).unwrap();
+    let json = serde_json::to_value(&s).unwrap();
+    assert_eq!(json["duration"], "10s");
+    assert_eq!(json["warmup"], "0s");
+    assert_eq!(json["writes"]["rate"], "max");
+    assert_eq!(json["projector"]["poll_interval"], "50ms");
+    let back: Scenario = serde_json::from_value(json).unwrap();
+    assert_eq!(back, s);
+}
+
+#[test]
+fn durations_parse_and_format() {
+    let cases = [
+        ("500ms", Duration::from_millis(500)),
+        ("30s", Duration::from_secs(30)),
+        ("2m", Duration::from_secs(120)),
+        ("1h", Duration::from_secs(3600)),
+        ("1.5s", Duration::from_millis(1500)),
+        ("0.25ms", Duration::from_micros(250)),
+        ("0s", Duration::ZERO),
+        (" 7s ", Duration::from_secs(7)),
+    ];
+    for (text, d) in cases {
+        assert_eq!(parse_duration(text), Ok(d), "{text}");
+        assert_eq!(parse_duration(&format_duration(d)), Ok(d), "{text}");
+    }
+    assert_eq!(format_duration(Duration::from_secs(90)), "90s");
+    assert_eq!(format_duration(Duration::from_secs(120)), "2m");
+    assert_eq!(format_duration(Duration::from_secs(7200)), "2h");
+    assert_eq!(format_duration(Duration::from_millis(1500)), "1500ms");
+    assert_eq!(format_duration(Duration::from_micros(250)), "0.25ms");
+    assert_eq!(format_duration(Duration::ZERO), "0s");
+    for bad in [
+        "", "s", "10", "1.s", ".5s", "1e3ms", "1 d", "-1s", "1,5s", "5sec",
+    ] {
+        assert!(parse_duration(bad).is_err(), "{bad:?} should not parse");
+    }
+    assert!(parse_duration("99999999999999999999999h")
+        .unwrap_err()
+        .contains("too large"));
+}
+
+#[test]
+fn rate_serde() {
+    assert_eq!(serde_json::to_string(&Rate::Max).unwrap(), "\"max\"");
+    assert_eq!(serde_json::to_string(&Rate::PerSecond(2.5)).unwrap(), "2.5");
+    assert_eq!(serde_json::from_str::<Rate>("\"max\"").unwrap(), Rate::Max);
+    assert_eq!(
+        serde_json::from_str::<Rate>("200").unwrap(),
+        Rate::PerSecond(200.0)
+    );
+    assert!(serde_json::from_str::<Rate>("\"fast\"").is_err());
+}

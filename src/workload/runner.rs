@@ -1,0 +1,421 @@
+//! Runs a scenario: for every backend and sweep point, a fresh copy of the dataset, the op
+//! stream through the driver, projections caught up, verify, and the numbers collected into
+//! `Results`.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::backend::{prepare, Backend, BackendKind, BackendOptions};
+use crate::db::{schema, Db, DbError, DbUrl, Engine, DEFAULT_SCHEMA};
+use crate::metrics::Recorder;
+use crate::projection::projector::{LagTracker, ProjectorError, ProjectorMode};
+use crate::results::{
+    utc_timestamp, BackendRun, Environment, ProjectorReport, Rates, Results, SweepPoint, ToolInfo,
+    FORMAT_VERSION,
+};
+use crate::scenario::{Rate, Scenario, Sweep};
+use crate::verify::{verify, VerifyError};
+use crate::workload::driver::{drive, DriverConfig, Lane, Pace, Progress};
+use crate::workload::mix::{stream_hash, OpStream};
+
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Where the databases go: a SQLite path (each backend gets its own file next to it) or a
+    /// PostgreSQL URL (each backend gets its own schema, `<schema>_<backend>`).
+    pub db: DbUrl,
+    pub schema: String,
+    pub out_dir: PathBuf,
+    pub keep_db: bool,
+    pub projector_mode: ProjectorMode,
+    pub pool_size: u32,
+    pub show_progress: bool,
+    /// How long to wait for projections to catch up after the load.
+    pub catch_up_timeout: Duration,
+}
+
+impl RunOptions {
+    /// Defaults for a scenario: SQLite files in the output folder.
+    pub fn defaults(out_dir: PathBuf) -> Self {
+        let db = DbUrl::parse(&format!("sqlite://{}", out_dir.join("bench.db").display()))
+            .expect("a sqlite path is a valid URL");
+        RunOptions {
+            db,
+            schema: DEFAULT_SCHEMA.to_string(),
+            out_dir,
+            keep_db: false,
+            projector_mode: ProjectorMode::ExactlyOnce,
+            pool_size: 8,
+            show_progress: true,
+            catch_up_timeout: Duration::from_secs(300),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error(transparent)]
+    Projector(#[from] ProjectorError),
+    #[error(transparent)]
+    Verify(#[from] VerifyError),
+    #[error("cannot write {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The default output folder: `reports/<scenario>-<UTC timestamp>`.
+pub fn default_out_dir(scenario: &Scenario) -> PathBuf {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let stamp = utc_timestamp(secs).replace([':', '-'], "");
+    PathBuf::from("reports").join(format!("{}-{}", scenario.name, stamp.trim_end_matches('Z')))
+}
+
+fn lane(rate: Rate, workers: u32) -> Lane {
+    Lane {
+        pace: match rate {
+            Rate::PerSecond(r) => Pace::PerSecond(r),
+            Rate::Max => Pace::Max,
+        },
+        workers,
+    }
+}
+
+/// The sweep points (one `None` point without a sweep) and the read lane at each.
+fn points(s: &Scenario) -> Vec<(Option<SweepPoint>, Lane)> {
+    match &s.sweep {
+        None => vec![(None, lane(s.reads.rate, s.reads.workers))],
+        Some(Sweep::ReadRates(rates)) => rates
+            .iter()
+            .map(|r| {
+                (
+                    Some(SweepPoint::ReadRate(*r)),
+                    lane(Rate::PerSecond(*r), s.reads.workers.max(1)),
+                )
+            })
+            .collect(),
+        Some(Sweep::Readers(ns)) => ns
+            .iter()
+            .map(|n| (Some(SweepPoint::Readers(*n)), lane(Rate::Max, *n)))
+            .collect(),
+    }
+}
+
+/// The database a backend runs on.
+pub fn backend_target(opts: &RunOptions, kind: BackendKind) -> (DbUrl, String) {
+    match opts.db.engine() {
+        Engine::Sqlite => (opts.db.with_file_suffix(kind.ident()), opts.schema.clone()),
+        Engine::Postgres => (opts.db.clone(), format!("{}_{}", opts.schema, kind.ident())),
+    }
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> RunError + '_ {
+    move |source| RunError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// Runs every backend at every sweep point and writes `results.json` into the output folder.
+pub async fn run_scenario(s: &Scenario, opts: &RunOptions) -> Result<Results, RunError> {
+    std::fs::create_dir_all(&opts.out_dir).map_err(io_err(&opts.out_dir))?;
+    let mix = s.mix_spec();
+    let stream = Arc::new(OpStream::new(s.seed, &s.dataset, &mix));
+    let planned = |rate: Rate| match rate {
+        Rate::PerSecond(r) => (r * s.duration.as_secs_f64()) as u64,
+        Rate::Max => 10_000,
+    };
+    let hash = stream_hash(
+        &stream,
+        planned(s.writes.rate).min(100_000),
+        planned(s.reads.rate).clamp(1_000, 100_000),
+    );
+    let started_at = utc_timestamp(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+    );
+    let mut runs = Vec::new();
+    let mut environment = None;
+    for &kind in &s.backends {
+        for (point, reads) in points(s) {
+            let (run, env) = run_one(s, opts, kind, point, reads, stream.clone()).await?;
+            environment.get_or_insert(env);
+            runs.push(run);
+        }
+    }
+    let results = Results {
+        format_version: FORMAT_VERSION,
+        tool: ToolInfo {
+            name: "cqrs-bench".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+        },
+        scenario: s.clone(),
+        seed: s.seed,
+        stream_hash: hash,
+        started_at,
+        environment: environment.unwrap_or_else(|| Environment {
+            engine: opts.db.engine().name().into(),
+            database: opts.db.redacted(),
+            server_version: String::new(),
+            settings: Vec::new(),
+            pool_size: opts.pool_size,
+            cpus: cpus(),
+            os: std::env::consts::OS.into(),
+            projector_mode: opts.projector_mode,
+        }),
+        runs,
+    };
+    let path = opts.out_dir.join("results.json");
+    std::fs::write(&path, results.to_json()).map_err(io_err(&path))?;
+    Ok(results)
+}
+
+fn cpus() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
+async fn run_one(
+    s: &Scenario,
+    opts: &RunOptions,
+    kind: BackendKind,
+    point: Option<SweepPoint>,
+    reads: Lane,
+    stream: Arc<OpStream>,
+) -> Result<(BackendRun, Environment), RunError> {
+    let (url, schema_name) = backend_target(opts, kind);
+    let (db, seed_report) =
+        prepare(&url, &schema_name, kind, s.seed, &s.dataset, opts.pool_size).await?;
+    let settings = db.settings().await?;
+    let environment = Environment {
+        engine: settings.engine.name().into(),
+        database: opts.db.redacted(),
+        server_version: settings.server_version.clone(),
+        settings: settings.settings.clone(),
+        pool_size: settings.pool_size,
+        cpus: cpus(),
+        os: std::env::consts::OS.into(),
+        projector_mode: opts.projector_mode,
+    };
+    let (lag, mut lag_rx) = LagTracker::new();
+    let mut projector = s.projector_config();
+    projector.mode = opts.projector_mode;
+    let backend = Arc::new(
+        Backend::open(
+            kind,
+            db.clone(),
+            BackendOptions {
+                projector,
+                run_projector: true,
+                lag: Some(lag.clone()),
+            },
+        )
+        .await?,
+    );
+    // Events of the seed were applied before this process registered anything.
+    lag.forget_unmatched();
+
+    let lead = Duration::from_millis(200);
+    let start = Instant::now() + lead;
+    let recorder = Arc::new(Mutex::new(Recorder::new(
+        start,
+        s.warmup,
+        Duration::from_secs(1),
+    )));
+    let progress = Arc::new(Progress::default());
+    let (stop_lag, mut lag_stopped) = tokio::sync::oneshot::channel::<()>();
+    let lag_task = {
+        let recorder = recorder.clone();
+        tokio::spawn(async move {
+            let record = |sample: crate::projection::projector::LagSample| {
+                recorder
+                    .lock()
+                    .expect("recorder lock")
+                    .record_lag(sample.applied_at, sample.lag);
+            };
+            loop {
+                tokio::select! {
+                    Some(sample) = lag_rx.recv() => record(sample),
+                    _ = &mut lag_stopped => {
+                        while let Ok(sample) = lag_rx.try_recv() {
+                            record(sample);
+                        }
+                        return;
+                    }
+                }
+            }
+        })
+    };
+    let label = format!(
+        "{}{}",
+        kind.name(),
+        point
+            .as_ref()
+            .map(|p| format!(" @ {}", p.label()))
+            .unwrap_or_default()
+    );
+    let bar = opts
+        .show_progress
+        .then(|| progress_bar(&label, s.duration + lead));
+    let ticker = bar.clone().map(|bar| {
+        let progress = progress.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                let elapsed = start.elapsed().as_secs_f64().max(0.001);
+                let w = progress.writes_done.load(Ordering::Relaxed);
+                let r = progress.reads_done.load(Ordering::Relaxed);
+                bar.set_position(
+                    (Instant::now().saturating_duration_since(start - lead)).as_millis() as u64,
+                );
+                bar.set_message(format!(
+                    "{:.0} writes/s, {:.0} reads/s",
+                    w as f64 / elapsed,
+                    r as f64 / elapsed
+                ));
+            }
+        })
+    });
+
+    let cfg = DriverConfig {
+        duration: s.duration,
+        writes: lane(s.writes.rate, s.writes.workers),
+        reads,
+        ryw_share: s.ryw_share,
+        ryw_timeout: Duration::from_secs(5),
+        seed: s.seed,
+    };
+    drive(
+        backend.clone(),
+        stream,
+        cfg,
+        start,
+        recorder.clone(),
+        progress.clone(),
+    )
+    .await;
+    let load_end = Instant::now();
+    if let Some(t) = ticker {
+        t.abort();
+    }
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+
+    backend.wait_caught_up(opts.catch_up_timeout).await?;
+    let catch_up_seconds = load_end.elapsed().as_secs_f64();
+    // Every event is applied now, so every lag sample is in the channel.
+    let _ = stop_lag.send(());
+    let _ = lag_task.await;
+    let metrics = Arc::try_unwrap(recorder)
+        .map(|m| m.into_inner().expect("recorder lock"))
+        .unwrap_or_else(|shared| shared.lock().expect("recorder lock").fork())
+        .finish(load_end);
+
+    let verify_report = if kind.has_read_models() {
+        Some(verify(&db).await?)
+    } else {
+        None
+    };
+    let projector_report = backend.projector().map(|p| ProjectorReport {
+        events: p.stats.events.load(Ordering::Relaxed),
+        batches: p.stats.batches.load(Ordering::Relaxed),
+        duplicates: p.stats.duplicates.load(Ordering::Relaxed),
+        errors: p.stats.errors.load(Ordering::Relaxed),
+        catch_up_seconds,
+    });
+    let measured = metrics.measured_seconds.max(1e-9);
+    let achieved = |key: &str| {
+        metrics
+            .ops
+            .get(key)
+            .map(|o| (o.ok + o.rejected) as f64 / measured)
+            .unwrap_or(0.0)
+    };
+    let rates = Rates {
+        write_target: cfg_rate(s.writes.rate),
+        read_target: match reads.pace {
+            Pace::PerSecond(r) => Some(r),
+            Pace::Max => None,
+        },
+        write_achieved: achieved("write"),
+        read_achieved: achieved("read"),
+    };
+    let did_not_keep_up = metrics.fell_behind;
+    if let Ok(b) = Arc::try_unwrap(backend) {
+        b.shutdown().await;
+    }
+    let kept_database = if opts.keep_db {
+        Some(match db.engine() {
+            Engine::Sqlite => url.redacted(),
+            Engine::Postgres => format!("{} (schema {schema_name})", url.redacted()),
+        })
+    } else {
+        discard(&db, &url).await;
+        None
+    };
+    db.close().await;
+    Ok((
+        BackendRun {
+            backend: kind,
+            sweep_point: point,
+            rates,
+            did_not_keep_up,
+            metrics,
+            seed: seed_report,
+            verify: verify_report,
+            projector: projector_report,
+            storage: None,
+            kept_database,
+        },
+        environment,
+    ))
+}
+
+fn cfg_rate(rate: Rate) -> Option<f64> {
+    match rate {
+        Rate::PerSecond(r) if r > 0.0 => Some(r),
+        _ => None,
+    }
+}
+
+/// Removes a run's database: the tool's tables (and schema) on PostgreSQL, the files on SQLite.
+async fn discard(db: &Db, url: &DbUrl) {
+    match db.engine() {
+        Engine::Postgres => {
+            let _ = schema::drop_all(db).await;
+        }
+        Engine::Sqlite => {
+            db.close().await;
+            if let Some(path) = url.sqlite_path() {
+                for suffix in ["", "-wal", "-shm"] {
+                    let mut p = path.clone().into_os_string();
+                    p.push(suffix);
+                    let _ = std::fs::remove_file(PathBuf::from(p));
+                }
+            }
+        }
+    }
+}
+
+fn progress_bar(label: &str, total: Duration) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(total.as_millis() as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{prefix:>28} [{bar:30}] {elapsed:>4} {msg}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(label.to_string());
+    bar
+}
