@@ -144,7 +144,7 @@ fn parse_url(s: &str) -> Result<DbUrl, Failure> {
     DbUrl::parse(s).map_err(bad_input)
 }
 
-fn load_scenario(path: &PathBuf) -> Result<Scenario, Failure> {
+fn load_scenario(path: &std::path::Path) -> Result<Scenario, Failure> {
     Scenario::load(path).map_err(bad_input)
 }
 

@@ -6,9 +6,10 @@ use serde::{Deserialize, Serialize};
 
 use super::rng::Rng;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum KeyDist {
+    #[default]
     Uniform,
     Zipf {
         exponent: f64,
@@ -19,12 +20,6 @@ pub enum KeyDist {
         /// Share of ops that go to the hot keys, in (0, 1].
         hot_ops: f64,
     },
-}
-
-impl Default for KeyDist {
-    fn default() -> Self {
-        KeyDist::Uniform
-    }
 }
 
 /// Samples keys 1..=n from a distribution. Zipf uses a precomputed CDF (n floats), so
