@@ -129,36 +129,38 @@ impl LagTracker {
 
     /// The writer saw its commit of `seqs` at `at`.
     pub fn committed(&self, seqs: &[i64], at: Instant) {
-        let mut m = self.inner.lock().expect("lag tracker lock");
-        for &s in seqs {
-            match m.applied_first.remove(&s) {
-                // The projector's commit came back first: lag rounds to zero.
-                Some(_) => {
-                    let _ = self.sink.send(LagSample {
-                        applied_at: at,
-                        lag: Duration::ZERO,
-                    });
-                }
-                None => {
-                    m.committed.insert(s, at);
-                }
-            }
-        }
+        self.meet(seqs, at, true);
     }
 
     /// The projector saw its commit of a batch holding `seqs` at `at`.
     pub fn applied(&self, seqs: &[i64], at: Instant) {
-        let mut m = self.inner.lock().expect("lag tracker lock");
+        self.meet(seqs, at, false);
+    }
+
+    /// Pairs each seq with the other side's observation, or waits for it. When the
+    /// projector's commit is seen first, the lag rounds to zero.
+    fn meet(&self, seqs: &[i64], at: Instant, writer: bool) {
+        let mut guard = self.inner.lock().expect("lag tracker lock");
+        let LagMaps {
+            committed,
+            applied_first,
+        } = &mut *guard;
+        let (mine, theirs) = if writer {
+            (committed, applied_first)
+        } else {
+            (applied_first, committed)
+        };
         for &s in seqs {
-            match m.committed.remove(&s) {
-                Some(c) => {
+            match theirs.remove(&s) {
+                Some(other) => {
+                    let (commit, applied) = if writer { (at, other) } else { (other, at) };
                     let _ = self.sink.send(LagSample {
-                        applied_at: at,
-                        lag: at.saturating_duration_since(c),
+                        applied_at: applied,
+                        lag: applied.saturating_duration_since(commit),
                     });
                 }
                 None => {
-                    m.applied_first.insert(s, at);
+                    mine.insert(s, at);
                 }
             }
         }
@@ -604,4 +606,25 @@ pub async fn checkpoint_counts(db: &Db) -> Result<Vec<(String, i64, i64)>, Proje
     rows.iter()
         .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lag_pairs_writer_and_projector_commits() {
+        let (tracker, mut rx) = LagTracker::new();
+        let t0 = Instant::now();
+        tracker.committed(&[1, 2], t0);
+        tracker.applied(&[1], t0 + Duration::from_millis(30));
+        let s = rx.try_recv().expect("a lag for seq 1");
+        assert_eq!(s.lag, Duration::from_millis(30));
+        // The projector's commit came back before the writer's: zero, not negative.
+        tracker.applied(&[3], t0);
+        tracker.committed(&[3], t0 + Duration::from_millis(5));
+        assert_eq!(rx.try_recv().expect("a lag for seq 3").lag, Duration::ZERO);
+        // Seq 2 is still in flight: nothing more.
+        assert!(rx.try_recv().is_err());
+    }
 }
