@@ -44,7 +44,10 @@ async fn settle(projector: &Projector) {
         if projector.backlog().await.unwrap() == 0 {
             return;
         }
-        assert!(std::time::Instant::now() < deadline, "projector never caught up");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "projector never caught up"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }

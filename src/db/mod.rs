@@ -265,6 +265,24 @@ impl Db {
             url: url.redacted(),
             source,
         };
+        // One direct attempt first, so an unreachable server or a wrong URL fails within
+        // seconds with the driver's own reason, not after the pool's acquire timeout.
+        match tokio::time::timeout(
+            Duration::from_secs(5),
+            <sqlx::AnyConnection as sqlx::Connection>::connect_with(&opts),
+        )
+        .await
+        {
+            Ok(Ok(conn)) => {
+                let _ = sqlx::Connection::close(conn).await;
+            }
+            Ok(Err(source)) => return Err(connect_err(source)),
+            Err(_) => {
+                return Err(connect_err(sqlx::Error::Protocol(
+                    "no answer within 5 s".into(),
+                )))
+            }
+        }
         match url.engine() {
             Engine::Sqlite => {
                 let build = |max: u32| {

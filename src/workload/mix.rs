@@ -207,6 +207,10 @@ impl OpStream {
     }
 }
 
+/// How many write and read ops a run's stream hash covers: fixed, so the hash identifies the
+/// stream whatever the duration or rate.
+pub const HASHED_OPS: u64 = 10_000;
+
 /// FNV-1a over the JSON of the first `writes` write ops and `reads` read ops: identifies the
 /// stream independently of timing.
 pub fn stream_hash(stream: &OpStream, writes: u64, reads: u64) -> String {

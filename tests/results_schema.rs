@@ -1,0 +1,416 @@
+//! `docs/results.schema.json` documents `results.json` exactly: a real run's results validate
+//! against it, every property in it has a type and a description, and a copy of the results
+//! with an undocumented field or a mistyped value does not validate (so the check can fail).
+//!
+//! The validator is a small subset of JSON Schema 2020-12, written here: `type` (a name or a
+//! list, with `integer` and `null`), `properties`, `required`, `additionalProperties` (false or a
+//! schema), `items` (schema or false), `prefixItems`, `minItems`/`maxItems`,
+//! `minProperties`/`maxProperties`, `enum`, `const`, `minimum`/`maximum`/`exclusiveMinimum`/
+//! `exclusiveMaximum`, `anyOf`, `oneOf` and `$ref` to `#/$defs/...`. Annotation keywords are
+//! skipped; `pattern` and `propertyNames` are skipped too (no regex engine here). Any other
+//! keyword makes the test fail, so the schema cannot rely on a check this validator does not do.
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::{json, Value};
+
+const BIN: &str = env!("CARGO_BIN_EXE_cqrs-bench");
+
+const CHECKED: &[&str] = &[
+    "type",
+    "properties",
+    "required",
+    "additionalProperties",
+    "items",
+    "prefixItems",
+    "minItems",
+    "maxItems",
+    "minProperties",
+    "maxProperties",
+    "enum",
+    "const",
+    "minimum",
+    "maximum",
+    "exclusiveMinimum",
+    "exclusiveMaximum",
+    "anyOf",
+    "oneOf",
+    "$ref",
+];
+const SKIPPED: &[&str] = &[
+    "$schema",
+    "$id",
+    "$defs",
+    "title",
+    "description",
+    "pattern",
+    "propertyNames",
+];
+
+struct Validator<'a> {
+    root: &'a Value,
+}
+
+impl<'a> Validator<'a> {
+    fn validate(&self, v: &Value) -> Vec<String> {
+        let mut errors = Vec::new();
+        self.check(self.root, v, "$", &mut errors);
+        errors
+    }
+
+    fn resolve(&self, r: &str) -> &'a Value {
+        let name = r
+            .strip_prefix("#/$defs/")
+            .unwrap_or_else(|| panic!("unsupported $ref {r}"));
+        self.root
+            .get("$defs")
+            .and_then(|d| d.get(name))
+            .unwrap_or_else(|| panic!("dangling $ref {r}"))
+    }
+
+    fn type_ok(ty: &str, v: &Value) -> bool {
+        match ty {
+            "null" => v.is_null(),
+            "boolean" => v.is_boolean(),
+            "string" => v.is_string(),
+            "number" => v.is_number(),
+            "integer" => v.is_i64() || v.is_u64() || v.as_f64().is_some_and(|f| f.fract() == 0.0),
+            "array" => v.is_array(),
+            "object" => v.is_object(),
+            other => panic!("unknown type name {other:?} in the schema"),
+        }
+    }
+
+    fn check(&self, schema: &'a Value, v: &Value, at: &str, errors: &mut Vec<String>) {
+        let s = match schema {
+            Value::Bool(true) => return,
+            Value::Bool(false) => {
+                errors.push(format!("{at}: not allowed here"));
+                return;
+            }
+            Value::Object(s) => s,
+            other => panic!("a schema must be an object or a boolean, got {other}"),
+        };
+        for k in s.keys() {
+            assert!(
+                CHECKED.contains(&k.as_str()) || SKIPPED.contains(&k.as_str()),
+                "schema keyword {k:?} (at {at}) is not supported by this validator"
+            );
+        }
+        if let Some(r) = s.get("$ref").and_then(Value::as_str) {
+            self.check(self.resolve(r), v, at, errors);
+        }
+        if let Some(ty) = s.get("type") {
+            let ok = match ty {
+                Value::String(t) => Self::type_ok(t, v),
+                Value::Array(ts) => ts
+                    .iter()
+                    .any(|t| Self::type_ok(t.as_str().expect("type names"), v)),
+                other => panic!("bad type {other}"),
+            };
+            if !ok {
+                errors.push(format!("{at}: expected type {ty}, got {v}"));
+                return;
+            }
+        }
+        if let Some(e) = s.get("enum").and_then(Value::as_array) {
+            if !e.contains(v) {
+                errors.push(format!("{at}: {v} is not one of {e:?}"));
+            }
+        }
+        if let Some(c) = s.get("const") {
+            if c != v {
+                errors.push(format!("{at}: expected {c}, got {v}"));
+            }
+        }
+        if let Some(x) = v.as_f64() {
+            let bound = |k: &str| s.get(k).and_then(Value::as_f64);
+            if bound("minimum").is_some_and(|m| x < m)
+                || bound("maximum").is_some_and(|m| x > m)
+                || bound("exclusiveMinimum").is_some_and(|m| x <= m)
+                || bound("exclusiveMaximum").is_some_and(|m| x >= m)
+            {
+                errors.push(format!("{at}: {x} is out of range"));
+            }
+        }
+        if let Some(subs) = s.get("anyOf").and_then(Value::as_array) {
+            if !subs.iter().any(|sub| self.ok(sub, v, at)) {
+                errors.push(format!("{at}: matches none of anyOf"));
+            }
+        }
+        if let Some(subs) = s.get("oneOf").and_then(Value::as_array) {
+            let n = subs.iter().filter(|sub| self.ok(sub, v, at)).count();
+            if n != 1 {
+                errors.push(format!("{at}: matches {n} of oneOf, expected exactly 1"));
+            }
+        }
+        if let Value::Object(o) = v {
+            let count = |k: &str| s.get(k).and_then(Value::as_u64);
+            if count("minProperties").is_some_and(|m| (o.len() as u64) < m)
+                || count("maxProperties").is_some_and(|m| (o.len() as u64) > m)
+            {
+                errors.push(format!("{at}: wrong number of properties ({})", o.len()));
+            }
+            if let Some(req) = s.get("required").and_then(Value::as_array) {
+                for r in req {
+                    let r = r.as_str().expect("required names");
+                    if !o.contains_key(r) {
+                        errors.push(format!("{at}: missing required property {r:?}"));
+                    }
+                }
+            }
+            let props = s.get("properties").and_then(Value::as_object);
+            for (k, val) in o {
+                let path = format!("{at}.{k}");
+                match props.and_then(|p| p.get(k)) {
+                    Some(ps) => self.check(ps, val, &path, errors),
+                    None => match s.get("additionalProperties") {
+                        Some(Value::Bool(false)) => {
+                            errors.push(format!("{path}: property not in the schema"))
+                        }
+                        Some(ap) => self.check(ap, val, &path, errors),
+                        None => {}
+                    },
+                }
+            }
+        }
+        if let Value::Array(a) = v {
+            let count = |k: &str| s.get(k).and_then(Value::as_u64);
+            if count("minItems").is_some_and(|m| (a.len() as u64) < m)
+                || count("maxItems").is_some_and(|m| (a.len() as u64) > m)
+            {
+                errors.push(format!("{at}: wrong number of items ({})", a.len()));
+            }
+            let prefix = s
+                .get("prefixItems")
+                .and_then(Value::as_array)
+                .map(|p| p.as_slice())
+                .unwrap_or(&[]);
+            for (i, item) in a.iter().enumerate() {
+                let path = format!("{at}[{i}]");
+                if let Some(ps) = prefix.get(i) {
+                    self.check(ps, item, &path, errors);
+                } else if let Some(is) = s.get("items") {
+                    self.check(is, item, &path, errors);
+                }
+            }
+        }
+    }
+
+    fn ok(&self, schema: &'a Value, v: &Value, at: &str) -> bool {
+        let mut e = Vec::new();
+        self.check(schema, v, at, &mut e);
+        e.is_empty()
+    }
+}
+
+fn load_schema() -> Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/results.schema.json");
+    let text = std::fs::read_to_string(&path).expect("docs/results.schema.json");
+    serde_json::from_str(&text).expect("the schema is JSON")
+}
+
+/// Runs the ci scenario for normalized and cqrs-async (3 s) and returns results.json.
+fn real_results() -> Value {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("out");
+    let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/ci.toml");
+    let o = Command::new(BIN)
+        .args([
+            "run",
+            scenario.to_str().unwrap(),
+            "--backends",
+            "normalized,cqrs-async",
+            "--duration",
+            "3s",
+            "--quiet",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .output()
+        .expect("run binary");
+    assert!(
+        o.status.success(),
+        "run failed ({:?}):\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let text = std::fs::read_to_string(out.join("results.json")).expect("results.json");
+    serde_json::from_str(&text).expect("results.json is JSON")
+}
+
+fn assert_invalid(validator: &Validator, v: &Value, what: &str, expect_at: &str) {
+    let errors = validator.validate(v);
+    assert!(
+        errors.iter().any(|e| e.starts_with(expect_at)),
+        "{what}: expected an error at {expect_at}, got {errors:?}"
+    );
+}
+
+#[test]
+fn real_results_match_the_schema_and_the_check_can_fail() {
+    let schema = load_schema();
+    let validator = Validator { root: &schema };
+    let results = real_results();
+
+    let errors = validator.validate(&results);
+    assert!(
+        errors.is_empty(),
+        "results.json does not match docs/results.schema.json:\n{}",
+        errors.join("\n")
+    );
+    // The run exercised the nullable parts both ways.
+    let runs = results["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 2);
+    assert!(runs[0]["verify"].is_null() && runs[0]["projector"].is_null());
+    assert!(runs[1]["verify"].is_object() && runs[1]["projector"].is_object());
+
+    // An undocumented field, at the top and deep inside, is rejected.
+    let mut extra = results.clone();
+    extra["surprise"] = json!(1);
+    assert_invalid(&validator, &extra, "extra top-level field", "$.surprise");
+    let mut extra = results.clone();
+    extra["runs"][1]["metrics"]["ops"]["write"]["latency"]["p95_us"] = json!(5);
+    assert_invalid(
+        &validator,
+        &extra,
+        "extra nested field",
+        "$.runs[1].metrics.ops.write.latency.p95_us",
+    );
+    let mut extra = results.clone();
+    extra["runs"][0]["metrics"]["ops"]["write.refund"] = runs[0]["metrics"]["ops"]["write"].clone();
+    assert_invalid(
+        &validator,
+        &extra,
+        "unknown op kind",
+        "$.runs[0].metrics.ops.write.refund",
+    );
+
+    // Wrong types are rejected.
+    let mut wrong = results.clone();
+    wrong["runs"][0]["metrics"]["fell_behind"] = json!("no");
+    assert_invalid(
+        &validator,
+        &wrong,
+        "string for a boolean",
+        "$.runs[0].metrics.fell_behind",
+    );
+    let mut wrong = results.clone();
+    wrong["runs"][1]["metrics"]["intervals"][0]["writes"] = json!(1.5);
+    assert_invalid(
+        &validator,
+        &wrong,
+        "float for an integer",
+        "$.runs[1].metrics.intervals[0].writes",
+    );
+    let mut wrong = results.clone();
+    wrong["runs"][0]["backend"] = json!("mongo");
+    assert_invalid(&validator, &wrong, "unknown backend", "$.runs[0].backend");
+    let mut wrong = results.clone();
+    wrong["scenario"]["product_keys"] = json!({"kind": "zipf"});
+    assert_invalid(
+        &validator,
+        &wrong,
+        "zipf without exponent",
+        "$.scenario.product_keys",
+    );
+    let mut wrong = results.clone();
+    wrong["runs"][1]["metrics"]["lag"]["spectrum"] = json!([[50.0, 10, 3]]);
+    assert_invalid(
+        &validator,
+        &wrong,
+        "spectrum point with three items",
+        "$.runs[1].metrics.lag.spectrum[0]",
+    );
+    let mut missing = results.clone();
+    missing.as_object_mut().unwrap().remove("stream_hash");
+    assert_invalid(&validator, &missing, "missing required field", "$");
+}
+
+/// Every property of every object schema has a `type` and a `description`, and every object
+/// with listed properties says which are required.
+#[test]
+fn every_property_is_typed_and_described() {
+    let schema = load_schema();
+    let mut problems = Vec::new();
+    fn walk(s: &Value, at: &str, problems: &mut Vec<String>) {
+        let Some(o) = s.as_object() else { return };
+        if let Some(props) = o.get("properties").and_then(Value::as_object) {
+            let is_variant = !o.contains_key("description"); // oneOf branches of KeyDist
+            if !is_variant {
+                if !o.contains_key("required") {
+                    problems.push(format!("{at}: no required list"));
+                }
+                for (k, p) in props {
+                    for key in ["type", "description"] {
+                        if p.get(key).is_none() {
+                            problems.push(format!("{at}.{k}: no {key}"));
+                        }
+                    }
+                }
+            }
+            for (k, p) in props {
+                walk(p, &format!("{at}.{k}"), problems);
+            }
+        }
+        for key in ["items", "additionalProperties"] {
+            if let Some(sub) = o.get(key) {
+                walk(sub, &format!("{at}/{key}"), problems);
+            }
+        }
+    }
+    walk(&schema, "$", &mut problems);
+    for (name, def) in schema["$defs"].as_object().expect("$defs") {
+        if def.get("description").is_none() {
+            problems.push(format!("$defs.{name}: no description"));
+        }
+        walk(def, &format!("$defs.{name}"), &mut problems);
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    assert_eq!(
+        schema["$schema"],
+        "https://json-schema.org/draft/2020-12/schema"
+    );
+}
+
+/// The validator itself on small cases, so a bug in it cannot make everything pass.
+#[test]
+fn the_validator_rejects_what_it_should() {
+    let schema = json!({
+        "type": "object",
+        "properties": {
+            "a": {"type": ["integer", "null"]},
+            "b": {"$ref": "#/$defs/B"},
+            "c": {"type": "array", "prefixItems": [{"type": "number"}, {"type": "integer"}],
+                  "items": false}
+        },
+        "required": ["a"],
+        "additionalProperties": false,
+        "$defs": {"B": {"type": "string", "enum": ["x", "y"]}}
+    });
+    let v = Validator { root: &schema };
+    assert!(v
+        .validate(&json!({"a": 1, "b": "x", "c": [1.5, 2]}))
+        .is_empty());
+    assert!(v.validate(&json!({"a": null})).is_empty());
+    assert!(!v.validate(&json!({"a": 1.5})).is_empty(), "integer");
+    assert!(!v.validate(&json!({"a": "1"})).is_empty(), "type");
+    assert!(!v.validate(&json!({})).is_empty(), "required");
+    assert!(
+        !v.validate(&json!({"a": 1, "z": 0})).is_empty(),
+        "additional"
+    );
+    assert!(
+        !v.validate(&json!({"a": 1, "b": "z"})).is_empty(),
+        "enum via $ref"
+    );
+    assert!(
+        !v.validate(&json!({"a": 1, "c": [1, 2, 3]})).is_empty(),
+        "items false"
+    );
+    assert!(
+        !v.validate(&json!({"a": 1, "c": [1, 2.5]})).is_empty(),
+        "prefixItems"
+    );
+}
