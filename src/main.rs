@@ -12,8 +12,12 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use cqrs_bench::backend::{prepare, BackendKind};
 use cqrs_bench::db::{Db, DbError, DbUrl, DEFAULT_SCHEMA};
-use cqrs_bench::projection::projector::ProjectorMode;
-use cqrs_bench::report::table;
+use cqrs_bench::check;
+use cqrs_bench::projection::dead_letter;
+use cqrs_bench::projection::projector::{rebuild, ProjectorError, ProjectorMode};
+use cqrs_bench::projection::ProjectionName;
+use cqrs_bench::results::Results;
+use cqrs_bench::report::{self, table};
 use cqrs_bench::scenario::{parse_duration, Scenario};
 use cqrs_bench::verify::{verify, VerifyError};
 use cqrs_bench::workload::runner::{default_out_dir, run_scenario, RunError, RunOptions};
@@ -37,6 +41,45 @@ enum Cmd {
     Seed(SeedArgs),
     /// Compare every read model with the truth computed from the normalized tables.
     Verify(DbArgs),
+    /// Write report.md, report.html and plots/*.svg from a saved results.json.
+    Report(ReportArgs),
+    /// Compare two runs of the same scenario, metric by metric, with Welch's t-test.
+    Compare(CompareArgs),
+    /// The CI gate: run a scenario, verify, evaluate its thresholds; exit 1 when any fails.
+    Check(CheckArgs),
+    /// Rebuild read models from the event log (a cqrs-async database).
+    Rebuild(RebuildArgs),
+    /// List the dead-lettered events of a cqrs-async database, or replay them.
+    DeadLetters(DeadLetterArgs),
+}
+
+#[derive(clap::Args)]
+struct CheckArgs {
+    #[command(flatten)]
+    run: RunArgs,
+    /// Also write the outcome as JUnit XML.
+    #[arg(long)]
+    junit: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct RebuildArgs {
+    #[command(flatten)]
+    db: DbArgs,
+    /// Only this read model (product_catalog, order_summary, daily_sales, product_sales).
+    #[arg(long)]
+    projection: Option<String>,
+    #[arg(long, default_value_t = 500)]
+    batch_size: i64,
+}
+
+#[derive(clap::Args)]
+struct DeadLetterArgs {
+    #[command(flatten)]
+    db: DbArgs,
+    /// Apply the parked events again (after the fault is fixed).
+    #[arg(long)]
+    replay: bool,
 }
 
 #[derive(clap::Args)]
@@ -99,6 +142,29 @@ struct SeedArgs {
     seed: Option<u64>,
 }
 
+#[derive(clap::Args)]
+struct ReportArgs {
+    /// A results.json written by `run`.
+    results: PathBuf,
+    /// Where to write the report (default: the folder holding the results file).
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct CompareArgs {
+    /// The results.json to compare against.
+    base: PathBuf,
+    /// The results.json being judged.
+    new: PathBuf,
+    /// Exit with 1 when a significant regression is larger than PCT percent.
+    #[arg(long, value_name = "PCT")]
+    fail_on_regression: Option<f64>,
+    /// Compare even when the scenarios or op streams differ.
+    #[arg(long)]
+    force: bool,
+}
+
 /// An error with the exit code it should produce.
 struct Failure {
     code: u8,
@@ -148,7 +214,8 @@ fn load_scenario(path: &std::path::Path) -> Result<Scenario, Failure> {
     Scenario::load(path).map_err(bad_input)
 }
 
-async fn cmd_run(args: RunArgs) -> Result<(), Failure> {
+/// The scenario with the command line's overrides, and where and how to run it.
+fn plan_run(args: &RunArgs) -> Result<(Scenario, RunOptions), Failure> {
     let mut scenario = load_scenario(&args.scenario)?;
     if let Some(names) = &args.backends {
         scenario.backends = names
@@ -178,7 +245,7 @@ async fn cmd_run(args: RunArgs) -> Result<(), Failure> {
         .out
         .clone()
         .unwrap_or_else(|| default_out_dir(&scenario));
-    let mut opts = RunOptions::defaults(out.clone());
+    let mut opts = RunOptions::defaults(out);
     if let Some(db) = &args.db {
         opts.db = parse_url(db)?;
     }
@@ -188,6 +255,10 @@ async fn cmd_run(args: RunArgs) -> Result<(), Failure> {
     opts.projector_mode = parse_projector(&args.projector)?;
     opts.pool_size = args.pool_size.max(1);
     opts.show_progress = !args.quiet;
+    Ok((scenario, opts))
+}
+
+async fn execute_run(scenario: &Scenario, opts: &RunOptions) -> Result<Results, Failure> {
     eprintln!(
         "running {} ({}) on {} for {:?} per backend",
         scenario.name,
@@ -195,7 +266,7 @@ async fn cmd_run(args: RunArgs) -> Result<(), Failure> {
         opts.db.engine().name(),
         scenario.duration
     );
-    let results = run_scenario(&scenario, &opts).await.map_err(|e| match e {
+    let results = run_scenario(scenario, opts).await.map_err(|e| match e {
         RunError::Db(e) => classify_db(e),
         RunError::Io { .. } => bad_input(e),
         other => Failure {
@@ -209,7 +280,13 @@ async fn cmd_run(args: RunArgs) -> Result<(), Failure> {
             println!("kept {} database: {kept}", run.backend);
         }
     }
-    println!("results: {}", out.join("results.json").display());
+    println!("results: {}", opts.out_dir.join("results.json").display());
+    Ok(results)
+}
+
+async fn cmd_run(args: RunArgs) -> Result<(), Failure> {
+    let (scenario, opts) = plan_run(&args)?;
+    let results = execute_run(&scenario, &opts).await?;
     if results
         .runs
         .iter()
@@ -218,6 +295,128 @@ async fn cmd_run(args: RunArgs) -> Result<(), Failure> {
         return Err(Failure {
             code: 1,
             error: anyhow::anyhow!("verify found read models that differ from the truth"),
+        });
+    }
+    Ok(())
+}
+
+async fn cmd_check(args: CheckArgs) -> Result<(), Failure> {
+    let (scenario, opts) = plan_run(&args.run)?;
+    // Thresholds are input: a bad one stops the check before anything runs.
+    let thresholds = check::parse_all(&scenario.thresholds).map_err(|problems| {
+        let lines: Vec<String> = problems
+            .iter()
+            .map(|(path, msg)| format!("{}: {path}: {msg}", args.run.scenario.display()))
+            .collect();
+        bad_input(anyhow::anyhow!(lines.join("\n")))
+    })?;
+    let results = execute_run(&scenario, &opts).await?;
+    let lines = check::evaluate(&results, &thresholds);
+    println!();
+    for l in &lines {
+        println!(
+            "{} {:<24} {:<48} {}",
+            if l.passed { "PASS" } else { "FAIL" },
+            l.run,
+            l.name,
+            l.measured
+        );
+        if !l.passed {
+            for d in &l.detail {
+                println!("       {d}");
+            }
+        }
+    }
+    if let Some(path) = &args.junit {
+        std::fs::write(path, check::junit(&scenario.name, &lines))
+            .with_context(|| format!("cannot write {}", path.display()))
+            .map_err(bad_input)?;
+    }
+    let failed = lines.iter().filter(|l| !l.passed).count();
+    if failed > 0 {
+        return Err(Failure {
+            code: 1,
+            error: anyhow::anyhow!("check: {failed} of {} checks failed", lines.len()),
+        });
+    }
+    println!("check: all {} checks passed", lines.len());
+    Ok(())
+}
+
+fn parse_projection(name: &Option<String>) -> Result<Vec<ProjectionName>, Failure> {
+    match name {
+        None => Ok(ProjectionName::ALL.to_vec()),
+        Some(n) => ProjectionName::from_name(n).map(|p| vec![p]).ok_or_else(|| {
+            bad_input(anyhow::anyhow!(
+                "--projection: unknown read model \"{n}\" (expected product_catalog, order_summary, daily_sales or product_sales)"
+            ))
+        }),
+    }
+}
+
+async fn open_ours(args: &DbArgs) -> Result<Db, Failure> {
+    let url = parse_url(&args.db)?;
+    let db = Db::open(&url, &args.schema, 2).await.map_err(classify_db)?;
+    cqrs_bench::db::schema::require_ours(&db)
+        .await
+        .map_err(classify_db)?;
+    Ok(db)
+}
+
+fn projector_failure(e: ProjectorError) -> Failure {
+    match e {
+        ProjectorError::Db(e) => classify_db(e),
+        ProjectorError::NoEventLog(_) => bad_input(e),
+        other => Failure {
+            code: 3,
+            error: other.into(),
+        },
+    }
+}
+
+async fn cmd_rebuild(args: RebuildArgs) -> Result<(), Failure> {
+    let projections = parse_projection(&args.projection)?;
+    let db = open_ours(&args.db).await?;
+    let report = rebuild(&db, &projections, args.batch_size.max(1))
+        .await
+        .map_err(projector_failure)?;
+    let names: Vec<&str> = projections.iter().map(|p| p.name()).collect();
+    println!(
+        "rebuilt {} from {} events in {:.2}s ({:.0} events/s)",
+        names.join(", "),
+        report.events,
+        report.seconds,
+        report.events_per_second
+    );
+    db.close().await;
+    Ok(())
+}
+
+async fn cmd_dead_letters(args: DeadLetterArgs) -> Result<(), Failure> {
+    let db = open_ours(&args.db).await?;
+    let sql_failure = |e: sqlx::Error| classify_db(DbError::Sql(e));
+    if args.replay {
+        let r = dead_letter::replay(&db, &ProjectionName::ALL)
+            .await
+            .map_err(sql_failure)?;
+        println!(
+            "replayed {} dead letters; {} still failing",
+            r.replayed, r.still_failing
+        );
+    }
+    let letters = dead_letter::list(&db).await.map_err(sql_failure)?;
+    for d in &letters {
+        println!(
+            "{:<16} seq {:<8} {:<14} attempts {} · {}",
+            d.projection, d.seq, d.stream, d.attempts, d.error
+        );
+    }
+    println!("{} dead letters", letters.len());
+    db.close().await;
+    if args.replay && !letters.is_empty() {
+        return Err(Failure {
+            code: 1,
+            error: anyhow::anyhow!("{} events still dead-lettered", letters.len()),
         });
     }
     Ok(())
@@ -282,6 +481,61 @@ async fn cmd_verify(args: DbArgs) -> Result<(), Failure> {
     }
 }
 
+fn load_results(path: &std::path::Path) -> Result<cqrs_bench::results::Results, Failure> {
+    cqrs_bench::results::Results::load(path).map_err(bad_input)
+}
+
+async fn cmd_report(args: ReportArgs) -> Result<(), Failure> {
+    let results = load_results(&args.results)?;
+    let out = args.out.clone().unwrap_or_else(|| {
+        args.results
+            .parent()
+            .map(|p| p.to_path_buf())
+            .unwrap_or_default()
+    });
+    let written = report::write_report(&results, &out).map_err(bad_input)?;
+    println!("{}", report::verdict::verdict(&results).headline);
+    println!("report: {}", written.html.display());
+    println!("        {}", written.markdown.display());
+    println!(
+        "plots:  {} in {}",
+        written.plots.len(),
+        out.join("plots").display()
+    );
+    Ok(())
+}
+
+async fn cmd_compare(args: CompareArgs) -> Result<(), Failure> {
+    if let Some(p) = args.fail_on_regression {
+        if !(p.is_finite() && p >= 0.0) {
+            return Err(bad_input(anyhow::anyhow!(
+                "--fail-on-regression: expected a percentage >= 0, got {p}"
+            )));
+        }
+    }
+    let base = load_results(&args.base)?;
+    let new = load_results(&args.new)?;
+    let comparison = report::compare::compare(&base, &new, args.force).map_err(bad_input)?;
+    print!("{}", comparison.render());
+    if let Some(pct) = args.fail_on_regression {
+        let over = comparison.regressions_over(pct);
+        if !over.is_empty() {
+            return Err(Failure {
+                code: 1,
+                error: anyhow::anyhow!(
+                    "{} significant regressions larger than {pct}%: {}",
+                    over.len(),
+                    over.iter()
+                        .map(|c| format!("{} {}", c.run, c.metric))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Runtime::new().context("cannot start the async runtime") {
@@ -296,6 +550,11 @@ fn main() -> ExitCode {
             Cmd::Run(a) => cmd_run(a).await,
             Cmd::Seed(a) => cmd_seed(a).await,
             Cmd::Verify(a) => cmd_verify(a).await,
+            Cmd::Report(a) => cmd_report(a).await,
+            Cmd::Compare(a) => cmd_compare(a).await,
+            Cmd::Check(a) => cmd_check(a).await,
+            Cmd::Rebuild(a) => cmd_rebuild(a).await,
+            Cmd::DeadLetters(a) => cmd_dead_letters(a).await,
         }
     });
     // Give pools a moment to close cleanly without hanging on them.

@@ -89,6 +89,10 @@ pub struct ProjectorReport {
     pub errors: u64,
     /// Time from the end of the load until every event was applied.
     pub catch_up_seconds: f64,
+    /// Events delivered a second time by fault injection.
+    pub redelivered: u64,
+    /// Events parked in the dead-letter table at the end of the run.
+    pub dead_letters: u64,
 }
 
 /// Bytes on disk of each group of tables, measured from the database.

@@ -3,6 +3,7 @@
 //! `truth` computes what each read model must hold from the normalized tables, and
 //! `projector` runs the SQL applier asynchronously over the event log.
 
+pub mod dead_letter;
 pub mod fold;
 pub mod projector;
 pub mod sql;

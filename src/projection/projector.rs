@@ -26,10 +26,12 @@ use serde::{Deserialize, Serialize};
 use sqlx::{AnyConnection, Row};
 use tokio::sync::{mpsc, watch, Notify};
 
+use super::dead_letter::{apply_guarded, Fetched};
 use super::sql::{apply_batch, Delivered, Guard};
 use super::ProjectionName;
 use crate::db::{Db, DbError};
 use crate::domain::Event;
+use crate::workload::rng::Rng;
 
 /// Which projector runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -48,6 +50,10 @@ pub struct ProjectorConfig {
     pub batch_size: i64,
     pub poll_interval: Duration,
     pub mode: ProjectorMode,
+    /// Fault injection: share of events delivered a second time (with the next batch). The
+    /// guarded projector must absorb it; the naive one shows the damage.
+    #[serde(default)]
+    pub redeliver: f64,
 }
 
 impl Default for ProjectorConfig {
@@ -56,6 +62,7 @@ impl Default for ProjectorConfig {
             batch_size: 500,
             poll_interval: Duration::from_millis(50),
             mode: ProjectorMode::ExactlyOnce,
+            redeliver: 0.0,
         }
     }
 }
@@ -73,12 +80,10 @@ pub enum ProjectorError {
     Db(#[from] DbError),
     #[error("database error in projector: {0}")]
     Sql(#[from] sqlx::Error),
-    #[error("event {seq} has an unreadable payload: {source}")]
-    Payload {
-        seq: i64,
-        #[source]
-        source: serde_json::Error,
-    },
+    #[error("event {seq} has an unreadable payload: {message}")]
+    Payload { seq: i64, message: String },
+    #[error("{0} has no event log (only a cqrs-async dataset has one); nothing to rebuild from")]
+    NoEventLog(String),
     #[error("projector did not catch up within {0:?}")]
     Timeout(Duration),
 }
@@ -90,6 +95,8 @@ pub struct ProjectorStats {
     pub events: AtomicU64,
     pub duplicates: AtomicU64,
     pub errors: AtomicU64,
+    /// Events delivered a second time by fault injection.
+    pub redelivered: AtomicU64,
 }
 
 /// Measures projection lag: from the writer's observed commit of an event to the projector's
@@ -188,6 +195,8 @@ pub struct Projector {
     projections: Vec<ProjectionName>,
     pub stats: Arc<ProjectorStats>,
     lag: Option<Arc<LagTracker>>,
+    redelivery: Mutex<Vec<Fetched>>,
+    rng: Mutex<Rng>,
 }
 
 impl Projector {
@@ -198,11 +207,19 @@ impl Projector {
             projections: ProjectionName::ALL.to_vec(),
             stats: Arc::new(ProjectorStats::default()),
             lag: None,
+            redelivery: Mutex::new(Vec::new()),
+            rng: Mutex::new(Rng::new(0x5EED_DE11)),
         }
     }
 
     pub fn with_lag(mut self, lag: Arc<LagTracker>) -> Self {
         self.lag = Some(lag);
+        self
+    }
+
+    /// Restricts the projector to some read models (a rebuild of one leaves the others alone).
+    pub fn with_projections(mut self, projections: &[ProjectionName]) -> Self {
+        self.projections = projections.to_vec();
         self
     }
 
@@ -230,42 +247,35 @@ impl Projector {
             .min()
             .unwrap_or_default();
         let batch = fetch(&mut tx, self.db.is_pg(), from, self.config.batch_size, true).await?;
-        if batch.is_empty() {
+        let redelivered = std::mem::take(&mut *self.redelivery.lock().expect("redelivery lock"));
+        if batch.is_empty() && redelivered.is_empty() {
             tx.rollback().await?;
             return Ok(0);
         }
-        let last = batch.last().map(|(pos, _)| *pos).unwrap_or(from);
-        // Group projections by checkpoint: normally all are equal and one call applies the
-        // batch to all of them.
-        let mut groups: Vec<(Position, Vec<ProjectionName>)> = Vec::new();
+        let last = batch.last().map(|f| f.pos).unwrap_or(from);
+        let mut duplicates = 0;
         for &p in &self.projections {
             let cp = checkpoints.get(&p).copied().unwrap_or_default();
-            match groups.iter_mut().find(|(c, _)| *c == cp) {
-                Some((_, ps)) => ps.push(p),
-                None => groups.push((cp, vec![p])),
-            }
-        }
-        let mut duplicates = 0;
-        for (cp, ps) in &groups {
-            let due: Vec<Delivered> = batch
-                .iter()
-                .filter(|(pos, _)| pos > cp)
-                .map(|(_, d)| d.clone())
-                .collect();
+            let new: Vec<&Fetched> = batch.iter().filter(|f| f.pos > cp).collect();
+            let due: Vec<&Fetched> = redelivered.iter().chain(new.iter().copied()).collect();
             if due.is_empty() {
                 continue;
             }
-            let stats = apply_batch(&mut tx, &due, ps, Guard::Ledger).await?;
+            let stats = apply_guarded(&mut tx, p, &due).await?;
             duplicates += stats.duplicates;
-            for p in ps {
-                save_checkpoint(&mut tx, *p, last, due.len() as i64, stats.duplicates as i64)
-                    .await?;
-            }
+            save_checkpoint(
+                &mut tx,
+                p,
+                cp.max(last),
+                new.len() as i64,
+                stats.duplicates as i64,
+            )
+            .await?;
         }
         tx.commit().await?;
         let committed_at = Instant::now();
         self.after_commit(&batch, duplicates, committed_at);
-        Ok(batch.len())
+        Ok(batch.len() + redelivered.len())
     }
 
     async fn step_naive(&self) -> Result<usize, ProjectorError> {
@@ -287,11 +297,23 @@ impl Projector {
             false,
         )
         .await?;
-        if batch.is_empty() {
+        let redelivered = std::mem::take(&mut *self.redelivery.lock().expect("redelivery lock"));
+        if batch.is_empty() && redelivered.is_empty() {
             return Ok(0);
         }
-        let last = batch.last().map(|(pos, _)| *pos).unwrap_or(from);
-        let due: Vec<Delivered> = batch.iter().map(|(_, d)| d.clone()).collect();
+        let last = batch.last().map(|f| f.pos).unwrap_or(from);
+        let mut due: Vec<Delivered> = Vec::with_capacity(batch.len() + redelivered.len());
+        for f in redelivered.iter().chain(batch.iter()) {
+            match f.delivered() {
+                Some(d) => due.push(d),
+                None => {
+                    return Err(ProjectorError::Payload {
+                        seq: f.seq,
+                        message: f.event.clone().err().unwrap_or_default(),
+                    })
+                }
+            }
+        }
         let mut tx = sqlx::Connection::begin(&mut *conn).await?;
         apply_batch(&mut tx, &due, &self.projections, Guard::Naive).await?;
         tx.commit().await?;
@@ -303,18 +325,18 @@ impl Projector {
                 *p,
                 Position {
                     xid: from.xid,
-                    seq: last.seq,
+                    seq: last.seq.max(from.seq),
                 },
-                due.len() as i64,
+                batch.len() as i64,
                 0,
             )
             .await?;
         }
         self.after_commit(&batch, 0, committed_at);
-        Ok(batch.len())
+        Ok(batch.len() + redelivered.len())
     }
 
-    fn after_commit(&self, batch: &[(Position, Delivered)], duplicates: u64, at: Instant) {
+    fn after_commit(&self, batch: &[Fetched], duplicates: u64, at: Instant) {
         self.stats.batches.fetch_add(1, Ordering::Relaxed);
         self.stats
             .events
@@ -323,8 +345,21 @@ impl Projector {
             .duplicates
             .fetch_add(duplicates, Ordering::Relaxed);
         if let Some(lag) = &self.lag {
-            let seqs: Vec<i64> = batch.iter().map(|(_, d)| d.seq).collect();
+            let seqs: Vec<i64> = batch.iter().map(|f| f.seq).collect();
             lag.applied(&seqs, at);
+        }
+        // Fault injection: deliver a share of this batch again with the next one.
+        if self.config.redeliver > 0.0 {
+            let mut rng = self.rng.lock().expect("rng lock");
+            let again: Vec<Fetched> = batch
+                .iter()
+                .filter(|_| rng.chance(self.config.redeliver))
+                .cloned()
+                .collect();
+            self.stats
+                .redelivered
+                .fetch_add(again.len() as u64, Ordering::Relaxed);
+            self.redelivery.lock().expect("redelivery lock").extend(again);
         }
     }
 
@@ -444,7 +479,7 @@ fn url_raw(url: &crate::db::DbUrl) -> String {
     url.raw_for_connect()
 }
 
-async fn read_checkpoints(
+pub async fn read_checkpoints(
     conn: &mut AnyConnection,
     is_pg: bool,
     lock: bool,
@@ -470,7 +505,7 @@ async fn read_checkpoints(
     Ok(out)
 }
 
-async fn save_checkpoint(
+pub async fn save_checkpoint(
     conn: &mut AnyConnection,
     p: ProjectionName,
     pos: Position,
@@ -496,20 +531,20 @@ async fn save_checkpoint(
 
 /// Reads the next events after `from`. With `horizon` on PostgreSQL, only events of finished
 /// transactions (see the module comment); in one statement, so the horizon and the rows come
-/// from the same snapshot.
+/// from the same snapshot. An unreadable payload is returned as such, to be dead-lettered.
 async fn fetch(
     conn: &mut AnyConnection,
     is_pg: bool,
     from: Position,
     limit: i64,
     horizon: bool,
-) -> Result<Vec<(Position, Delivered)>, ProjectorError> {
+) -> Result<Vec<Fetched>, ProjectorError> {
     let sql = if is_pg && horizon {
-        "SELECT xid, seq, payload FROM events WHERE (xid, seq) > ($1, $2) \
+        "SELECT xid, seq, stream, payload FROM events WHERE (xid, seq) > ($1, $2) \
          AND xid < pg_snapshot_xmin(pg_current_snapshot())::text::bigint \
          ORDER BY xid, seq LIMIT $3"
     } else {
-        "SELECT xid, seq, payload FROM events WHERE seq > $2 AND $1 = $1 ORDER BY seq LIMIT $3"
+        "SELECT xid, seq, stream, payload FROM events WHERE seq > $2 AND $1 = $1 ORDER BY seq LIMIT $3"
     };
     let rows = sqlx::query(sql)
         .bind(from.xid)
@@ -521,10 +556,14 @@ async fn fetch(
     for row in rows {
         let xid: i64 = row.try_get(0)?;
         let seq: i64 = row.try_get(1)?;
-        let payload: String = row.try_get(2)?;
-        let event =
-            Event::from_json(&payload).map_err(|source| ProjectorError::Payload { seq, source })?;
-        out.push((Position { xid, seq }, Delivered { seq, event }));
+        let stream: String = row.try_get(2)?;
+        let payload: String = row.try_get(3)?;
+        out.push(Fetched {
+            pos: Position { xid, seq },
+            seq,
+            stream,
+            event: Event::from_json(&payload).map_err(|e| e.to_string()),
+        });
     }
     Ok(out)
 }
@@ -538,8 +577,10 @@ pub async fn read_log(db: &Db) -> Result<Vec<Delivered>, ProjectorError> {
         .map(|row| {
             let seq: i64 = row.try_get(0)?;
             let payload: String = row.try_get(1)?;
-            let event = Event::from_json(&payload)
-                .map_err(|source| ProjectorError::Payload { seq, source })?;
+            let event = Event::from_json(&payload).map_err(|e| ProjectorError::Payload {
+                seq,
+                message: e.to_string(),
+            })?;
             Ok(Delivered { seq, event })
         })
         .collect()
@@ -627,4 +668,53 @@ mod tests {
         // Seq 2 is still in flight: nothing more.
         assert!(rx.try_recv().is_err());
     }
+}
+
+/// What a rebuild did.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct RebuildReport {
+    pub events: u64,
+    pub seconds: f64,
+    pub events_per_second: f64,
+}
+
+/// Rebuilds read models from the event log: empties them (one transaction), then applies the
+/// whole log with the exactly-once projector. Other read models are not touched. An empty log
+/// rebuilds to empty read models and returns at once.
+pub async fn rebuild(
+    db: &Db,
+    projections: &[ProjectionName],
+    batch_size: i64,
+) -> Result<RebuildReport, ProjectorError> {
+    let state = crate::db::schema::meta_get(db, "state")
+        .await?
+        .unwrap_or_default();
+    if !state.contains("event_log") {
+        return Err(ProjectorError::NoEventLog(db.url.redacted()));
+    }
+    let started = Instant::now();
+    reset_read_models(db, projections).await?;
+    let projector = Projector::new(
+        db.clone(),
+        ProjectorConfig {
+            batch_size,
+            ..ProjectorConfig::default()
+        },
+    )
+    .with_projections(projections);
+    loop {
+        projector.catch_up().await?;
+        // Transactions still open elsewhere can hold the horizon back: wait, don't stop short.
+        if projector.backlog().await? == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let events = projector.stats.events.load(Ordering::Relaxed);
+    Ok(RebuildReport {
+        events,
+        seconds,
+        events_per_second: events as f64 / seconds.max(1e-9),
+    })
 }

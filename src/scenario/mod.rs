@@ -51,6 +51,7 @@
 //! [projector]          # optional; the cqrs-async projector
 //! batch_size = 500     # integer >= 1; default 500
 //! poll_interval = "50ms"  # > 0; default "50ms"
+//! redeliver = 0.0         # fault injection: share of events delivered twice, in [0, 1]; default 0
 //!
 //! [sweep]              # optional; exactly one of the two lists, non-empty; every backend
 //! read_rates = [0, 200, 800]  # runs at every point: open-loop reads at each rate (>= 0), or
@@ -186,6 +187,9 @@ pub struct ProjectorSettings {
     pub batch_size: i64,
     #[serde(with = "duration::serde_text")]
     pub poll_interval: Duration,
+    /// Fault injection: share of events the projector delivers a second time (0 = none).
+    #[serde(default)]
+    pub redeliver: f64,
 }
 
 impl Default for ProjectorSettings {
@@ -194,6 +198,7 @@ impl Default for ProjectorSettings {
         ProjectorSettings {
             batch_size: c.batch_size,
             poll_interval: c.poll_interval,
+            redeliver: c.redeliver,
         }
     }
 }
@@ -284,6 +289,7 @@ impl Scenario {
         ProjectorConfig {
             batch_size: self.projector.batch_size,
             poll_interval: self.projector.poll_interval,
+            redeliver: self.projector.redeliver,
             ..ProjectorConfig::default()
         }
     }

@@ -40,7 +40,7 @@ const DATASET_KEYS: &[&str] = &[
 const LOAD_KEYS: &[&str] = &["rate", "workers", "mix"];
 const KEYS_KEYS: &[&str] = &["products", "users"];
 const DIST_KEYS: &[&str] = &["kind", "exponent", "hot_keys", "hot_ops"];
-const PROJECTOR_KEYS: &[&str] = &["batch_size", "poll_interval"];
+const PROJECTOR_KEYS: &[&str] = &["batch_size", "poll_interval", "redeliver"];
 const SWEEP_KEYS: &[&str] = &["read_rates", "readers"];
 const DIST_KINDS: &str = "uniform, zipf, hotspot";
 const DEFAULT_WORKERS: u32 = 4;
@@ -689,6 +689,18 @@ impl Walker {
                 settings.poll_interval = d;
             }
         }
+        if let Some(v) = t.get("redeliver") {
+            if let Some(x) = self.number(v, "projector.redeliver") {
+                if (0.0..=1.0).contains(&x) {
+                    settings.redeliver = x;
+                } else {
+                    self.problem(
+                        "projector.redeliver",
+                        format!("must be between 0 and 1, got {x}"),
+                    );
+                }
+            }
+        }
         settings
     }
 
@@ -777,6 +789,11 @@ impl Walker {
                 continue;
             };
             if let Err(e) = check_condition(c) {
+                self.problem(&path, e);
+                continue;
+            }
+            // The full check (metric name, units) is the one `check` evaluates with.
+            if let Err(e) = crate::check::parse_threshold(pattern, c) {
                 self.problem(&path, e);
                 continue;
             }

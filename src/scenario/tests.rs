@@ -562,8 +562,17 @@ fn batch_size_zero_and_other_projector_problems() {
     assert_problem(
         &text,
         "projector.mode",
-        "unknown key (expected one of: batch_size, poll_interval)",
+        "unknown key (expected one of: batch_size, poll_interval, redeliver)",
     );
+    let text = with("", "[projector]\nredeliver = 1.5");
+    assert_problem(&text, "projector.redeliver", "must be between 0 and 1");
+}
+
+#[test]
+fn thresholds_name_known_metrics_with_units() {
+    let text = with("", "[thresholds]\n\"*.write.p42\" = \"<= 5ms\"\n\"*.lag.p99\" = \"<= 5\"");
+    assert_problem(&text, "thresholds.\"*.write.p42\"", "unknown statistic");
+    assert_problem(&text, "thresholds.\"*.lag.p99\"", "needs a unit");
 }
 
 #[test]

@@ -169,6 +169,10 @@ pub async fn run_scenario(s: &Scenario, opts: &RunOptions) -> Result<Results, Ru
     };
     let path = opts.out_dir.join("results.json");
     std::fs::write(&path, results.to_json()).map_err(io_err(&path))?;
+    crate::report::write_report(&results, &opts.out_dir).map_err(|e| RunError::Io {
+        path: e.path,
+        source: e.source,
+    })?;
     Ok(results)
 }
 
@@ -320,12 +324,24 @@ async fn run_one(
     } else {
         None
     };
+    // Table sizes while the database still exists (None when the engine cannot tell).
+    let storage = crate::db::storage::measure(&db).await?;
+    let dead_letters = if kind.has_event_log() {
+        crate::projection::dead_letter::list(&db)
+            .await
+            .map_err(DbError::from)?
+            .len() as u64
+    } else {
+        0
+    };
     let projector_report = backend.projector().map(|p| ProjectorReport {
         events: p.stats.events.load(Ordering::Relaxed),
         batches: p.stats.batches.load(Ordering::Relaxed),
         duplicates: p.stats.duplicates.load(Ordering::Relaxed),
         errors: p.stats.errors.load(Ordering::Relaxed),
         catch_up_seconds,
+        redelivered: p.stats.redelivered.load(Ordering::Relaxed),
+        dead_letters,
     });
     let measured = metrics.measured_seconds.max(1e-9);
     let achieved = |key: &str| {
@@ -368,7 +384,7 @@ async fn run_one(
             seed: seed_report,
             verify: verify_report,
             projector: projector_report,
-            storage: None,
+            storage,
             kept_database,
         },
         environment,

@@ -1,0 +1,127 @@
+//! `cqrs-bench check`: the CI gate passes the shipped projector, catches the naive one under
+//! duplicate delivery every time, writes JUnit, and refuses bad thresholds (issue
+//! [consistency]).
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use common::*;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_cqrs-bench"))
+}
+
+fn scenario(name: &str) -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("scenarios")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[test]
+fn ci_scenario_passes_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let junit = dir.path().join("junit.xml");
+    let o = bin()
+        .args(["check", &scenario("ci.toml"), "--quiet", "--duration", "3s", "--out"])
+        .arg(dir.path().join("out"))
+        .arg("--junit")
+        .arg(&junit)
+        .output()
+        .unwrap();
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    assert!(t.contains("PASS normalized") && t.contains("threshold *.errors == 0"), "{t}");
+    assert!(t.contains("verify daily_sales"), "{t}");
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(xml.contains("failures=\"0\""), "{xml}");
+}
+
+#[test]
+fn ci_scenario_passes_on_postgres() {
+    let Some(url) = pg_url("ci_scenario_passes_on_postgres") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let o = bin()
+        .args(["check", &scenario("ci.toml"), "--quiet", "--duration", "3s"])
+        .args(["--db", &url.raw_for_connect(), "--schema", &unique_schema("check")])
+        .arg("--out")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+}
+
+#[test]
+fn redelivery_is_absorbed_by_the_shipped_projector() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = bin()
+        .args(["check", &scenario("ci-redelivery.toml"), "--quiet", "--out"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    let results = std::fs::read_to_string(dir.path().join("results.json")).unwrap();
+    let r: serde_json::Value = serde_json::from_str(&results).unwrap();
+    let redelivered = r["runs"][0]["projector"]["redelivered"].as_u64().unwrap();
+    assert!(redelivered > 20, "only {redelivered} events were delivered twice");
+}
+
+#[test]
+fn naive_projector_is_caught_every_time() {
+    // Three runs with different seeds: caught each time, not by luck.
+    for seed in ["3", "4", "5"] {
+        let dir = tempfile::tempdir().unwrap();
+        let junit = dir.path().join("junit.xml");
+        let o = bin()
+            .args(["check", &scenario("ci-redelivery.toml"), "--quiet", "--projector", "naive"])
+            .args(["--seed", seed, "--out"])
+            .arg(dir.path().join("out"))
+            .arg("--junit")
+            .arg(&junit)
+            .output()
+            .unwrap();
+        let t = text(&o);
+        assert_eq!(o.status.code(), Some(1), "seed {seed}: {t}");
+        assert!(t.contains("FAIL cqrs-async"), "{t}");
+        // Names the read model and the diverging rows.
+        assert!(
+            t.contains("verify product_sales") && t.contains("product_sales["),
+            "{t}"
+        );
+        let xml = std::fs::read_to_string(&junit).unwrap();
+        assert!(xml.contains("<failure"), "{xml}");
+    }
+}
+
+#[test]
+fn bad_threshold_is_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.toml");
+    let ci = std::fs::read_to_string(scenario("ci.toml")).unwrap();
+    std::fs::write(&file, ci.replace("\"*.write.p99\" = \"<= 250ms\"", "\"*.write.p42\" = \"<= 250ms\"")).unwrap();
+    let o = bin()
+        .arg("check")
+        .arg(&file)
+        .args(["--quiet", "--out"])
+        .arg(dir.path().join("out"))
+        .output()
+        .unwrap();
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{t}");
+    assert!(t.contains("thresholds.\"*.write.p42\"") && t.contains("unknown statistic"), "{t}");
+    assert!(!dir.path().join("out").join("results.json").exists());
+}
