@@ -314,10 +314,7 @@ pub fn evaluate(results: &Results, thresholds: &[Threshold]) -> Vec<CheckLine> {
                     run: run_label(run),
                     passed: false,
                     measured: "not measured".into(),
-                    detail: vec![format!(
-                        "{} did not measure this (no samples)",
-                        run.backend
-                    )],
+                    detail: vec![format!("{} did not measure this (no samples)", run.backend)],
                 }),
             }
         }

@@ -11,16 +11,20 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use cqrs_bench::backend::{prepare, BackendKind};
-use cqrs_bench::db::{Db, DbError, DbUrl, DEFAULT_SCHEMA};
 use cqrs_bench::check;
+use cqrs_bench::db::{Db, DbError, DbUrl, DEFAULT_SCHEMA};
 use cqrs_bench::projection::dead_letter;
-use cqrs_bench::projection::projector::{rebuild, ProjectorError, ProjectorMode};
+use cqrs_bench::projection::projector::{
+    pinning_sessions, rebuild, Projector, ProjectorConfig, ProjectorError, ProjectorMode,
+};
 use cqrs_bench::projection::ProjectionName;
-use cqrs_bench::results::Results;
 use cqrs_bench::report::{self, table};
+use cqrs_bench::results::Results;
 use cqrs_bench::scenario::{parse_duration, Scenario};
 use cqrs_bench::verify::{verify, VerifyError};
 use cqrs_bench::workload::runner::{default_out_dir, run_scenario, RunError, RunOptions};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 #[derive(Parser)]
 #[command(
@@ -51,6 +55,25 @@ enum Cmd {
     Rebuild(RebuildArgs),
     /// List the dead-lettered events of a cqrs-async database, or replay them.
     DeadLetters(DeadLetterArgs),
+    /// Run the async projector as its own process, as a team would deploy it.
+    Projector(ProjectorArgs),
+}
+
+#[derive(clap::Args)]
+struct ProjectorArgs {
+    #[command(flatten)]
+    db: DbArgs,
+    #[arg(long, default_value_t = 500)]
+    batch_size: i64,
+    /// Idle poll interval, e.g. 50ms.
+    #[arg(long, default_value = "50ms")]
+    poll_interval: String,
+    /// Exit once every committed event is applied (instead of running until stopped).
+    #[arg(long)]
+    until_idle: bool,
+    /// Fault drills: hold each batch's transaction open this long before commit, e.g. 50ms.
+    #[arg(long)]
+    hold_before_commit: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -392,6 +415,72 @@ async fn cmd_rebuild(args: RebuildArgs) -> Result<(), Failure> {
     Ok(())
 }
 
+async fn cmd_projector(args: ProjectorArgs) -> Result<(), Failure> {
+    let duration = |flag: &str, v: &str| {
+        parse_duration(v).map_err(|e| bad_input(anyhow::anyhow!("--{flag}: {e}")))
+    };
+    let config = ProjectorConfig {
+        batch_size: args.batch_size.max(1),
+        poll_interval: duration("poll-interval", &args.poll_interval)?,
+        hold_before_commit: match &args.hold_before_commit {
+            Some(v) => duration("hold-before-commit", v)?,
+            None => Duration::ZERO,
+        },
+        ..ProjectorConfig::default()
+    };
+    let db = open_ours(&args.db).await?;
+    let state = cqrs_bench::db::schema::meta_get(&db, "state")
+        .await
+        .map_err(classify_db)?
+        .unwrap_or_default();
+    if !state.contains("event_log") {
+        return Err(bad_input(anyhow::anyhow!(
+            "{} has no event log (only a cqrs-async dataset has one)",
+            db.url.redacted()
+        )));
+    }
+    let projector = Arc::new(Projector::new(db.clone(), config));
+    let wake = Arc::new(tokio::sync::Notify::new());
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(projector.clone().run(wake, stopped));
+    eprintln!(
+        "projector running on {} (Ctrl-C or SIGTERM stops it)",
+        db.url.redacted()
+    );
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot listen for SIGTERM")
+        .map_err(bad_input)?;
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break,
+            _ = terminate.recv() => break,
+            _ = tick.tick() => {
+                let backlog = projector.backlog().await.unwrap_or(-1);
+                let events = projector.stats.events.load(Ordering::Relaxed);
+                let errors = projector.stats.errors.load(Ordering::Relaxed);
+                println!("applied {events} events · backlog {backlog} · errors {errors}");
+                if backlog > 0 && projector.stats.horizon_waits.load(Ordering::Relaxed) > 0 {
+                    let pins = pinning_sessions(&db).await.unwrap_or_default();
+                    if !pins.is_empty() {
+                        println!(
+                            "lag, not loss: committed events wait behind open transactions: {}",
+                            pins.join(", ")
+                        );
+                    }
+                }
+                if args.until_idle && backlog == 0 {
+                    break;
+                }
+            }
+        }
+    }
+    let _ = stop.send(true);
+    let _ = task.await;
+    db.close().await;
+    Ok(())
+}
+
 async fn cmd_dead_letters(args: DeadLetterArgs) -> Result<(), Failure> {
     let db = open_ours(&args.db).await?;
     let sql_failure = |e: sqlx::Error| classify_db(DbError::Sql(e));
@@ -555,6 +644,7 @@ fn main() -> ExitCode {
             Cmd::Check(a) => cmd_check(a).await,
             Cmd::Rebuild(a) => cmd_rebuild(a).await,
             Cmd::DeadLetters(a) => cmd_dead_letters(a).await,
+            Cmd::Projector(a) => cmd_projector(a).await,
         }
     });
     // Give pools a moment to close cleanly without hanging on them.

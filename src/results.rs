@@ -93,6 +93,30 @@ pub struct ProjectorReport {
     pub redelivered: u64,
     /// Events parked in the dead-letter table at the end of the run.
     pub dead_letters: u64,
+    /// Idle polls that found committed events held back by an open transaction.
+    pub horizon_waits: u64,
+}
+
+/// Operations that failed with database errors, and when (1 s resolution).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Outage {
+    pub failed_ops: u64,
+    pub from_s: f64,
+    pub to_s: f64,
+}
+
+impl Outage {
+    /// From the interval series: the span of intervals with database errors.
+    pub fn from_metrics(m: &RunMetrics) -> Option<Outage> {
+        let failing: Vec<_> = m.intervals.iter().filter(|i| i.errors > 0).collect();
+        let first = failing.first()?;
+        let last = failing.last()?;
+        Some(Outage {
+            failed_ops: failing.iter().map(|i| i.errors).sum(),
+            from_s: first.t_s,
+            to_s: last.t_s + last.duration_s,
+        })
+    }
 }
 
 /// Bytes on disk of each group of tables, measured from the database.
@@ -118,6 +142,9 @@ pub struct BackendRun {
     pub storage: Option<Storage>,
     /// Where the database was kept (`--keep-db`), password removed.
     pub kept_database: Option<String>,
+    /// When operations failed with database errors; `None` when none did.
+    #[serde(default)]
+    pub outage: Option<Outage>,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -34,7 +34,14 @@ fn ci_scenario_passes_on_sqlite() {
     let dir = tempfile::tempdir().unwrap();
     let junit = dir.path().join("junit.xml");
     let o = bin()
-        .args(["check", &scenario("ci.toml"), "--quiet", "--duration", "3s", "--out"])
+        .args([
+            "check",
+            &scenario("ci.toml"),
+            "--quiet",
+            "--duration",
+            "3s",
+            "--out",
+        ])
         .arg(dir.path().join("out"))
         .arg("--junit")
         .arg(&junit)
@@ -42,7 +49,10 @@ fn ci_scenario_passes_on_sqlite() {
         .unwrap();
     let t = text(&o);
     assert_eq!(o.status.code(), Some(0), "{t}");
-    assert!(t.contains("PASS normalized") && t.contains("threshold *.errors == 0"), "{t}");
+    assert!(
+        t.contains("PASS normalized") && t.contains("threshold *.errors == 0"),
+        "{t}"
+    );
     assert!(t.contains("verify daily_sales"), "{t}");
     let xml = std::fs::read_to_string(&junit).unwrap();
     assert!(xml.contains("failures=\"0\""), "{xml}");
@@ -56,7 +66,12 @@ fn ci_scenario_passes_on_postgres() {
     let dir = tempfile::tempdir().unwrap();
     let o = bin()
         .args(["check", &scenario("ci.toml"), "--quiet", "--duration", "3s"])
-        .args(["--db", &url.raw_for_connect(), "--schema", &unique_schema("check")])
+        .args([
+            "--db",
+            &url.raw_for_connect(),
+            "--schema",
+            &unique_schema("check"),
+        ])
         .arg("--out")
         .arg(dir.path())
         .output()
@@ -77,7 +92,10 @@ fn redelivery_is_absorbed_by_the_shipped_projector() {
     let results = std::fs::read_to_string(dir.path().join("results.json")).unwrap();
     let r: serde_json::Value = serde_json::from_str(&results).unwrap();
     let redelivered = r["runs"][0]["projector"]["redelivered"].as_u64().unwrap();
-    assert!(redelivered > 20, "only {redelivered} events were delivered twice");
+    assert!(
+        redelivered > 20,
+        "only {redelivered} events were delivered twice"
+    );
 }
 
 #[test]
@@ -87,7 +105,13 @@ fn naive_projector_is_caught_every_time() {
         let dir = tempfile::tempdir().unwrap();
         let junit = dir.path().join("junit.xml");
         let o = bin()
-            .args(["check", &scenario("ci-redelivery.toml"), "--quiet", "--projector", "naive"])
+            .args([
+                "check",
+                &scenario("ci-redelivery.toml"),
+                "--quiet",
+                "--projector",
+                "naive",
+            ])
             .args(["--seed", seed, "--out"])
             .arg(dir.path().join("out"))
             .arg("--junit")
@@ -112,7 +136,14 @@ fn bad_threshold_is_bad_input() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("bad.toml");
     let ci = std::fs::read_to_string(scenario("ci.toml")).unwrap();
-    std::fs::write(&file, ci.replace("\"*.write.p99\" = \"<= 250ms\"", "\"*.write.p42\" = \"<= 250ms\"")).unwrap();
+    std::fs::write(
+        &file,
+        ci.replace(
+            "\"*.write.p99\" = \"<= 250ms\"",
+            "\"*.write.p42\" = \"<= 250ms\"",
+        ),
+    )
+    .unwrap();
     let o = bin()
         .arg("check")
         .arg(&file)
@@ -122,6 +153,9 @@ fn bad_threshold_is_bad_input() {
         .unwrap();
     let t = text(&o);
     assert_eq!(o.status.code(), Some(2), "{t}");
-    assert!(t.contains("thresholds.\"*.write.p42\"") && t.contains("unknown statistic"), "{t}");
+    assert!(
+        t.contains("thresholds.\"*.write.p42\"") && t.contains("unknown statistic"),
+        "{t}"
+    );
     assert!(!dir.path().join("out").join("results.json").exists());
 }

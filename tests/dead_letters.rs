@@ -27,7 +27,15 @@ fn place(order_id: i64, product_id: i64) -> Command {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn poison_event_is_parked_once_and_replay_converges() {
     let (_dir, url) = sqlite_url("poison");
-    let b = open_backend(&url, "cqrs_bench", BackendKind::CqrsAsync, 4, &small_dataset(), false).await;
+    let b = open_backend(
+        &url,
+        "cqrs_bench",
+        BackendKind::CqrsAsync,
+        4,
+        &small_dataset(),
+        false,
+    )
+    .await;
     let projector = Projector::new(b.db.clone(), ProjectorConfig::default());
     projector.catch_up().await.unwrap();
 
@@ -41,32 +49,66 @@ async fn poison_event_is_parked_once_and_replay_converges() {
         .unwrap();
     b.execute(&place(777_777, 5)).await.unwrap();
     b.execute(&place(777_778, 6)).await.unwrap();
-    b.execute(&Command::PayOrder { order_id: 777_777, at: AT + 1 }).await.unwrap();
-    b.execute(&Command::PayOrder { order_id: 777_778, at: AT + 1 }).await.unwrap();
+    b.execute(&Command::PayOrder {
+        order_id: 777_777,
+        at: AT + 1,
+    })
+    .await
+    .unwrap();
+    b.execute(&Command::PayOrder {
+        order_id: 777_778,
+        at: AT + 1,
+    })
+    .await
+    .unwrap();
     projector.catch_up().await.unwrap();
     // Running again must not park anything twice.
     projector.catch_up().await.unwrap();
 
     let letters = list(&b.db).await.unwrap();
     assert_eq!(letters.len(), 2, "{letters:?}");
-    assert!(letters.iter().all(|d| d.projection == "order_summary" && d.stream == "order-777777"));
-    assert_eq!(letters[0].attempts, MAX_ATTEMPTS as i64, "the poison event was retried");
-    assert!(letters[0].error.contains("poison order"), "{}", letters[0].error);
-    assert_eq!(letters[1].attempts, 0, "the later event of the stream waits, untried");
+    assert!(letters
+        .iter()
+        .all(|d| d.projection == "order_summary" && d.stream == "order-777777"));
+    assert_eq!(
+        letters[0].attempts, MAX_ATTEMPTS as i64,
+        "the poison event was retried"
+    );
+    assert!(
+        letters[0].error.contains("poison order"),
+        "{}",
+        letters[0].error
+    );
+    assert_eq!(
+        letters[1].attempts, 0,
+        "the later event of the stream waits, untried"
+    );
 
     // Other streams and other read models kept projecting.
-    let other: Option<String> = sqlx::query_scalar("SELECT status FROM order_summary WHERE order_id = 777778")
-        .fetch_optional(&b.db.read)
-        .await
-        .unwrap();
+    let other: Option<String> =
+        sqlx::query_scalar("SELECT status FROM order_summary WHERE order_id = 777778")
+            .fetch_optional(&b.db.read)
+            .await
+            .unwrap();
     assert_eq!(other.as_deref(), Some("paid"));
     let report = verify(&b.db).await.unwrap();
-    let by_model = |p: ProjectionName| report.models.iter().find(|m| m.read_model == p).unwrap().mismatches;
+    let by_model = |p: ProjectionName| {
+        report
+            .models
+            .iter()
+            .find(|m| m.read_model == p)
+            .unwrap()
+            .mismatches
+    };
     assert_eq!(by_model(ProjectionName::OrderSummary), 1, "{report:?}");
     assert_eq!(by_model(ProjectionName::DailySales), 0);
     assert_eq!(by_model(ProjectionName::ProductSales), 0);
     assert_eq!(by_model(ProjectionName::ProductCatalog), 0);
-    assert_eq!(projector.backlog().await.unwrap(), 0, "the checkpoint moved past the poison event");
+    assert_eq!(
+        projector.backlog().await.unwrap(),
+        0,
+        "the checkpoint moved past the poison event"
+    );
 
     // While the fault is there, a replay changes nothing.
     let r = replay(&b.db, &ProjectionName::ALL).await.unwrap();
@@ -79,17 +121,26 @@ async fn poison_event_is_parked_once_and_replay_converges() {
     assert!(list(&b.db).await.unwrap().is_empty());
     let report = verify(&b.db).await.unwrap();
     assert_eq!(report.mismatches, 0, "{report:?}");
-    let status: String = sqlx::query_scalar("SELECT status FROM order_summary WHERE order_id = 777777")
-        .fetch_one(&b.db.read)
-        .await
-        .unwrap();
+    let status: String =
+        sqlx::query_scalar("SELECT status FROM order_summary WHERE order_id = 777777")
+            .fetch_one(&b.db.read)
+            .await
+            .unwrap();
     assert_eq!(status, "paid", "replayed in stream order");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreadable_payload_is_dead_lettered_for_every_read_model() {
     let (_dir, url) = sqlite_url("unreadable");
-    let b = open_backend(&url, "cqrs_bench", BackendKind::CqrsAsync, 4, &small_dataset(), false).await;
+    let b = open_backend(
+        &url,
+        "cqrs_bench",
+        BackendKind::CqrsAsync,
+        4,
+        &small_dataset(),
+        false,
+    )
+    .await;
     let projector = Projector::new(b.db.clone(), ProjectorConfig::default());
     projector.catch_up().await.unwrap();
     b.db.write
@@ -100,10 +151,13 @@ async fn unreadable_payload_is_dead_lettered_for_every_read_model() {
     projector.catch_up().await.unwrap();
     let letters = list(&b.db).await.unwrap();
     assert_eq!(letters.len(), ProjectionName::ALL.len(), "{letters:?}");
-    assert!(letters.iter().all(|d| d.error.contains("unreadable payload")));
-    let placed: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM order_summary WHERE order_id = 888888")
-        .fetch_one(&b.db.read)
-        .await
-        .unwrap();
+    assert!(letters
+        .iter()
+        .all(|d| d.error.contains("unreadable payload")));
+    let placed: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM order_summary WHERE order_id = 888888")
+            .fetch_one(&b.db.read)
+            .await
+            .unwrap();
     assert_eq!(placed, 1, "the next event was applied");
 }

@@ -37,37 +37,66 @@ async fn rebuild_equals_live_and_is_repeatable() {
     let r1 = rebuild(&b.db, &ProjectionName::ALL, 500).await.unwrap();
     assert!(r1.events > 600, "{r1:?}");
     let once = live_state(&b.db).await;
-    assert_eq!(VerifyReport::compare(&once, &live).mismatches, 0, "rebuild differs from live");
+    assert_eq!(
+        VerifyReport::compare(&once, &live).mismatches,
+        0,
+        "rebuild differs from live"
+    );
     rebuild(&b.db, &ProjectionName::ALL, 37).await.unwrap();
     let twice = live_state(&b.db).await;
     assert_eq!(once, twice, "rebuilding twice differs from once");
 
     // One read model: the others are not touched while it is emptied and rebuilt.
-    reset_read_models(&b.db, &[ProjectionName::DailySales]).await.unwrap();
+    reset_read_models(&b.db, &[ProjectionName::DailySales])
+        .await
+        .unwrap();
     let during = live_state(&b.db).await;
     assert!(during.daily_sales.is_empty());
     assert_eq!(during.product_catalog, live.product_catalog);
     assert_eq!(during.order_summary, live.order_summary);
     assert_eq!(during.product_sales, live.product_sales);
-    let r = rebuild(&b.db, &[ProjectionName::DailySales], 100).await.unwrap();
+    let r = rebuild(&b.db, &[ProjectionName::DailySales], 100)
+        .await
+        .unwrap();
     assert!(r.events > 0);
     assert_eq!(live_state(&b.db).await, live);
     assert_eq!(verify(&b.db).await.unwrap().mismatches, 0);
 
     // The CLI prints events/s.
     let out = Process::new(env!("CARGO_BIN_EXE_cqrs-bench"))
-        .args(["rebuild", "--db", &format!("sqlite://{}", dir.path().join("rebuild.db").display()), "--projection", "product_sales"])
+        .args([
+            "rebuild",
+            "--db",
+            &format!("sqlite://{}", dir.path().join("rebuild.db").display()),
+            "--projection",
+            "product_sales",
+        ])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout} {}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("rebuilt product_sales from") && stdout.contains("events/s"), "{stdout}");
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("rebuilt product_sales from") && stdout.contains("events/s"),
+        "{stdout}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn empty_log_rebuilds_to_empty_and_stops() {
     let (_dir, url) = sqlite_url("empty");
-    let b = open_backend(&url, "cqrs_bench", BackendKind::CqrsAsync, 2, &small_dataset(), false).await;
+    let b = open_backend(
+        &url,
+        "cqrs_bench",
+        BackendKind::CqrsAsync,
+        2,
+        &small_dataset(),
+        false,
+    )
+    .await;
     b.db.write.execute("DELETE FROM events").await.unwrap();
     let r = rebuild(&b.db, &ProjectionName::ALL, 500).await.unwrap();
     assert_eq!(r.events, 0);
@@ -78,8 +107,20 @@ async fn empty_log_rebuilds_to_empty_and_stops() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refuses_to_rebuild_without_an_event_log() {
     let (_dir, url) = sqlite_url("nolog");
-    let b = open_backend(&url, "cqrs_bench", BackendKind::CqrsSync, 2, &small_dataset(), false).await;
+    let b = open_backend(
+        &url,
+        "cqrs_bench",
+        BackendKind::CqrsSync,
+        2,
+        &small_dataset(),
+        false,
+    )
+    .await;
     let before = live_state(&b.db).await;
     assert!(rebuild(&b.db, &ProjectionName::ALL, 500).await.is_err());
-    assert_eq!(live_state(&b.db).await, before, "a refused rebuild emptied the read models");
+    assert_eq!(
+        live_state(&b.db).await,
+        before,
+        "a refused rebuild emptied the read models"
+    );
 }

@@ -92,7 +92,14 @@ pub async fn apply_guarded(
     let mut ready: Vec<Delivered> = Vec::with_capacity(due.len());
     for f in due {
         if parked.contains(&f.stream) {
-            park(conn, p, f, "waiting behind an earlier dead letter of its stream", 0).await?;
+            park(
+                conn,
+                p,
+                f,
+                "waiting behind an earlier dead letter of its stream",
+                0,
+            )
+            .await?;
             continue;
         }
         match &f.event {
@@ -127,7 +134,14 @@ pub async fn apply_guarded(
             .find(|f| f.seq == d.seq)
             .expect("ready events come from due");
         if parked.contains(&stream) {
-            park(conn, p, f, "waiting behind an earlier dead letter of its stream", 0).await?;
+            park(
+                conn,
+                p,
+                f,
+                "waiting behind an earlier dead letter of its stream",
+                0,
+            )
+            .await?;
             continue;
         }
         let mut last_error = String::new();

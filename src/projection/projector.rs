@@ -54,6 +54,10 @@ pub struct ProjectorConfig {
     /// guarded projector must absorb it; the naive one shows the damage.
     #[serde(default)]
     pub redeliver: f64,
+    /// Fault drills: keep each batch's transaction open this long before committing, so a
+    /// `kill -9` lands mid-batch. Zero in normal runs.
+    #[serde(default)]
+    pub hold_before_commit: Duration,
 }
 
 impl Default for ProjectorConfig {
@@ -63,6 +67,7 @@ impl Default for ProjectorConfig {
             poll_interval: Duration::from_millis(50),
             mode: ProjectorMode::ExactlyOnce,
             redeliver: 0.0,
+            hold_before_commit: Duration::ZERO,
         }
     }
 }
@@ -97,6 +102,9 @@ pub struct ProjectorStats {
     pub errors: AtomicU64,
     /// Events delivered a second time by fault injection.
     pub redelivered: AtomicU64,
+    /// Idle polls that found committed events waiting behind an open transaction (PostgreSQL):
+    /// lag caused by a pinned horizon, not loss.
+    pub horizon_waits: AtomicU64,
 }
 
 /// Measures projection lag: from the writer's observed commit of an event to the projector's
@@ -249,6 +257,9 @@ impl Projector {
         let batch = fetch(&mut tx, self.db.is_pg(), from, self.config.batch_size, true).await?;
         let redelivered = std::mem::take(&mut *self.redelivery.lock().expect("redelivery lock"));
         if batch.is_empty() && redelivered.is_empty() {
+            if self.db.is_pg() && committed_beyond(&mut tx, from).await? {
+                self.stats.horizon_waits.fetch_add(1, Ordering::Relaxed);
+            }
             tx.rollback().await?;
             return Ok(0);
         }
@@ -271,6 +282,9 @@ impl Projector {
                 stats.duplicates as i64,
             )
             .await?;
+        }
+        if !self.config.hold_before_commit.is_zero() {
+            tokio::time::sleep(self.config.hold_before_commit).await;
         }
         tx.commit().await?;
         let committed_at = Instant::now();
@@ -359,7 +373,10 @@ impl Projector {
             self.stats
                 .redelivered
                 .fetch_add(again.len() as u64, Ordering::Relaxed);
-            self.redelivery.lock().expect("redelivery lock").extend(again);
+            self.redelivery
+                .lock()
+                .expect("redelivery lock")
+                .extend(again);
         }
     }
 
@@ -566,6 +583,43 @@ async fn fetch(
         });
     }
     Ok(out)
+}
+
+/// Whether committed events exist beyond `from` that the horizon still holds back.
+async fn committed_beyond(conn: &mut AnyConnection, from: Position) -> Result<bool, sqlx::Error> {
+    let row = sqlx::query("SELECT 1 FROM events WHERE (xid, seq) > ($1, $2) LIMIT 1")
+        .bind(from.xid)
+        .bind(from.seq)
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(row.is_some())
+}
+
+/// Sessions that hold the PostgreSQL horizon back: open transactions with a transaction id,
+/// oldest first, described as `pid 123 (idle in transaction, open 12.3s)`. Empty on SQLite.
+pub async fn pinning_sessions(db: &Db) -> Result<Vec<String>, sqlx::Error> {
+    if !db.is_pg() {
+        return Ok(Vec::new());
+    }
+    let rows = sqlx::query(
+        "SELECT pid::bigint, COALESCE(state, ''), \
+         CAST(EXTRACT(EPOCH FROM (clock_timestamp() - xact_start)) * 1000 AS BIGINT) \
+         FROM pg_stat_activity WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid() \
+         AND xact_start IS NOT NULL ORDER BY xact_start",
+    )
+    .fetch_all(&db.read)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let pid: i64 = r.try_get(0)?;
+            let state: String = r.try_get(1)?;
+            let ms: i64 = r.try_get(2)?;
+            Ok(format!(
+                "pid {pid} ({state}, open {:.1}s)",
+                ms as f64 / 1000.0
+            ))
+        })
+        .collect()
 }
 
 /// Reads the whole committed log in seq order (for oracles and checks).

@@ -130,6 +130,18 @@ pub fn summary(results: &Results) -> String {
         }
         let _ = writeln!(out);
     }
+    for run in &results.runs {
+        if let Some(o) = &run.outage {
+            let _ = writeln!(
+                out,
+                "\n{}: {} ops failed with database errors between {:.0}s and {:.0}s of the measured time",
+                label(run),
+                o.failed_ops,
+                o.from_s,
+                o.to_s
+            );
+        }
+    }
     let _ = writeln!(
         out,
         "\nlatency is measured from each op's intended start (open loop); rates are achieved/target"

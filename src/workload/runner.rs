@@ -342,6 +342,7 @@ async fn run_one(
         catch_up_seconds,
         redelivered: p.stats.redelivered.load(Ordering::Relaxed),
         dead_letters,
+        horizon_waits: p.stats.horizon_waits.load(Ordering::Relaxed),
     });
     let measured = metrics.measured_seconds.max(1e-9);
     let achieved = |key: &str| {
@@ -361,6 +362,7 @@ async fn run_one(
         read_achieved: achieved("read"),
     };
     let did_not_keep_up = metrics.fell_behind;
+    let outage = crate::results::Outage::from_metrics(&metrics);
     if let Ok(b) = Arc::try_unwrap(backend) {
         b.shutdown().await;
     }
@@ -386,6 +388,7 @@ async fn run_one(
             projector: projector_report,
             storage,
             kept_database,
+            outage,
         },
         environment,
     ))

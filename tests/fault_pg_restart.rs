@@ -1,0 +1,133 @@
+//! PostgreSQL restarts in the middle of a run: the driver counts the failed operations,
+//! reconnects, and the run completes; the projector resumes by itself; verify finds nothing
+//! missing (issue [faults] 1).
+//!
+//! This restarts the server, so it runs only when `CQRS_BENCH_TEST_PG_RESTART=1` as well as
+//! `CQRS_BENCH_TEST_PG` are set (`.ci/run` sets both), and lives in its own test binary so no
+//! other test shares the outage.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+use cqrs_bench::db::Db;
+use cqrs_bench::projection::projector::checkpoint_counts;
+
+fn restart_postgres() {
+    let versions = std::fs::read_dir("/etc/postgresql").expect("/etc/postgresql");
+    let version = versions
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .next()
+        .expect("a PostgreSQL version");
+    let status = Command::new("pg_ctlcluster")
+        .args(["--skip-systemctl-redirect", &version, "main", "restart"])
+        .status()
+        .expect("pg_ctlcluster");
+    assert!(status.success(), "restart failed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_survives_a_postgres_restart() {
+    let Some(url) = pg_url("run_survives_a_postgres_restart") else {
+        return;
+    };
+    if std::env::var("CQRS_BENCH_TEST_PG_RESTART").as_deref() != Ok("1") {
+        eprintln!("SKIPPED run_survives_a_postgres_restart: set CQRS_BENCH_TEST_PG_RESTART=1 (it restarts the server)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = unique_schema("restart");
+    let scenario = format!("{}/scenarios/ci.toml", env!("CARGO_MANIFEST_DIR"));
+    let child = Command::new(env!("CARGO_BIN_EXE_cqrs-bench"))
+        .args([
+            "run",
+            &scenario,
+            "--db",
+            &url.raw_for_connect(),
+            "--schema",
+            &prefix,
+        ])
+        .args([
+            "--backends",
+            "cqrs-async",
+            "--duration",
+            "14s",
+            "--quiet",
+            "--keep-db",
+            "--out",
+        ])
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    restart_postgres();
+    let out = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "the run did not complete: {text}");
+    assert!(
+        text.contains("ops failed with database errors between"),
+        "{text}"
+    );
+
+    let results: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("results.json")).unwrap())
+            .unwrap();
+    let run = &results["runs"][0];
+    let failed = run["outage"]["failed_ops"]
+        .as_u64()
+        .expect("an outage was recorded");
+    assert!(failed > 0);
+    let to = run["outage"]["to_s"].as_f64().unwrap();
+    // Writes succeeded again after the outage: the driver reconnected.
+    let after: u64 = run["metrics"]["intervals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["t_s"].as_f64().unwrap() >= to)
+        .map(|i| i["writes"].as_u64().unwrap() - i["errors"].as_u64().unwrap())
+        .sum();
+    assert!(after > 50, "only {after} writes after the outage");
+    assert_eq!(
+        run["verify"]["mismatches"].as_u64(),
+        Some(0),
+        "{}",
+        run["verify"]
+    );
+
+    // Every committed event is in the read models exactly once.
+    let db = Db::open(&url, &format!("{prefix}_cqrs_async"), 2)
+        .await
+        .unwrap();
+    let checkpoint_seq: i64 = sqlx::query_scalar("SELECT MIN(seq) FROM projection_checkpoints")
+        .fetch_one(&db.read)
+        .await
+        .unwrap();
+    assert!(checkpoint_seq > 0);
+    let covered: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM events e WHERE NOT EXISTS (SELECT 1 FROM projection_checkpoints c WHERE (c.xid, c.seq) < (e.xid, e.seq))",
+    )
+    .fetch_one(&db.read)
+    .await
+    .unwrap();
+    let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events")
+        .fetch_one(&db.read)
+        .await
+        .unwrap();
+    assert_eq!(
+        covered, total,
+        "some committed events lie beyond a checkpoint"
+    );
+    for (name, _, duplicates) in checkpoint_counts(&db).await.unwrap() {
+        assert_eq!(duplicates, 0, "{name}");
+    }
+    cleanup(&db).await;
+}
