@@ -115,6 +115,33 @@ pub async fn insert_rows(
     Ok(affected)
 }
 
+/// Runs `UPDATE {table} SET {set} FROM (VALUES {rows}) AS v WHERE {table}.{key} = v.column1
+/// {extra}` in chunks: one statement updates many rows by key. `set` and `extra` refer to the
+/// values as `v.column1`, `v.column2`, … (the default names on both engines).
+pub async fn update_rows(
+    conn: &mut sqlx::AnyConnection,
+    table: &str,
+    key: &str,
+    set: &str,
+    extra: &str,
+    cols: usize,
+    rows: &[Vec<Param>],
+) -> Result<u64, sqlx::Error> {
+    let mut affected = 0;
+    for chunk in rows.chunks(rows_per_statement(cols)) {
+        let sql = format!(
+            "UPDATE {table} SET {set} FROM (VALUES {}) AS v WHERE {table}.{key} = v.column1 {extra}",
+            values_for(conn, chunk.len(), cols)
+        );
+        let params: Vec<Param> = chunk.iter().flatten().cloned().collect();
+        affected += bind_all(sqlx::query(&sql), &params)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+    }
+    Ok(affected)
+}
+
 /// Reads column `i` as text whatever its type (for PRAGMA answers and diagnostics).
 pub fn any_to_string(row: &AnyRow, i: usize) -> String {
     if let Ok(v) = row.try_get::<String, _>(i) {

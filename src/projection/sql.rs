@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, HashSet};
 use sqlx::{AnyConnection, Row};
 
 use super::ProjectionName;
-use crate::db::sql::{bind_all, insert_rows, rows_per_statement, values_for, Param};
+use crate::db::sql::{bind_all, insert_rows, rows_per_statement, update_rows, values_for, Param};
 use crate::domain::{day_of, Event, OrderStatus, ProductState};
 
 /// How duplicates and reordering are guarded against.
@@ -179,21 +179,32 @@ async fn product_catalog(
         )
         .await?;
     }
-    let guard_sql = if guard == Guard::Naive {
-        ""
-    } else {
-        " AND version < $3"
-    };
-    for st in product_states(events, guard).values() {
-        sqlx::query(&format!(
-            "UPDATE product_catalog SET price_cents = $1, stock = $2, version = $3 \
-             WHERE product_id = $4{guard_sql}"
-        ))
-        .bind(st.price_cents)
-        .bind(st.stock)
-        .bind(st.version)
-        .bind(st.product_id)
-        .execute(&mut *conn)
+    let states: Vec<Vec<Param>> = product_states(events, guard)
+        .values()
+        .map(|st| {
+            vec![
+                st.product_id.into(),
+                st.price_cents.into(),
+                st.stock.into(),
+                st.version.into(),
+            ]
+        })
+        .collect();
+    if !states.is_empty() {
+        let version_guard = if guard == Guard::Naive {
+            ""
+        } else {
+            "AND product_catalog.version < v.column4"
+        };
+        update_rows(
+            conn,
+            "product_catalog",
+            "product_id",
+            "price_cents = v.column2, stock = v.column3, version = v.column4",
+            version_guard,
+            4,
+            &states,
+        )
         .await?;
     }
     let mut reviews: BTreeMap<i64, (i64, i64)> = BTreeMap::new();
@@ -224,15 +235,21 @@ async fn product_catalog(
             _ => {}
         }
     }
-    for (product_id, (count, sum)) in reviews {
-        sqlx::query(
-            "UPDATE product_catalog SET review_count = review_count + $1, \
-             rating_sum = rating_sum + $2 WHERE product_id = $3",
+    let review_rows: Vec<Vec<Param>> = reviews
+        .into_iter()
+        .map(|(p, (count, sum))| vec![p.into(), count.into(), sum.into()])
+        .collect();
+    if !review_rows.is_empty() {
+        update_rows(
+            conn,
+            "product_catalog",
+            "product_id",
+            "review_count = product_catalog.review_count + v.column2, \
+             rating_sum = product_catalog.rating_sum + v.column3",
+            "",
+            3,
+            &review_rows,
         )
-        .bind(count)
-        .bind(sum)
-        .bind(product_id)
-        .execute(&mut *conn)
         .await?;
     }
     if !changes.is_empty() {
@@ -305,19 +322,25 @@ async fn order_summary(
         )
         .await?;
     }
-    let guard_sql = if guard == Guard::Naive {
-        ""
-    } else {
-        " AND version < $2"
-    };
-    for (order_id, (st, version)) in status {
-        sqlx::query(&format!(
-            "UPDATE order_summary SET status = $1, version = $2 WHERE order_id = $3{guard_sql}"
-        ))
-        .bind(st.as_str())
-        .bind(version)
-        .bind(order_id)
-        .execute(&mut *conn)
+    let status_rows: Vec<Vec<Param>> = status
+        .into_iter()
+        .map(|(order_id, (st, version))| vec![order_id.into(), st.as_str().into(), version.into()])
+        .collect();
+    if !status_rows.is_empty() {
+        let version_guard = if guard == Guard::Naive {
+            ""
+        } else {
+            "AND order_summary.version < v.column3"
+        };
+        update_rows(
+            conn,
+            "order_summary",
+            "order_id",
+            "status = v.column2, version = v.column3",
+            version_guard,
+            3,
+            &status_rows,
+        )
         .await?;
     }
     Ok(())
