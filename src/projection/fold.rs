@@ -34,13 +34,28 @@ pub fn apply_to(p: ProjectionName, s: &mut ReadModels, event: &Event) {
     }
 }
 
+/// Keeps the state with the higher version. A state can arrive (from an order event of
+/// another stream) before the product's `ProductAdded`: it then makes a placeholder row that
+/// `ProductAdded` fills in.
 fn set_state(s: &mut ReadModels, st: &ProductState) {
-    if let Some(row) = s.product_catalog.get_mut(&st.product_id) {
-        if row.version < st.version {
-            row.price_cents = st.price_cents;
-            row.stock = st.stock;
-            row.version = st.version;
-        }
+    let row = s
+        .product_catalog
+        .entry(st.product_id)
+        .or_insert_with(|| CatalogRow {
+            product_id: st.product_id,
+            name: String::new(),
+            category_id: 0,
+            category_name: String::new(),
+            price_cents: st.price_cents,
+            stock: st.stock,
+            version: st.version,
+            review_count: 0,
+            rating_sum: 0,
+        });
+    if row.version < st.version {
+        row.price_cents = st.price_cents;
+        row.stock = st.stock;
+        row.version = st.version;
     }
 }
 
@@ -54,7 +69,10 @@ fn product_catalog(s: &mut ReadModels, event: &Event) {
             state,
             ..
         } => {
-            if s.product_catalog.contains_key(product_id) {
+            if let Some(row) = s.product_catalog.get_mut(product_id) {
+                row.name = name.clone();
+                row.category_id = *category_id;
+                row.category_name = category_name.clone();
                 set_state(s, state);
             } else {
                 s.product_catalog.insert(

@@ -92,6 +92,20 @@ pub async fn apply_batch(
     guard: Guard,
 ) -> Result<ApplyStats, sqlx::Error> {
     let mut stats = ApplyStats::default();
+    // A redelivered event can sit twice in one batch; its ledger claim would pass both copies.
+    let deduped: Vec<Delivered>;
+    let events = if guard == Guard::Ledger {
+        let mut seen = HashSet::new();
+        deduped = events
+            .iter()
+            .filter(|d| seen.insert(d.seq))
+            .cloned()
+            .collect();
+        stats.duplicates += (events.len() - deduped.len()) as u64;
+        &deduped[..]
+    } else {
+        events
+    };
     for &p in projections {
         // Which events may change this projection's counters.
         let counter_seqs: Vec<i64> = events
@@ -173,20 +187,36 @@ async fn product_catalog(
             conn,
             "INSERT INTO product_catalog (product_id, name, category_id, category_name, \
              price_cents, stock, version, review_count, rating_sum)",
-            "ON CONFLICT (product_id) DO NOTHING",
+            // A state from an order event may have created the row first: fill in what only
+            // this event knows, keep whichever state has the higher version.
+            "ON CONFLICT (product_id) DO UPDATE SET name = excluded.name, \
+             category_id = excluded.category_id, category_name = excluded.category_name, \
+             price_cents = CASE WHEN product_catalog.version < excluded.version \
+               THEN excluded.price_cents ELSE product_catalog.price_cents END, \
+             stock = CASE WHEN product_catalog.version < excluded.version \
+               THEN excluded.stock ELSE product_catalog.stock END, \
+             version = CASE WHEN product_catalog.version < excluded.version \
+               THEN excluded.version ELSE product_catalog.version END",
             9,
             &added,
         )
         .await?;
     }
+    // States are upserted: an order event of another stream can arrive before the product's
+    // `ProductAdded`; the placeholder row it creates gets its name when that arrives.
     let states: Vec<Vec<Param>> = product_states(events, guard)
         .values()
         .map(|st| {
             vec![
                 st.product_id.into(),
+                "".into(),
+                0.into(),
+                "".into(),
                 st.price_cents.into(),
                 st.stock.into(),
                 st.version.into(),
+                0.into(),
+                0.into(),
             ]
         })
         .collect();
@@ -194,15 +224,17 @@ async fn product_catalog(
         let version_guard = if guard == Guard::Naive {
             ""
         } else {
-            "AND product_catalog.version < v.column4"
+            "WHERE product_catalog.version < excluded.version"
         };
-        update_rows(
+        insert_rows(
             conn,
-            "product_catalog",
-            "product_id",
-            "price_cents = v.column2, stock = v.column3, version = v.column4",
-            version_guard,
-            4,
+            "INSERT INTO product_catalog (product_id, name, category_id, category_name, \
+             price_cents, stock, version, review_count, rating_sum)",
+            &format!(
+                "ON CONFLICT (product_id) DO UPDATE SET price_cents = excluded.price_cents, \
+                 stock = excluded.stock, version = excluded.version {version_guard}"
+            ),
+            9,
             &states,
         )
         .await?;
