@@ -183,7 +183,16 @@ CREATE TABLE events (
 );
 "#;
 
-fn ddl(engine: Engine) -> Vec<String> {
+/// The schema as two lists: the tables (created before loading) and what is cheaper to build
+/// after the bulk load than to maintain row by row during it: secondary indexes, and on
+/// PostgreSQL the foreign keys (validated in one pass by `ALTER TABLE`). SQLite declares its
+/// foreign keys in `CREATE TABLE` and the seed switches their checks off while loading.
+pub struct Ddl {
+    pub tables: Vec<String>,
+    pub after_load: Vec<String>,
+}
+
+pub fn ddl(engine: Engine) -> Ddl {
     let text = match engine {
         // `INTEGER PRIMARY KEY` is SQLite's rowid alias: no second index.
         Engine::Sqlite => DDL
@@ -191,11 +200,90 @@ fn ddl(engine: Engine) -> Vec<String> {
             .replace("@EVENTS@", EVENTS_SQLITE),
         Engine::Postgres => DDL.replace("@EVENTS@", EVENTS_PG),
     };
-    text.split(';')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-        .collect()
+    let mut out = Ddl {
+        tables: Vec::new(),
+        after_load: Vec::new(),
+    };
+    let (mut keys, mut foreign, mut indexes) = (Vec::new(), Vec::new(), Vec::new());
+    for stmt in text.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+        if stmt.starts_with("CREATE INDEX") {
+            indexes.push(stmt.to_string());
+        } else if engine == Engine::Postgres && is_write_table(stmt) {
+            // Like `pgbench -i`: load into bare tables, then build keys in one pass each.
+            let (table_stmt, pk, fks) = split_constraints(stmt);
+            out.tables.push(table_stmt);
+            keys.extend(pk);
+            foreign.extend(fks);
+        } else {
+            out.tables.push(stmt.to_string());
+        }
+    }
+    // Primary keys before the foreign keys that need them.
+    out.after_load.extend(keys);
+    out.after_load.extend(foreign);
+    out.after_load.extend(indexes);
+    out
+}
+
+fn is_write_table(stmt: &str) -> bool {
+    WRITE_TABLES
+        .iter()
+        .any(|t| stmt.starts_with(&format!("CREATE TABLE {t} ")))
+}
+
+/// `CREATE TABLE t (id BIGINT PRIMARY KEY, … c BIGINT NOT NULL REFERENCES p(id), …)` → the
+/// statement without keys, `ALTER TABLE t ADD PRIMARY KEY (id)`, and one
+/// `ALTER TABLE t ADD FOREIGN KEY (c) REFERENCES p(id)` per reference.
+fn split_constraints(stmt: &str) -> (String, Option<String>, Vec<String>) {
+    let table = stmt
+        .trim_start_matches("CREATE TABLE ")
+        .split(|c: char| c.is_whitespace() || c == '(')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let mut pk = None;
+    let mut fks = Vec::new();
+    let mut lines: Vec<String> = Vec::new();
+    for line in stmt.lines() {
+        let trimmed = line.trim().trim_end_matches(',');
+        if let Some(cols) = trimmed.strip_prefix("PRIMARY KEY ") {
+            pk = Some(format!("ALTER TABLE {table} ADD PRIMARY KEY {cols}"));
+            continue;
+        }
+        let mut line = line.to_string();
+        if let Some((head, _)) = line.split_once(" PRIMARY KEY") {
+            let column = head.split_whitespace().next().unwrap_or_default();
+            if head.starts_with("CREATE TABLE") {
+                // `CREATE TABLE t (id BIGINT PRIMARY KEY, name …)` on one line.
+                let col = head.rsplit('(').next().unwrap_or_default();
+                let column = col.split_whitespace().next().unwrap_or_default();
+                pk = Some(format!("ALTER TABLE {table} ADD PRIMARY KEY ({column})"));
+            } else {
+                pk = Some(format!("ALTER TABLE {table} ADD PRIMARY KEY ({column})"));
+            }
+            line = line.replacen(" PRIMARY KEY", " NOT NULL", 1);
+        }
+        if let Some((head, target)) = line.clone().split_once(" REFERENCES ") {
+            let column = head.split_whitespace().next().unwrap_or_default();
+            let target = target.trim_end_matches(',');
+            fks.push(format!(
+                "ALTER TABLE {table} ADD FOREIGN KEY ({column}) REFERENCES {target}"
+            ));
+            let comma = if line.trim_end().ends_with(',') { "," } else { "" };
+            line = format!("{head}{comma}");
+        }
+        lines.push(line);
+    }
+    // A dropped last line (the composite key) leaves a trailing comma before `)`.
+    let mut text = lines.join("\n");
+    if let Some(pos) = text.rfind(')') {
+        let before = text[..pos].trim_end();
+        if before.ends_with(',') {
+            let cut = before.len() - 1;
+            text = format!("{}\n{}", &text[..cut], &text[pos..]);
+        }
+    }
+    (text, pk, fks)
 }
 
 /// What a database holds as far as the tool is concerned.
@@ -319,7 +407,7 @@ pub async fn recreate(db: &Db) -> DbResult<()> {
                 .await?;
         }
     }
-    for stmt in ddl(db.engine()) {
+    for stmt in ddl(db.engine()).tables {
         tx.execute(stmt.as_str()).await?;
     }
     sqlx::query(&format!(
@@ -375,4 +463,37 @@ pub async fn meta_set(conn: &mut sqlx::AnyConnection, key: &str, value: &str) ->
     .execute(&mut *conn)
     .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn postgres_foreign_keys_move_after_the_load() {
+        let pg = ddl(Engine::Postgres);
+        let items = pg
+            .tables
+            .iter()
+            .find(|t| t.starts_with("CREATE TABLE order_items"))
+            .unwrap();
+        assert!(!items.contains("REFERENCES"), "{items}");
+        assert!(!items.contains("PRIMARY KEY"), "{items}");
+        assert!(pg
+            .after_load
+            .contains(&"ALTER TABLE order_items ADD PRIMARY KEY (order_id, product_id)".to_string()));
+        assert!(pg
+            .after_load
+            .contains(&"ALTER TABLE categories ADD PRIMARY KEY (id)".to_string()));
+        let first_fk = pg.after_load.iter().position(|s| s.contains("FOREIGN KEY")).unwrap();
+        let last_pk = pg.after_load.iter().rposition(|s| s.contains("PRIMARY KEY")).unwrap();
+        assert!(last_pk < first_fk, "keys before the references that need them");
+        assert!(pg
+            .after_load
+            .contains(&"ALTER TABLE order_items ADD FOREIGN KEY (order_id) REFERENCES orders(id)".to_string()));
+        assert_eq!(pg.after_load.iter().filter(|s| s.contains("FOREIGN KEY")).count(), 7);
+        let lite = ddl(Engine::Sqlite);
+        assert!(lite.tables.iter().any(|t| t.contains("REFERENCES orders(id)")));
+        assert!(lite.after_load.iter().all(|s| s.starts_with("CREATE INDEX")));
+    }
 }
