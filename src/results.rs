@@ -59,6 +59,7 @@ impl SweepPoint {
     pub fn label(&self) -> String {
         match self {
             SweepPoint::ReadRate(r) => format!("reads {r}/s"),
+            SweepPoint::Readers(1) => "1 reader".to_string(),
             SweepPoint::Readers(n) => format!("{n} readers"),
         }
     }

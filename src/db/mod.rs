@@ -7,6 +7,7 @@
 pub mod schema;
 pub mod seed;
 pub mod sql;
+pub mod storage;
 
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -156,14 +157,17 @@ impl DbUrl {
         }
     }
 
-    fn connect_string(&self) -> String {
+    fn connect_string(&self, mode: OpenMode) -> String {
         match self.engine {
-            // mode=rwc creates the file when missing.
+            // mode=rwc creates the file when missing, mode=rw does not.
             Engine::Sqlite => {
                 if self.raw.contains('?') {
                     self.raw.clone()
                 } else {
-                    format!("{}?mode=rwc", self.raw)
+                    match mode {
+                        OpenMode::CreateIfMissing => format!("{}?mode=rwc", self.raw),
+                        OpenMode::Existing => format!("{}?mode=rw", self.raw),
+                    }
                 }
             }
             Engine::Postgres => self.raw.clone(),
@@ -196,6 +200,52 @@ pub fn redact_url(url: &str) -> String {
         out.replace_range(q + "password=".len()..end, "***");
     }
     out
+}
+
+/// Whether opening a SQLite URL may create the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenMode {
+    CreateIfMissing,
+    Existing,
+}
+
+/// Reads the file's table list on a plain connection: a file that is not SQLite fails here at
+/// once, and one holding someone else's tables is refused before any pragma changes it.
+async fn sqlite_precheck(conn: &mut sqlx::AnyConnection, url: &DbUrl) -> DbResult<()> {
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(|source| DbError::Connect {
+        url: url.redacted(),
+        source,
+    })?;
+    if tables.is_empty() {
+        return Ok(());
+    }
+    let marked = tables.iter().any(|t| t == schema::META_TABLE)
+        && matches!(
+            sqlx::query_scalar::<_, String>(&format!(
+                "SELECT value FROM {} WHERE key = 'owner'",
+                schema::META_TABLE
+            ))
+            .fetch_optional(&mut *conn)
+            .await,
+            Ok(Some(owner)) if owner == schema::OWNER_MARK
+        );
+    if marked {
+        return Ok(());
+    }
+    let shown: Vec<&str> = tables.iter().take(5).map(String::as_str).collect();
+    Err(DbError::ForeignSqliteFile {
+        path: url.redacted(),
+        tables: if tables.len() > 5 {
+            format!("{} and {} more", shown.join(", "), tables.len() - 5)
+        } else {
+            shown.join(", ")
+        },
+    })
 }
 
 /// Connection settings the run reports alongside its numbers.
@@ -252,9 +302,21 @@ pub fn validate_schema_name(name: &str) -> DbResult<()> {
 impl Db {
     /// Opens pools. Creates nothing except, on SQLite, the empty file.
     pub async fn open(url: &DbUrl, schema: &str, pool_size: u32) -> DbResult<Db> {
+        Db::open_with(url, schema, pool_size, OpenMode::CreateIfMissing).await
+    }
+
+    /// Opens pools; with `OpenMode::Existing` a missing SQLite file is an error rather than a
+    /// new empty file. A SQLite file that holds tables the tool did not create is refused
+    /// before anything (pragmas included) touches it.
+    pub async fn open_with(
+        url: &DbUrl,
+        schema: &str,
+        pool_size: u32,
+        mode: OpenMode,
+    ) -> DbResult<Db> {
         sqlx::any::install_default_drivers();
         validate_schema_name(schema)?;
-        let opts = AnyConnectOptions::from_str(&url.connect_string()).map_err(|e| {
+        let opts = AnyConnectOptions::from_str(&url.connect_string(mode)).map_err(|e| {
             DbError::InvalidUrl {
                 url: url.redacted(),
                 reason: e.to_string(),
@@ -273,8 +335,13 @@ impl Db {
         )
         .await
         {
-            Ok(Ok(conn)) => {
+            Ok(Ok(mut conn)) => {
+                let checked = match url.engine() {
+                    Engine::Sqlite => sqlite_precheck(&mut conn, url).await,
+                    Engine::Postgres => Ok(()),
+                };
                 let _ = sqlx::Connection::close(conn).await;
+                checked?;
             }
             Ok(Err(source)) => return Err(connect_err(source)),
             Err(_) => {

@@ -269,7 +269,11 @@ fn split_constraints(stmt: &str) -> (String, Option<String>, Vec<String>) {
             fks.push(format!(
                 "ALTER TABLE {table} ADD FOREIGN KEY ({column}) REFERENCES {target}"
             ));
-            let comma = if line.trim_end().ends_with(',') { "," } else { "" };
+            let comma = if line.trim_end().ends_with(',') {
+                ","
+            } else {
+                ""
+            };
             line = format!("{head}{comma}");
         }
         lines.push(line);
@@ -373,8 +377,15 @@ async fn owner_marked(db: &Db) -> DbResult<bool> {
         ),
         Engine::Sqlite => format!("SELECT value FROM {META_TABLE} WHERE key = 'owner'"),
     };
-    let owner: Option<String> = sqlx::query_scalar(&sql).fetch_optional(&db.read).await?;
-    Ok(owner.as_deref() == Some(OWNER_MARK))
+    // A look-alike table of someone else's (other columns) is simply not the tool's mark.
+    match sqlx::query_scalar::<_, String>(&sql)
+        .fetch_optional(&db.read)
+        .await
+    {
+        Ok(owner) => Ok(owner.as_deref() == Some(OWNER_MARK)),
+        Err(sqlx::Error::Database(_)) | Err(sqlx::Error::ColumnDecode { .. }) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Requires that the database holds the tool's tables (for verify, rebuild, projector).
@@ -479,21 +490,44 @@ mod tests {
             .unwrap();
         assert!(!items.contains("REFERENCES"), "{items}");
         assert!(!items.contains("PRIMARY KEY"), "{items}");
-        assert!(pg
-            .after_load
-            .contains(&"ALTER TABLE order_items ADD PRIMARY KEY (order_id, product_id)".to_string()));
+        assert!(pg.after_load.contains(
+            &"ALTER TABLE order_items ADD PRIMARY KEY (order_id, product_id)".to_string()
+        ));
         assert!(pg
             .after_load
             .contains(&"ALTER TABLE categories ADD PRIMARY KEY (id)".to_string()));
-        let first_fk = pg.after_load.iter().position(|s| s.contains("FOREIGN KEY")).unwrap();
-        let last_pk = pg.after_load.iter().rposition(|s| s.contains("PRIMARY KEY")).unwrap();
-        assert!(last_pk < first_fk, "keys before the references that need them");
-        assert!(pg
+        let first_fk = pg
             .after_load
-            .contains(&"ALTER TABLE order_items ADD FOREIGN KEY (order_id) REFERENCES orders(id)".to_string()));
-        assert_eq!(pg.after_load.iter().filter(|s| s.contains("FOREIGN KEY")).count(), 7);
+            .iter()
+            .position(|s| s.contains("FOREIGN KEY"))
+            .unwrap();
+        let last_pk = pg
+            .after_load
+            .iter()
+            .rposition(|s| s.contains("PRIMARY KEY"))
+            .unwrap();
+        assert!(
+            last_pk < first_fk,
+            "keys before the references that need them"
+        );
+        assert!(pg.after_load.contains(
+            &"ALTER TABLE order_items ADD FOREIGN KEY (order_id) REFERENCES orders(id)".to_string()
+        ));
+        assert_eq!(
+            pg.after_load
+                .iter()
+                .filter(|s| s.contains("FOREIGN KEY"))
+                .count(),
+            7
+        );
         let lite = ddl(Engine::Sqlite);
-        assert!(lite.tables.iter().any(|t| t.contains("REFERENCES orders(id)")));
-        assert!(lite.after_load.iter().all(|s| s.starts_with("CREATE INDEX")));
+        assert!(lite
+            .tables
+            .iter()
+            .any(|t| t.contains("REFERENCES orders(id)")));
+        assert!(lite
+            .after_load
+            .iter()
+            .all(|s| s.starts_with("CREATE INDEX")));
     }
 }

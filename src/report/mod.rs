@@ -1,3 +1,749 @@
-//! Presenting results: the summary table (plots and the verdict come with the report issue).
+//! Presenting results: the summary table printed after a run, and the report written next to
+//! `results.json` — `report.md`, a self-contained `report.html` (plots inline as SVG, no
+//! network) and the plots as `plots/*.svg` — with a verdict computed from the numbers, and the
+//! comparison of two runs.
+//!
+//! - [`table`]: the text summary.
+//! - [`plot`]: the SVG plots (plotters).
+//! - [`verdict`]: who is fastest, what CQRS costs and buys here, thresholds, correctness.
+//! - [`compare`]: two runs, metric by metric, with Welch's t-test.
+//! - [`stats`]: the statistics behind both.
 
+pub mod compare;
+pub mod plot;
+pub mod stats;
 pub mod table;
+pub mod verdict;
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use crate::backend::BackendKind;
+use crate::domain::QueryKind;
+use crate::results::{BackendRun, Results, SweepPoint};
+use plot::{backend_hex, Plot};
+use table::fmt_us;
+use verdict::Verdict;
+
+/// One read level: the runs of every backend at one sweep point (or the only level without a
+/// sweep), in the scenario's backend order.
+#[derive(Debug, Clone)]
+pub struct Level<'a> {
+    pub point: Option<SweepPoint>,
+    pub runs: Vec<&'a BackendRun>,
+}
+
+/// The read levels of a run, lowest read load first.
+pub fn levels(results: &Results) -> Vec<Level<'_>> {
+    let mut out: Vec<Level> = Vec::new();
+    for run in &results.runs {
+        match out.iter_mut().find(|l| l.point == run.sweep_point) {
+            Some(l) => l.runs.push(run),
+            None => out.push(Level {
+                point: run.sweep_point.clone(),
+                runs: vec![run],
+            }),
+        }
+    }
+    out.sort_by(|a, b| {
+        let x = |l: &Level| l.point.as_ref().map(|p| p.x()).unwrap_or(0.0);
+        x(a).total_cmp(&x(b))
+    });
+    let order = |k: BackendKind| {
+        results
+            .scenario
+            .backends
+            .iter()
+            .position(|b| *b == k)
+            .unwrap_or(usize::MAX)
+    };
+    for l in &mut out {
+        l.runs.sort_by_key(|r| order(r.backend));
+    }
+    out
+}
+
+/// `reads 200/s`, `4 readers`, or `the one read level` without a sweep.
+pub fn level_label(level: &Level) -> String {
+    match &level.point {
+        Some(p) => p.label(),
+        None => match level.runs.first().and_then(|r| r.rates.read_target) {
+            Some(r) => format!("reads {r}/s"),
+            None => "the one read level".into(),
+        },
+    }
+}
+
+/// `cqrs-async` or `cqrs-async @ reads 200/s`.
+pub fn run_label(run: &BackendRun) -> String {
+    match &run.sweep_point {
+        Some(p) => format!("{} @ {}", run.backend, p.label()),
+        None => run.backend.to_string(),
+    }
+}
+
+/// Microseconds (possibly fractional) as a short figure: `850µs`, `12.3ms`, `1.20s`.
+pub fn fmt_ms(us: f64) -> String {
+    if !us.is_finite() {
+        return "-".into();
+    }
+    if us.abs() < 1_000.0 {
+        format!("{us:.0}µs")
+    } else if us.abs() < 1_000_000.0 {
+        format!("{:.1}ms", us / 1_000.0)
+    } else {
+        format!("{:.2}s", us / 1_000_000.0)
+    }
+}
+
+/// Bytes as `812 B`, `4.0 KiB`, `2.31 MiB`, `1.20 GiB`.
+pub fn fmt_bytes(b: u64) -> String {
+    const K: f64 = 1024.0;
+    let f = b as f64;
+    if f < K {
+        format!("{b} B")
+    } else if f < K * K {
+        format!("{:.1} KiB", f / K)
+    } else if f < K * K * K {
+        format!("{:.2} MiB", f / (K * K))
+    } else {
+        format!("{:.2} GiB", f / (K * K * K))
+    }
+}
+
+/// The files a report consists of.
+#[derive(Debug, Clone)]
+pub struct Written {
+    pub markdown: PathBuf,
+    pub html: PathBuf,
+    pub plots: Vec<PathBuf>,
+}
+
+/// A report that could not be written.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot write {path}: {source}")]
+pub struct ReportError {
+    pub path: String,
+    #[source]
+    pub source: std::io::Error,
+}
+
+/// Everything a report shows, computed once.
+pub struct Report<'a> {
+    pub results: &'a Results,
+    pub verdict: Verdict,
+    pub plots: Vec<Plot>,
+}
+
+impl<'a> Report<'a> {
+    pub fn new(results: &'a Results) -> Result<Report<'a>, plot::PlotError> {
+        Ok(Report {
+            results,
+            verdict: verdict::verdict(results),
+            plots: plot::plots(results)?,
+        })
+    }
+}
+
+/// Plot file names this tool writes (so a regeneration can remove stale ones, and nothing
+/// else).
+fn is_our_plot(name: &str) -> bool {
+    name.ends_with(".svg")
+        && [
+            "write-spectrum",
+            "read-spectrum",
+            "read-latency",
+            "lag",
+            "throughput",
+            "load",
+        ]
+        .iter()
+        .any(|p| name.starts_with(p))
+}
+
+/// Writes `report.md`, `report.html` and `plots/*.svg` into `dir`.
+pub fn write_report(results: &Results, dir: &Path) -> Result<Written, ReportError> {
+    let io = |path: &Path| {
+        let path = path.display().to_string();
+        move |source| ReportError { path, source }
+    };
+    let report = Report::new(results).map_err(|e| ReportError {
+        path: dir.join("plots").display().to_string(),
+        source: std::io::Error::other(e.to_string()),
+    })?;
+    let plots_dir = dir.join("plots");
+    std::fs::create_dir_all(&plots_dir).map_err(io(&plots_dir))?;
+    if let Ok(entries) = std::fs::read_dir(&plots_dir) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if is_our_plot(&name)
+                && !report
+                    .plots
+                    .iter()
+                    .any(|p| format!("{}.svg", p.name) == name)
+            {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+    let mut plots = Vec::new();
+    for p in &report.plots {
+        let path = plots_dir.join(format!("{}.svg", p.name));
+        std::fs::write(&path, &p.svg).map_err(io(&path))?;
+        plots.push(path);
+    }
+    let markdown = dir.join("report.md");
+    std::fs::write(&markdown, render_markdown(&report)).map_err(io(&markdown))?;
+    let html = dir.join("report.html");
+    std::fs::write(&html, render_html(&report)).map_err(io(&html))?;
+    Ok(Written {
+        markdown,
+        html,
+        plots,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shared table data.
+
+struct Table {
+    head: Vec<String>,
+    rows: Vec<Vec<String>>,
+}
+
+fn rate(target: Option<f64>, achieved: f64) -> String {
+    match target {
+        Some(t) => format!("{achieved:.0} / {t:.0}"),
+        None => format!("{achieved:.0} / max"),
+    }
+}
+
+fn summary_table(results: &Results) -> Table {
+    let head = [
+        "run",
+        "writes/s (got / asked)",
+        "reads/s (got / asked)",
+        "write p50",
+        "write p99",
+        "write p99.9",
+        "write max",
+        "read p50",
+        "read p99",
+        "lag p50",
+        "lag p99",
+        "ryw miss",
+        "failed",
+        "rejected",
+        "verify",
+        "kept up",
+    ];
+    let rows = results
+        .runs
+        .iter()
+        .map(|run| {
+            let m = &run.metrics;
+            let w = m.ops.get("write").cloned().unwrap_or_default();
+            let r = m.ops.get("read").cloned().unwrap_or_default();
+            let lat = |count: u64, v: u64| if count > 0 { fmt_us(v) } else { "-".into() };
+            vec![
+                run_label(run),
+                rate(run.rates.write_target, run.rates.write_achieved),
+                rate(run.rates.read_target, run.rates.read_achieved),
+                lat(w.count, w.latency.p50_us),
+                lat(w.count, w.latency.p99_us),
+                lat(w.count, w.latency.p999_us),
+                lat(w.count, w.latency.max_us),
+                lat(r.count, r.latency.p50_us),
+                lat(r.count, r.latency.p99_us),
+                lat(m.lag.count, m.lag.p50_us),
+                lat(m.lag.count, m.lag.p99_us),
+                if m.ryw.probes > 0 {
+                    format!("{:.1}%", m.ryw.miss_share * 100.0)
+                } else {
+                    "-".into()
+                },
+                (w.errors + r.errors).to_string(),
+                (w.rejected + r.rejected).to_string(),
+                match &run.verify {
+                    Some(v) if v.ok() => "ok".into(),
+                    Some(v) => format!("{} MISMATCHES", v.mismatches),
+                    None => "-".into(),
+                },
+                if run.did_not_keep_up {
+                    "**no**".into()
+                } else {
+                    "yes".into()
+                },
+            ]
+        })
+        .collect();
+    Table {
+        head: head.iter().map(|s| s.to_string()).collect(),
+        rows,
+    }
+}
+
+fn query_table(results: &Results) -> Table {
+    let queries: Vec<QueryKind> = QueryKind::ALL
+        .into_iter()
+        .filter(|q| {
+            results
+                .runs
+                .iter()
+                .any(|r| r.metrics.ops.contains_key(&format!("read.{}", q.name())))
+        })
+        .collect();
+    let mut head = vec!["run".to_string()];
+    head.extend(queries.iter().map(|q| format!("`{}` p50 / p99", q.name())));
+    let rows = results
+        .runs
+        .iter()
+        .map(|run| {
+            let mut row = vec![run_label(run)];
+            for q in &queries {
+                row.push(match run.metrics.ops.get(&format!("read.{}", q.name())) {
+                    Some(o) if o.count > 0 => format!(
+                        "{} / {}",
+                        fmt_us(o.latency.p50_us),
+                        fmt_us(o.latency.p99_us)
+                    ),
+                    _ => "-".into(),
+                });
+            }
+            row
+        })
+        .collect();
+    Table { head, rows }
+}
+
+fn storage_table(results: &Results) -> Table {
+    let head = [
+        "run",
+        "write tables",
+        "read models",
+        "event log",
+        "total",
+        "read models + log vs write tables",
+    ];
+    let rows = results
+        .runs
+        .iter()
+        .map(|run| match &run.storage {
+            Some(s) => {
+                let extra = s.read_tables_bytes + s.event_log_bytes;
+                vec![
+                    run_label(run),
+                    fmt_bytes(s.write_tables_bytes),
+                    fmt_bytes(s.read_tables_bytes),
+                    fmt_bytes(s.event_log_bytes),
+                    fmt_bytes(s.write_tables_bytes + extra),
+                    if s.write_tables_bytes > 0 {
+                        format!("{:.0}%", extra as f64 / s.write_tables_bytes as f64 * 100.0)
+                    } else {
+                        "-".into()
+                    },
+                ]
+            }
+            None => vec![
+                run_label(run),
+                "not measured".into(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+            ],
+        })
+        .collect();
+    Table {
+        head: head.iter().map(|s| s.to_string()).collect(),
+        rows,
+    }
+}
+
+fn facts(results: &Results) -> Vec<(String, String)> {
+    let s = &results.scenario;
+    let e = &results.environment;
+    let d = &s.dataset;
+    let side = |rate: &crate::scenario::Rate, workers: u32| format!("{rate} ({workers} workers)");
+    let mut v = vec![
+        ("started".to_string(), results.started_at.clone()),
+        (
+            "engine".into(),
+            format!("{} {} — `{}`", e.engine, e.server_version, e.database),
+        ),
+        (
+            "seed · stream hash".into(),
+            format!("{} · `{}`", results.seed, results.stream_hash),
+        ),
+        (
+            "duration".into(),
+            format!(
+                "{} per run, the first {} warm-up (not measured)",
+                crate::scenario::format_duration(s.duration),
+                crate::scenario::format_duration(s.warmup)
+            ),
+        ),
+        (
+            "load".into(),
+            format!(
+                "writes {}, reads {}{}; read-your-writes probes after {:.0}% of writes",
+                side(&s.writes.rate, s.writes.workers),
+                side(&s.reads.rate, s.reads.workers),
+                match &s.sweep {
+                    Some(crate::scenario::Sweep::ReadRates(r)) => format!(
+                        "; sweep of read rates {}",
+                        r.iter().map(|x| format!("{x}/s")).collect::<Vec<_>>().join(", ")
+                    ),
+                    Some(crate::scenario::Sweep::Readers(n)) => format!(
+                        "; sweep of closed-loop readers {}",
+                        n.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(", ")
+                    ),
+                    None => String::new(),
+                },
+                s.ryw_share * 100.0
+            ),
+        ),
+        (
+            "dataset".into(),
+            format!(
+                "{} categories, {} products, {} users, {} orders, {} reviews, {} price changes over {} days",
+                d.categories, d.products, d.users, d.orders, d.reviews, d.price_changes, d.days
+            ),
+        ),
+        (
+            "machine".into(),
+            format!(
+                "{} CPUs, {}; pool {} connections; projector {:?}; {} {}",
+                e.cpus, e.os, e.pool_size, e.projector_mode, results.tool.name, results.tool.version
+            ),
+        ),
+    ];
+    if !e.settings.is_empty() {
+        v.push((
+            "settings".into(),
+            e.settings
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        ));
+    }
+    v
+}
+
+const LATENCY_NOTE: &str =
+    "Latency runs from each op's intended start (open loop, no coordinated omission); \
+    warm-up is excluded. p-values come from Welch's t-test over the per-second values.";
+
+// ---------------------------------------------------------------------------------------------
+// Markdown.
+
+fn md_cell(s: &str) -> String {
+    s.replace('|', "\\|")
+}
+
+fn md_table(out: &mut String, t: &Table) {
+    let _ = writeln!(
+        out,
+        "| {} |",
+        t.head
+            .iter()
+            .map(|h| md_cell(h))
+            .collect::<Vec<_>>()
+            .join(" | ")
+    );
+    let _ = writeln!(out, "|{}", "---|".repeat(t.head.len()));
+    for r in &t.rows {
+        let _ = writeln!(
+            out,
+            "| {} |",
+            r.iter().map(|c| md_cell(c)).collect::<Vec<_>>().join(" | ")
+        );
+    }
+    out.push('\n');
+}
+
+/// `report.md`.
+pub fn render_markdown(report: &Report) -> String {
+    let r = report.results;
+    let mut out = String::new();
+    let _ = writeln!(out, "# cqrs-bench report: {}\n", r.scenario.name);
+    let _ = writeln!(out, "> {}\n", r.scenario.description);
+    let _ = writeln!(out, "| | |\n|---|---|");
+    for (k, v) in facts(r) {
+        let _ = writeln!(out, "| {k} | {} |", md_cell(&v));
+    }
+    let _ = writeln!(out, "\n## Verdict\n\n{}\n", report.verdict.headline);
+    for s in &report.verdict.sections {
+        let _ = writeln!(out, "### {}\n", s.title);
+        for l in &s.lines {
+            let _ = writeln!(out, "- {l}");
+        }
+        out.push('\n');
+    }
+    let _ = writeln!(out, "## Summary\n");
+    md_table(&mut out, &summary_table(r));
+    let _ = writeln!(out, "{LATENCY_NOTE}\n");
+    let _ = writeln!(out, "## Read latency per query\n");
+    md_table(&mut out, &query_table(r));
+    let _ = writeln!(
+        out,
+        "## Storage (measured from the database, indexes included)\n"
+    );
+    md_table(&mut out, &storage_table(r));
+    let _ = writeln!(out, "## Plots\n");
+    let colours = BackendKind::ALL
+        .iter()
+        .map(|k| format!("{k} `{}`", backend_hex(*k)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let _ = writeln!(out, "Colours in every plot: {colours}.\n");
+    for p in &report.plots {
+        let _ = writeln!(out, "### {}\n", p.title);
+        let _ = writeln!(out, "![{}](plots/{}.svg)\n", p.title, p.name);
+        let _ = writeln!(out, "{}\n", p.caption);
+    }
+    let _ = writeln!(
+        out,
+        "---\nRegenerate: `cqrs-bench report results.json --out DIR` · compare with another run: \
+         `cqrs-bench compare BASE.json results.json`"
+    );
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTML.
+
+pub fn html_escape(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => o.push_str("&amp;"),
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '"' => o.push_str("&quot;"),
+            '\'' => o.push_str("&#39;"),
+            c => o.push(c),
+        }
+    }
+    o
+}
+
+/// Escapes `s` and turns `**bold**` and `` `code` `` into HTML.
+fn inline_html(s: &str) -> String {
+    let e = html_escape(s);
+    let mut out = String::new();
+    let mut rest = e.as_str();
+    let mut bold = false;
+    let mut code = false;
+    while !rest.is_empty() {
+        if !code && rest.starts_with("**") {
+            out.push_str(if bold { "</strong>" } else { "<strong>" });
+            bold = !bold;
+            rest = &rest[2..];
+        } else if rest.starts_with('`') {
+            out.push_str(if code { "</code>" } else { "<code>" });
+            code = !code;
+            rest = &rest[1..];
+        } else {
+            let c = rest.chars().next().expect("non-empty");
+            out.push(c);
+            rest = &rest[c.len_utf8()..];
+        }
+    }
+    if code {
+        out.push_str("</code>");
+    }
+    if bold {
+        out.push_str("</strong>");
+    }
+    out
+}
+
+fn html_table(out: &mut String, t: &Table) {
+    out.push_str("<div class=\"scroll\"><table>\n<thead><tr>");
+    for h in &t.head {
+        let _ = write!(out, "<th>{}</th>", inline_html(h));
+    }
+    out.push_str("</tr></thead>\n<tbody>\n");
+    for r in &t.rows {
+        out.push_str("<tr>");
+        for (i, c) in r.iter().enumerate() {
+            if i == 0 {
+                let colour = BackendKind::ALL
+                    .iter()
+                    .find(|k| c.starts_with(k.name()))
+                    .map(|k| backend_hex(*k));
+                match colour {
+                    Some(col) => {
+                        let _ = write!(
+                            out,
+                            "<td class=\"run\"><span class=\"swatch\" style=\"background:{col}\"></span>{}</td>",
+                            inline_html(c)
+                        );
+                    }
+                    None => {
+                        let _ = write!(out, "<td class=\"run\">{}</td>", inline_html(c));
+                    }
+                }
+            } else {
+                let _ = write!(out, "<td>{}</td>", inline_html(c));
+            }
+        }
+        out.push_str("</tr>\n");
+    }
+    out.push_str("</tbody></table></div>\n");
+}
+
+/// Strips an XML declaration so the SVG can sit inline in HTML.
+fn inline_svg(svg: &str) -> &str {
+    let s = svg.trim_start();
+    match (s.starts_with("<?xml"), s.find("?>")) {
+        (true, Some(end)) => s[end + 2..].trim_start(),
+        _ => s,
+    }
+}
+
+const CSS: &str = r#"
+:root { color-scheme: light; }
+body { font-family: -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif;
+       margin: 0 auto; max-width: 1280px; padding: 24px 32px 64px; color: #1d1d1f; background: #fff;
+       line-height: 1.45; }
+h1 { font-size: 1.7rem; margin-bottom: 0.2rem; }
+h2 { font-size: 1.3rem; margin-top: 2.2rem; border-bottom: 1px solid #ddd; padding-bottom: 0.3rem; }
+h3 { font-size: 1.05rem; margin: 1.2rem 0 0.4rem; }
+.description { color: #444; font-size: 1.05rem; margin-top: 0; }
+.facts { border-collapse: collapse; font-size: 0.9rem; }
+.facts th { text-align: left; padding: 2px 16px 2px 0; color: #555; font-weight: 600; white-space: nowrap; vertical-align: top; }
+.facts td { padding: 2px 0; text-align: left; white-space: normal; border: 0; }
+.verdict { background: #f6f8fa; border-left: 5px solid #0072B2; padding: 12px 20px; border-radius: 4px; }
+.verdict.unfair { border-left-color: #D55E00; }
+.headline { font-size: 1.1rem; margin: 0.2rem 0 0.6rem; }
+.verdict ul { margin: 0.2rem 0 0.6rem; padding-left: 1.3rem; }
+.verdict li { margin: 0.15rem 0; }
+.scroll { overflow-x: auto; }
+table { border-collapse: collapse; font-size: 0.85rem; font-variant-numeric: tabular-nums; }
+thead th { background: #f0f0f0; text-align: right; padding: 4px 8px; border-bottom: 1px solid #ccc; }
+tbody td { text-align: right; padding: 3px 8px; border-bottom: 1px solid #eee; white-space: nowrap; }
+td.run, thead th:first-child { text-align: left; }
+.swatch { display: inline-block; width: 11px; height: 11px; border-radius: 2px; margin-right: 6px; vertical-align: -1px; }
+.legend span.item { margin-right: 18px; white-space: nowrap; }
+figure { margin: 1.2rem 0 2rem; }
+figure svg { max-width: 100%; height: auto; border: 1px solid #e4e4e4; border-radius: 4px; }
+figcaption { color: #444; font-size: 0.9rem; margin-top: 0.3rem; max-width: 75em; }
+code { font-family: ui-monospace, "SFMono-Regular", Menlo, Consolas, monospace; font-size: 0.88em;
+       background: #f0f0f0; padding: 0 3px; border-radius: 3px; }
+.note { color: #555; font-size: 0.85rem; }
+footer { margin-top: 3rem; color: #666; font-size: 0.85rem; }
+"#;
+
+/// `report.html`: one file, no network (inline CSS and SVG, no scripts).
+pub fn render_html(report: &Report) -> String {
+    let r = report.results;
+    let mut out = String::new();
+    let _ = write!(
+        out,
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+         <title>cqrs-bench report: {}</title>\n<style>{CSS}</style>\n</head>\n<body>\n",
+        html_escape(&r.scenario.name)
+    );
+    let _ = writeln!(
+        out,
+        "<h1>cqrs-bench report: {}</h1>\n<p class=\"description\">{}</p>",
+        html_escape(&r.scenario.name),
+        html_escape(&r.scenario.description)
+    );
+    out.push_str("<table class=\"facts\">\n");
+    for (k, v) in facts(r) {
+        let _ = writeln!(
+            out,
+            "<tr><th>{}</th><td>{}</td></tr>",
+            html_escape(&k),
+            inline_html(&v)
+        );
+    }
+    out.push_str("</table>\n");
+
+    let _ = writeln!(
+        out,
+        "<h2 id=\"verdict\">Verdict</h2>\n<div class=\"verdict{}\">\n<p class=\"headline\">{}</p>",
+        if report.verdict.fair { "" } else { " unfair" },
+        inline_html(&report.verdict.headline)
+    );
+    for s in &report.verdict.sections {
+        let _ = writeln!(out, "<h3>{}</h3>\n<ul>", inline_html(&s.title));
+        for l in &s.lines {
+            let _ = writeln!(out, "<li>{}</li>", inline_html(l));
+        }
+        out.push_str("</ul>\n");
+    }
+    out.push_str("</div>\n");
+
+    out.push_str("<h2 id=\"summary\">Summary</h2>\n");
+    html_table(&mut out, &summary_table(r));
+    let _ = writeln!(out, "<p class=\"note\">{}</p>", html_escape(LATENCY_NOTE));
+    out.push_str("<h2 id=\"queries\">Read latency per query</h2>\n");
+    html_table(&mut out, &query_table(r));
+    out.push_str("<h2 id=\"storage\">Storage <span class=\"note\">(measured from the database, indexes included)</span></h2>\n");
+    html_table(&mut out, &storage_table(r));
+
+    out.push_str("<h2 id=\"plots\">Plots</h2>\n<p class=\"legend\">");
+    for k in &r.scenario.backends {
+        let _ = write!(
+            out,
+            "<span class=\"item\"><span class=\"swatch\" style=\"background:{}\"></span>{}</span>",
+            backend_hex(*k),
+            html_escape(k.name())
+        );
+    }
+    out.push_str("— the same colour in every plot.</p>\n");
+    for p in &report.plots {
+        let _ = writeln!(
+            out,
+            "<figure id=\"plot-{name}\" data-plot=\"{name}\">\n<h3>{title}</h3>\n{svg}\n<figcaption>{caption}</figcaption>\n</figure>",
+            name = html_escape(&p.name),
+            title = html_escape(&p.title),
+            svg = inline_svg(&p.svg),
+            caption = inline_html(&p.caption)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "<footer>Written by {} {} from <code>results.json</code>. Regenerate: \
+         <code>cqrs-bench report results.json --out DIR</code>; compare with another run: \
+         <code>cqrs-bench compare BASE.json results.json</code>.</footer>\n</body>\n</html>",
+        html_escape(&r.tool.name),
+        html_escape(&r.tool.version)
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inline_markup() {
+        assert_eq!(
+            inline_html("**a** <b> `x<y`"),
+            "<strong>a</strong> &lt;b&gt; <code>x&lt;y</code>"
+        );
+        assert_eq!(inline_html("**open"), "<strong>open</strong>");
+    }
+
+    #[test]
+    fn formats() {
+        assert_eq!(fmt_ms(850.0), "850µs");
+        assert_eq!(fmt_ms(12_345.0), "12.3ms");
+        assert_eq!(fmt_bytes(512), "512 B");
+        assert_eq!(fmt_bytes(4096), "4.0 KiB");
+        assert_eq!(fmt_bytes(3 * 1024 * 1024), "3.00 MiB");
+    }
+
+    #[test]
+    fn strips_xml_declaration() {
+        assert_eq!(inline_svg("<?xml version=\"1.0\"?>\n<svg/>"), "<svg/>");
+        assert_eq!(inline_svg("<svg/>"), "<svg/>");
+    }
+}

@@ -59,7 +59,15 @@ pub(super) fn syntax_problem(text: &str, e: &toml::de::Error) -> Problem {
     };
     Problem {
         path,
-        message: format!("TOML syntax error: {}", e.message().trim_end()),
+        message: format!(
+            "TOML syntax error: {}",
+            e.message()
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect::<Vec<_>>()
+                .join("; ")
+        ),
     }
 }
 
@@ -239,10 +247,13 @@ struct Walker {
 }
 
 impl Walker {
+    /// Records a problem; line breaks (from keys or values quoted back) are escaped, so each
+    /// problem stays one line.
     fn problem(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        let one_line = |s: String| s.replace('\r', "\\r").replace('\n', "\\n");
         self.problems.push(Problem {
-            path: path.into(),
-            message: message.into(),
+            path: one_line(path.into()),
+            message: one_line(message.into()),
         });
     }
 

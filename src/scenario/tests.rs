@@ -570,7 +570,10 @@ fn batch_size_zero_and_other_projector_problems() {
 
 #[test]
 fn thresholds_name_known_metrics_with_units() {
-    let text = with("", "[thresholds]\n\"*.write.p42\" = \"<= 5ms\"\n\"*.lag.p99\" = \"<= 5\"");
+    let text = with(
+        "",
+        "[thresholds]\n\"*.write.p42\" = \"<= 5ms\"\n\"*.lag.p99\" = \"<= 5\"",
+    );
     assert_problem(&text, "thresholds.\"*.write.p42\"", "unknown statistic");
     assert_problem(&text, "thresholds.\"*.lag.p99\"", "needs a unit");
 }

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Driver overhead against the yardstick: runs closed-loop `place_order` on `normalized` through
+# cqrs-bench, and the same SQL through pgbench (-M prepared, same number of clients, same
+# seeded data), then prints the ratio of transactions per second as its last line.
+#
+#   benches/pgbench-parity.sh postgres://postgres@127.0.0.1:5432/test [SECONDS]
+#
+# cqrs-bench's place_order is: BEGIN; check the user; per line (1–3, 2 on average) a
+# conditional UPDATE … RETURNING of the product's stock; INSERT the order; one multi-row
+# INSERT of its lines; COMMIT. The pgbench script below does exactly that with two lines.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+url="${1:?usage: benches/pgbench-parity.sh DB_URL [SECONDS]}"
+seconds="${2:-20}"
+clients=8            # = writes.workers in scenarios/pgbench-parity.toml
+schema=cqrs_bench_pgbench_parity
+scenario=scenarios/pgbench-parity.toml
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+
+cargo build --release --quiet
+bin=target/release/cqrs-bench
+
+# 1. cqrs-bench, closed loop (it seeds its own fresh copy, schema <prefix>_normalized).
+"$bin" run "$scenario" --db "$url" --schema "$schema" --duration "$((seconds + 2))s" \
+    --quiet --out "$work/run" > "$work/run.log"
+ours=$(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(r["runs"][0]["rates"]["write_achieved"])' "$work/run/results.json")
+
+# 2. pgbench on the same dataset, seeded the same way.
+"$bin" seed --db "$url" --schema "${schema}_pgbench" --backend normalized --scenario "$scenario" > /dev/null
+cat > "$work/place_order.sql" <<'SQL'
+\set uid random(1, 10000)
+\set p1 random(1, 50000)
+\set p2 random(50001, 100000)
+\set q1 random(1, 3)
+\set q2 random(1, 3)
+\set oid random(1000000000, 9000000000)
+BEGIN;
+SELECT 1 FROM users WHERE id = :uid;
+UPDATE products SET stock = stock - :q1, version = version + 1 WHERE id = :p1 AND stock - :q1 >= 0 RETURNING price_cents, stock, version;
+UPDATE products SET stock = stock - :q2, version = version + 1 WHERE id = :p2 AND stock - :q2 >= 0 RETURNING price_cents, stock, version;
+INSERT INTO orders (id, user_id, status, placed_at, updated_at, version) VALUES (:oid, :uid, 'placed', 1767225600000000, 1767225600000000, 1) ON CONFLICT (id) DO NOTHING;
+INSERT INTO order_items (order_id, product_id, qty, unit_cents) VALUES (:oid, :p1, :q1, 1000), (:oid, :p2, :q2, 1000) ON CONFLICT DO NOTHING;
+COMMIT;
+SQL
+# pgbench takes libpq connection parameters; the search path selects the seeded schema.
+PGOPTIONS="-c search_path=${schema}_pgbench" pgbench -n -M prepared -c "$clients" -j "$clients" \
+    -T "$seconds" -f "$work/place_order.sql" "$url" > "$work/pgbench.log" 2>&1
+theirs=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time).*/\1/p' "$work/pgbench.log")
+[ -n "$theirs" ] || { cat "$work/pgbench.log"; exit 1; }
+
+# Clean up the pgbench copy (the run dropped its own).
+"$bin" drop --db "$url" --schema "${schema}_pgbench" > /dev/null
+
+echo "cqrs-bench place_order: ${ours} tx/s (closed loop, ${clients} workers)"
+echo "pgbench same SQL:       ${theirs} tx/s (-M prepared, ${clients} clients)"
+python3 -c 'import sys; print(f"ratio: {float(sys.argv[1]) / float(sys.argv[2]):.3f}")' "$ours" "$theirs"

@@ -1,0 +1,75 @@
+//! Bytes on disk of the tool's table groups (write model, read models, event log), measured
+//! from the database itself, indexes included:
+//!
+//! - PostgreSQL: `pg_total_relation_size` of each table (heap, indexes, TOAST).
+//! - SQLite: the `dbstat` virtual table (`SUM(pgsize)` over each table and its indexes). The
+//!   SQLite bundled with the tool is built with `SQLITE_ENABLE_DBSTAT_VTAB`; should a build
+//!   lack it (probed with `SELECT 1 FROM dbstat LIMIT 1`), storage is not measured (`None`),
+//!   because SQLite has no other per-table size.
+
+use sqlx::Row;
+
+use super::schema::{LOG_TABLES, READ_TABLES, WRITE_TABLES};
+use super::{Db, DbResult, Engine};
+use crate::results::Storage;
+
+/// Measures the three table groups; `Ok(None)` when the engine cannot tell (SQLite without
+/// `dbstat`).
+pub async fn measure(db: &Db) -> DbResult<Option<Storage>> {
+    match db.engine() {
+        Engine::Postgres => {
+            let schema = db.schema.clone().unwrap_or_default();
+            Ok(Some(Storage {
+                write_tables_bytes: pg_bytes(db, &schema, WRITE_TABLES).await?,
+                read_tables_bytes: pg_bytes(db, &schema, READ_TABLES).await?,
+                event_log_bytes: pg_bytes(db, &schema, LOG_TABLES).await?,
+            }))
+        }
+        Engine::Sqlite => {
+            if sqlx::query("SELECT 1 FROM dbstat LIMIT 1")
+                .fetch_optional(&db.read)
+                .await
+                .is_err()
+            {
+                return Ok(None);
+            }
+            Ok(Some(Storage {
+                write_tables_bytes: sqlite_bytes(db, WRITE_TABLES).await?,
+                read_tables_bytes: sqlite_bytes(db, READ_TABLES).await?,
+                event_log_bytes: sqlite_bytes(db, LOG_TABLES).await?,
+            }))
+        }
+    }
+}
+
+async fn pg_bytes(db: &Db, schema: &str, tables: &[&str]) -> DbResult<u64> {
+    let mut total = 0u64;
+    for t in tables {
+        // to_regclass gives NULL for a missing table, so a group with a table not created
+        // counts as 0 bytes for it instead of failing.
+        let row = sqlx::query(
+            "SELECT CAST(COALESCE(pg_total_relation_size(to_regclass($1)), 0) AS BIGINT)",
+        )
+        .bind(format!("{schema}.{t}"))
+        .fetch_one(&db.read)
+        .await?;
+        total += row.try_get::<i64, _>(0)?.max(0) as u64;
+    }
+    Ok(total)
+}
+
+async fn sqlite_bytes(db: &Db, tables: &[&str]) -> DbResult<u64> {
+    let mut total = 0u64;
+    for t in tables {
+        // A table's b-tree and those of its indexes (automatic ones included).
+        let row = sqlx::query(
+            "SELECT CAST(COALESCE(SUM(d.pgsize), 0) AS INTEGER) FROM dbstat d \
+             JOIN sqlite_master m ON m.name = d.name WHERE m.tbl_name = $1",
+        )
+        .bind(*t)
+        .fetch_one(&db.read)
+        .await?;
+        total += row.try_get::<i64, _>(0)?.max(0) as u64;
+    }
+    Ok(total)
+}
