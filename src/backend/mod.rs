@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::{AnyConnection, Row};
 use tokio::sync::{watch, Notify};
 
-use crate::db::sql::{bind_all, values_for, Param};
+use crate::db::sql::{bind_all, multi_row_query, values_for, Param};
 use crate::db::{Db, DbError};
 use crate::domain::{Command, DomainError, Event, Query, QueryAnswer};
 use crate::projection::projector::{
@@ -317,7 +317,7 @@ pub async fn append_events(
         "INSERT INTO events (stream, kind, payload) VALUES {} RETURNING seq",
         values_for(conn, events.len(), 3)
     );
-    let rows = bind_all(sqlx::query(&sql), &params)
+    let rows = bind_all(multi_row_query(&sql, events.len()), &params)
         .fetch_all(&mut *conn)
         .await?;
     rows.iter().map(|r| r.try_get::<i64, _>(0)).collect()

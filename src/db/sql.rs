@@ -29,6 +29,16 @@ impl From<String> for Param {
     }
 }
 
+/// Statements with more rows than this are not kept in the connection's prepared-statement
+/// cache: their text varies with the batch size, so caching them would fill the cache (and the
+/// server's prepared statements) with one-off shapes as a long run goes on.
+pub const CACHED_ROWS: usize = 4;
+
+/// A multi-row statement, cached only when it is small (see `CACHED_ROWS`).
+pub fn multi_row_query(sql: &str, rows: usize) -> Query<'_, Any, AnyArguments<'_>> {
+    sqlx::query(sql).persistent(rows <= CACHED_ROWS)
+}
+
 /// Largest number of bound parameters put into one statement (SQLite allows 32,766 and
 /// PostgreSQL 65,535).
 pub const MAX_PARAMS: usize = 30_000;
@@ -107,7 +117,7 @@ pub async fn insert_rows(
             values_for(conn, chunk.len(), cols)
         );
         let params: Vec<Param> = chunk.iter().flatten().cloned().collect();
-        affected += bind_all(sqlx::query(&sql), &params)
+        affected += bind_all(multi_row_query(&sql, chunk.len()), &params)
             .execute(&mut *conn)
             .await?
             .rows_affected();
@@ -134,7 +144,7 @@ pub async fn update_rows(
             values_for(conn, chunk.len(), cols)
         );
         let params: Vec<Param> = chunk.iter().flatten().cloned().collect();
-        affected += bind_all(sqlx::query(&sql), &params)
+        affected += bind_all(multi_row_query(&sql, chunk.len()), &params)
             .execute(&mut *conn)
             .await?
             .rows_affected();

@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, HashSet};
 use sqlx::{AnyConnection, Row};
 
 use super::ProjectionName;
-use crate::db::sql::{bind_all, insert_rows, rows_per_statement, update_rows, values_for, Param};
+use crate::db::sql::{bind_all, insert_rows, multi_row_query, rows_per_statement, update_rows, values_for, Param};
 use crate::domain::{day_of, Event, OrderStatus, ProductState};
 
 /// How duplicates and reordering are guarded against.
@@ -74,7 +74,7 @@ async fn claim(
             values_for(conn, chunk.len(), 1)
         );
         let params: Vec<Param> = chunk.iter().map(|s| Param::Int(*s)).collect();
-        for row in bind_all(sqlx::query(&sql), &params)
+        for row in bind_all(multi_row_query(&sql, chunk.len()), &params)
             .fetch_all(&mut *conn)
             .await?
         {
