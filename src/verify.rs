@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::db::{schema, Db, DbError};
-use crate::projection::truth::{self, Source};
+use crate::projection::truth;
 use crate::projection::{diff, ProjectionName, ReadModels};
 
 /// How many differing rows a report lists per read model.
@@ -72,12 +72,34 @@ pub async fn verify(db: &Db) -> Result<VerifyReport, VerifyError> {
     if !state.contains("read_models") {
         return Err(VerifyError::NoReadModels(db.url.redacted()));
     }
-    let mut conn = db.read.acquire().await.map_err(DbError::from)?;
-    let actual = truth::load(&mut conn, Source::ReadTables)
-        .await
-        .map_err(DbError::from)?;
-    let expected = truth::load(&mut conn, Source::Truth)
-        .await
-        .map_err(DbError::from)?;
-    Ok(VerifyReport::compare(&actual, &expected))
+    // Two connections walk the read tables and the truth side by side, in key order: memory
+    // stays flat however large the read models are.
+    let mut actual = db.read.acquire().await.map_err(DbError::from)?;
+    let mut expected = db.read.acquire().await.map_err(DbError::from)?;
+    let mut models = Vec::new();
+    for p in ProjectionName::ALL {
+        let mut check = ModelCheck {
+            read_model: p,
+            rows_expected: 0,
+            rows_actual: 0,
+            mismatches: 0,
+            first_diffs: Vec::new(),
+        };
+        for table in truth::tables_of(p) {
+            let d = truth::diff_table(&mut actual, &mut expected, table, SHOWN_DIFFS)
+                .await
+                .map_err(DbError::from)?;
+            check.rows_expected += d.rows_expected;
+            check.rows_actual += d.rows_actual;
+            check.mismatches += d.mismatches;
+            for diff in d.first {
+                if check.first_diffs.len() < SHOWN_DIFFS {
+                    check.first_diffs.push(diff.to_string());
+                }
+            }
+        }
+        models.push(check);
+    }
+    let mismatches = models.iter().map(|m| m.mismatches).sum();
+    Ok(VerifyReport { models, mismatches })
 }

@@ -9,8 +9,16 @@ use std::process::{Command, Output};
 
 use common::*;
 
+/// The runs measure latency against thresholds: one at a time, so they do not slow each other
+/// down on a 2-core machine.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_cqrs-bench"))
+}
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn scenario(name: &str) -> String {
@@ -31,6 +39,7 @@ fn text(o: &Output) -> String {
 
 #[test]
 fn ci_scenario_passes_on_sqlite() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let junit = dir.path().join("junit.xml");
     let o = bin()
@@ -60,6 +69,7 @@ fn ci_scenario_passes_on_sqlite() {
 
 #[test]
 fn ci_scenario_passes_on_postgres() {
+    let _serial = serial();
     let Some(url) = pg_url("ci_scenario_passes_on_postgres") else {
         return;
     };
@@ -81,6 +91,7 @@ fn ci_scenario_passes_on_postgres() {
 
 #[test]
 fn redelivery_is_absorbed_by_the_shipped_projector() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let o = bin()
         .args(["check", &scenario("ci-redelivery.toml"), "--quiet", "--out"])
@@ -100,6 +111,7 @@ fn redelivery_is_absorbed_by_the_shipped_projector() {
 
 #[test]
 fn naive_projector_is_caught_every_time() {
+    let _serial = serial();
     // Three runs with different seeds: caught each time, not by luck.
     for seed in ["3", "4", "5"] {
         let dir = tempfile::tempdir().unwrap();
@@ -133,13 +145,14 @@ fn naive_projector_is_caught_every_time() {
 
 #[test]
 fn bad_threshold_is_bad_input() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("bad.toml");
     let ci = std::fs::read_to_string(scenario("ci.toml")).unwrap();
     std::fs::write(
         &file,
         ci.replace(
-            "\"*.write.p99\" = \"<= 250ms\"",
+            "\"*.write.p99\" = \"<= 500ms\"",
             "\"*.write.p42\" = \"<= 250ms\"",
         ),
     )

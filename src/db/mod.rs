@@ -322,7 +322,8 @@ impl Db {
                 reason: e.to_string(),
             }
         })?;
-        let pool_size = pool_size.max(1);
+        // Verify walks two result sets side by side: at least two connections.
+        let pool_size = pool_size.max(2);
         let connect_err = |source| DbError::Connect {
             url: url.redacted(),
             source,

@@ -18,7 +18,9 @@ use std::collections::{BTreeMap, HashSet};
 use sqlx::{AnyConnection, Row};
 
 use super::ProjectionName;
-use crate::db::sql::{bind_all, insert_rows, multi_row_query, rows_per_statement, update_rows, values_for, Param};
+use crate::db::sql::{
+    bind_all, insert_rows, multi_row_query, rows_per_statement, update_rows, values_for, Param,
+};
 use crate::domain::{day_of, Event, OrderStatus, ProductState};
 
 /// How duplicates and reordering are guarded against.
