@@ -150,7 +150,7 @@ pub async fn diff_table(
         let (advance_a, advance_e, diff) = match (&next_a, &next_e) {
             (None, None) => break,
             (Some((ka, ra)), Some((ke, re))) if ka == ke => {
-                (true, true, (ra != re).then(|| (*ka, Some(ra), Some(re))))
+                (true, true, (ra != re).then_some((*ka, Some(ra), Some(re))))
             }
             (Some((ka, ra)), Some((ke, _))) if ka < ke => {
                 (true, false, Some((*ka, Some(ra), None)))
