@@ -100,6 +100,26 @@ pub fn bind_all<'q>(
     q
 }
 
+/// Runs one statement per chunk of `rows` (chunks respect the parameter limit); `statement`
+/// turns a chunk's VALUES list into the SQL. Returns the number of rows affected.
+async fn execute_chunked(
+    conn: &mut sqlx::AnyConnection,
+    cols: usize,
+    rows: &[Vec<Param>],
+    statement: impl Fn(&str) -> String,
+) -> Result<u64, sqlx::Error> {
+    let mut affected = 0;
+    for chunk in rows.chunks(rows_per_statement(cols)) {
+        let sql = statement(&values_for(conn, chunk.len(), cols));
+        let params: Vec<Param> = chunk.iter().flatten().cloned().collect();
+        affected += bind_all(multi_row_query(&sql, chunk.len()), &params)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+    }
+    Ok(affected)
+}
+
 /// Runs `INSERT … VALUES {rows} {suffix}` in chunks that respect the parameter limit.
 /// `head` is everything before VALUES; `suffix` (e.g. an ON CONFLICT clause) follows it.
 /// Returns the number of rows affected.
@@ -110,19 +130,10 @@ pub async fn insert_rows(
     cols: usize,
     rows: &[Vec<Param>],
 ) -> Result<u64, sqlx::Error> {
-    let mut affected = 0;
-    for chunk in rows.chunks(rows_per_statement(cols)) {
-        let sql = format!(
-            "{head} VALUES {} {suffix}",
-            values_for(conn, chunk.len(), cols)
-        );
-        let params: Vec<Param> = chunk.iter().flatten().cloned().collect();
-        affected += bind_all(multi_row_query(&sql, chunk.len()), &params)
-            .execute(&mut *conn)
-            .await?
-            .rows_affected();
-    }
-    Ok(affected)
+    execute_chunked(conn, cols, rows, |values| {
+        format!("{head} VALUES {values} {suffix}")
+    })
+    .await
 }
 
 /// Runs `UPDATE {table} SET {set} FROM (VALUES {rows}) AS v WHERE {table}.{key} = v.column1
@@ -137,19 +148,12 @@ pub async fn update_rows(
     cols: usize,
     rows: &[Vec<Param>],
 ) -> Result<u64, sqlx::Error> {
-    let mut affected = 0;
-    for chunk in rows.chunks(rows_per_statement(cols)) {
-        let sql = format!(
-            "UPDATE {table} SET {set} FROM (VALUES {}) AS v WHERE {table}.{key} = v.column1 {extra}",
-            values_for(conn, chunk.len(), cols)
-        );
-        let params: Vec<Param> = chunk.iter().flatten().cloned().collect();
-        affected += bind_all(multi_row_query(&sql, chunk.len()), &params)
-            .execute(&mut *conn)
-            .await?
-            .rows_affected();
-    }
-    Ok(affected)
+    execute_chunked(conn, cols, rows, |values| {
+        format!(
+            "UPDATE {table} SET {set} FROM (VALUES {values}) AS v WHERE {table}.{key} = v.column1 {extra}"
+        )
+    })
+    .await
 }
 
 /// Reads column `i` as text whatever its type (for PRAGMA answers and diagnostics).
