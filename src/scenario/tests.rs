@@ -889,7 +889,7 @@ fn quick_and_ci_are_what_the_runner_expects() {
     assert_eq!(ci.warmup, Duration::from_secs(1));
     assert_eq!(ci.ryw_share, 0.2);
     assert_eq!(ci.thresholds["*.errors"], "== 0");
-    assert_eq!(ci.thresholds["*.write.p99"], "<= 250ms");
+    assert_eq!(ci.thresholds["*.write.p99"], "<= 500ms");
     assert_eq!(ci.thresholds["cqrs-async.lag.p99"], "<= 1s");
     assert_eq!(ci.thresholds["*.ryw_miss"], "<= 100%");
 }
