@@ -590,10 +590,7 @@ async fn cmd_seed(args: SeedArgs) -> Result<(), Failure> {
 }
 
 async fn cmd_verify(args: DbArgs) -> Result<(), Failure> {
-    let url = parse_url(&args.db)?;
-    let db = Db::open_with(&url, &args.schema, 2, OpenMode::Existing)
-        .await
-        .map_err(classify_db)?;
+    let db = open_ours(&args).await?;
     let report = verify(&db).await.map_err(|e| match e {
         VerifyError::Db(e) => classify_db(e),
         other => bad_input(other),

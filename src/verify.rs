@@ -85,7 +85,7 @@ pub async fn verify(db: &Db) -> Result<VerifyReport, VerifyError> {
             mismatches: 0,
             first_diffs: Vec::new(),
         };
-        for table in truth::tables_of(p) {
+        for table in p.tables() {
             let d = truth::diff_table(&mut actual, &mut expected, table, SHOWN_DIFFS)
                 .await
                 .map_err(DbError::from)?;

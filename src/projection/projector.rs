@@ -231,6 +231,15 @@ impl Projector {
         self
     }
 
+    /// Where reading resumes: the oldest checkpoint among this projector's read models.
+    fn oldest(&self, checkpoints: &HashMap<ProjectionName, Position>) -> Position {
+        self.projections
+            .iter()
+            .map(|p| checkpoints.get(p).copied().unwrap_or_default())
+            .min()
+            .unwrap_or_default()
+    }
+
     pub fn config(&self) -> &ProjectorConfig {
         &self.config
     }
@@ -248,12 +257,7 @@ impl Projector {
         let mut tx = sqlx::Connection::begin(&mut *conn).await?;
         // Locking the checkpoints serializes projectors of the same database.
         let checkpoints = read_checkpoints(&mut tx, self.db.is_pg(), true).await?;
-        let from = self
-            .projections
-            .iter()
-            .map(|p| checkpoints.get(p).copied().unwrap_or_default())
-            .min()
-            .unwrap_or_default();
+        let from = self.oldest(&checkpoints);
         let batch = fetch(&mut tx, self.db.is_pg(), from, self.config.batch_size, true).await?;
         let redelivered = std::mem::take(&mut *self.redelivery.lock().expect("redelivery lock"));
         if batch.is_empty() && redelivered.is_empty() {
@@ -384,12 +388,7 @@ impl Projector {
     pub async fn backlog(&self) -> Result<i64, ProjectorError> {
         let mut conn = self.db.read.acquire().await.map_err(DbError::from)?;
         let checkpoints = read_checkpoints(&mut conn, self.db.is_pg(), false).await?;
-        let from = self
-            .projections
-            .iter()
-            .map(|p| checkpoints.get(p).copied().unwrap_or_default())
-            .min()
-            .unwrap_or_default();
+        let from = self.oldest(&checkpoints);
         let n: i64 = match self.config.mode {
             ProjectorMode::ExactlyOnce => {
                 sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE (xid, seq) > ($1, $2)")

@@ -110,11 +110,6 @@ pub struct TableDiff {
     pub first: Vec<super::RowDiff>,
 }
 
-/// The read tables of a read model (`product_catalog` has two).
-pub fn tables_of(p: super::ProjectionName) -> &'static [&'static str] {
-    p.tables()
-}
-
 /// Streams `table` from the read tables (on `actual`) and from the truth (on `expected`) and
 /// diffs them row by row.
 pub async fn diff_table(
