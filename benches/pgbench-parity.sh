@@ -22,13 +22,21 @@ trap 'rm -rf "$work"' EXIT
 cargo build --release --quiet
 bin=target/release/cqrs-bench
 
+# A checkpoint before each side, so neither pays for the other's dirty pages.
+checkpoint() { psql -q -X "$url" -c CHECKPOINT > /dev/null 2>&1 || true; }
+
+# pgbench's copy of the dataset, seeded the same way, first: its dirty pages are flushed by the
+# checkpoint below rather than during either measurement.
+"$bin" seed --db "$url" --schema "${schema}_pgbench" --backend normalized --scenario "$scenario" > /dev/null
+
 # 1. cqrs-bench, closed loop (it seeds its own fresh copy, schema <prefix>_normalized).
+checkpoint
 "$bin" run "$scenario" --db "$url" --schema "$schema" --duration "$((seconds + 2))s" \
     --quiet --out "$work/run" > "$work/run.log"
 ours=$(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(r["runs"][0]["rates"]["write_achieved"])' "$work/run/results.json")
 
-# 2. pgbench on the same dataset, seeded the same way.
-"$bin" seed --db "$url" --schema "${schema}_pgbench" --backend normalized --scenario "$scenario" > /dev/null
+# 2. pgbench on its copy.
+checkpoint
 cat > "$work/place_order.sql" <<'SQL'
 \set uid random(1, 10000)
 \set p1 random(1, 50000)

@@ -151,9 +151,10 @@ struct RunArgs {
     /// Projector: exactly-once (default) or naive (the negative control).
     #[arg(long, default_value = "exactly-once")]
     projector: String,
-    /// Connections per pool.
-    #[arg(long, default_value_t = 8)]
-    pool_size: u32,
+    /// Connections per pool [default: one per worker plus two, at least 8]. With fewer than
+    /// that, workers share the pool instead of keeping a connection each.
+    #[arg(long)]
+    pool_size: Option<u32>,
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
@@ -309,7 +310,7 @@ fn plan_run(args: &RunArgs) -> Result<(Scenario, RunOptions), Failure> {
     opts.schema = args.schema.clone();
     opts.keep_db = args.keep_db;
     opts.projector_mode = parse_projector(&args.projector)?;
-    opts.pool_size = args.pool_size.max(1);
+    opts.pool_size = args.pool_size.map(|n| n.max(1));
     opts.show_progress = !args.quiet;
     Ok((scenario, opts))
 }

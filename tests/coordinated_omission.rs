@@ -35,7 +35,11 @@ struct StallingTarget {
 }
 
 impl Target for StallingTarget {
-    async fn execute(&self, cmd: &Command) -> Result<Receipt, ExecError> {
+    type Session = ();
+
+    fn session(&self) {}
+
+    async fn execute(&self, _: &mut (), cmd: &Command) -> Result<Receipt, ExecError> {
         if self.stall
             && Instant::now() >= self.start + STALL_AT
             && !self.stalled.swap(true, Ordering::SeqCst)
@@ -47,11 +51,11 @@ impl Target for StallingTarget {
         r
     }
 
-    async fn query(&self, q: &Query) -> Result<QueryAnswer, sqlx::Error> {
+    async fn query(&self, _: &mut (), q: &Query) -> Result<QueryAnswer, sqlx::Error> {
         self.inner.query(q).await
     }
 
-    async fn is_visible(&self, r: &Receipt) -> Result<bool, sqlx::Error> {
+    async fn is_visible(&self, _: &mut (), r: &Receipt) -> Result<bool, sqlx::Error> {
         self.inner.is_visible(r).await
     }
 }

@@ -8,6 +8,7 @@
 //! | `cqrs-async` | appends the events to the outbox          | read models, kept up by the projector |
 
 pub mod queries;
+pub mod session;
 pub mod write;
 
 use std::sync::Arc;
@@ -26,6 +27,7 @@ use crate::projection::projector::{
 use crate::projection::sql::{apply_batch, Delivered, Guard};
 use crate::projection::ProjectionName;
 use queries::ReadSide;
+pub use session::Session;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum BackendKind {
@@ -121,6 +123,9 @@ pub struct BackendOptions {
     /// Run the async projector inside this process (tests may drive it by hand instead).
     pub run_projector: bool,
     pub lag: Option<Arc<LagTracker>>,
+    /// Give each driver worker a connection of its own on PostgreSQL (see `session`); the
+    /// caller sets it only when the pool has room for every worker and the projector.
+    pub dedicated_sessions: bool,
 }
 
 impl Default for BackendOptions {
@@ -129,6 +134,7 @@ impl Default for BackendOptions {
             projector: ProjectorConfig::default(),
             run_projector: true,
             lag: None,
+            dedicated_sessions: false,
         }
     }
 }
@@ -146,6 +152,7 @@ pub struct Backend {
     pub db: Db,
     async_parts: Option<AsyncParts>,
     lag: Option<Arc<LagTracker>>,
+    dedicated_sessions: bool,
 }
 
 impl Backend {
@@ -178,17 +185,48 @@ impl Backend {
         } else {
             None
         };
+        // SQLite's one writer connection is shared with the projector: never held.
+        let dedicated_sessions = opts.dedicated_sessions && db.is_pg();
         Ok(Backend {
             kind,
             db,
             async_parts,
             lag: opts.lag,
+            dedicated_sessions,
         })
     }
 
-    /// Executes one command in one transaction.
+    /// A driver worker's session: dedicated or shared, as the backend was opened.
+    pub fn session(&self) -> Session {
+        if self.dedicated_sessions {
+            Session::dedicated()
+        } else {
+            Session::shared()
+        }
+    }
+
+    /// Executes one command in one transaction, on a connection checked out of the pool.
     pub async fn execute(&self, cmd: &Command) -> Result<Receipt, ExecError> {
-        let mut conn = self.db.write.acquire().await.map_err(DbError::from)?;
+        self.execute_in(&mut Session::shared(), cmd).await
+    }
+
+    /// Executes one command in one transaction, on the session's connection.
+    pub async fn execute_in(
+        &self,
+        session: &mut Session,
+        cmd: &Command,
+    ) -> Result<Receipt, ExecError> {
+        let mut conn = session.take(&self.db.write).await.map_err(DbError::from)?;
+        let result = self.execute_on(&mut conn, cmd).await;
+        session.give_back(conn, !matches!(result, Err(ExecError::Db(_))));
+        result
+    }
+
+    async fn execute_on(
+        &self,
+        conn: &mut AnyConnection,
+        cmd: &Command,
+    ) -> Result<Receipt, ExecError> {
         let mut tx = sqlx::Connection::begin(&mut *conn).await?;
         let events = write::execute(&mut tx, self.db.is_pg(), cmd).await?;
         let mut seqs = Vec::new();
@@ -236,13 +274,23 @@ impl Backend {
     }
 
     pub async fn query(&self, q: &Query) -> Result<QueryAnswer, sqlx::Error> {
+        self.query_in(&mut Session::shared(), q).await
+    }
+
+    pub async fn query_in(
+        &self,
+        session: &mut Session,
+        q: &Query,
+    ) -> Result<QueryAnswer, sqlx::Error> {
         let side = if self.kind.has_read_models() {
             ReadSide::ReadModels
         } else {
             ReadSide::Normalized
         };
-        let mut conn = self.db.read.acquire().await?;
-        queries::run(&mut conn, side, q).await
+        let mut conn = session.take(&self.db.read).await?;
+        let result = queries::run(&mut conn, side, q).await;
+        session.give_back(conn, result.is_ok());
+        result
     }
 
     /// The projector of the async backend (for driving it by hand and for its counters).
@@ -274,9 +322,24 @@ impl Backend {
 
     /// Whether the read models already show the effect of `receipt` (read-your-writes).
     pub async fn is_visible(&self, receipt: &Receipt) -> Result<bool, sqlx::Error> {
+        self.is_visible_in(&mut Session::shared(), receipt).await
+    }
+
+    pub async fn is_visible_in(
+        &self,
+        session: &mut Session,
+        receipt: &Receipt,
+    ) -> Result<bool, sqlx::Error> {
         let Some(&seq) = receipt.seqs.iter().max() else {
             return Ok(true);
         };
+        let mut conn = session.take(&self.db.read).await?;
+        let result = Self::covers(&mut conn, seq).await;
+        session.give_back(conn, result.is_ok());
+        result
+    }
+
+    async fn covers(conn: &mut AnyConnection, seq: i64) -> Result<bool, sqlx::Error> {
         // The checkpoint commits with the read-model rows, so "checkpoint covers the event"
         // and "the read model shows it" are the same fact.
         let row = sqlx::query(
@@ -284,7 +347,7 @@ impl Backend {
              WHERE e.seq = $1 AND (c.xid, c.seq) >= (e.xid, e.seq)",
         )
         .bind(seq)
-        .fetch_one(&self.db.read)
+        .fetch_one(&mut *conn)
         .await?;
         let covered: i64 = row.try_get(0)?;
         Ok(covered as usize >= ProjectionName::ALL.len())

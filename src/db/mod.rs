@@ -299,6 +299,25 @@ pub fn validate_schema_name(name: &str) -> DbResult<()> {
     }
 }
 
+/// Connections idle at least this long are checked before use.
+const PING_IF_IDLE_FOR: Duration = Duration::from_secs(1);
+
+/// sqlx checks every connection it hands out with a round trip to the server, one more per
+/// transaction than pgbench pays. Only a connection that sat idle a while is checked: one in
+/// steady use shows a dead server by failing its next statement, which the caller counts.
+fn pool_options() -> AnyPoolOptions {
+    AnyPoolOptions::new()
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= PING_IF_IDLE_FOR {
+                    sqlx::Connection::ping(conn).await?;
+                }
+                Ok(true)
+            })
+        })
+}
+
 impl Db {
     /// Opens pools. Creates nothing except, on SQLite, the empty file.
     pub async fn open(url: &DbUrl, schema: &str, pool_size: u32) -> DbResult<Db> {
@@ -354,7 +373,7 @@ impl Db {
         match url.engine() {
             Engine::Sqlite => {
                 let build = |max: u32| {
-                    AnyPoolOptions::new()
+                    pool_options()
                         .max_connections(max)
                         .acquire_timeout(Duration::from_secs(30))
                         .after_connect(|conn, _| {
@@ -384,7 +403,7 @@ impl Db {
             }
             Engine::Postgres => {
                 let set_path = format!("SET search_path TO {schema}");
-                let pool = AnyPoolOptions::new()
+                let pool = pool_options()
                     .max_connections(pool_size)
                     .acquire_timeout(Duration::from_secs(10))
                     .after_connect(move |conn, _| {

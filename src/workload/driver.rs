@@ -10,29 +10,60 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::backend::{Backend, ExecError, Receipt};
+use crate::backend::{Backend, ExecError, Receipt, Session};
 use crate::domain::{Command, Query, QueryAnswer};
 use crate::metrics::{OpKey, Outcome, Recorder};
 use crate::workload::mix::OpStream;
 use crate::workload::rng::Rng;
 
-/// What the driver talks to. `Backend` implements it; tests wrap it to inject faults.
+/// What the driver talks to. `Backend` implements it; tests wrap it to inject faults. Each
+/// worker opens one session and runs all its ops in it.
 pub trait Target: Send + Sync + 'static {
-    fn execute(&self, cmd: &Command) -> impl Future<Output = Result<Receipt, ExecError>> + Send;
-    fn query(&self, q: &Query) -> impl Future<Output = Result<QueryAnswer, sqlx::Error>> + Send;
+    type Session: Send;
+    fn session(&self) -> Self::Session;
+    fn execute(
+        &self,
+        s: &mut Self::Session,
+        cmd: &Command,
+    ) -> impl Future<Output = Result<Receipt, ExecError>> + Send;
+    fn query(
+        &self,
+        s: &mut Self::Session,
+        q: &Query,
+    ) -> impl Future<Output = Result<QueryAnswer, sqlx::Error>> + Send;
     /// Whether the effect of a committed write is visible to readers yet.
-    fn is_visible(&self, r: &Receipt) -> impl Future<Output = Result<bool, sqlx::Error>> + Send;
+    fn is_visible(
+        &self,
+        s: &mut Self::Session,
+        r: &Receipt,
+    ) -> impl Future<Output = Result<bool, sqlx::Error>> + Send;
 }
 
 impl Target for Backend {
-    fn execute(&self, cmd: &Command) -> impl Future<Output = Result<Receipt, ExecError>> + Send {
-        Backend::execute(self, cmd)
+    type Session = Session;
+    fn session(&self) -> Session {
+        Backend::session(self)
     }
-    fn query(&self, q: &Query) -> impl Future<Output = Result<QueryAnswer, sqlx::Error>> + Send {
-        Backend::query(self, q)
+    fn execute(
+        &self,
+        s: &mut Session,
+        cmd: &Command,
+    ) -> impl Future<Output = Result<Receipt, ExecError>> + Send {
+        Backend::execute_in(self, s, cmd)
     }
-    fn is_visible(&self, r: &Receipt) -> impl Future<Output = Result<bool, sqlx::Error>> + Send {
-        Backend::is_visible(self, r)
+    fn query(
+        &self,
+        s: &mut Session,
+        q: &Query,
+    ) -> impl Future<Output = Result<QueryAnswer, sqlx::Error>> + Send {
+        Backend::query_in(self, s, q)
+    }
+    fn is_visible(
+        &self,
+        s: &mut Session,
+        r: &Receipt,
+    ) -> impl Future<Output = Result<bool, sqlx::Error>> + Send {
+        Backend::is_visible_in(self, s, r)
     }
 }
 
@@ -57,7 +88,7 @@ impl Lane {
         }
     }
 
-    fn active(&self) -> bool {
+    pub fn active(&self) -> bool {
         self.workers > 0 && !matches!(self.pace, Pace::PerSecond(r) if r <= 0.0)
     }
 }
@@ -141,6 +172,7 @@ struct Worker<T> {
 
 impl<T: Target> Worker<T> {
     async fn run(self) {
+        let mut session = self.target.session();
         loop {
             let i = self.next.fetch_add(1, Ordering::Relaxed);
             let intended = match self.lane.pace {
@@ -154,9 +186,11 @@ impl<T: Target> Worker<T> {
             let started = Instant::now();
             let lateness = started.saturating_duration_since(intended);
             if self.is_write {
-                self.write(i, intended, started, lateness).await;
+                self.write(&mut session, i, intended, started, lateness)
+                    .await;
             } else {
-                self.read(i, intended, started, lateness).await;
+                self.read(&mut session, i, intended, started, lateness)
+                    .await;
             }
         }
     }
@@ -175,12 +209,19 @@ impl<T: Target> Worker<T> {
         rec.record_op(key, intended, started, finished, outcome);
     }
 
-    async fn write(&self, i: u64, intended: Instant, started: Instant, lateness: Duration) {
+    async fn write(
+        &self,
+        session: &mut T::Session,
+        i: u64,
+        intended: Instant,
+        started: Instant,
+        lateness: Duration,
+    ) {
         let Some(cmd) = self.stream.write_op(i) else {
             return;
         };
         let key = OpKey::Write(cmd.kind());
-        let result = self.target.execute(&cmd).await;
+        let result = self.target.execute(session, &cmd).await;
         let outcome = match &result {
             Ok(_) => Outcome::Ok,
             Err(ExecError::Domain(e)) => Outcome::Rejected(e.label()),
@@ -191,17 +232,17 @@ impl<T: Target> Worker<T> {
         if let Ok(receipt) = result {
             let mut rng = Rng::derive(self.seed, RYW_STREAM, i);
             if self.ryw_share > 0.0 && rng.chance(self.ryw_share) {
-                self.probe(&receipt).await;
+                self.probe(session, &receipt).await;
             }
         }
     }
 
     /// Reads right after the write returned; if the write is not visible yet, polls until it
     /// is (or the timeout passes) and records how long that took.
-    async fn probe(&self, receipt: &Receipt) {
+    async fn probe(&self, session: &mut T::Session, receipt: &Receipt) {
         let committed = receipt.committed_at.unwrap_or_else(Instant::now);
         let at = Instant::now();
-        match self.target.is_visible(receipt).await {
+        match self.target.is_visible(session, receipt).await {
             Ok(true) => {
                 self.recorder.lock().expect("recorder lock").record_ryw(
                     at,
@@ -214,7 +255,7 @@ impl<T: Target> Worker<T> {
                 let mut seen = None;
                 while Instant::now() < deadline {
                     tokio::time::sleep(Duration::from_millis(1)).await;
-                    if let Ok(true) = self.target.is_visible(receipt).await {
+                    if let Ok(true) = self.target.is_visible(session, receipt).await {
                         seen = Some(Instant::now().saturating_duration_since(committed));
                         break;
                     }
@@ -228,12 +269,19 @@ impl<T: Target> Worker<T> {
         }
     }
 
-    async fn read(&self, j: u64, intended: Instant, started: Instant, lateness: Duration) {
+    async fn read(
+        &self,
+        session: &mut T::Session,
+        j: u64,
+        intended: Instant,
+        started: Instant,
+        lateness: Duration,
+    ) {
         let Some(q) = self.stream.read_op(j) else {
             return;
         };
         let key = OpKey::Read(q.kind());
-        let outcome = match self.target.query(&q).await {
+        let outcome = match self.target.query(session, &q).await {
             Ok(_) => Outcome::Ok,
             Err(_) => Outcome::Error("db_error"),
         };

@@ -29,7 +29,8 @@ pub struct RunOptions {
     pub out_dir: PathBuf,
     pub keep_db: bool,
     pub projector_mode: ProjectorMode,
-    pub pool_size: u32,
+    /// Connections per pool; `None` sizes the pool to the scenario (see `pool_size_for`).
+    pub pool_size: Option<u32>,
     pub show_progress: bool,
     /// How long to wait for projections to catch up after the load.
     pub catch_up_timeout: Duration,
@@ -46,7 +47,7 @@ impl RunOptions {
             out_dir,
             keep_db: false,
             projector_mode: ProjectorMode::ExactlyOnce,
-            pool_size: 8,
+            pool_size: None,
             show_progress: true,
             catch_up_timeout: Duration::from_secs(300),
         }
@@ -160,7 +161,7 @@ pub async fn run_scenario(s: &Scenario, opts: &RunOptions) -> Result<Results, Ru
             database: opts.db.redacted(),
             server_version: String::new(),
             settings: Vec::new(),
-            pool_size: opts.pool_size,
+            pool_size: opts.pool_size.unwrap_or(MIN_POOL),
             cpus: cpus(),
             os: std::env::consts::OS.into(),
             projector_mode: opts.projector_mode,
@@ -174,6 +175,15 @@ pub async fn run_scenario(s: &Scenario, opts: &RunOptions) -> Result<Results, Ru
         source: e.source,
     })?;
     Ok(results)
+}
+
+/// The smallest pool a run opens by default.
+const MIN_POOL: u32 = 8;
+
+/// Connections for `workers` driver workers to keep one each, plus one for the projector and
+/// one spare (backlog checks, settings); at least `MIN_POOL`.
+fn pool_size_for(workers: u32) -> u32 {
+    (workers + 2).max(MIN_POOL)
 }
 
 fn cpus() -> usize {
@@ -191,8 +201,10 @@ async fn run_one(
     stream: Arc<OpStream>,
 ) -> Result<(BackendRun, Environment), RunError> {
     let (url, schema_name) = backend_target(opts, kind);
+    let workers = s.writes.workers + if reads.active() { reads.workers } else { 0 };
+    let pool_size = opts.pool_size.unwrap_or_else(|| pool_size_for(workers));
     let (db, seed_report) =
-        prepare(&url, &schema_name, kind, s.seed, &s.dataset, opts.pool_size).await?;
+        prepare(&url, &schema_name, kind, s.seed, &s.dataset, pool_size).await?;
     let settings = db.settings().await?;
     let environment = Environment {
         engine: settings.engine.name().into(),
@@ -215,6 +227,7 @@ async fn run_one(
                 projector,
                 run_projector: true,
                 lag: Some(lag.clone()),
+                dedicated_sessions: pool_size >= pool_size_for(workers),
             },
         )
         .await?,
