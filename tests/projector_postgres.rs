@@ -12,6 +12,8 @@ use cqrs_bench::domain::{Command, CommandKind, OrderLine};
 use cqrs_bench::projection::projector::{
     checkpoint_counts, Projector, ProjectorConfig, ProjectorMode,
 };
+use cqrs_bench::projection::sql::{apply_batch, Delivered, Guard};
+use cqrs_bench::projection::ProjectionName;
 use cqrs_bench::verify::verify;
 use cqrs_bench::workload::keys::KeyDist;
 use cqrs_bench::workload::mix::{MixSpec, OpStream};
@@ -250,4 +252,86 @@ async fn concurrent_writers_lose_nothing() {
         .shutdown()
         .await;
     cleanup(&db).await;
+}
+
+async fn units_sold(b: &Backend, product_id: i64) -> i64 {
+    sqlx::query("SELECT units FROM product_sales WHERE product_id = $1")
+        .bind(product_id)
+        .fetch_one(&b.db.read)
+        .await
+        .unwrap()
+        .try_get(0)
+        .unwrap()
+}
+
+/// Two transactions claim the same event for a counter at once (the ledger check, then the
+/// insert): the second waits on the first's ledger row and must not count the event again,
+/// whether it fails (to be retried) or finds it recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_claims_count_an_event_once() {
+    let Some(url) = pg_url("racing_claims_count_an_event_once") else {
+        return;
+    };
+    let schema = unique_schema("race");
+    let b = open_backend(
+        &url,
+        &schema,
+        BackendKind::CqrsAsync,
+        3,
+        &small_dataset(),
+        false,
+    )
+    .await;
+    let receipt = b.execute(&order(9_300_001, 12)).await.unwrap();
+    let delivered = Delivered {
+        seq: receipt.seqs[0],
+        event: receipt.events[0].clone(),
+    };
+    let before = units_sold(&b, 12).await;
+
+    let mut conn_a = b.db.write.acquire().await.unwrap();
+    let mut tx_a = sqlx::Connection::begin(&mut *conn_a).await.unwrap();
+    let a = apply_batch(
+        &mut tx_a,
+        std::slice::from_ref(&delivered),
+        &[ProjectionName::ProductSales],
+        Guard::Ledger,
+    )
+    .await
+    .unwrap();
+    assert_eq!(a.counted, 1);
+
+    let db = b.db.clone();
+    let second = tokio::spawn(async move {
+        let mut conn = db.write.acquire().await.unwrap();
+        let mut tx = sqlx::Connection::begin(&mut *conn).await.unwrap();
+        let r = apply_batch(
+            &mut tx,
+            std::slice::from_ref(&delivered),
+            &[ProjectionName::ProductSales],
+            Guard::Ledger,
+        )
+        .await;
+        match r {
+            Ok(stats) => {
+                tx.commit().await.unwrap();
+                Ok(stats.counted)
+            }
+            Err(e) => Err(e.to_string()),
+        }
+    });
+    // Let the second claimer get past its ledger check and wait on A's row.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    tx_a.commit().await.unwrap();
+    drop(conn_a);
+    match second.await.unwrap() {
+        Ok(counted) => assert_eq!(counted, 0, "the second claimer counted the event again"),
+        Err(e) => assert!(e.contains("claimed concurrently"), "{e}"),
+    }
+    assert_eq!(
+        units_sold(&b, 12).await - before,
+        1,
+        "one order line of qty 1 must add exactly one unit"
+    );
+    cleanup(&b.db).await;
 }

@@ -63,6 +63,13 @@ fn counts_toward(p: ProjectionName, e: &Event) -> bool {
 }
 
 /// Claims the counter events of `p` in its ledger; returns the seqs newly claimed.
+///
+/// Asks first which are recorded already (nearly always none, so hardly any rows come back),
+/// then records the rest without RETURNING: on SQLite every returned row is a hand-off between
+/// threads, and a rebuild claims hundreds of thousands. Claimers of one read model are
+/// serialized by its checkpoint lock; should another claim slip in between (a dead-letter
+/// replay), the insert records fewer rows than it was given and the transaction fails, to be
+/// retried, rather than count an event twice.
 async fn claim(
     conn: &mut AnyConnection,
     p: ProjectionName,
@@ -71,17 +78,42 @@ async fn claim(
     let ledger = p.ledger().expect("only counter projections claim");
     let mut claimed = HashSet::new();
     for chunk in seqs.chunks(rows_per_statement(1)) {
+        let params: Vec<Param> = chunk.iter().map(|s| Param::Int(*s)).collect();
         let sql = format!(
-            "INSERT INTO {ledger} (seq) VALUES {} ON CONFLICT (seq) DO NOTHING RETURNING seq",
+            "SELECT seq FROM {ledger} WHERE seq IN ({})",
             values_for(conn, chunk.len(), 1)
         );
-        let params: Vec<Param> = chunk.iter().map(|s| Param::Int(*s)).collect();
+        let mut recorded = HashSet::new();
         for row in bind_all(multi_row_query(&sql, chunk.len()), &params)
             .fetch_all(&mut *conn)
             .await?
         {
-            claimed.insert(row.try_get::<i64, _>(0)?);
+            recorded.insert(row.try_get::<i64, _>(0)?);
         }
+        let fresh: Vec<Param> = chunk
+            .iter()
+            .filter(|s| !recorded.contains(s))
+            .map(|s| Param::Int(*s))
+            .collect();
+        if fresh.is_empty() {
+            continue;
+        }
+        let sql = format!(
+            "INSERT INTO {ledger} (seq) VALUES {} ON CONFLICT (seq) DO NOTHING",
+            values_for(conn, fresh.len(), 1)
+        );
+        let inserted = bind_all(multi_row_query(&sql, fresh.len()), &fresh)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+        if inserted != fresh.len() as u64 {
+            return Err(sqlx::Error::Protocol(format!(
+                "{ledger}: {} of {} events were claimed concurrently; batch retried",
+                fresh.len() as u64 - inserted,
+                fresh.len()
+            )));
+        }
+        claimed.extend(chunk.iter().filter(|s| !recorded.contains(s)));
     }
     Ok(claimed)
 }
