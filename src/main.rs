@@ -94,7 +94,8 @@ struct RebuildArgs {
     /// Only this read model (product_catalog, order_summary, daily_sales, product_sales).
     #[arg(long)]
     projection: Option<String>,
-    #[arg(long, default_value_t = 500)]
+    /// Events per transaction; a rebuild moves the whole log, so batches are large.
+    #[arg(long, default_value_t = 10_000)]
     batch_size: i64,
 }
 
@@ -414,8 +415,12 @@ fn parse_projection(name: &Option<String>) -> Result<Vec<ProjectionName>, Failur
 }
 
 async fn open_ours(args: &DbArgs) -> Result<Db, Failure> {
+    open_ours_with(args, 2).await
+}
+
+async fn open_ours_with(args: &DbArgs, pool_size: u32) -> Result<Db, Failure> {
     let url = parse_url(&args.db)?;
-    let db = Db::open_with(&url, &args.schema, 2, OpenMode::Existing)
+    let db = Db::open_with(&url, &args.schema, pool_size, OpenMode::Existing)
         .await
         .map_err(classify_db)?;
     cqrs_bench::db::schema::require_ours(&db)
@@ -437,7 +442,8 @@ fn projector_failure(e: ProjectorError) -> Failure {
 
 async fn cmd_rebuild(args: RebuildArgs) -> Result<(), Failure> {
     let projections = parse_projection(&args.projection)?;
-    let db = open_ours(&args.db).await?;
+    // A connection per read model: on PostgreSQL they are rebuilt concurrently.
+    let db = open_ours_with(&args.db, projections.len() as u32 + 1).await?;
     let report = rebuild(&db, &projections, args.batch_size.max(1))
         .await
         .map_err(projector_failure)?;

@@ -478,7 +478,7 @@ where
 /// The stored checkpoint: the delivery index every read model has reached (the least).
 async fn stored_checkpoint(db: &Db) -> R<usize> {
     let mut conn = db.write.acquire().await.map_err(sql("acquire"))?;
-    let cps = read_checkpoints(&mut conn, db.is_pg(), false)
+    let cps = read_checkpoints(&mut conn)
         .await
         .map_err(sql("read checkpoints"))?;
     let seq = ProjectionName::ALL

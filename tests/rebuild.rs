@@ -19,11 +19,11 @@ async fn live_state(db: &cqrs_bench::db::Db) -> cqrs_bench::projection::ReadMode
     load(&mut conn, Source::ReadTables).await.unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rebuild_equals_live_and_is_repeatable() {
-    let (dir, url) = sqlite_url("rebuild");
+/// Rebuilds (all read models, twice, then one) and compares with the live read models; then
+/// runs the CLI with `cli_db` (its `--db` and `--schema` arguments).
+async fn check_rebuild(url: &cqrs_bench::db::DbUrl, schema: &str, cli_db: &[&str]) {
     let spec = small_dataset();
-    let b = open_backend(&url, "cqrs_bench", BackendKind::CqrsAsync, 9, &spec, false).await;
+    let b = open_backend(url, schema, BackendKind::CqrsAsync, 9, &spec, false).await;
     let stream = OpStream::new(9, &spec, &MixSpec::default());
     for i in 0..600 {
         let _ = b.execute(&stream.write_op(i).unwrap()).await;
@@ -64,13 +64,9 @@ async fn rebuild_equals_live_and_is_repeatable() {
 
     // The CLI prints events/s.
     let out = Process::new(env!("CARGO_BIN_EXE_cqrs-bench"))
-        .args([
-            "rebuild",
-            "--db",
-            &format!("sqlite://{}", dir.path().join("rebuild.db").display()),
-            "--projection",
-            "product_sales",
-        ])
+        .arg("rebuild")
+        .args(cli_db)
+        .args(["--projection", "product_sales"])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -83,6 +79,29 @@ async fn rebuild_equals_live_and_is_repeatable() {
         stdout.contains("rebuilt product_sales from") && stdout.contains("events/s"),
         "{stdout}"
     );
+    assert_eq!(live_state(&b.db).await, live);
+    if b.db.is_pg() {
+        cleanup(&b.db).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rebuild_equals_live_and_is_repeatable() {
+    let (dir, url) = sqlite_url("rebuild");
+    let file = format!("sqlite://{}", dir.path().join("rebuild.db").display());
+    check_rebuild(&url, "cqrs_bench", &["--db", &file]).await;
+}
+
+/// On PostgreSQL a rebuild applies each batch to the read models concurrently, one
+/// transaction each: the result must still equal the live read models.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rebuild_on_postgres_equals_live() {
+    let Some(url) = pg_url("rebuild_on_postgres_equals_live") else {
+        return;
+    };
+    let schema = unique_schema("rebuild");
+    let raw = std::env::var(PG_ENV).unwrap();
+    check_rebuild(&url, &schema, &["--db", &raw, "--schema", &schema]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

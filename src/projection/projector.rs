@@ -29,6 +29,7 @@ use tokio::sync::{mpsc, watch, Notify};
 use super::dead_letter::{apply_guarded, Fetched};
 use super::sql::{apply_batch, Delivered, Guard};
 use super::ProjectionName;
+use crate::db::sql::{bind_all, values_for, Param};
 use crate::db::{Db, DbError};
 use crate::domain::Event;
 use crate::workload::rng::Rng;
@@ -205,6 +206,7 @@ pub struct Projector {
     lag: Option<Arc<LagTracker>>,
     redelivery: Mutex<Vec<Fetched>>,
     rng: Mutex<Rng>,
+    concurrent_read_models: bool,
 }
 
 impl Projector {
@@ -217,7 +219,15 @@ impl Projector {
             lag: None,
             redelivery: Mutex::new(Vec::new()),
             rng: Mutex::new(Rng::new(0x5EED_DE11)),
+            concurrent_read_models: false,
         }
+    }
+
+    /// On PostgreSQL, applies each batch to the read models concurrently, one transaction and
+    /// connection each (see `step_concurrent`); the pool needs a connection per read model.
+    pub fn with_concurrent_read_models(mut self) -> Self {
+        self.concurrent_read_models = true;
+        self
     }
 
     pub fn with_lag(mut self, lag: Arc<LagTracker>) -> Self {
@@ -253,10 +263,13 @@ impl Projector {
     }
 
     async fn step_exactly_once(&self) -> Result<usize, ProjectorError> {
+        if self.concurrent_read_models && self.db.is_pg() && self.projections.len() > 1 {
+            return self.step_concurrent().await;
+        }
         let mut conn = self.db.write.acquire().await.map_err(DbError::from)?;
         let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-        // Locking the checkpoints serializes projectors of the same database.
-        let checkpoints = read_checkpoints(&mut tx, self.db.is_pg(), true).await?;
+        // Locking the checkpoints serializes projectors of the same read models.
+        let checkpoints = lock_checkpoints(&mut tx, self.db.is_pg(), &self.projections).await?;
         let from = self.oldest(&checkpoints);
         let batch = fetch(&mut tx, self.db.is_pg(), from, self.config.batch_size, true).await?;
         let redelivered = std::mem::take(&mut *self.redelivery.lock().expect("redelivery lock"));
@@ -271,21 +284,7 @@ impl Projector {
         let mut duplicates = 0;
         for &p in &self.projections {
             let cp = checkpoints.get(&p).copied().unwrap_or_default();
-            let new: Vec<&Fetched> = batch.iter().filter(|f| f.pos > cp).collect();
-            let due: Vec<&Fetched> = redelivered.iter().chain(new.iter().copied()).collect();
-            if due.is_empty() {
-                continue;
-            }
-            let stats = apply_guarded(&mut tx, p, &due).await?;
-            duplicates += stats.duplicates;
-            save_checkpoint(
-                &mut tx,
-                p,
-                cp.max(last),
-                new.len() as i64,
-                stats.duplicates as i64,
-            )
-            .await?;
+            duplicates += apply_to(&mut tx, p, cp, last, &batch, &redelivered).await?;
         }
         if !self.config.hold_before_commit.is_zero() {
             tokio::time::sleep(self.config.hold_before_commit).await;
@@ -296,9 +295,50 @@ impl Projector {
         Ok(batch.len() + redelivered.len())
     }
 
+    /// One batch, read once, then applied to each read model in a transaction of its own, all
+    /// at once on separate connections, so the server spreads the work over its cores. Each
+    /// transaction locks only its read model's checkpoint; one that moved since the batch was
+    /// read is honoured as in the serial step.
+    async fn step_concurrent(&self) -> Result<usize, ProjectorError> {
+        let is_pg = self.db.is_pg();
+        let mut conn = self.db.read.acquire().await.map_err(DbError::from)?;
+        let from = self.oldest(&read_checkpoints(&mut conn).await?);
+        let batch = fetch(&mut conn, is_pg, from, self.config.batch_size, true).await?;
+        let redelivered = std::mem::take(&mut *self.redelivery.lock().expect("redelivery lock"));
+        if batch.is_empty() && redelivered.is_empty() {
+            if is_pg && committed_beyond(&mut conn, from).await? {
+                self.stats.horizon_waits.fetch_add(1, Ordering::Relaxed);
+            }
+            return Ok(0);
+        }
+        drop(conn);
+        let last = batch.last().map(|f| f.pos).unwrap_or(from);
+        let (batch_ref, redelivered_ref) = (&batch, &redelivered);
+        let applied = futures::future::try_join_all(self.projections.iter().map(|&p| async move {
+            let mut conn = self.db.write.acquire().await.map_err(DbError::from)?;
+            let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+            let cp = lock_checkpoints(&mut tx, is_pg, &[p])
+                .await?
+                .get(&p)
+                .copied()
+                .unwrap_or_default();
+            // Reset since the batch was read: events before it were never fetched.
+            if cp < from {
+                tx.rollback().await?;
+                return Ok::<u64, ProjectorError>(0);
+            }
+            let duplicates = apply_to(&mut tx, p, cp, last, batch_ref, redelivered_ref).await?;
+            tx.commit().await?;
+            Ok(duplicates)
+        }))
+        .await?;
+        self.after_commit(&batch, applied.iter().sum(), Instant::now());
+        Ok(batch.len() + redelivered.len())
+    }
+
     async fn step_naive(&self) -> Result<usize, ProjectorError> {
         let mut conn = self.db.write.acquire().await.map_err(DbError::from)?;
-        let checkpoints = read_checkpoints(&mut conn, self.db.is_pg(), false).await?;
+        let checkpoints = read_checkpoints(&mut conn).await?;
         let from = checkpoints
             .get(&ProjectionName::ProductCatalog)
             .copied()
@@ -387,7 +427,7 @@ impl Projector {
     /// Events not yet applied to every read model (committed ones only).
     pub async fn backlog(&self) -> Result<i64, ProjectorError> {
         let mut conn = self.db.read.acquire().await.map_err(DbError::from)?;
-        let checkpoints = read_checkpoints(&mut conn, self.db.is_pg(), false).await?;
+        let checkpoints = read_checkpoints(&mut conn).await?;
         let from = self.oldest(&checkpoints);
         let n: i64 = match self.config.mode {
             ProjectorMode::ExactlyOnce => {
@@ -495,18 +535,21 @@ fn url_raw(url: &crate::db::DbUrl) -> String {
     url.raw_for_connect()
 }
 
+/// Every read model's checkpoint, without locking.
 pub async fn read_checkpoints(
     conn: &mut AnyConnection,
-    is_pg: bool,
-    lock: bool,
 ) -> Result<HashMap<ProjectionName, Position>, sqlx::Error> {
-    let sql = if is_pg && lock {
-        "SELECT projection, xid, seq FROM projection_checkpoints FOR UPDATE"
-    } else {
-        "SELECT projection, xid, seq FROM projection_checkpoints"
-    };
+    let rows = sqlx::query("SELECT projection, xid, seq FROM projection_checkpoints")
+        .fetch_all(&mut *conn)
+        .await?;
+    checkpoints_from(&rows)
+}
+
+fn checkpoints_from(
+    rows: &[sqlx::any::AnyRow],
+) -> Result<HashMap<ProjectionName, Position>, sqlx::Error> {
     let mut out = HashMap::new();
-    for row in sqlx::query(sql).fetch_all(&mut *conn).await? {
+    for row in rows {
         let name: String = row.try_get(0)?;
         if let Some(p) = ProjectionName::from_name(&name) {
             out.insert(
@@ -519,6 +562,54 @@ pub async fn read_checkpoints(
         }
     }
     Ok(out)
+}
+
+/// Reads and locks the checkpoints of `projections` (PostgreSQL; SQLite has one writer).
+async fn lock_checkpoints(
+    conn: &mut AnyConnection,
+    is_pg: bool,
+    projections: &[ProjectionName],
+) -> Result<HashMap<ProjectionName, Position>, sqlx::Error> {
+    if !is_pg {
+        return read_checkpoints(conn).await;
+    }
+    let names: Vec<Param> = projections.iter().map(|p| p.name().into()).collect();
+    let sql = format!(
+        "SELECT projection, xid, seq FROM projection_checkpoints \
+         WHERE projection IN ({}) ORDER BY projection FOR UPDATE",
+        values_for(conn, names.len(), 1)
+    );
+    let rows = bind_all(sqlx::query(&sql), &names)
+        .fetch_all(&mut *conn)
+        .await?;
+    checkpoints_from(&rows)
+}
+
+/// Applies to read model `p`, whose checkpoint is `cp`, the redelivered events and the batch's
+/// events beyond `cp`, and moves its checkpoint to `last`. Returns the duplicates skipped.
+async fn apply_to(
+    conn: &mut AnyConnection,
+    p: ProjectionName,
+    cp: Position,
+    last: Position,
+    batch: &[Fetched],
+    redelivered: &[Fetched],
+) -> Result<u64, ProjectorError> {
+    let new: Vec<&Fetched> = batch.iter().filter(|f| f.pos > cp).collect();
+    let due: Vec<&Fetched> = redelivered.iter().chain(new.iter().copied()).collect();
+    if due.is_empty() {
+        return Ok(0);
+    }
+    let stats = apply_guarded(conn, p, &due).await?;
+    save_checkpoint(
+        conn,
+        p,
+        cp.max(last),
+        new.len() as i64,
+        stats.duplicates as i64,
+    )
+    .await?;
+    Ok(stats.duplicates)
 }
 
 pub async fn save_checkpoint(
@@ -648,17 +739,24 @@ pub async fn reset_read_models(
 ) -> Result<(), ProjectorError> {
     let mut conn = db.write.acquire().await.map_err(DbError::from)?;
     let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-    for p in projections {
-        for t in p.tables() {
+    let tables: Vec<&str> = projections
+        .iter()
+        .flat_map(|p| p.tables().iter().copied().chain(p.ledger()))
+        .collect();
+    if db.is_pg() {
+        // DELETE would leave every row dead, and the rebuild would pay for them in each index
+        // insert (uniqueness checks visit dead entries) until vacuum runs.
+        sqlx::query(&format!("TRUNCATE {}", tables.join(", ")))
+            .execute(&mut *tx)
+            .await?;
+    } else {
+        for t in &tables {
             sqlx::query(&format!("DELETE FROM {t}"))
                 .execute(&mut *tx)
                 .await?;
         }
-        if let Some(ledger) = p.ledger() {
-            sqlx::query(&format!("DELETE FROM {ledger}"))
-                .execute(&mut *tx)
-                .await?;
-        }
+    }
+    for p in projections {
         sqlx::query("DELETE FROM dead_letters WHERE projection = $1")
             .bind(p.name())
             .execute(&mut *tx)
@@ -754,7 +852,8 @@ pub async fn rebuild(
             ..ProjectorConfig::default()
         },
     )
-    .with_projections(projections);
+    .with_projections(projections)
+    .with_concurrent_read_models();
     loop {
         projector.catch_up().await?;
         // Transactions still open elsewhere can hold the horizon back: wait, don't stop short.
