@@ -30,15 +30,12 @@ pub struct Fetched {
     pub pos: Position,
     pub seq: i64,
     pub stream: String,
-    pub event: Result<Event, String>,
+    pub event: Result<Delivered, String>,
 }
 
 impl Fetched {
-    pub fn delivered(&self) -> Option<Delivered> {
-        self.event.as_ref().ok().map(|e| Delivered {
-            seq: self.seq,
-            event: e.clone(),
-        })
+    pub fn delivered(&self) -> Option<&Delivered> {
+        self.event.as_ref().ok()
     }
 }
 
@@ -89,7 +86,7 @@ pub async fn apply_guarded(
     due: &[&Fetched],
 ) -> Result<ApplyStats, sqlx::Error> {
     let mut parked = parked_streams(conn, p).await?;
-    let mut ready: Vec<Delivered> = Vec::with_capacity(due.len());
+    let mut ready: Vec<&Delivered> = Vec::with_capacity(due.len());
     for f in due {
         if parked.contains(&f.stream) {
             park(
@@ -103,7 +100,7 @@ pub async fn apply_guarded(
             continue;
         }
         match &f.event {
-            Ok(_) => ready.extend(f.delivered()),
+            Ok(d) => ready.push(d),
             Err(e) => {
                 park(conn, p, f, &format!("unreadable payload: {e}"), 1).await?;
                 parked.insert(f.stream.clone());

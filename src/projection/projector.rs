@@ -206,7 +206,6 @@ pub struct Projector {
     lag: Option<Arc<LagTracker>>,
     redelivery: Mutex<Vec<Fetched>>,
     rng: Mutex<Rng>,
-    concurrent_read_models: bool,
 }
 
 impl Projector {
@@ -219,15 +218,7 @@ impl Projector {
             lag: None,
             redelivery: Mutex::new(Vec::new()),
             rng: Mutex::new(Rng::new(0x5EED_DE11)),
-            concurrent_read_models: false,
         }
-    }
-
-    /// On PostgreSQL, applies each batch to the read models concurrently, one transaction and
-    /// connection each (see `step_concurrent`); the pool needs a connection per read model.
-    pub fn with_concurrent_read_models(mut self) -> Self {
-        self.concurrent_read_models = true;
-        self
     }
 
     pub fn with_lag(mut self, lag: Arc<LagTracker>) -> Self {
@@ -263,9 +254,6 @@ impl Projector {
     }
 
     async fn step_exactly_once(&self) -> Result<usize, ProjectorError> {
-        if self.concurrent_read_models && self.db.is_pg() && self.projections.len() > 1 {
-            return self.step_concurrent().await;
-        }
         let mut conn = self.db.write.acquire().await.map_err(DbError::from)?;
         let mut tx = sqlx::Connection::begin(&mut *conn).await?;
         // Locking the checkpoints serializes projectors of the same read models.
@@ -295,45 +283,70 @@ impl Projector {
         Ok(batch.len() + redelivered.len())
     }
 
-    /// One batch, read once, then applied to each read model in a transaction of its own, all
-    /// at once on separate connections, so the server spreads the work over its cores. Each
-    /// transaction locks only its read model's checkpoint; one that moved since the batch was
-    /// read is honoured as in the serial step.
-    async fn step_concurrent(&self) -> Result<usize, ProjectorError> {
-        let is_pg = self.db.is_pg();
-        let mut conn = self.db.read.acquire().await.map_err(DbError::from)?;
-        let from = self.oldest(&read_checkpoints(&mut conn).await?);
-        let batch = fetch(&mut conn, is_pg, from, self.config.batch_size, true).await?;
-        let redelivered = std::mem::take(&mut *self.redelivery.lock().expect("redelivery lock"));
-        if batch.is_empty() && redelivered.is_empty() {
-            if is_pg && committed_beyond(&mut conn, from).await? {
-                self.stats.horizon_waits.fetch_add(1, Ordering::Relaxed);
-            }
-            return Ok(0);
+    /// Applies the log from the checkpoints to its end as fast as the database allows, for
+    /// rebuilds: the next batch is read (on a connection of its own) while the current one is
+    /// applied, and on PostgreSQL each batch goes to the read models concurrently, one
+    /// transaction and connection each, so the server's cores share the work. The live
+    /// projector keeps `step`: one transaction per batch for every read model, so lag is one
+    /// commit. Returns the events applied.
+    pub async fn replay_log(&self) -> Result<u64, ProjectorError> {
+        let mut from = {
+            let mut conn = self.db.read.acquire().await.map_err(DbError::from)?;
+            self.oldest(&read_checkpoints(&mut conn).await?)
+        };
+        let mut batch = self.read_batch(from).await?;
+        let mut total = 0;
+        while let Some(last) = batch.last().map(|f| f.pos) {
+            let (applied, next) =
+                tokio::join!(self.apply_each(from, &batch), self.read_batch(last));
+            self.after_commit(&batch, applied?, Instant::now());
+            total += batch.len() as u64;
+            (from, batch) = (last, next?);
         }
-        drop(conn);
+        Ok(total)
+    }
+
+    /// The committed events after `from`, read outside any write transaction.
+    async fn read_batch(&self, from: Position) -> Result<Vec<Fetched>, ProjectorError> {
+        let mut conn = self.db.read.acquire().await.map_err(DbError::from)?;
+        fetch(
+            &mut conn,
+            self.db.is_pg(),
+            from,
+            self.config.batch_size,
+            true,
+        )
+        .await
+    }
+
+    /// Applies `batch` (read from `from`) to every read model: on PostgreSQL one transaction
+    /// per read model, all at once; on SQLite, with its single writer, one transaction. Each
+    /// transaction locks only its read models' checkpoints; a read model reset since the batch
+    /// was read (checkpoint before `from`) is left for the next pass. Returns the duplicates.
+    async fn apply_each(&self, from: Position, batch: &[Fetched]) -> Result<u64, ProjectorError> {
+        let is_pg = self.db.is_pg();
+        let groups: Vec<Vec<ProjectionName>> = if is_pg {
+            self.projections.iter().map(|&p| vec![p]).collect()
+        } else {
+            vec![self.projections.clone()]
+        };
         let last = batch.last().map(|f| f.pos).unwrap_or(from);
-        let (batch_ref, redelivered_ref) = (&batch, &redelivered);
-        let applied = futures::future::try_join_all(self.projections.iter().map(|&p| async move {
+        let duplicates = futures::future::try_join_all(groups.iter().map(|group| async move {
             let mut conn = self.db.write.acquire().await.map_err(DbError::from)?;
             let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-            let cp = lock_checkpoints(&mut tx, is_pg, &[p])
-                .await?
-                .get(&p)
-                .copied()
-                .unwrap_or_default();
-            // Reset since the batch was read: events before it were never fetched.
-            if cp < from {
-                tx.rollback().await?;
-                return Ok::<u64, ProjectorError>(0);
+            let checkpoints = lock_checkpoints(&mut tx, is_pg, group).await?;
+            let mut duplicates = 0;
+            for &p in group {
+                let cp = checkpoints.get(&p).copied().unwrap_or_default();
+                if cp >= from {
+                    duplicates += apply_to(&mut tx, p, cp, last, batch, &[]).await?;
+                }
             }
-            let duplicates = apply_to(&mut tx, p, cp, last, batch_ref, redelivered_ref).await?;
             tx.commit().await?;
-            Ok(duplicates)
+            Ok::<u64, ProjectorError>(duplicates)
         }))
         .await?;
-        self.after_commit(&batch, applied.iter().sum(), Instant::now());
-        Ok(batch.len() + redelivered.len())
+        Ok(duplicates.iter().sum())
     }
 
     async fn step_naive(&self) -> Result<usize, ProjectorError> {
@@ -360,7 +373,7 @@ impl Projector {
             return Ok(0);
         }
         let last = batch.last().map(|f| f.pos).unwrap_or(from);
-        let mut due: Vec<Delivered> = Vec::with_capacity(batch.len() + redelivered.len());
+        let mut due: Vec<&Delivered> = Vec::with_capacity(batch.len() + redelivered.len());
         for f in redelivered.iter().chain(batch.iter()) {
             match f.delivered() {
                 Some(d) => due.push(d),
@@ -669,7 +682,9 @@ async fn fetch(
             pos: Position { xid, seq },
             seq,
             stream,
-            event: Event::from_json(&payload).map_err(|e| e.to_string()),
+            event: Event::from_json(&payload)
+                .map(|event| Delivered { seq, event })
+                .map_err(|e| e.to_string()),
         });
     }
     Ok(out)
@@ -852,10 +867,9 @@ pub async fn rebuild(
             ..ProjectorConfig::default()
         },
     )
-    .with_projections(projections)
-    .with_concurrent_read_models();
+    .with_projections(projections);
     loop {
-        projector.catch_up().await?;
+        projector.replay_log().await?;
         // Transactions still open elsewhere can hold the horizon back: wait, don't stop short.
         if projector.backlog().await? == 0 {
             break;

@@ -13,6 +13,7 @@
 //! Within a batch, changes are aggregated in memory first (counters summed per key, the highest
 //! version kept per row) so a batch costs a few multi-row statements, not one per event.
 
+use std::borrow::Borrow;
 use std::collections::{BTreeMap, HashSet};
 
 use sqlx::{AnyConnection, Row};
@@ -118,28 +119,24 @@ async fn claim(
     Ok(claimed)
 }
 
-/// Applies `events` to the read models in `projections`.
-pub async fn apply_batch(
+/// Applies `events` (owned or borrowed) to the read models in `projections`.
+pub async fn apply_batch<D: Borrow<Delivered>>(
     conn: &mut AnyConnection,
-    events: &[Delivered],
+    events: &[D],
     projections: &[ProjectionName],
     guard: Guard,
 ) -> Result<ApplyStats, sqlx::Error> {
     let mut stats = ApplyStats::default();
     // A redelivered event can sit twice in one batch; its ledger claim would pass both copies.
-    let deduped: Vec<Delivered>;
-    let events = if guard == Guard::Ledger {
-        let mut seen = HashSet::new();
-        deduped = events
-            .iter()
-            .filter(|d| seen.insert(d.seq))
-            .cloned()
-            .collect();
-        stats.duplicates += (events.len() - deduped.len()) as u64;
-        &deduped[..]
-    } else {
-        events
-    };
+    let mut seen = HashSet::new();
+    let given = events.len();
+    let events: Vec<&Delivered> = events
+        .iter()
+        .map(Borrow::borrow)
+        .filter(|d: &&Delivered| guard != Guard::Ledger || seen.insert(d.seq))
+        .collect();
+    stats.duplicates += (given - events.len()) as u64;
+    let events = &events[..];
     for &p in projections {
         // Which events may change this projection's counters.
         let counter_seqs: Vec<i64> = events
@@ -170,7 +167,7 @@ pub async fn apply_batch(
 
 /// The state to write per product: highest version, or for the naive guard the last
 /// delivered.
-fn product_states(events: &[Delivered], guard: Guard) -> BTreeMap<i64, ProductState> {
+fn product_states(events: &[&Delivered], guard: Guard) -> BTreeMap<i64, ProductState> {
     let mut out: BTreeMap<i64, ProductState> = BTreeMap::new();
     for d in events {
         for st in d.event.product_states() {
@@ -187,7 +184,7 @@ fn product_states(events: &[Delivered], guard: Guard) -> BTreeMap<i64, ProductSt
 
 async fn product_catalog(
     conn: &mut AnyConnection,
-    events: &[Delivered],
+    events: &[&Delivered],
     guard: Guard,
     may_count: &(dyn Fn(&Delivered) -> bool + Sync),
 ) -> Result<(), sqlx::Error> {
@@ -333,7 +330,7 @@ async fn product_catalog(
 
 async fn order_summary(
     conn: &mut AnyConnection,
-    events: &[Delivered],
+    events: &[&Delivered],
     guard: Guard,
 ) -> Result<(), sqlx::Error> {
     let mut placed: Vec<Vec<Param>> = Vec::new();
@@ -427,7 +424,7 @@ fn sales_lines(e: &Event) -> Option<(i64, i64, &[crate::domain::PricedLine])> {
 
 async fn daily_sales(
     conn: &mut AnyConnection,
-    events: &[Delivered],
+    events: &[&Delivered],
     may_count: &(dyn Fn(&Delivered) -> bool + Sync),
 ) -> Result<(), sqlx::Error> {
     let mut days: BTreeMap<i64, [i64; 3]> = BTreeMap::new();
@@ -462,7 +459,7 @@ async fn daily_sales(
 
 async fn product_sales(
     conn: &mut AnyConnection,
-    events: &[Delivered],
+    events: &[&Delivered],
     may_count: &(dyn Fn(&Delivered) -> bool + Sync),
 ) -> Result<(), sqlx::Error> {
     let named: Vec<Vec<Param>> = events
