@@ -278,7 +278,7 @@ pub const SQLITE_PRAGMAS: &[(&str, &str)] = &[
     ("synchronous", "NORMAL"),
     ("busy_timeout", "10000"),
     ("foreign_keys", "ON"),
-    ("cache_size", "-65536"),
+    ("cache_size", "-8192"),
     ("temp_store", "MEMORY"),
 ];
 
