@@ -278,8 +278,8 @@ pub const SQLITE_PRAGMAS: &[(&str, &str)] = &[
     ("synchronous", "NORMAL"),
     ("busy_timeout", "10000"),
     ("foreign_keys", "ON"),
-    ("cache_size", "-8192"),
-    ("temp_store", "MEMORY"),
+    ("cache_size", "-2048"),
+    ("temp_store", "FILE"),
 ];
 
 pub const DEFAULT_SCHEMA: &str = "cqrs_bench";

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::backend::{prepare, Backend, BackendKind, BackendOptions};
-use crate::db::{schema, Db, DbError, DbUrl, Engine, DEFAULT_SCHEMA};
+use crate::db::{schema, Db, DbError, DbUrl, Engine, OpenMode, DEFAULT_SCHEMA};
 use crate::metrics::Recorder;
 use crate::projection::projector::{LagTracker, ProjectorError, ProjectorMode};
 use crate::results::{
@@ -332,6 +332,15 @@ async fn run_one(
         .unwrap_or_else(|shared| shared.lock().expect("recorder lock").fork())
         .finish(load_end);
 
+    let projector_stats = backend.projector().map(|p| p.stats.clone());
+    if let Ok(b) = Arc::try_unwrap(backend) {
+        b.shutdown().await;
+    }
+    // The checks run on a small pool of their own, opened after the load's pools are closed:
+    // the load's connections (and SQLite's page caches in them) are gone first, so checking a
+    // larger database at the end of a longer run does not raise the run's memory peak.
+    db.close().await;
+    let db = Db::open_with(&url, &schema_name, 2, OpenMode::Existing).await?;
     let verify_report = if kind.has_read_models() {
         Some(verify(&db).await?)
     } else {
@@ -347,15 +356,15 @@ async fn run_one(
     } else {
         0
     };
-    let projector_report = backend.projector().map(|p| ProjectorReport {
-        events: p.stats.events.load(Ordering::Relaxed),
-        batches: p.stats.batches.load(Ordering::Relaxed),
-        duplicates: p.stats.duplicates.load(Ordering::Relaxed),
-        errors: p.stats.errors.load(Ordering::Relaxed),
+    let projector_report = projector_stats.map(|stats| ProjectorReport {
+        events: stats.events.load(Ordering::Relaxed),
+        batches: stats.batches.load(Ordering::Relaxed),
+        duplicates: stats.duplicates.load(Ordering::Relaxed),
+        errors: stats.errors.load(Ordering::Relaxed),
         catch_up_seconds,
-        redelivered: p.stats.redelivered.load(Ordering::Relaxed),
+        redelivered: stats.redelivered.load(Ordering::Relaxed),
         dead_letters,
-        horizon_waits: p.stats.horizon_waits.load(Ordering::Relaxed),
+        horizon_waits: stats.horizon_waits.load(Ordering::Relaxed),
     });
     let measured = metrics.measured_seconds.max(1e-9);
     let achieved = |key: &str| {
@@ -376,9 +385,6 @@ async fn run_one(
     };
     let did_not_keep_up = metrics.fell_behind;
     let outage = crate::results::Outage::from_metrics(&metrics);
-    if let Ok(b) = Arc::try_unwrap(backend) {
-        b.shutdown().await;
-    }
     let kept_database = if opts.keep_db {
         Some(match db.engine() {
             Engine::Sqlite => url.redacted(),
