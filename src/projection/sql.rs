@@ -91,10 +91,10 @@ async fn claim(
         {
             recorded.insert(row.try_get::<i64, _>(0)?);
         }
-        let fresh: Vec<Param> = chunk
+        let fresh: Vec<i64> = chunk
             .iter()
+            .copied()
             .filter(|s| !recorded.contains(s))
-            .map(|s| Param::Int(*s))
             .collect();
         if fresh.is_empty() {
             continue;
@@ -103,7 +103,8 @@ async fn claim(
             "INSERT INTO {ledger} (seq) VALUES {} ON CONFLICT (seq) DO NOTHING",
             values_for(conn, fresh.len(), 1)
         );
-        let inserted = bind_all(multi_row_query(&sql, fresh.len()), &fresh)
+        let params: Vec<Param> = fresh.iter().map(|s| Param::Int(*s)).collect();
+        let inserted = bind_all(multi_row_query(&sql, fresh.len()), &params)
             .execute(&mut *conn)
             .await?
             .rows_affected();
@@ -114,7 +115,7 @@ async fn claim(
                 fresh.len()
             )));
         }
-        claimed.extend(chunk.iter().filter(|s| !recorded.contains(s)));
+        claimed.extend(fresh);
     }
     Ok(claimed)
 }

@@ -202,7 +202,9 @@ async fn run_one(
 ) -> Result<(BackendRun, Environment), RunError> {
     let (url, schema_name) = backend_target(opts, kind);
     let workers = s.writes.workers + if reads.active() { reads.workers } else { 0 };
-    let pool_size = opts.pool_size.unwrap_or_else(|| pool_size_for(workers));
+    // Room for every worker to keep a connection; an explicit smaller pool is shared instead.
+    let pool_for_workers = pool_size_for(workers);
+    let pool_size = opts.pool_size.unwrap_or(pool_for_workers);
     let (db, seed_report) =
         prepare(&url, &schema_name, kind, s.seed, &s.dataset, pool_size).await?;
     let settings = db.settings().await?;
@@ -227,7 +229,7 @@ async fn run_one(
                 projector,
                 run_projector: true,
                 lag: Some(lag.clone()),
-                dedicated_sessions: pool_size >= pool_size_for(workers),
+                dedicated_sessions: pool_size >= pool_for_workers,
             },
         )
         .await?,
