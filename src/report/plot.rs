@@ -373,13 +373,7 @@ fn spectrum_chart(
             .label(kind.name())
             .legend(legend_line(c));
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK.mix(0.3))
-        .label_font((FONT, 13))
-        .draw()?;
+    draw_legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
     Ok(())
 }
 
@@ -497,9 +491,21 @@ fn read_bars(root: &Area, level: &Level) -> DrawResult {
             style.clone(),
         ))?;
     }
+    draw_legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
+    Ok(())
+}
+
+/// The legend box every chart uses, at `position`.
+fn draw_legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    position: SeriesLabelPosition,
+) -> DrawResult
+where
+    DB::ErrorType: 'static,
+{
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
+        .position(position)
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK.mix(0.3))
         .label_font((FONT, 13))
@@ -584,13 +590,7 @@ fn lag(root: &Area, level: &Level) -> DrawResult {
             .label(format!("{} p50", kind.name()))
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 8, y)], line_style(c, 2)));
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK.mix(0.3))
-        .label_font((FONT, 13))
-        .draw()?;
+    draw_legend(&mut chart, SeriesLabelPosition::UpperRight)?;
     // Distribution.
     let series: Vec<_> = runs
         .iter()
@@ -681,13 +681,7 @@ fn throughput(root: &Area, level: &Level) -> DrawResult {
                     .map(|p| Circle::new(*p, 1 + width as i32, c.filled())),
             )?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.3))
-            .label_font((FONT, 13))
-            .draw()?;
+        draw_legend(&mut chart, SeriesLabelPosition::LowerRight)?;
     }
     Ok(())
 }
@@ -767,13 +761,7 @@ fn load(root: &Area, results: &Results, levels: &[Level]) -> DrawResult {
                 .legend(legend_line(c));
             chart.draw_series(points.iter().map(|p| Circle::new(*p, 5, c.filled())))?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.3))
-            .label_font((FONT, 13))
-            .draw()?;
+        draw_legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
     }
     Ok(())
 }
