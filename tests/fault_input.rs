@@ -10,10 +10,11 @@
 //! - `cli_*`: every error path of the binary, with the exit code from the README
 //!   (0 success · 1 a check failed · 2 bad input or an unusable database · 3 the run failed).
 
-use std::io::Read;
+mod common;
+
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -1464,56 +1465,16 @@ fn problems_stay_one_line_for_toml_syntax_errors() {
 // The CLI error paths.
 // ---------------------------------------------------------------------------------------------
 
-struct Out {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-    elapsed: Duration,
-}
+type Out = common::Finished;
 
 /// Runs the binary with a hard deadline (killed after `limit`).
 fn cli_in(dir: &Path, args: &[String], limit: Duration) -> Out {
-    let started = Instant::now();
-    let mut child = Command::new(BIN)
-        .args(args)
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
         .current_dir(dir)
         .env_remove("RUST_BACKTRACE")
-        .env_remove("RUST_LIB_BACKTRACE")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn cqrs-bench");
-    let mut so = child.stdout.take().unwrap();
-    let mut se = child.stderr.take().unwrap();
-    let t1 = std::thread::spawn(move || {
-        let mut s = Vec::new();
-        let _ = so.read_to_end(&mut s);
-        s
-    });
-    let t2 = std::thread::spawn(move || {
-        let mut s = Vec::new();
-        let _ = se.read_to_end(&mut s);
-        s
-    });
-    let status = loop {
-        if let Some(st) = child.try_wait().expect("wait") {
-            break Some(st);
-        }
-        if started.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    let elapsed = started.elapsed();
-    Out {
-        code: status.and_then(|s| s.code()),
-        stdout: String::from_utf8_lossy(&t1.join().unwrap()).into_owned(),
-        stderr: String::from_utf8_lossy(&t2.join().unwrap()).into_owned(),
-        elapsed,
-    }
+        .env_remove("RUST_LIB_BACKTRACE");
+    common::run_with_limit(cmd, limit)
 }
 
 #[derive(Clone, Copy, PartialEq)]

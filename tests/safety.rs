@@ -12,10 +12,9 @@
 
 mod common;
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use cqrs_bench::db::{Db, DbUrl};
 use sqlx::{ConnectOptions, Executor, Row};
@@ -51,43 +50,15 @@ impl Out {
 
 /// Runs the binary (killed after `limit`).
 fn cli(args: &[&str], limit: Duration) -> Out {
-    let started = Instant::now();
-    let mut child = Command::new(BIN)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn cqrs-bench");
-    let mut so = child.stdout.take().unwrap();
-    let mut se = child.stderr.take().unwrap();
-    let t1 = std::thread::spawn(move || {
-        let mut s = Vec::new();
-        let _ = so.read_to_end(&mut s);
-        s
-    });
-    let t2 = std::thread::spawn(move || {
-        let mut s = Vec::new();
-        let _ = se.read_to_end(&mut s);
-        s
-    });
-    let status = loop {
-        if let Some(st) = child.try_wait().expect("wait") {
-            break Some(st);
-        }
-        if started.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
+    let mut cmd = Command::new(BIN);
+    cmd.args(args);
+    let f = common::run_with_limit(cmd, limit);
     Out {
         args: args.iter().map(|s| s.to_string()).collect(),
-        code: status.and_then(|s| s.code()),
-        stdout: String::from_utf8_lossy(&t1.join().unwrap()).into_owned(),
-        stderr: String::from_utf8_lossy(&t2.join().unwrap()).into_owned(),
-        elapsed: started.elapsed(),
+        code: f.code,
+        stdout: f.stdout,
+        stderr: f.stderr,
+        elapsed: f.elapsed,
     }
 }
 

@@ -2,7 +2,10 @@
 //! `CQRS_BENCH_TEST_PG`, and unique schema names.
 #![allow(dead_code)]
 
+use std::io::Read;
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
 
 use cqrs_bench::backend::{prepare, Backend, BackendKind, BackendOptions};
 use cqrs_bench::db::seed::DatasetSpec;
@@ -83,4 +86,54 @@ pub async fn open_backend(
 pub async fn cleanup(db: &Db) {
     let _ = cqrs_bench::db::schema::drop_all(db).await;
     db.close().await;
+}
+
+/// What a run of the binary left: its exit code (`None` when it was killed at the deadline),
+/// its output and how long it took.
+pub struct Finished {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    pub elapsed: Duration,
+}
+
+/// Runs `cmd` with stdin closed and its output captured; kills it after `limit`.
+pub fn run_with_limit(mut cmd: Command, limit: Duration) -> Finished {
+    let started = Instant::now();
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn cqrs-bench");
+    let mut so = child.stdout.take().unwrap();
+    let mut se = child.stderr.take().unwrap();
+    let t1 = std::thread::spawn(move || {
+        let mut s = Vec::new();
+        let _ = so.read_to_end(&mut s);
+        s
+    });
+    let t2 = std::thread::spawn(move || {
+        let mut s = Vec::new();
+        let _ = se.read_to_end(&mut s);
+        s
+    });
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("wait") {
+            break Some(st);
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let elapsed = started.elapsed();
+    Finished {
+        code: status.and_then(|s| s.code()),
+        stdout: String::from_utf8_lossy(&t1.join().unwrap()).into_owned(),
+        stderr: String::from_utf8_lossy(&t2.join().unwrap()).into_owned(),
+        elapsed,
+    }
 }
