@@ -27,7 +27,8 @@ r = json.load(open(sys.argv[1]))["runs"][0]
 w = r["metrics"]["ops"]["write"]["latency"]["p99_us"] / 1000
 l50 = r["metrics"]["lag"]["p50_us"] / 1000
 l99 = r["metrics"]["lag"]["p99_us"] / 1000
-note = "did not keep up" if r["did_not_keep_up"] else ""
+m = r["metrics"]
+note = "driver behind" if m.get("driver_behind") else ("saturated" if m.get("saturated") else "")
 print(f"{sys.argv[2]:>5}% {sys.argv[3]:>10} {w:8.1f}ms {l50:8.1f}ms {l99:8.1f}ms {l99 / max(w, 1e-9):12.2f} {note}")
 PY
 done

@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# Driver overhead against the yardstick: runs closed-loop `place_order` on `normalized` through
-# cqrs-bench, and the same SQL through pgbench (-M prepared, same number of clients, same
-# seeded data), then prints the ratio of transactions per second as its last line.
+# Driver overhead against the yardstick, on PostgreSQL:
+# - writes: closed-loop `place_order` on `normalized` through cqrs-bench, and the same SQL
+#   through pgbench (-M prepared, same number of clients, same seeded data); prints `ratio: X`
+#   (transactions per second, ours over pgbench's);
+# - reads: closed-loop `user_orders` on cqrs-sync's read models (scenarios/read-floor.toml) with
+#   1 and 4 workers, and the same statement through pgbench with 1 and 4 clients on the run's
+#   kept schema; prints `read ratio: X (N workers)` for each.
 #
-#   benches/pgbench-parity.sh postgres://postgres@127.0.0.1:5432/test [SECONDS]
+#   benches/pgbench-parity.sh postgres://postgres@127.0.0.1:5432/test [SECONDS] [writes|reads|all]
 #
 # cqrs-bench's place_order is: BEGIN; check the user; per line (1–3, 2 on average) a
 # conditional UPDATE … RETURNING of the product's stock; INSERT the order; one multi-row
@@ -11,8 +15,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-url="${1:?usage: benches/pgbench-parity.sh DB_URL [SECONDS]}"
+url="${1:?usage: benches/pgbench-parity.sh DB_URL [SECONDS] [writes|reads|all]}"
 seconds="${2:-20}"
+mode="${3:-all}"
+case "$mode" in writes|reads|all) ;; *) echo "mode: writes, reads or all, got $mode" >&2; exit 2;; esac
 clients=8            # = writes.workers in scenarios/pgbench-parity.toml
 schema=cqrs_bench_pgbench_parity
 scenario=scenarios/pgbench-parity.toml
@@ -25,6 +31,7 @@ bin=target/release/cqrs-bench
 # A checkpoint before each side, so neither pays for the other's dirty pages.
 checkpoint() { psql -q -X "$url" -c CHECKPOINT > /dev/null 2>&1 || true; }
 
+writes() {
 # pgbench's copy of the dataset, seeded the same way, first: its dirty pages are flushed by the
 # checkpoint below rather than during either measurement.
 "$bin" seed --db "$url" --schema "${schema}_pgbench" --backend normalized --scenario "$scenario" > /dev/null
@@ -64,3 +71,31 @@ theirs=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time).*/\1/p' 
 echo "cqrs-bench place_order: ${ours} tx/s (closed loop, ${clients} workers)"
 echo "pgbench same SQL:       ${theirs} tx/s (-M prepared, ${clients} clients)"
 python3 -c 'import sys; print(f"ratio: {float(sys.argv[1]) / float(sys.argv[2]):.3f}")' "$ours" "$theirs"
+}
+
+# Reads: the tool's run keeps its schema; pgbench reads the same table in it.
+reads() {
+    local workers=$1 read_schema=cqrs_bench_read_floor
+    checkpoint
+    "$bin" run scenarios/read-floor.toml --db "$url" --schema "$read_schema" \
+        --duration "$((seconds + 2))s" --read-workers "$workers" --keep-db --quiet \
+        --out "$work/reads$workers" > /dev/null
+    local ours theirs
+    ours=$(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(r["runs"][0]["rates"]["read_achieved"])' "$work/reads$workers/results.json")
+    cat > "$work/user_orders.sql" <<'SQL'
+\set uid random(1, 1000)
+SELECT order_id, placed_at, status, item_count, total_cents FROM order_summary WHERE user_id = :uid ORDER BY placed_at DESC, order_id DESC LIMIT 20;
+SQL
+    checkpoint
+    PGOPTIONS="-c search_path=${read_schema}_cqrs_sync" pgbench -n -M prepared -c "$workers" \
+        -j "$workers" -T "$seconds" -f "$work/user_orders.sql" "$url" > "$work/pgbench-reads.log" 2>&1
+    theirs=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time).*/\1/p' "$work/pgbench-reads.log")
+    [ -n "$theirs" ] || { cat "$work/pgbench-reads.log"; exit 1; }
+    "$bin" drop --db "$url" --schema "${read_schema}_cqrs_sync" > /dev/null
+    echo "cqrs-bench user_orders: ${ours} ops/s (closed loop, ${workers} workers, read models)"
+    echo "pgbench same SQL:       ${theirs} tps (-M prepared, ${workers} clients)"
+    python3 -c 'import sys; print(f"read ratio: {float(sys.argv[1]) / float(sys.argv[2]):.3f} ({sys.argv[3]} workers)")' "$ours" "$theirs" "$workers"
+}
+
+if [ "$mode" != reads ]; then writes; fi
+if [ "$mode" != writes ]; then reads 1; reads 4; fi

@@ -143,6 +143,9 @@ struct RunArgs {
     /// Concurrent writers (overrides the scenario).
     #[arg(long)]
     write_workers: Option<u32>,
+    /// Concurrent readers (overrides the scenario; a `readers` sweep sets its own).
+    #[arg(long)]
+    read_workers: Option<u32>,
     /// Output folder (default reports/<scenario>-<timestamp>).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -159,6 +162,11 @@ struct RunArgs {
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
+    /// Threads of the async runtime that drives the load. 1 (the default) runs every worker on
+    /// one thread, which measured best on 2 cores (see BENCHMARKS.md, "Harness floor"); more
+    /// helps a machine with cores to spare for the driver.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+    threads: u16,
 }
 
 #[derive(clap::Args)]
@@ -299,6 +307,12 @@ fn plan_run(args: &RunArgs) -> Result<(Scenario, RunOptions), Failure> {
         }
         scenario.writes.workers = n;
     }
+    if let Some(n) = args.read_workers {
+        if n == 0 {
+            return Err(bad_input(anyhow::anyhow!("--read-workers: must be >= 1")));
+        }
+        scenario.reads.workers = n;
+    }
     let out = args
         .out
         .clone()
@@ -313,6 +327,7 @@ fn plan_run(args: &RunArgs) -> Result<(Scenario, RunOptions), Failure> {
     opts.projector_mode = parse_projector(&args.projector)?;
     opts.pool_size = args.pool_size.map(|n| n.max(1));
     opts.show_progress = !args.quiet;
+    opts.threads = usize::from(args.threads);
     Ok((scenario, opts))
 }
 
@@ -683,9 +698,22 @@ async fn cmd_compare(args: CompareArgs) -> Result<(), Failure> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // One thread drives every worker: the work is waiting on the database, and hopping
-    // between runtime threads costs more CPU (context switches) than it saves on 2 cores.
-    let runtime = match tokio::runtime::Builder::new_current_thread()
+    // By default one thread drives every worker: the work is waiting on the database, and
+    // hopping between runtime threads costs more CPU (context switches) than it saves on 2
+    // cores. `--threads N` gives the load N.
+    let threads = match &cli.command {
+        Cmd::Run(a) => a.threads,
+        Cmd::Check(a) => a.run.threads,
+        _ => 1,
+    };
+    let mut builder = if threads > 1 {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(usize::from(threads));
+        b
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    let runtime = match builder
         .enable_all()
         .build()
         .context("cannot start the async runtime")

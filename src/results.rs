@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::backend::BackendKind;
 use crate::db::seed::SeedReport;
-use crate::metrics::RunMetrics;
+use crate::metrics::{DriverCpu, Floor, RunMetrics};
 use crate::projection::projector::ProjectorMode;
 use crate::scenario::Scenario;
 use crate::verify::VerifyReport;
@@ -45,6 +45,13 @@ pub struct Environment {
     pub cpus: usize,
     pub os: String,
     pub projector_mode: ProjectorMode,
+    /// Threads of the async runtime that ran the driver (`--threads`; 1 = one thread).
+    #[serde(default = "one")]
+    pub threads: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 /// The point of a read-load sweep a run belongs to.
@@ -133,10 +140,15 @@ pub struct BackendRun {
     pub backend: BackendKind,
     pub sweep_point: Option<SweepPoint>,
     pub rates: Rates,
-    /// True when the driver could not start ops on time: the numbers then describe an
-    /// overloaded system and no winner is named.
-    pub did_not_keep_up: bool,
+    /// Whether the system or the driver fell behind is in `metrics` (`saturated`,
+    /// `driver_behind`).
     pub metrics: RunMetrics,
+    /// The harness's floor, calibrated before the load at the run's rates and concurrency.
+    #[serde(default)]
+    pub floor: Option<Floor>,
+    /// CPU time of the tool's own threads during the load.
+    #[serde(default)]
+    pub cpu: Option<DriverCpu>,
     pub seed: SeedReport,
     pub verify: Option<VerifyReport>,
     pub projector: Option<ProjectorReport>,

@@ -250,10 +250,7 @@ fn valid_scenario(s: &Scenario) -> Result<(), String> {
             !r.is_empty() && r.iter().all(|x| x.is_finite() && *x >= 0.0),
             "sweep.read_rates non-empty, finite, >= 0",
         ),
-        Some(Sweep::Readers(n)) => need(
-            !n.is_empty() && n.iter().all(|x| *x >= 1),
-            "sweep.readers non-empty, >= 1",
-        ),
+        Some(Sweep::Readers(n)) => need(!n.is_empty(), "sweep.readers non-empty"),
         None => {}
     }
     for (which, dist) in [("products", &s.product_keys), ("users", &s.user_keys)] {

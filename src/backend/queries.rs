@@ -84,6 +84,15 @@ const READ_MODELS: Sql = Sql {
                    WHERE units > 0 ORDER BY revenue_cents DESC, product_id LIMIT $1",
 };
 
+/// The `user_orders` statement of a side (`$1` user, `$2` limit), for the floor benches that
+/// run it bare.
+pub fn user_orders_sql(side: ReadSide) -> &'static str {
+    match side {
+        ReadSide::Normalized => NORMALIZED.user_orders,
+        ReadSide::ReadModels => READ_MODELS.user_orders,
+    }
+}
+
 fn day(sql: &str) -> String {
     sql.replace("@DAY@", &MICROS_PER_DAY.to_string())
 }

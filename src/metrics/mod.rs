@@ -35,19 +35,22 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::{CommandKind, QueryKind};
 
+pub mod cpu;
 mod latency;
 
+pub use cpu::{CpuSnapshot, DriverCpu};
 use latency::{add_histogram, p50_p99_max, record_us, round_to};
 pub use latency::{
     duration_us, new_histogram, LatencyStats, HIGHEST_US, LOWEST_US, SIGNIFICANT_DIGITS,
     SPECTRUM_MAX_POINTS, SPECTRUM_TICKS_PER_HALF_DISTANCE,
 };
 
-/// A run "did not keep up" when the p99 of the driver's start lateness exceeds this (µs):
-/// 10 ms. Lateness is how long after its intended time the driver actually started an op.
-/// Values are compared as the histogram reports them (0.1 % resolution).
+/// A run fell behind when the p99 of a start delay exceeds this (µs): 10 ms. Applied to the
+/// time ops waited for a busy worker it marks the *system* saturated (a finding); applied to
+/// the delay of free workers it marks the *driver* starved (an invalid run). Values are
+/// compared as the histogram reports them (0.1 % resolution).
 pub const FELL_BEHIND_P99_LATENESS_US: u64 = 10_000;
-/// A run "did not keep up" when the maximum start lateness exceeds this (µs): 100 ms.
+/// A run fell behind when the maximum of a start delay exceeds this (µs): 100 ms.
 pub const FELL_BEHIND_MAX_LATENESS_US: u64 = 100_000;
 /// How many intervals *before* the newest one keep their histograms open for late samples.
 /// With 2, a sample for the previous-but-one interval is still counted exactly.
@@ -58,9 +61,10 @@ pub const MIN_INTERVAL: Duration = Duration::from_millis(1);
 /// days of 1 s intervals). Samples beyond it are put in the last interval.
 pub const MAX_INTERVALS: usize = 1_000_000;
 /// Upper bound of [`Recorder::live_histograms`]: latency + service per op kind, lag,
-/// read-your-writes time-to-visible, lateness, and write/read/lag for each open interval.
+/// read-your-writes time-to-visible, lateness, queue wait, dispatch, and write/read/lag for each
+/// open interval.
 pub const MAX_LIVE_HISTOGRAMS: usize =
-    2 * (CommandKind::ALL.len() + QueryKind::ALL.len()) + 3 + 3 * (INTERVAL_GRACE + 1);
+    2 * (CommandKind::ALL.len() + QueryKind::ALL.len()) + 5 + 3 * (INTERVAL_GRACE + 1);
 
 /// What was executed: a command (write) or a query (read) of a given kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -122,12 +126,35 @@ pub struct RunMetrics {
     pub ryw: RywStats,
     /// Measured rejections and errors by label: `"rejected.out_of_stock"`, `"error.db_error"`.
     pub errors: BTreeMap<String, u64>,
-    /// How late the driver started ops relative to their intended start.
+    /// How late open-loop ops started relative to their intended start: `queue_wait` plus
+    /// `dispatch`, op by op.
     pub lateness: LatencyStats,
-    /// `true` when the driver did not keep up with the target rate: lateness p99 above
-    /// [`FELL_BEHIND_P99_LATENESS_US`] or lateness max above [`FELL_BEHIND_MAX_LATENESS_US`].
-    /// Such a run's throughput is not the target's, and its verdict must say so.
-    pub fell_behind: bool,
+    /// The part of an op's lateness spent waiting for a worker: it came due while every worker
+    /// of its lane was busy with earlier ops (the system falling behind). Only ops that waited
+    /// are recorded.
+    #[serde(default)]
+    pub queue_wait: LatencyStats,
+    /// The part of an op's lateness after a worker was free for it: the pacer's and the
+    /// runtime's own delay (the driver falling behind). Every open-loop op is recorded.
+    #[serde(default)]
+    pub dispatch: LatencyStats,
+    /// Open-loop ops that came due while every worker of their lane was busy.
+    #[serde(default)]
+    pub waited_for_worker: u64,
+    /// Ops that came due before the end of the run but never started (the run ends on time).
+    #[serde(default)]
+    pub unstarted: Unstarted,
+    /// The system fell behind its target rate: ops waited for busy workers (queue wait p99
+    /// above [`FELL_BEHIND_P99_LATENESS_US`] or max above [`FELL_BEHIND_MAX_LATENESS_US`]) or
+    /// came due and never started. A valid measurement of an overloaded system; every op is
+    /// still timed from its intended start.
+    #[serde(default)]
+    pub saturated: bool,
+    /// The driver fell behind: free workers started ops late (dispatch p99 or max above the
+    /// same limits). The harness was starved, so the run's numbers do not describe the
+    /// backend and no winner is named from them.
+    #[serde(default)]
+    pub driver_behind: bool,
     /// What happened during warm-up (excluded from everything else).
     pub warmup: WarmupStats,
     /// One entry per interval of measured time, from `start + warmup`, with no gaps (empty
@@ -263,8 +290,56 @@ impl IntervalStats {
     }
 }
 
-/// Whether a lateness summary marks a run as "did not keep up" (see
-/// [`RunMetrics::fell_behind`]).
+/// The harness's floor: the run's lanes (same rates, same workers, same sessions, same op
+/// stream) driven for a short while with a trivial statement instead of the backend's. It is
+/// what the tool adds to every op by itself; differences smaller than it are below the
+/// harness's resolution.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Floor {
+    /// The statement each op ran (`SELECT 1`).
+    pub statement: String,
+    /// How long the calibration ran.
+    pub seconds: f64,
+    /// Latency from the intended start of the write lane's ops (`None` without writes).
+    pub write: Option<LatencyStats>,
+    /// The same for the read lane.
+    pub read: Option<LatencyStats>,
+    /// How late free workers started ops (the pacer's and the runtime's delay).
+    pub dispatch: LatencyStats,
+    /// CPU of the tool's threads per op while calibrating.
+    pub cpu: Option<DriverCpu>,
+}
+
+impl Floor {
+    /// The floor of a lane's latency at a statistic (`p50`, `p99`, …; other names give the
+    /// p99), µs: the smallest difference of that statistic the harness can resolve.
+    pub fn resolution_us(&self, is_write: bool, stat: &str) -> Option<u64> {
+        let lane = if is_write { &self.write } else { &self.read };
+        let l = lane.as_ref().filter(|l| l.count > 0)?;
+        Some(match stat {
+            "p50" => l.p50_us,
+            "p90" => l.p90_us,
+            "mean" => l.mean_us.round() as u64,
+            _ => l.p99_us,
+        })
+    }
+}
+
+/// Ops that came due before the end of the run and never started, per lane.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unstarted {
+    pub writes: u64,
+    pub reads: u64,
+}
+
+impl Unstarted {
+    pub fn total(&self) -> u64 {
+        self.writes.saturating_add(self.reads)
+    }
+}
+
+/// Whether a start-delay summary exceeds the limits (see [`RunMetrics::saturated`] and
+/// [`RunMetrics::driver_behind`]).
 pub fn fell_behind(lateness: &LatencyStats) -> bool {
     lateness.p99_us > FELL_BEHIND_P99_LATENESS_US || lateness.max_us > FELL_BEHIND_MAX_LATENESS_US
 }
@@ -385,6 +460,10 @@ pub struct Recorder {
     ryw_never: u64,
     ryw_ttv: Histogram<u64>,
     lateness: Histogram<u64>,
+    queue_wait: Histogram<u64>,
+    dispatch: Histogram<u64>,
+    waited_for_worker: u64,
+    unstarted: Unstarted,
     warmup_stats: WarmupStats,
     /// Summaries of intervals `0..closed.len()`.
     closed: Vec<IntervalStats>,
@@ -413,6 +492,10 @@ impl Recorder {
             ryw_never: 0,
             ryw_ttv: new_histogram(),
             lateness: new_histogram(),
+            queue_wait: new_histogram(),
+            dispatch: new_histogram(),
+            waited_for_worker: 0,
+            unstarted: Unstarted::default(),
             warmup_stats: WarmupStats {
                 seconds: round_to(warmup.as_secs_f64(), 1e9),
                 ..Default::default()
@@ -531,18 +614,41 @@ impl Recorder {
         }
     }
 
-    /// How late the driver started an op relative to its intended time (driver falling
-    /// behind). Warm-up ops are ignored (they are already counted by `record_op`).
-    pub fn record_lateness(&mut self, intended: Instant, lateness: Duration) {
-        if self.interval_index(intended).is_some() {
-            record_us(&mut self.lateness, duration_us(lateness));
+    /// How late an open-loop op started, split at the moment a worker was free for it
+    /// (`ready`: the later of its intended time and the time its worker finished the previous
+    /// op): before it the op waited for a busy worker (`queue_wait`), after it the driver was
+    /// slow to start it (`dispatch`). Warm-up ops are ignored (`record_op` counts them).
+    pub fn record_start(&mut self, intended: Instant, ready: Instant, started: Instant) {
+        if self.interval_index(intended).is_none() {
+            return;
         }
+        let waited = ready.saturating_duration_since(intended);
+        let lateness = started.saturating_duration_since(intended);
+        record_us(&mut self.lateness, duration_us(lateness));
+        record_us(
+            &mut self.dispatch,
+            duration_us(started.saturating_duration_since(ready)),
+        );
+        if !waited.is_zero() {
+            self.waited_for_worker += 1;
+            record_us(&mut self.queue_wait, duration_us(waited));
+        }
+    }
+
+    /// Ops of a lane that came due before the end and never started.
+    pub fn record_unstarted(&mut self, is_write: bool, n: u64) {
+        let lane = if is_write {
+            &mut self.unstarted.writes
+        } else {
+            &mut self.unstarted.reads
+        };
+        *lane = lane.saturating_add(n);
     }
 
     /// Number of histograms currently held (memory is proportional to it). Bounded by
     /// [`MAX_LIVE_HISTOGRAMS`] however long the run.
     pub fn live_histograms(&self) -> usize {
-        2 * self.ops.len() + 3 + 3 * self.open.len()
+        2 * self.ops.len() + 5 + 3 * self.open.len()
     }
 
     /// Folds a recorder of the same run (same `start`, `warmup` and `interval`, e.g. from
@@ -560,6 +666,11 @@ impl Recorder {
         add_histogram(&mut self.lag, &other.lag);
         add_histogram(&mut self.ryw_ttv, &other.ryw_ttv);
         add_histogram(&mut self.lateness, &other.lateness);
+        add_histogram(&mut self.queue_wait, &other.queue_wait);
+        add_histogram(&mut self.dispatch, &other.dispatch);
+        self.waited_for_worker += other.waited_for_worker;
+        self.unstarted.writes = self.unstarted.writes.saturating_add(other.unstarted.writes);
+        self.unstarted.reads = self.unstarted.reads.saturating_add(other.unstarted.reads);
         self.ryw_probes += other.ryw_probes;
         self.ryw_misses += other.ryw_misses;
         self.ryw_never += other.ryw_never;
@@ -644,7 +755,8 @@ impl Recorder {
             .map(|((class, label), n)| (format!("{class}.{label}"), *n))
             .collect();
 
-        let lateness = LatencyStats::from_histogram(&self.lateness);
+        let queue_wait = LatencyStats::from_histogram(&self.queue_wait);
+        let dispatch = LatencyStats::from_histogram(&self.dispatch);
         RunMetrics {
             measured_seconds,
             interval_seconds: self.interval_s,
@@ -662,8 +774,13 @@ impl Recorder {
                 never_visible: self.ryw_never,
             },
             errors,
-            fell_behind: fell_behind(&lateness),
-            lateness,
+            lateness: LatencyStats::from_histogram(&self.lateness),
+            saturated: self.unstarted.total() > 0 || fell_behind(&queue_wait),
+            driver_behind: fell_behind(&dispatch),
+            queue_wait,
+            dispatch,
+            waited_for_worker: self.waited_for_worker,
+            unstarted: self.unstarted,
             warmup: self.warmup_stats,
             intervals: self.closed,
         }

@@ -45,7 +45,8 @@ fn stall_shows_in_latency_not_in_service_time() {
         let service = if i == 300 { ms(500) } else { ms(2) };
         let finished = started + service;
         r.record_op(PLACE, intended, started, finished, Outcome::Ok);
-        r.record_lateness(intended, started - intended);
+        // One worker, busy until it finished the previous op: the wait is for the worker.
+        r.record_start(intended, started, started);
         prev_finish = finished;
     }
     let m = r.finish(t0 + Duration::from_secs(10));
@@ -93,9 +94,14 @@ fn stall_shows_in_latency_not_in_service_time() {
         }
     }
 
-    // The driver fell behind (max lateness 490 ms).
+    // The system fell behind (max lateness 490 ms, all of it waiting for the busy worker);
+    // the driver did not.
     assert!(m.lateness.max_us >= 480_000);
-    assert!(m.fell_behind);
+    assert!(m.queue_wait.max_us >= 480_000);
+    assert!(m.waited_for_worker >= 49, "{}", m.waited_for_worker);
+    assert!(m.saturated);
+    assert!(!m.driver_behind);
+    assert_eq!(m.dispatch.max_us, 1);
     assert!((s.ops_per_sec - 100.0).abs() < 1e-9);
 }
 
@@ -114,7 +120,8 @@ fn warmup_is_excluded_but_counted() {
         };
         let took = if warm { ms(900) } else { ms(3) };
         op(&mut r, PAGE, intended, took, outcome);
-        r.record_lateness(intended, if warm { ms(500) } else { Duration::ZERO });
+        let ready = intended + if warm { ms(500) } else { Duration::ZERO };
+        r.record_start(intended, ready, ready);
         r.record_lag(intended, if warm { ms(700) } else { ms(7) });
         r.record_ryw(intended, !warm, if warm { None } else { Some(ms(1)) });
     }
@@ -136,7 +143,8 @@ fn warmup_is_excluded_but_counted() {
     assert_eq!(m.ryw.probes, 30);
     assert_eq!(m.ryw.misses, 0);
     assert_eq!(m.lateness.max_us, 1);
-    assert!(!m.fell_behind);
+    assert_eq!(m.waited_for_worker, 0);
+    assert!(!m.saturated && !m.driver_behind);
     assert_eq!(m.intervals.len(), 3);
     assert_eq!(m.intervals.iter().map(|i| i.reads).sum::<u64>(), 30);
     assert!(m.intervals.iter().all(|i| i.read_max_us < 10_000));
@@ -312,7 +320,7 @@ fn no_probes_give_zero_share_not_nan() {
     assert!(m.intervals.is_empty());
     assert_eq!(m.ops["write"], OpStats::default());
     assert_eq!(m.ops["read"].ops_per_sec, 0.0);
-    assert!(!m.fell_behind);
+    assert!(!m.saturated && !m.driver_behind);
 }
 
 #[test]
@@ -353,23 +361,56 @@ fn errors_by_kind_and_counts() {
 #[test]
 fn fell_behind_thresholds() {
     let t0 = Instant::now();
-    let run = |late: &[(u64, Duration)]| {
+    // `waiting`: whether the delay was spent waiting for a busy worker (system) or after a
+    // worker was free (driver).
+    let run = |late: &[(u64, Duration)], waiting: bool| {
         let mut r = Recorder::new(t0, Duration::ZERO, Duration::from_secs(1));
         for (n, d) in late {
             for _ in 0..*n {
-                r.record_lateness(t0, *d);
+                let ready = if waiting { t0 + *d } else { t0 };
+                r.record_start(t0, ready, t0 + *d);
             }
         }
         r.finish(t0 + Duration::from_secs(1))
     };
-    // Mostly on time, one hiccup of 50 ms: keeps up.
-    assert!(!run(&[(1000, ms(1)), (1, ms(50))]).fell_behind);
-    // One start 150 ms late: max over 100 ms.
-    assert!(run(&[(1000, ms(1)), (1, ms(150))]).fell_behind);
-    // 2 % of starts 20 ms late: p99 over 10 ms.
-    assert!(run(&[(980, ms(1)), (20, ms(20))]).fell_behind);
-    // Nothing recorded: keeps up.
-    assert!(!run(&[]).fell_behind);
+    for waiting in [true, false] {
+        let behind = |m: RunMetrics| {
+            // A delay is the system's or the driver's, never both.
+            assert!(!(m.saturated && m.driver_behind));
+            if waiting {
+                m.saturated
+            } else {
+                m.driver_behind
+            }
+        };
+        // Mostly on time, one hiccup of 50 ms: keeps up.
+        assert!(!behind(run(&[(1000, ms(1)), (1, ms(50))], waiting)));
+        // One start 150 ms late: max over 100 ms.
+        assert!(behind(run(&[(1000, ms(1)), (1, ms(150))], waiting)));
+        // 2 % of starts 20 ms late: p99 over 10 ms.
+        assert!(behind(run(&[(980, ms(1)), (20, ms(20))], waiting)));
+        // Nothing recorded: keeps up.
+        assert!(!behind(run(&[], waiting)));
+    }
+}
+
+#[test]
+fn unstarted_ops_make_the_run_saturated() {
+    let t0 = Instant::now();
+    let mut r = Recorder::new(t0, Duration::ZERO, Duration::from_secs(1));
+    r.record_start(t0, t0, t0);
+    r.record_unstarted(true, 7);
+    r.record_unstarted(false, 2);
+    let m = r.finish(t0 + Duration::from_secs(1));
+    assert_eq!(
+        m.unstarted,
+        Unstarted {
+            writes: 7,
+            reads: 2
+        }
+    );
+    assert!(m.saturated);
+    assert!(!m.driver_behind);
 }
 
 #[test]
@@ -390,7 +431,7 @@ fn merge_of_worker_recorders_matches_one_recorder() {
         for r in [&mut single, if i % 2 == 0 { &mut a } else { &mut b }] {
             op(r, key, intended, took, outcome);
             r.record_lag(intended, took * 2);
-            r.record_lateness(intended, took / 10);
+            r.record_start(intended, intended + took / 20, intended + took / 10);
             r.record_ryw(intended, i % 4 != 0, Some(took));
         }
     }
@@ -401,6 +442,9 @@ fn merge_of_worker_recorders_matches_one_recorder() {
     assert_eq!(ms_.lag, mm.lag);
     assert_eq!(ms_.ryw, mm.ryw);
     assert_eq!(ms_.lateness, mm.lateness);
+    assert_eq!(ms_.queue_wait, mm.queue_wait);
+    assert_eq!(ms_.dispatch, mm.dispatch);
+    assert_eq!(ms_.waited_for_worker, mm.waited_for_worker);
     assert_eq!(ms_.errors, mm.errors);
     assert_eq!(ms_.warmup, mm.warmup);
     assert_eq!(ms_.intervals.len(), mm.intervals.len());
@@ -437,7 +481,7 @@ fn run_metrics_serde_round_trip() {
         let key = all_keys()[(i % 12) as usize];
         r.record_op(key, intended, intended + took / 3, intended + took, outcome);
         r.record_lag(intended, took);
-        r.record_lateness(intended, took / 3);
+        r.record_start(intended, intended + took / 6, intended + took / 3);
         r.record_ryw(intended, i % 3 != 0, (i % 2 == 0).then_some(took));
     }
     let m = r.finish(t0 + Duration::from_nanos(3_000_123_457));
@@ -453,7 +497,11 @@ fn run_metrics_serde_round_trip() {
         "\"miss_share\"",
         "\"rejected.out_of_stock\"",
         "\"error.db_error\"",
-        "\"fell_behind\"",
+        "\"saturated\"",
+        "\"driver_behind\"",
+        "\"queue_wait\"",
+        "\"dispatch\"",
+        "\"unstarted\"",
         "\"write_p99_us\"",
         "\"lag_count\"",
     ] {

@@ -247,7 +247,7 @@ pub fn compare(base: &Results, new: &Results, force: bool) -> Result<Comparison,
         ));
     }
     for (side, r) in [("base", base), ("new", new)] {
-        for run in r.runs.iter().filter(|r| r.did_not_keep_up) {
+        for run in r.runs.iter().filter(|r| r.metrics.driver_behind) {
             notes.push(format!(
                 "{side}: {} did not keep up with its target rate; its latencies describe an overloaded system",
                 run_label(run)

@@ -269,7 +269,7 @@ fn summary_table(results: &Results) -> Table {
                     Some(v) => format!("{} MISMATCHES", v.mismatches),
                     None => "-".into(),
                 },
-                if run.did_not_keep_up {
+                if run.metrics.driver_behind {
                     "**no**".into()
                 } else {
                     "yes".into()

@@ -98,7 +98,7 @@ pub fn summary(results: &Results) -> String {
             lag,
             ryw,
             verify,
-            if run.did_not_keep_up {
+            if run.metrics.driver_behind {
                 "  (did not keep up)"
             } else {
                 ""

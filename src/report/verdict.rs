@@ -607,7 +607,11 @@ fn correctness_lines(results: &Results) -> (Vec<String>, bool) {
 /// Computes the verdict.
 pub fn verdict(results: &Results) -> Verdict {
     let levels = levels(results);
-    let behind: Vec<&BackendRun> = results.runs.iter().filter(|r| r.did_not_keep_up).collect();
+    let behind: Vec<&BackendRun> = results
+        .runs
+        .iter()
+        .filter(|r| r.metrics.driver_behind)
+        .collect();
     let fair = behind.is_empty();
     let mut sections = Vec::new();
 

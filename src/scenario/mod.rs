@@ -55,7 +55,8 @@
 //!
 //! [sweep]              # optional; exactly one of the two lists, non-empty; every backend
 //! read_rates = [0, 200, 800]  # runs at every point: open-loop reads at each rate (>= 0), or
-//! # readers = [1, 4, 16]      # closed-loop reads ("max") with that many workers (>= 1)
+//! # readers = [0, 1, 4, 16]   # closed-loop reads ("max") with that many workers (>= 0; 0 = the
+//!                             # unloaded baseline on the same curve)
 //!
 //! [thresholds]         # optional; metric pattern -> condition, both strings. A condition is
 //! "cqrs-async.lag.p99" = "<= 250ms"  # an operator (<=, <, >=, >, ==, !=) and a value that

@@ -315,7 +315,11 @@ impl Walker {
     }
 
     fn count_u32(&mut self, v: &Value, path: &str) -> Option<u32> {
-        let n = self.int_min(v, path, 1)?;
+        self.u32_min(v, path, 1)
+    }
+
+    fn u32_min(&mut self, v: &Value, path: &str, min: i64) -> Option<u32> {
+        let n = self.int_min(v, path, min)?;
         match u32::try_from(n) {
             Ok(n) => Some(n),
             Err(_) => {
@@ -751,7 +755,8 @@ impl Walker {
                 let counts: Vec<Option<u32>> = items
                     .iter()
                     .enumerate()
-                    .map(|(i, x)| self.count_u32(x, &element("sweep.readers", i)))
+                    // 0 readers is the baseline on the same curve as the loaded points.
+                    .map(|(i, x)| self.u32_min(x, &element("sweep.readers", i), 0))
                     .collect();
                 counts
                     .into_iter()

@@ -507,9 +507,9 @@ fn sweep_elements_are_checked() {
         "expected a number, got a string",
     );
     assert_problem(
-        &with("", "[sweep]\nreaders = [1, 0, 2.5]"),
+        &with("", "[sweep]\nreaders = [1, -1, 2.5]"),
         "sweep.readers[1]",
-        "must be >= 1, got 0",
+        "must be >= 0, got -1",
     );
     assert_problem(
         &with("", "[sweep]\nreaders = [1, 0, 2.5]"),
@@ -526,8 +526,9 @@ fn sweep_elements_are_checked() {
         "sweep.read_rate",
         "unknown key (expected one of: read_rates, readers)",
     );
-    let s = parse(&with("", "[sweep]\nreaders = [1, 4, 16]")).unwrap();
-    assert_eq!(s.sweep, Some(Sweep::Readers(vec![1, 4, 16])));
+    let s = parse(&with("", "[sweep]\nreaders = [0, 1, 4, 16]")).unwrap();
+    // 0 readers: the baseline point of the sweep.
+    assert_eq!(s.sweep, Some(Sweep::Readers(vec![0, 1, 4, 16])));
     // Reads come from the sweep: they get a default mix.
     assert_eq!(s.reads.mix.len(), QueryKind::ALL.len());
 }

@@ -1,9 +1,21 @@
 //! The driver: one loop for every mode. Each lane (writes, reads) has `workers` tasks that
 //! take the next op index from a shared counter. In open loop, op *i* is due at
-//! `start + i / rate`; a worker sleeps until then, and latency is measured from that intended
-//! start, so a stalled database shows up as latency rather than as fewer samples (no
-//! coordinated omission). Service time from the actual start is kept beside it. In closed loop
-//! (`rate = "max"`) an op is due the moment a worker is free, so both times coincide.
+//! `start + i / rate`; a worker prepares it, waits on the [`Pacer`] until then, and latency is
+//! measured from that intended start, so a stalled database shows up as latency rather than as
+//! fewer samples (no coordinated omission). Service time from the actual start is kept beside
+//! it. In closed loop (`rate = "max"`) an op is due the moment a worker is free and no timer
+//! runs between ops.
+//!
+//! **Who fell behind.** An op whose worker was still busy with an earlier op when it came due
+//! waited for the *system* (queue wait: the database is the bottleneck, a finding); the delay
+//! after its worker was free is the *driver's* (dispatch: the harness was starved, which makes
+//! a run invalid). Ops are claimed in order, so a worker that claims op *i* after it came due
+//! means every worker was busy at that moment.
+//!
+//! **The run ends on time.** Ops due at or after the end never start; an op that came due
+//! before the end but could not start by the end plus [`END_GRACE`] is not started either and
+//! counts as unstarted (the lane was saturated), so a rate far above capacity cannot stretch the
+//! run by its backlog.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,6 +26,7 @@ use crate::backend::{Backend, ExecError, Receipt, Session};
 use crate::domain::{Command, Query, QueryAnswer};
 use crate::metrics::{OpKey, Outcome, Recorder};
 use crate::workload::mix::OpStream;
+use crate::workload::pacer::Pacer;
 use crate::workload::rng::Rng;
 
 /// What the driver talks to. `Backend` implements it; tests wrap it to inject faults. Each
@@ -113,7 +126,42 @@ pub struct Progress {
     pub reads_done: AtomicU64,
 }
 
+impl Progress {
+    /// Writes and reads done so far.
+    pub fn ops(&self) -> u64 {
+        self.writes_done.load(Ordering::Relaxed) + self.reads_done.load(Ordering::Relaxed)
+    }
+}
+
 const RYW_STREAM: u64 = 3;
+
+/// How long after the end of the run an op that came due before the end may still start.
+pub const END_GRACE: Duration = Duration::from_millis(250);
+/// How often a read-your-writes probe looks again.
+const RYW_POLL: Duration = Duration::from_millis(1);
+
+/// When op `i` of a lane at `rate` ops/s is due.
+fn due_at(start: Instant, i: u64, rate: f64) -> Instant {
+    start + Duration::from_secs_f64(i as f64 / rate)
+}
+
+/// How many ops of a lane at `rate` come due before `duration` has passed: the first `i` with
+/// `due_at(i) >= end`, found with the same arithmetic the workers use.
+fn due_before_end(start: Instant, duration: Duration, rate: f64) -> u64 {
+    let end = start + duration;
+    let estimate = duration.as_secs_f64() * rate;
+    if estimate >= u64::MAX as f64 / 2.0 {
+        return u64::MAX;
+    }
+    let mut n = estimate.floor() as u64;
+    while n > 0 && due_at(start, n - 1, rate) >= end {
+        n -= 1;
+    }
+    while due_at(start, n, rate) < end {
+        n += 1;
+    }
+    n
+}
 
 /// Drives `target` with the op stream until the configured duration has passed, recording
 /// into `recorder`. Returns when every worker has finished its last op.
@@ -126,12 +174,18 @@ pub async fn drive<T: Target>(
     progress: Arc<Progress>,
 ) {
     let end = start + cfg.duration;
+    // Without its thread the pacer cannot be precise; the run would still be correct, so a
+    // machine that refuses a thread gets the runtime's own timer rather than no run.
+    let pacer = Pacer::shared();
     let mut tasks = Vec::new();
+    let mut lanes = Vec::new();
     for (is_write, lane) in [(true, cfg.writes), (false, cfg.reads)] {
         if !lane.active() {
             continue;
         }
         let next = Arc::new(AtomicU64::new(0));
+        let started = Arc::new(AtomicU64::new(0));
+        lanes.push((is_write, lane, started.clone()));
         for _ in 0..lane.workers {
             let worker = Worker {
                 target: target.clone(),
@@ -139,6 +193,8 @@ pub async fn drive<T: Target>(
                 recorder: recorder.clone(),
                 progress: progress.clone(),
                 next: next.clone(),
+                started: started.clone(),
+                pacer,
                 lane,
                 is_write,
                 start,
@@ -153,6 +209,31 @@ pub async fn drive<T: Target>(
     for t in tasks {
         let _ = t.await;
     }
+    let mut rec = recorder.lock().expect("recorder lock");
+    for (is_write, lane, started) in lanes {
+        if let Pace::PerSecond(rate) = lane.pace {
+            let due = due_before_end(start, cfg.duration, rate);
+            rec.record_unstarted(
+                is_write,
+                due.saturating_sub(started.load(Ordering::Relaxed)),
+            );
+        }
+    }
+}
+
+enum Op {
+    Write(Command),
+    Read(Query),
+}
+
+/// When an op was due, when its worker was free for it, and when it started.
+#[derive(Clone, Copy)]
+struct Timing {
+    intended: Instant,
+    ready: Instant,
+    started: Instant,
+    /// Open loop: the op had a due time of its own (closed-loop ops are due when started).
+    scheduled: bool,
 }
 
 struct Worker<T> {
@@ -161,6 +242,9 @@ struct Worker<T> {
     recorder: Arc<Mutex<Recorder>>,
     progress: Arc<Progress>,
     next: Arc<AtomicU64>,
+    /// Ops of this lane that started.
+    started: Arc<AtomicU64>,
+    pacer: Option<&'static Pacer>,
     lane: Lane,
     is_write: bool,
     start: Instant,
@@ -173,61 +257,73 @@ struct Worker<T> {
 impl<T: Target> Worker<T> {
     async fn run(self) {
         let mut session = self.target.session();
+        let last_start = self.end + END_GRACE;
         loop {
             let i = self.next.fetch_add(1, Ordering::Relaxed);
+            let claimed = Instant::now();
             let intended = match self.lane.pace {
-                Pace::PerSecond(rate) => self.start + Duration::from_secs_f64(i as f64 / rate),
-                Pace::Max => Instant::now(),
+                Pace::PerSecond(rate) => due_at(self.start, i, rate),
+                Pace::Max => claimed,
             };
-            if intended >= self.end {
+            if intended >= self.end || claimed >= last_start {
                 return;
             }
-            tokio::time::sleep_until(intended.into()).await;
-            let started = Instant::now();
-            let lateness = started.saturating_duration_since(intended);
-            if self.is_write {
-                self.write(&mut session, i, intended, started, lateness)
-                    .await;
+            // Prepared before the wait, so building it is not part of the op's time.
+            let op = if self.is_write {
+                self.stream.write_op(i).map(Op::Write)
             } else {
-                self.read(&mut session, i, intended, started, lateness)
-                    .await;
+                self.stream.read_op(i).map(Op::Read)
+            };
+            if intended > claimed {
+                self.sleep_until(intended).await;
+            }
+            let started = Instant::now();
+            if started >= last_start {
+                return;
+            }
+            self.started.fetch_add(1, Ordering::Relaxed);
+            // The worker was free for this op from whichever came later: its due time or the
+            // moment the worker claimed it (having finished its previous op).
+            let ready = intended.max(claimed);
+            let timing = Timing {
+                intended,
+                ready,
+                started,
+                scheduled: matches!(self.lane.pace, Pace::PerSecond(_)),
+            };
+            match op {
+                Some(Op::Write(cmd)) => self.write(&mut session, i, &cmd, timing).await,
+                Some(Op::Read(q)) => self.read(&mut session, &q, timing).await,
+                None => {}
             }
         }
     }
 
-    fn record(
-        &self,
-        key: OpKey,
-        intended: Instant,
-        started: Instant,
-        lateness: Duration,
-        outcome: Outcome,
-    ) {
-        let finished = Instant::now();
-        let mut rec = self.recorder.lock().expect("recorder lock");
-        rec.record_lateness(intended, lateness);
-        rec.record_op(key, intended, started, finished, outcome);
+    async fn sleep_until(&self, at: Instant) {
+        match self.pacer {
+            Some(p) => p.sleep_until(at).await,
+            None => tokio::time::sleep_until(at.into()).await,
+        }
     }
 
-    async fn write(
-        &self,
-        session: &mut T::Session,
-        i: u64,
-        intended: Instant,
-        started: Instant,
-        lateness: Duration,
-    ) {
-        let Some(cmd) = self.stream.write_op(i) else {
-            return;
-        };
+    fn record(&self, key: OpKey, t: Timing, outcome: Outcome) {
+        let finished = Instant::now();
+        let mut rec = self.recorder.lock().expect("recorder lock");
+        if t.scheduled {
+            rec.record_start(t.intended, t.ready, t.started);
+        }
+        rec.record_op(key, t.intended, t.started, finished, outcome);
+    }
+
+    async fn write(&self, session: &mut T::Session, i: u64, cmd: &Command, t: Timing) {
         let key = OpKey::Write(cmd.kind());
-        let result = self.target.execute(session, &cmd).await;
+        let result = self.target.execute(session, cmd).await;
         let outcome = match &result {
             Ok(_) => Outcome::Ok,
             Err(ExecError::Domain(e)) => Outcome::Rejected(e.label()),
             Err(ExecError::Db(_)) => Outcome::Error("db_error"),
         };
-        self.record(key, intended, started, lateness, outcome);
+        self.record(key, t, outcome);
         self.progress.writes_done.fetch_add(1, Ordering::Relaxed);
         if let Ok(receipt) = result {
             let mut rng = Rng::derive(self.seed, RYW_STREAM, i);
@@ -254,7 +350,7 @@ impl<T: Target> Worker<T> {
                 let deadline = at + self.ryw_timeout;
                 let mut seen = None;
                 while Instant::now() < deadline {
-                    tokio::time::sleep(Duration::from_millis(1)).await;
+                    self.sleep_until(Instant::now() + RYW_POLL).await;
                     if let Ok(true) = self.target.is_visible(session, receipt).await {
                         seen = Some(Instant::now().saturating_duration_since(committed));
                         break;
@@ -269,23 +365,13 @@ impl<T: Target> Worker<T> {
         }
     }
 
-    async fn read(
-        &self,
-        session: &mut T::Session,
-        j: u64,
-        intended: Instant,
-        started: Instant,
-        lateness: Duration,
-    ) {
-        let Some(q) = self.stream.read_op(j) else {
-            return;
-        };
+    async fn read(&self, session: &mut T::Session, q: &Query, t: Timing) {
         let key = OpKey::Read(q.kind());
-        let outcome = match self.target.query(session, &q).await {
+        let outcome = match self.target.query(session, q).await {
             Ok(_) => Outcome::Ok,
             Err(_) => Outcome::Error("db_error"),
         };
-        self.record(key, intended, started, lateness, outcome);
+        self.record(key, t, outcome);
         self.progress.reads_done.fetch_add(1, Ordering::Relaxed);
     }
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::backend::{prepare, Backend, BackendKind, BackendOptions};
 use crate::db::{schema, Db, DbError, DbUrl, Engine, OpenMode, DEFAULT_SCHEMA};
-use crate::metrics::Recorder;
+use crate::metrics::{CpuSnapshot, Recorder};
 use crate::projection::projector::{LagTracker, ProjectorError, ProjectorMode};
 use crate::results::{
     utc_timestamp, BackendRun, Environment, ProjectorReport, Rates, Results, SweepPoint, ToolInfo,
@@ -18,6 +18,7 @@ use crate::results::{
 use crate::scenario::{Rate, Scenario, Sweep};
 use crate::verify::{verify, VerifyError};
 use crate::workload::driver::{drive, DriverConfig, Lane, Pace, Progress};
+use crate::workload::floor::calibrate;
 use crate::workload::mix::{stream_hash, OpStream, HASHED_OPS};
 
 #[derive(Debug, Clone)]
@@ -34,6 +35,8 @@ pub struct RunOptions {
     pub show_progress: bool,
     /// How long to wait for projections to catch up after the load.
     pub catch_up_timeout: Duration,
+    /// Threads of the async runtime the run is driven on (recorded; the caller builds it).
+    pub threads: usize,
 }
 
 impl RunOptions {
@@ -50,6 +53,7 @@ impl RunOptions {
             pool_size: None,
             show_progress: true,
             catch_up_timeout: Duration::from_secs(300),
+            threads: 1,
         }
     }
 }
@@ -165,6 +169,7 @@ pub async fn run_scenario(s: &Scenario, opts: &RunOptions) -> Result<Results, Ru
             cpus: cpus(),
             os: std::env::consts::OS.into(),
             projector_mode: opts.projector_mode,
+            threads: opts.threads,
         }),
         runs,
     };
@@ -217,6 +222,7 @@ async fn run_one(
         cpus: cpus(),
         os: std::env::consts::OS.into(),
         projector_mode: opts.projector_mode,
+        threads: opts.threads,
     };
     let (lag, mut lag_rx) = LagTracker::new();
     let mut projector = s.projector_config();
@@ -236,6 +242,16 @@ async fn run_one(
     );
     // Events of the seed were applied before this process registered anything.
     lag.forget_unmatched();
+
+    let cfg = DriverConfig {
+        duration: s.duration,
+        writes: lane(s.writes.rate, s.writes.workers),
+        reads,
+        ryw_share: s.ryw_share,
+        ryw_timeout: Duration::from_secs(5),
+        seed: s.seed,
+    };
+    let floor = calibrate(backend.clone(), stream.clone(), &cfg).await;
 
     let lead = Duration::from_millis(200);
     let start = Instant::now() + lead;
@@ -299,14 +315,7 @@ async fn run_one(
         })
     });
 
-    let cfg = DriverConfig {
-        duration: s.duration,
-        writes: lane(s.writes.rate, s.writes.workers),
-        reads,
-        ryw_share: s.ryw_share,
-        ryw_timeout: Duration::from_secs(5),
-        seed: s.seed,
-    };
+    let cpu_before = CpuSnapshot::take();
     drive(
         backend.clone(),
         stream,
@@ -317,6 +326,7 @@ async fn run_one(
     )
     .await;
     let load_end = Instant::now();
+    let cpu = cpu_before.until(&CpuSnapshot::take(), progress.ops());
     if let Some(t) = ticker {
         t.abort();
     }
@@ -385,7 +395,6 @@ async fn run_one(
         write_achieved: achieved("write"),
         read_achieved: achieved("read"),
     };
-    let did_not_keep_up = metrics.fell_behind;
     let outage = crate::results::Outage::from_metrics(&metrics);
     let kept_database = if opts.keep_db {
         Some(match db.engine() {
@@ -402,8 +411,9 @@ async fn run_one(
             backend: kind,
             sweep_point: point,
             rates,
-            did_not_keep_up,
             metrics,
+            floor: Some(floor),
+            cpu,
             seed: seed_report,
             verify: verify_report,
             projector: projector_report,
