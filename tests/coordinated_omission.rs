@@ -219,10 +219,18 @@ async fn a_stall_shows_up_as_latency_not_as_missing_samples() {
         "the driver started ops late: lateness max {} µs",
         stalled.metrics.lateness.max_us
     );
+    // The worker was busy with the stalled op: the ops behind it waited for the system, and
+    // the driver itself kept up.
     assert!(
-        stalled.metrics.fell_behind,
-        "a 500 ms stall is falling behind"
+        stalled.metrics.saturated,
+        "a 500 ms stall of the database is the system falling behind"
     );
+    assert!(
+        !stalled.metrics.driver_behind,
+        "the driver was not starved: dispatch {:?}",
+        stalled.metrics.dispatch
+    );
+    assert!(stalled.metrics.queue_wait.max_us >= 400 * MS);
     // The stall happened ~3 s in: that interval holds the worst latency.
     let worst = stalled
         .metrics
@@ -244,4 +252,5 @@ async fn a_stall_shows_up_as_latency_not_as_missing_samples() {
         "without a stall intended-start p99.9 stays low: {} µs",
         c.latency.p999_us
     );
+    assert!(!control.metrics.saturated && !control.metrics.driver_behind);
 }
