@@ -2,16 +2,26 @@
 //!
 //! - **Who is fastest** at each read level, for writes and reads (p99). A backend is only
 //!   called the lowest when Welch's t-test over the per-second p99s says the gap to every other
-//!   backend is significant; otherwise the tied ones are named together.
+//!   backend is significant *and* the gap is at least the harness's floor at that statistic
+//!   (the larger of the two runs' `floor`); otherwise the tied ones are named together, and a
+//!   gap under the floor is reported as "below the harness's resolution", never as a ranking.
+//!   When some backends saturate at a level and others do not, the ones that kept up win it.
 //! - **What CQRS costs here**: the write overhead of `cqrs-sync` and `cqrs-async` over
 //!   `normalized`, the async projection lag, the read-your-writes miss share, and storage
 //!   (bytes of read models and event log next to the write tables, measured from the database).
 //! - **What CQRS buys here**: read p99 per query, join vs read model.
-//! - **Where normalized writes fall behind CQRS** along the read-load sweep, if they do.
+//! - **Do reads hurt writes?**: the crossover along the read-load sweep, the first level at
+//!   which CQRS writes are significantly better than normalized's (above the floor) or
+//!   normalized saturates while a CQRS backend keeps up, and what each CQRS backend does there.
 //! - **Thresholds** (evaluated by [`crate::check`]) and correctness (verify, errors).
 //!
-//! When any run did not keep up with its target rate, its numbers describe an overloaded
-//! driver or database rather than the backend: the verdict says so and names no winner.
+//! Two ways a run can fall behind its open-loop load are told apart:
+//! - the **system saturated** (`metrics.saturated`: ops came due while every worker was busy,
+//!   or never started). That is a valid measurement of an overloaded system and a finding: the
+//!   saturated runs are listed, judged with the others, and lose to backends that kept up.
+//! - the **driver fell behind** (`metrics.driver_behind`: a worker was free but the op started
+//!   late). Then the harness, not the backend, set the numbers: the run is invalid and the
+//!   verdict names no winner.
 
 use std::collections::BTreeMap;
 
@@ -31,7 +41,8 @@ pub struct Section {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Verdict {
-    /// Every run kept up with its target rate, so the comparison is fair.
+    /// No run's driver fell behind, so every run is a valid measurement and a winner may be
+    /// named (saturated runs are valid: saturation is a finding).
     pub fair: bool,
     /// The short answer, one or two sentences.
     pub headline: String,
@@ -113,17 +124,120 @@ fn signed_ms(us: f64) -> String {
     format!("{sign}{}", fmt_ms(us.abs()))
 }
 
+/// The harness's floor for a comparison of `a` and `b` at one statistic (`p50`, `p99`, …) of
+/// one lane: the larger of the two runs' floors, µs; `None` when neither run measured one.
+fn floor_of(a: &BackendRun, b: &BackendRun, is_write: bool, stat: &str) -> Option<u64> {
+    [a, b]
+        .iter()
+        .filter_map(|r| r.floor.as_ref()?.resolution_us(is_write, stat))
+        .max()
+}
+
+/// Whether `x` and `y` differ by less than the floor (and so cannot be ranked).
+fn below_floor(x: u64, y: u64, floor: Option<u64>) -> bool {
+    floor.is_some_and(|f| x.abs_diff(y) < f)
+}
+
+/// `below the harness's resolution (floor p99 1.2ms)`.
+fn below_resolution(stat: &str, floor: u64) -> String {
+    format!(
+        "below the harness's resolution (floor {stat} {})",
+        fmt_ms(floor as f64)
+    )
+}
+
+/// Whether the run's lane for `key` (`"write"`/`"read"`) was driven open loop (had a target
+/// rate), so that it could saturate.
+fn open_loop(run: &BackendRun, key: &str) -> bool {
+    if key == "write" {
+        run.rates.write_target.is_some()
+    } else {
+        run.rates.read_target.is_some()
+    }
+}
+
+/// The run saturated under an open-loop load of this lane.
+fn saturated_in(run: &BackendRun, key: &str) -> bool {
+    run.metrics.saturated && open_loop(run, key)
+}
+
+/// What saturated in a run, from its numbers: `writes waited for workers (queue wait p99 …,
+/// max …; 12 ops waited), 3 ops never started (3 writes, 0 reads)`.
+pub fn saturation_detail(run: &BackendRun) -> String {
+    let m = &run.metrics;
+    let who = match (run.rates.write_target, run.rates.read_target) {
+        (Some(_), None) => "writes",
+        (None, Some(_)) => "reads",
+        _ => "ops",
+    };
+    let mut parts = Vec::new();
+    if m.queue_wait.count > 0 {
+        parts.push(format!(
+            "{who} waited for workers (queue wait p99 {}, max {}; {} ops waited for a worker)",
+            fmt_ms(m.queue_wait.p99_us as f64),
+            fmt_ms(m.queue_wait.max_us as f64),
+            m.waited_for_worker.max(m.queue_wait.count)
+        ));
+    }
+    let un = m.unstarted.total();
+    if un > 0 {
+        parts.push(format!(
+            "{un} ops came due and never started ({} writes, {} reads)",
+            m.unstarted.writes, m.unstarted.reads
+        ));
+    }
+    if parts.is_empty() {
+        parts.push("it fell behind its target rate".into());
+    }
+    join_and(&parts)
+}
+
+/// `achieved 93 writes/s and 200 reads/s of 100 and 200 asked`.
+fn achieved(run: &BackendRun) -> String {
+    format!(
+        "achieved {:.0} writes/s and {:.0} reads/s{}",
+        run.rates.write_achieved,
+        run.rates.read_achieved,
+        match (run.rates.write_target, run.rates.read_target) {
+            (Some(w), Some(rd)) => format!(" of {w:.0} and {rd:.0} asked"),
+            (Some(w), None) => format!(" ({w:.0} writes/s asked)"),
+            (None, Some(rd)) => format!(" ({rd:.0} reads/s asked)"),
+            (None, None) => String::new(),
+        }
+    )
+}
+
 /// Ranking of one metric among a level's backends.
 struct Ranking {
     /// `(backend, whole-run p99 µs)`, lowest first.
     order: Vec<(BackendKind, u64)>,
-    /// Backends not significantly above the lowest (the lowest included).
+    /// Backends that saturated while others at the level kept up: they cannot win it.
+    saturated: Vec<BackendKind>,
+    /// Every backend of the level saturated (then they are ranked among themselves).
+    all_saturated: bool,
+    /// Backends not significantly above the lowest of those that can win (the lowest
+    /// included), or apart from it by less than the floor.
     tied: Vec<BackendKind>,
-    /// For each other backend: Welch p-value of its per-second p99s against the lowest's.
+    /// For each other backend that can win: Welch p-value of its per-second p99s against the
+    /// lowest's.
     p_vs_best: BTreeMap<BackendKind, Option<f64>>,
+    /// Backends whose gap to the lowest is below the harness's floor, with that floor (µs).
+    below_floor: BTreeMap<BackendKind, u64>,
+}
+
+impl Ranking {
+    /// The backends that can win (kept up, or every one saturated), lowest first.
+    fn contenders(&self) -> Vec<BackendKind> {
+        self.order
+            .iter()
+            .map(|(k, _)| *k)
+            .filter(|k| !self.saturated.contains(k))
+            .collect()
+    }
 }
 
 fn rank(level: &Level, key: &str, series: fn(&BackendRun) -> Vec<f64>) -> Option<Ranking> {
+    let is_write = key == "write";
     let mut order: Vec<(BackendKind, u64, &BackendRun)> = level
         .runs
         .iter()
@@ -133,10 +247,30 @@ fn rank(level: &Level, key: &str, series: fn(&BackendRun) -> Vec<f64>) -> Option
         return None;
     }
     order.sort_by_key(|(k, v, _)| (*v, *k));
-    let best = Sample::of(&series(order[0].2));
-    let mut tied = vec![order[0].0];
+    let sat: Vec<BackendKind> = order
+        .iter()
+        .filter(|(_, _, r)| saturated_in(r, key))
+        .map(|(k, _, _)| *k)
+        .collect();
+    let all_saturated = sat.len() == order.len();
+    let saturated = if all_saturated { Vec::new() } else { sat };
+    let contenders: Vec<&(BackendKind, u64, &BackendRun)> = order
+        .iter()
+        .filter(|(k, _, _)| !saturated.contains(k))
+        .collect();
+    let (best_kind, best_v, best_run) = *contenders[0];
+    let best = Sample::of(&series(best_run));
+    let mut tied = vec![best_kind];
     let mut p_vs_best = BTreeMap::new();
-    for (kind, _, run) in order.iter().skip(1) {
+    let mut below = BTreeMap::new();
+    for (kind, v, run) in contenders.iter().skip(1) {
+        let floor = floor_of(best_run, run, is_write, "p99");
+        if below_floor(*v, best_v, floor) {
+            // Never ranked: the gap is smaller than what the harness adds by itself.
+            tied.push(*kind);
+            below.insert(*kind, floor.unwrap_or_default());
+            continue;
+        }
         let w = welch(&best, &Sample::of(&series(run)));
         let p = w.map(|w| w.p);
         // Without enough intervals to judge, a backend counts as tied (no claim either way).
@@ -147,68 +281,111 @@ fn rank(level: &Level, key: &str, series: fn(&BackendRun) -> Vec<f64>) -> Option
     }
     Some(Ranking {
         order: order.into_iter().map(|(k, v, _)| (k, v)).collect(),
+        saturated,
+        all_saturated,
         tied,
         p_vs_best,
+        below_floor: below,
     })
+}
+
+fn bold_list(kinds: &[BackendKind]) -> String {
+    join_and(&kinds.iter().map(|k| format!("**{k}**")).collect::<Vec<_>>())
 }
 
 fn rank_line(side: &str, r: &Ranking, fair: bool) -> String {
     let all = r
         .order
         .iter()
-        .map(|(k, v)| format!("{k} {}", fmt_ms(*v as f64)))
+        .map(|(k, v)| {
+            format!(
+                "{k} {}{}",
+                fmt_ms(*v as f64),
+                if r.saturated.contains(k) || r.all_saturated {
+                    " (saturated)"
+                } else {
+                    ""
+                }
+            )
+        })
         .collect::<Vec<_>>()
         .join(", ");
     if !fair {
-        return format!("{side} p99: {all} (no ranking: not every run kept up)");
+        return format!(
+            "{side} p99: {all} (no ranking: the driver fell behind in at least one run)"
+        );
     }
     if r.order.len() == 1 {
         return format!("{side} p99: {all}");
     }
+    let contenders = r.contenders();
+    // Who saturated and who kept up decides first.
+    let mut s = format!("{side} p99: {all}");
+    if !r.saturated.is_empty() {
+        let sat: Vec<String> = r.saturated.iter().map(|k| k.to_string()).collect();
+        s.push_str(&format!(
+            "; {} saturated and {} kept up, so the ones that kept up win",
+            join_and(&sat),
+            bold_list(&contenders)
+        ));
+        if contenders.len() == 1 {
+            return s;
+        }
+        s.push_str(" — among them: ");
+    } else if r.all_saturated {
+        s.push_str("; every backend saturated here, so they are ranked by latency from intended start (which includes the wait): ");
+    } else {
+        s.push_str("; ");
+    }
     let ps = |k: &BackendKind| {
-        r.p_vs_best
-            .get(k)
-            .copied()
-            .flatten()
-            .map(fmt_p)
-            .unwrap_or_else(|| "too few intervals to test".into())
+        if let Some(f) = r.below_floor.get(k) {
+            return format!("{k} {}", below_resolution("p99", *f));
+        }
+        format!(
+            "{k} {}",
+            r.p_vs_best
+                .get(k)
+                .copied()
+                .flatten()
+                .map(fmt_p)
+                .unwrap_or_else(|| "too few intervals to test".into())
+        )
     };
     if r.tied.len() == 1 {
-        let others = r
-            .order
+        let others = contenders
             .iter()
             .skip(1)
-            .map(|(k, _)| format!("{k} {}", ps(k)))
+            .map(ps)
             .collect::<Vec<_>>()
             .join(", ");
-        format!(
-            "{side} p99: lowest is **{}** ({all}); significantly lower than each other backend ({others})",
-            r.order[0].0
-        )
+        s.push_str(&format!(
+            "lowest is **{}**; significantly lower than each other backend ({others})",
+            contenders[0]
+        ));
+    } else if r.below_floor.len() + 1 == contenders.len() {
+        // Every gap is under the floor: no ranking at all.
+        let floor = r.below_floor.values().copied().max().unwrap_or_default();
+        s.push_str(&format!(
+            "the gaps between {} are {}: not ranked",
+            bold_list(&contenders),
+            below_resolution("p99", floor)
+        ));
     } else {
-        let tied: Vec<String> = r.tied.iter().map(|k| format!("**{k}**")).collect();
-        let tied_ps = r
-            .tied
+        let tied_ps = r.tied.iter().skip(1).map(ps).collect::<Vec<_>>().join(", ");
+        let rest: Vec<String> = contenders
             .iter()
-            .skip(1)
-            .map(|k| format!("{k} {}", ps(k)))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let rest: Vec<String> = r
-            .order
-            .iter()
-            .filter(|(k, _)| !r.tied.contains(k))
-            .map(|(k, _)| format!("{k} ({})", ps(k)))
+            .filter(|k| !r.tied.contains(k))
+            .map(ps)
             .collect();
-        let mut s = format!(
-            "{side} p99: {all}; {} tied within noise ({tied_ps} against the lowest)",
-            join_and(&tied)
-        );
+        s.push_str(&format!(
+            "{} tied ({tied_ps} against the lowest)",
+            bold_list(&r.tied)
+        ));
         if !rest.is_empty() {
             s.push_str(&format!("; significantly higher: {}", rest.join(", ")));
         }
-        s
     }
+    s
 }
 
 fn by_backend<'a>(level: &Level<'a>) -> BTreeMap<BackendKind, &'a BackendRun> {
@@ -220,47 +397,85 @@ fn overhead_line(level: &Level, kind: BackendKind) -> Option<String> {
     let runs = by_backend(level);
     let base = runs.get(&BackendKind::Normalized)?;
     let run = runs.get(&kind)?;
-    let (b50, b99) = (p50(base, "write")? as f64, p99(base, "write")? as f64);
-    let (n50, n99) = (p50(run, "write")? as f64, p99(run, "write")? as f64);
-    let judged = welch(
-        &Sample::of(&interval_values(base, |i| {
-            (i.writes > 0).then_some(i.write_p50_us as f64)
-        })),
-        &Sample::of(&interval_values(run, |i| {
-            (i.writes > 0).then_some(i.write_p50_us as f64)
-        })),
+    let (b50, b99) = (p50(base, "write")?, p99(base, "write")?);
+    let (n50, n99) = (p50(run, "write")?, p99(run, "write")?);
+    let (f50, f99) = (
+        floor_of(base, run, true, "p50"),
+        floor_of(base, run, true, "p99"),
     );
-    let judgement = match judged {
-        Some(w) if w.significant() && w.diff > 0.0 => {
-            format!("a measurable overhead (per-second p50s, {})", fmt_p(w.p))
+    let part = |stat: &str, n: u64, b: u64, floor: Option<u64>| {
+        if below_floor(n, b, floor) {
+            format!(
+                "{stat} {} vs {}: {}",
+                fmt_ms(n as f64),
+                fmt_ms(b as f64),
+                below_resolution(stat, floor.unwrap_or_default())
+            )
+        } else {
+            format!(
+                "{stat} {} ({})",
+                signed_ms(n as f64 - b as f64),
+                pct(n as f64, b as f64)
+            )
         }
-        Some(w) if w.significant() => format!(
-            "faster than normalized in this run (per-second p50s, {}): its extra work is \
-             outweighed by something else, e.g. normalized's heavier join reads competing for \
-             the same CPU and database",
-            fmt_p(w.p)
-        ),
-        Some(w) => format!(
-            "no measurable overhead (per-second p50s within noise, {})",
-            fmt_p(w.p)
-        ),
-        None => "too few intervals to judge".into(),
+    };
+    let judgement = if below_floor(n50, b50, f50) {
+        "no overhead the harness can resolve (the p50 gap is below its floor)".to_string()
+    } else {
+        let judged = welch(
+            &Sample::of(&interval_values(base, |i| {
+                (i.writes > 0).then_some(i.write_p50_us as f64)
+            })),
+            &Sample::of(&interval_values(run, |i| {
+                (i.writes > 0).then_some(i.write_p50_us as f64)
+            })),
+        );
+        match judged {
+            Some(w) if w.significant() && w.diff > 0.0 => {
+                format!("a measurable overhead (per-second p50s, {})", fmt_p(w.p))
+            }
+            Some(w) if w.significant() => format!(
+                "faster than normalized in this run (per-second p50s, {}): its extra work is \
+                 outweighed by something else, e.g. normalized's heavier join reads competing for \
+                 the same CPU and database",
+                fmt_p(w.p)
+            ),
+            Some(w) => format!(
+                "no measurable overhead (per-second p50s within noise, {})",
+                fmt_p(w.p)
+            ),
+            None => "too few intervals to judge".into(),
+        }
     };
     let what = match kind {
         BackendKind::CqrsSync => "updating the read models in the write transaction",
         BackendKind::CqrsAsync => "appending the outbox event",
         BackendKind::Normalized => "",
     };
+    let mut sat = Vec::new();
+    for r in [*base, *run] {
+        if saturated_in(r, "write") {
+            sat.push(r.backend.to_string());
+        }
+    }
+    let sat_note = if sat.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; {} saturated here, so {} write latencies include waiting for a worker",
+            join_and(&sat),
+            if sat.len() == 1 { "its" } else { "their" }
+        )
+    };
     Some(format!(
-        "**{kind}** writes vs normalized (extra work: {what}): p50 {} ({}), p99 {} ({}) — {judgement}",
-        signed_ms(n50 - b50),
-        pct(n50, b50),
-        signed_ms(n99 - b99),
-        pct(n99, b99),
+        "**{kind}** writes vs normalized (extra work: {what}): {}, {} — {judgement}{sat_note}",
+        part("p50", n50, b50, f50),
+        part("p99", n99, b99, f99),
     ))
 }
 
-/// The query whose p99 the read models improve most at this level: `(query, ratio, backend)`.
+/// The query whose p99 the read models improve most at this level, counting only gaps above
+/// the harness's floor: `(query, ratio, backend)`.
 fn max_read_gain(level: &Level) -> Option<(QueryKind, f64, BackendKind)> {
     let runs = by_backend(level);
     let base = runs.get(&BackendKind::Normalized)?;
@@ -268,13 +483,16 @@ fn max_read_gain(level: &Level) -> Option<(QueryKind, f64, BackendKind)> {
         .into_iter()
         .filter_map(|q| {
             let key = format!("read.{}", q.name());
-            let b = p99(base, &key)? as f64;
-            let (k, v) = runs
+            let b = p99(base, &key)?;
+            let (k, v, run) = runs
                 .iter()
                 .filter(|(k, _)| k.has_read_models())
-                .filter_map(|(k, r)| p99(r, &key).map(|v| (*k, v)))
-                .min_by_key(|(_, v)| *v)?;
-            Some((q, b / (v as f64).max(1.0), k))
+                .filter_map(|(k, r)| p99(r, &key).map(|v| (*k, v, *r)))
+                .min_by_key(|(_, v, _)| *v)?;
+            if below_floor(b, v, floor_of(base, run, false, "p99")) {
+                return None;
+            }
+            Some((q, b as f64 / (v as f64).max(1.0), k))
         })
         .max_by(|a, b| a.1.total_cmp(&b.1))
 }
@@ -379,17 +597,25 @@ fn read_gain_lines(level: &Level) -> Vec<String> {
         let best = runs
             .iter()
             .filter(|(k, _)| k.has_read_models())
-            .filter_map(|(k, r)| p99(r, &key).map(|v| (*k, v)))
-            .min_by_key(|(_, v)| *v);
-        if let Some((k, v)) = best {
-            let ratio = b as f64 / (v as f64).max(1.0);
-            let how = if ratio >= 1.0 {
-                format!("{ratio:.1}× faster")
+            .filter_map(|(k, r)| p99(r, &key).map(|v| (*k, v, *r)))
+            .min_by_key(|(_, v, _)| *v);
+        if let Some((k, v, run)) = best {
+            let floor = floor_of(base, run, false, "p99");
+            let how = if below_floor(b, v, floor) {
+                format!(
+                    " ({k}): {}",
+                    below_resolution("p99", floor.unwrap_or_default())
+                )
             } else {
-                format!("{:.1}× slower", 1.0 / ratio)
+                let ratio = b as f64 / (v as f64).max(1.0);
+                if ratio >= 1.0 {
+                    format!(" ({k}, {ratio:.1}× faster)")
+                } else {
+                    format!(" ({k}, {:.1}× slower)", 1.0 / ratio)
+                }
             };
             parts.push(format!(
-                "`{}` {} → {} ({k}, {how})",
+                "`{}` {} → {}{how}",
                 q.name(),
                 fmt_ms(b as f64),
                 fmt_ms(v as f64)
@@ -406,27 +632,113 @@ fn read_gain_lines(level: &Level) -> Vec<String> {
     }
 }
 
-/// Where normalized writes fall behind CQRS along the sweep.
-fn crossover(results: &Results, levels: &[Level], fair: bool) -> Vec<String> {
-    if !fair {
-        let per_level: Vec<String> = levels
-            .iter()
-            .map(|l| {
-                let runs = l
-                    .runs
-                    .iter()
-                    .filter_map(|r| {
-                        p99(r, "write").map(|v| format!("{} {}", r.backend, fmt_ms(v as f64)))
-                    })
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                format!("{}: {runs}", level_label(l))
+/// `normalized 1.2ms, cqrs-sync 900µs (saturated)` for one level's write p99s.
+fn write_p99_list(level: &Level) -> String {
+    level
+        .runs
+        .iter()
+        .filter_map(|r| {
+            p99(r, "write").map(|v| {
+                format!(
+                    "{} {}{}",
+                    r.backend,
+                    fmt_ms(v as f64),
+                    if r.metrics.driver_behind {
+                        " (invalid: driver behind)"
+                    } else if saturated_in(r, "write") {
+                        " (saturated)"
+                    } else {
+                        ""
+                    }
+                )
             })
-            .collect();
-        return vec![format!(
-            "not judged, because not every run kept up; write p99 per read level — {}",
-            per_level.join("; ")
-        )];
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// What a CQRS backend does at a level: `cqrs-sync kept up with write p99 1.1ms`.
+fn kept_up_or_not(run: &BackendRun) -> String {
+    let p = p99(run, "write")
+        .map(|v| format!("write p99 {}", fmt_ms(v as f64)))
+        .unwrap_or_else(|| "no writes".into());
+    if saturated_in(run, "write") {
+        format!(
+            "**{}** saturated too ({p}; {})",
+            run.backend,
+            saturation_detail(run)
+        )
+    } else {
+        format!("**{}** kept up with {p}", run.backend)
+    }
+}
+
+/// How each backend's writes move from the lowest to the highest read level.
+fn write_trend(levels: &[Level]) -> Option<String> {
+    let (first, last) = (levels.first()?, levels.last()?);
+    if levels.len() < 2 {
+        return None;
+    }
+    let (a, b) = (by_backend(first), by_backend(last));
+    let parts: Vec<String> = a
+        .iter()
+        .filter_map(|(k, ra)| {
+            let rb = b.get(k)?;
+            let (va, vb) = (p99(ra, "write")?, p99(rb, "write")?);
+            let floor = floor_of(ra, rb, true, "p99");
+            let judged = if below_floor(va, vb, floor) {
+                below_resolution("p99", floor.unwrap_or_default())
+            } else {
+                match welch(&Sample::of(&write_p99s(ra)), &Sample::of(&write_p99s(rb))) {
+                    Some(w) if w.significant() && w.diff > 0.0 => {
+                        format!("**worse**, {}", fmt_p(w.p))
+                    }
+                    Some(w) if w.significant() => format!("better, {}", fmt_p(w.p)),
+                    Some(w) => format!("within noise, {}", fmt_p(w.p)),
+                    None => "too few intervals to test".into(),
+                }
+            };
+            let sat = if saturated_in(rb, "write") && !saturated_in(ra, "write") {
+                format!("; saturated at {}", level_label(last))
+            } else {
+                String::new()
+            };
+            Some(format!(
+                "{k} {} → {} ({}; {judged}{sat})",
+                fmt_ms(va as f64),
+                fmt_ms(vb as f64),
+                pct(vb as f64, va as f64)
+            ))
+        })
+        .collect();
+    (!parts.is_empty()).then(|| {
+        format!(
+            "write p99 from {} to {}: {}",
+            level_label(first),
+            level_label(last),
+            parts.join("; ")
+        )
+    })
+}
+
+/// The "Do reads hurt writes?" section, and a headline part when normalized writes fall
+/// behind CQRS in a sweep. Saturated runs are evidence here, not excluded.
+fn crossover(results: &Results, levels: &[Level], fair: bool) -> (Vec<String>, Option<String>) {
+    let per_level = || {
+        levels
+            .iter()
+            .map(|l| format!("{}: {}", level_label(l), write_p99_list(l)))
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    if !fair {
+        return (
+            vec![format!(
+                "not judged, because the driver fell behind in at least one run; write p99 per read level — {}",
+                per_level()
+            )],
+            None,
+        );
     }
     let cqrs: Vec<BackendKind> = results
         .scenario
@@ -436,10 +748,30 @@ fn crossover(results: &Results, levels: &[Level], fair: bool) -> Vec<String> {
         .filter(|k| k.has_read_models())
         .collect();
     if !results.scenario.backends.contains(&BackendKind::Normalized) || cqrs.is_empty() {
-        return vec!["needs normalized and at least one CQRS backend in the run".into()];
+        return (
+            vec!["needs normalized and at least one CQRS backend in the run".into()],
+            None,
+        );
     }
-    let mut behind_at = None;
-    let mut last_state = None;
+    /// What one level says.
+    struct State<'a> {
+        label: String,
+        n99: u64,
+        norm: &'a BackendRun,
+        best: BackendKind,
+        c99: u64,
+        p: Option<f64>,
+        floor: Option<u64>,
+        /// Normalized saturated while at least one CQRS backend kept up.
+        norm_saturated: bool,
+        /// Normalized's writes are significantly slower than the best CQRS backend's, by more
+        /// than the floor.
+        significant: bool,
+        cqrs_runs: Vec<&'a BackendRun>,
+    }
+    let mut crossed: Option<State> = None;
+    let mut last: Option<State> = None;
+    let mut all_saturated_at: Option<String> = None;
     for level in levels {
         let runs = by_backend(level);
         let Some(norm) = runs.get(&BackendKind::Normalized) else {
@@ -448,62 +780,165 @@ fn crossover(results: &Results, levels: &[Level], fair: bool) -> Vec<String> {
         let Some(n99) = p99(norm, "write") else {
             continue;
         };
-        let best = cqrs
+        let cqrs_runs: Vec<&BackendRun> =
+            cqrs.iter().filter_map(|k| runs.get(k).copied()).collect();
+        // The best CQRS backend: the lowest write p99 of those that kept up, else of all.
+        let best = cqrs_runs
             .iter()
-            .filter_map(|k| {
-                runs.get(k)
-                    .and_then(|r| p99(r, "write").map(|v| (*k, v, *r)))
-            })
-            .min_by_key(|(_, v, _)| *v);
-        let Some((k, c99, crun)) = best else { continue };
+            .filter_map(|r| p99(r, "write").map(|v| (r.backend, v, *r, saturated_in(r, "write"))))
+            .min_by_key(|(_, v, _, sat)| (*sat, *v));
+        let Some((k, c99, crun, c_sat)) = best else {
+            continue;
+        };
         let w = welch(
             &Sample::of(&write_p99s(crun)),
             &Sample::of(&write_p99s(norm)),
         );
-        let behind = n99 > c99 && w.is_some_and(|w| w.significant() && w.diff > 0.0);
-        let label = level_label(level);
-        last_state = Some((label.clone(), n99, k, c99, w.map(|w| w.p)));
-        if behind && behind_at.is_none() {
-            behind_at = Some((label, n99, k, c99, w.map(|w| w.p)));
+        let floor = floor_of(norm, crun, true, "p99");
+        let n_sat = saturated_in(norm, "write");
+        let significant = n99 > c99
+            && !below_floor(n99, c99, floor)
+            && w.is_some_and(|w| w.significant() && w.diff > 0.0);
+        let norm_saturated = n_sat && !c_sat;
+        if n_sat && c_sat && all_saturated_at.is_none() {
+            all_saturated_at = Some(level_label(level));
+        }
+        let state = State {
+            label: level_label(level),
+            n99,
+            norm,
+            best: k,
+            c99,
+            p: w.map(|w| w.p),
+            floor,
+            norm_saturated,
+            significant,
+            cqrs_runs,
+        };
+        if (norm_saturated || significant) && crossed.is_none() {
+            crossed = Some(state);
+        } else {
+            last = Some(state);
         }
     }
     let single = levels.len() <= 1;
-    match (behind_at, last_state) {
-        (Some((label, n99, k, c99, p)), _) => {
+    let mut lines = Vec::new();
+    let mut headline = None;
+    match (crossed, last) {
+        (Some(s), _) => {
             let where_ = if single {
-                format!("at this read level ({label})")
-            } else if levels.first().map(level_label).as_deref() == Some(label.as_str()) {
-                format!("already at the lowest read level ({label})")
+                format!("at this read level ({})", s.label)
+            } else if levels.first().map(level_label).as_deref() == Some(s.label.as_str()) {
+                format!("already at the lowest read level (**{}**)", s.label)
             } else {
-                format!("from **{label}** on")
+                format!("from **{}** on", s.label)
             };
-            vec![format!(
-                "normalized writes fall behind CQRS {where_}: write p99 {} vs {k} {} (per-second p99s, {})",
-                fmt_ms(n99 as f64),
-                fmt_ms(c99 as f64),
-                p.map(fmt_p).unwrap_or_default()
-            )]
-        }
-        (None, Some((label, n99, k, c99, p))) => {
-            let judged = p
-                .map(|p| format!(" — no significant gap ({})", fmt_p(p)))
-                .unwrap_or_default();
-            if single {
-                vec![format!(
-                    "only one read level ran ({label}): normalized write p99 {} vs best CQRS ({k}) {}{judged}; normalized writes do not fall behind here. Add a `[sweep]` to find the read load where they would",
-                    fmt_ms(n99 as f64),
-                    fmt_ms(c99 as f64)
-                )]
+            let why = if s.norm_saturated {
+                format!(
+                    "normalized saturated at {}: {}; its write p99 {}{}",
+                    s.label,
+                    saturation_detail(s.norm),
+                    fmt_ms(s.n99 as f64),
+                    if s.significant {
+                        format!(
+                            " vs {} {} (per-second p99s, {})",
+                            s.best,
+                            fmt_ms(s.c99 as f64),
+                            s.p.map(fmt_p).unwrap_or_default()
+                        )
+                    } else {
+                        String::new()
+                    }
+                )
             } else {
-                vec![format!(
-                    "normalized writes do not fall significantly behind CQRS at any read level tried, up to {label} (there: {} vs {k} {}{judged})",
-                    fmt_ms(n99 as f64),
-                    fmt_ms(c99 as f64)
-                )]
+                format!(
+                    "write p99 {} vs {} {} (per-second p99s, {}; floor p99 {})",
+                    fmt_ms(s.n99 as f64),
+                    s.best,
+                    fmt_ms(s.c99 as f64),
+                    s.p.map(fmt_p).unwrap_or_default(),
+                    s.floor
+                        .map(|f| fmt_ms(f as f64))
+                        .unwrap_or_else(|| "not measured".into())
+                )
+            };
+            let there = s
+                .cqrs_runs
+                .iter()
+                .map(|r| kept_up_or_not(r))
+                .collect::<Vec<_>>();
+            lines.push(format!(
+                "**crossover**: normalized writes fall behind CQRS {where_} — {why}. There, {}",
+                join_and(&there)
+            ));
+            if !single {
+                headline = Some(format!(
+                    "normalized writes fall behind CQRS from {} on ({})",
+                    s.label,
+                    if s.norm_saturated {
+                        let kept: Vec<String> = s
+                            .cqrs_runs
+                            .iter()
+                            .filter(|r| !saturated_in(r, "write"))
+                            .map(|r| r.backend.to_string())
+                            .collect();
+                        format!(
+                            "normalized saturates while {} {}",
+                            join_and(&kept),
+                            if kept.len() == 1 {
+                                "keeps up"
+                            } else {
+                                "keep up"
+                            }
+                        )
+                    } else {
+                        format!("significantly slower than {}", s.best)
+                    }
+                ));
             }
         }
-        (None, None) => vec!["no write latencies to compare".into()],
+        (None, Some(s)) => {
+            let judged = if below_floor(s.n99, s.c99, s.floor) {
+                format!(
+                    " — the gap is {}",
+                    below_resolution("p99", s.floor.unwrap_or_default())
+                )
+            } else {
+                s.p.map(|p| format!(" — no significant gap ({})", fmt_p(p)))
+                    .unwrap_or_default()
+            };
+            if single {
+                lines.push(format!(
+                    "only one read level ran ({}): normalized write p99 {} vs best CQRS ({}) {}{judged}; normalized writes do not fall behind here. Add a `[sweep]` to find the read load where they would",
+                    s.label,
+                    fmt_ms(s.n99 as f64),
+                    s.best,
+                    fmt_ms(s.c99 as f64)
+                ));
+            } else {
+                lines.push(format!(
+                    "no crossover: normalized writes do not fall significantly behind CQRS (nor saturate while CQRS keeps up) at any read level tried, up to {} (there: {} vs {} {}{judged})",
+                    s.label,
+                    fmt_ms(s.n99 as f64),
+                    s.best,
+                    fmt_ms(s.c99 as f64)
+                ));
+            }
+            if let Some(l) = all_saturated_at {
+                lines.push(format!(
+                    "at {l} normalized and every CQRS backend saturated: reads hurt every backend's writes there"
+                ));
+            }
+        }
+        (None, None) => lines.push("no write latencies to compare".into()),
     }
+    if let Some(t) = write_trend(levels) {
+        lines.push(t);
+    }
+    if !single {
+        lines.push(format!("write p99 per read level — {}", per_level()));
+    }
+    (lines, headline)
 }
 
 fn threshold_lines(results: &Results) -> (Vec<String>, Option<bool>) {
@@ -604,44 +1039,105 @@ fn correctness_lines(results: &Results) -> (Vec<String>, bool) {
     (out, ok)
 }
 
+/// Lines about saturated runs (findings) and runs whose driver fell behind (invalid).
+fn load_sections(levels: &[Level], invalid: &[&BackendRun]) -> Vec<Section> {
+    let mut out = Vec::new();
+    let mut sat_lines = Vec::new();
+    for level in levels {
+        let saturated: Vec<&BackendRun> = level
+            .runs
+            .iter()
+            .copied()
+            .filter(|r| r.metrics.saturated && !r.metrics.driver_behind)
+            .collect();
+        if saturated.is_empty() {
+            continue;
+        }
+        for r in &saturated {
+            sat_lines.push(format!(
+                "**{}** saturated: {}; {}",
+                run_label(r),
+                saturation_detail(r),
+                achieved(r)
+            ));
+        }
+        let kept: Vec<String> = level
+            .runs
+            .iter()
+            .filter(|r| !r.metrics.saturated && !r.metrics.driver_behind)
+            .map(|r| {
+                format!(
+                    "**{}** kept up with write p99 {}",
+                    r.backend,
+                    p99(r, "write")
+                        .map(|v| fmt_ms(v as f64))
+                        .unwrap_or_else(|| "-".into())
+                )
+            })
+            .collect();
+        if !kept.is_empty() {
+            sat_lines.push(format!(
+                "at {}: {}{}",
+                level_label(level),
+                join_and(&kept),
+                match (invalid.is_empty(), kept.len()) {
+                    (false, _) => "",
+                    (true, 1) => ", so it wins the level",
+                    (true, _) => ", so they win the level",
+                }
+            ));
+        }
+    }
+    if !sat_lines.is_empty() {
+        sat_lines.push(
+            "saturation is a finding, not a fault: the system fell behind its load while the driver kept time, every op is still timed from its intended start, so these runs count and a backend that kept up beats one that saturated at the same level".into(),
+        );
+        out.push(Section {
+            title: "Saturation".into(),
+            lines: sat_lines,
+        });
+    }
+    if !invalid.is_empty() {
+        let lines = invalid
+            .iter()
+            .map(|r| {
+                format!(
+                    "**{}** is invalid: the driver fell behind — free workers started ops up to {} late (dispatch p99 {}){}; {}",
+                    run_label(r),
+                    fmt_ms(r.metrics.dispatch.max_us as f64),
+                    fmt_ms(r.metrics.dispatch.p99_us as f64),
+                    r.cpu
+                        .as_ref()
+                        .map(|c| format!(
+                            "; the tool's threads used {} of CPU per op",
+                            fmt_ms(c.driver_us_per_op)
+                        ))
+                        .unwrap_or_default(),
+                    achieved(r)
+                )
+            })
+            .chain(std::iter::once(
+                "the harness, not the backend, set these numbers, so **no winner is named**: lower the rates, give the tool fewer runtime threads (`--threads`) or a quieter machine, and run again".to_string(),
+            ))
+            .collect();
+        out.push(Section {
+            title: "Invalid runs".into(),
+            lines,
+        });
+    }
+    out
+}
+
 /// Computes the verdict.
 pub fn verdict(results: &Results) -> Verdict {
     let levels = levels(results);
-    let behind: Vec<&BackendRun> = results
+    let invalid: Vec<&BackendRun> = results
         .runs
         .iter()
         .filter(|r| r.metrics.driver_behind)
         .collect();
-    let fair = behind.is_empty();
-    let mut sections = Vec::new();
-
-    if !fair {
-        let lines = behind
-            .iter()
-            .map(|r| {
-                format!(
-                    "**{}** did not keep up: the driver started ops up to {} late (p99 {}); achieved {:.0} writes/s and {:.0} reads/s{}",
-                    run_label(r),
-                    fmt_ms(r.metrics.lateness.max_us as f64),
-                    fmt_ms(r.metrics.lateness.p99_us as f64),
-                    r.rates.write_achieved,
-                    r.rates.read_achieved,
-                    match (r.rates.write_target, r.rates.read_target) {
-                        (Some(w), Some(rd)) => format!(" of {w:.0} and {rd:.0} asked"),
-                        (Some(w), None) => format!(" ({w:.0} writes/s asked)"),
-                        _ => String::new(),
-                    }
-                )
-            })
-            .chain(std::iter::once(
-                "these numbers describe an overloaded system, so **no winner is named**: lower the rates, add workers, or use a faster machine, and run again".to_string(),
-            ))
-            .collect();
-        sections.push(Section {
-            title: "Did not keep up".into(),
-            lines,
-        });
-    }
+    let fair = invalid.is_empty();
+    let mut sections = load_sections(&levels, &invalid);
 
     let mut headline_parts: Vec<String> = Vec::new();
     let mut fastest = Vec::new();
@@ -663,12 +1159,20 @@ pub fn verdict(results: &Results) -> Verdict {
         // The headline speaks about the last (highest) read level.
         if std::ptr::eq(level, levels.last().expect("non-empty")) && fair {
             let name = |r: &Ranking| {
-                join_and(
-                    &r.tied
-                        .iter()
-                        .map(|k| format!("**{k}**"))
-                        .collect::<Vec<_>>(),
-                )
+                let mut s = bold_list(&r.tied);
+                if r.tied.len() > 1 {
+                    let by_noise = r.tied.len() - 1 > r.below_floor.len();
+                    s.push_str(if by_noise {
+                        " (tied)"
+                    } else {
+                        " (apart by less than the harness's resolution)"
+                    });
+                }
+                if !r.saturated.is_empty() {
+                    let sat: Vec<String> = r.saturated.iter().map(|k| k.to_string()).collect();
+                    s.push_str(&format!(", {} saturated", join_and(&sat)));
+                }
+                s
             };
             let at = if levels.len() > 1 {
                 format!(" at the highest read level ({label})")
@@ -676,12 +1180,10 @@ pub fn verdict(results: &Results) -> Verdict {
                 String::new()
             };
             if let Some(w) = &w {
-                let tie = if w.tied.len() > 1 { " (tied)" } else { "" };
-                headline_parts.push(format!("lowest write p99{at}: {}{tie}", name(w)));
+                headline_parts.push(format!("lowest write p99{at}: {}", name(w)));
             }
             if let Some(r) = &r {
-                let tie = if r.tied.len() > 1 { " (tied)" } else { "" };
-                headline_parts.push(format!("lowest read p99: {}{tie}", name(r)));
+                headline_parts.push(format!("lowest read p99: {}", name(r)));
             }
             if let Some((q, ratio, k)) = max_read_gain(level) {
                 if ratio >= 1.5 {
@@ -716,7 +1218,9 @@ pub fn verdict(results: &Results) -> Verdict {
     }
     if !fastest.is_empty() {
         sections.push(Section {
-            title: format!("Fastest (p99; Welch's t-test over per-second p99s, α = {ALPHA})"),
+            title: format!(
+                "Fastest (p99; Welch's t-test over per-second p99s, α = {ALPHA}; gaps under the harness's floor are not ranked)"
+            ),
             lines: fastest,
         });
     }
@@ -779,9 +1283,13 @@ pub fn verdict(results: &Results) -> Verdict {
         });
     }
 
+    let (cross_lines, cross_headline) = crossover(results, &levels, fair);
+    if let Some(h) = cross_headline {
+        headline_parts.insert(0, h);
+    }
     sections.push(Section {
         title: "Do reads hurt writes?".into(),
-        lines: crossover(results, &levels, fair),
+        lines: cross_lines,
     });
 
     let (tlines, thresholds_ok) = threshold_lines(results);
@@ -807,9 +1315,10 @@ pub fn verdict(results: &Results) -> Verdict {
         }
     } else {
         format!(
-            "**No winner**: {} of {} runs did not keep up with the target rate, so the comparison is not fair.",
-            behind.len(),
-            results.runs.len()
+            "**No winner**: the driver fell behind in {} of {} runs ({}), so their numbers describe the harness, not the backends.",
+            invalid.len(),
+            results.runs.len(),
+            join_and(&invalid.iter().map(|r| run_label(r)).collect::<Vec<_>>())
         )
     };
     if !correct {
