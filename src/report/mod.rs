@@ -235,7 +235,7 @@ fn summary_table(results: &Results) -> Table {
         "failed",
         "rejected",
         "verify",
-        "kept up",
+        "load",
     ];
     let rows = results
         .runs
@@ -269,11 +269,7 @@ fn summary_table(results: &Results) -> Table {
                     Some(v) => format!("{} MISMATCHES", v.mismatches),
                     None => "-".into(),
                 },
-                if run.metrics.driver_behind {
-                    "**no**".into()
-                } else {
-                    "yes".into()
-                },
+                load_status(run),
             ]
         })
         .collect();
@@ -281,6 +277,100 @@ fn summary_table(results: &Results) -> Table {
         head: head.iter().map(|s| s.to_string()).collect(),
         rows,
     }
+}
+
+/// `kept up`, `**saturated**; 12 ops never started`, `**driver behind — invalid**`.
+fn load_status(run: &BackendRun) -> String {
+    let m = &run.metrics;
+    let mut s = if m.driver_behind {
+        "**driver behind — invalid**".to_string()
+    } else if m.saturated {
+        "**saturated**".to_string()
+    } else {
+        "kept up".to_string()
+    };
+    if m.unstarted.total() > 0 {
+        s.push_str(&format!("; {} ops never started", m.unstarted.total()));
+    }
+    s
+}
+
+/// Per run: the harness's floor, the driver's delay and CPU, and how far the system fell
+/// behind. `None` when no run measured any of it (results from an older version).
+fn harness_table(results: &Results) -> Option<Table> {
+    if results
+        .runs
+        .iter()
+        .all(|r| r.floor.is_none() && r.cpu.is_none())
+    {
+        return None;
+    }
+    let head = [
+        "run",
+        "floor write p50 / p99",
+        "floor read p50 / p99",
+        "dispatch p99 (floor)",
+        "dispatch p99 (load)",
+        "driver CPU per op (floor)",
+        "driver CPU per op (load)",
+        "queue wait p99",
+        "waited for a worker",
+        "never started (writes / reads)",
+    ];
+    let pair = |l: Option<&crate::metrics::LatencyStats>| match l.filter(|l| l.count > 0) {
+        Some(l) => format!("{} / {}", fmt_us(l.p50_us), fmt_us(l.p99_us)),
+        None => "-".into(),
+    };
+    let one = |l: Option<&crate::metrics::LatencyStats>| match l.filter(|l| l.count > 0) {
+        Some(l) => fmt_us(l.p99_us),
+        None => "-".into(),
+    };
+    let cpu = |c: Option<&crate::metrics::DriverCpu>| match c {
+        Some(c) => fmt_ms(c.driver_us_per_op),
+        None => "-".into(),
+    };
+    let rows = results
+        .runs
+        .iter()
+        .map(|run| {
+            let f = run.floor.as_ref();
+            let m = &run.metrics;
+            vec![
+                run_label(run),
+                pair(f.and_then(|f| f.write.as_ref())),
+                pair(f.and_then(|f| f.read.as_ref())),
+                one(f.map(|f| &f.dispatch)),
+                one(Some(&m.dispatch)),
+                cpu(f.and_then(|f| f.cpu.as_ref())),
+                cpu(run.cpu.as_ref()),
+                one(Some(&m.queue_wait)),
+                m.waited_for_worker.to_string(),
+                format!("{} / {}", m.unstarted.writes, m.unstarted.reads),
+            ]
+        })
+        .collect();
+    Some(Table {
+        head: head.iter().map(|s| s.to_string()).collect(),
+        rows,
+    })
+}
+
+/// What the harness table shows, in words.
+fn harness_note(results: &Results) -> String {
+    let statement = results
+        .runs
+        .iter()
+        .find_map(|r| r.floor.as_ref().map(|f| f.statement.clone()))
+        .unwrap_or_else(|| "SELECT 1".into());
+    format!(
+        "Before each run's load the tool drives the same lanes (same rates, workers and sessions) \
+         with `{statement}` instead of the backend's work: that latency, from intended start, is \
+         the harness's floor, and differences smaller than it are reported as below the \
+         harness's resolution, never ranked. Dispatch: how late free workers started ops (the \
+         driver's own delay; when it falls behind the run is invalid). Driver CPU: the tool's \
+         threads (pacer and async runtime) per op. Queue wait: time ops waited for a busy \
+         worker (the system falling behind: saturation, a finding)."
+    )
 }
 
 fn query_table(results: &Results) -> Table {
@@ -435,6 +525,9 @@ const LATENCY_NOTE: &str =
     "Latency runs from each op's intended start (open loop, no coordinated omission); \
     warm-up is excluded. p-values come from Welch's t-test over the per-second values.";
 
+const HARNESS_NOT_MEASURED: &str =
+    "Not measured: these results were written by a version without floor calibration.";
+
 // ---------------------------------------------------------------------------------------------
 // Markdown.
 
@@ -484,6 +577,16 @@ pub fn render_markdown(report: &Report) -> String {
     let _ = writeln!(out, "## Summary\n");
     md_table(&mut out, &summary_table(r));
     let _ = writeln!(out, "{LATENCY_NOTE}\n");
+    let _ = writeln!(out, "## Harness floor and load\n");
+    match harness_table(r) {
+        Some(t) => {
+            md_table(&mut out, &t);
+            let _ = writeln!(out, "{}\n", harness_note(r));
+        }
+        None => {
+            let _ = writeln!(out, "{HARNESS_NOT_MEASURED}\n");
+        }
+    }
     let _ = writeln!(out, "## Read latency per query\n");
     md_table(&mut out, &query_table(r));
     let _ = writeln!(
@@ -683,6 +786,24 @@ pub fn render_html(report: &Report) -> String {
     out.push_str("<h2 id=\"summary\">Summary</h2>\n");
     html_table(&mut out, &summary_table(r));
     let _ = writeln!(out, "<p class=\"note\">{}</p>", html_escape(LATENCY_NOTE));
+    out.push_str("<h2 id=\"harness\">Harness floor and load</h2>\n");
+    match harness_table(r) {
+        Some(t) => {
+            html_table(&mut out, &t);
+            let _ = writeln!(
+                out,
+                "<p class=\"note\">{}</p>",
+                inline_html(&harness_note(r))
+            );
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "<p class=\"note\">{}</p>",
+                html_escape(HARNESS_NOT_MEASURED)
+            );
+        }
+    }
     out.push_str("<h2 id=\"queries\">Read latency per query</h2>\n");
     html_table(&mut out, &query_table(r));
     out.push_str("<h2 id=\"storage\">Storage <span class=\"note\">(measured from the database, indexes included)</span></h2>\n");

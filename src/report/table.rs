@@ -1,4 +1,6 @@
-//! The summary table printed after a run: one block per backend and sweep point.
+//! The summary table printed after a run: one line per backend and sweep point, marked when
+//! the system saturated or the driver fell behind, then the harness's floor and the tool's CPU
+//! per op for each run, then read latency per query.
 
 use std::fmt::Write;
 
@@ -39,6 +41,102 @@ fn lat(l: &LatencyStats) -> String {
         fmt_us(l.p999_us),
         fmt_us(l.max_us)
     )
+}
+
+/// `  (saturated; 12 ops never started)`, `  (driver behind — invalid)`, or nothing.
+fn load_mark(run: &BackendRun) -> String {
+    let m = &run.metrics;
+    let mut marks = Vec::new();
+    if m.driver_behind {
+        marks.push("driver behind — invalid".to_string());
+    }
+    if m.saturated {
+        marks.push("saturated".to_string());
+    }
+    if m.unstarted.total() > 0 {
+        marks.push(format!("{} ops never started", m.unstarted.total()));
+    }
+    if marks.is_empty() {
+        String::new()
+    } else {
+        format!("  ({})", marks.join("; "))
+    }
+}
+
+fn opt_us(l: Option<&LatencyStats>, v: fn(&LatencyStats) -> u64) -> String {
+    l.filter(|l| l.count > 0)
+        .map(|l| fmt_us(v(l)))
+        .unwrap_or_else(|| "-".into())
+}
+
+fn cpu_us(us: Option<f64>) -> String {
+    us.map(crate::report::fmt_ms).unwrap_or_else(|| "-".into())
+}
+
+/// Per run: the harness's floor (the run's lanes driving `SELECT 1`), how late free workers
+/// started ops, the tool's CPU per op, and how far the system fell behind.
+fn harness_block(out: &mut String, results: &Results) {
+    if results
+        .runs
+        .iter()
+        .all(|r| r.floor.is_none() && r.cpu.is_none())
+    {
+        let _ = writeln!(
+            out,
+            "\nharness floor: not measured (results written by an older version)"
+        );
+        return;
+    }
+    let statement = results
+        .runs
+        .iter()
+        .find_map(|r| r.floor.as_ref().map(|f| f.statement.clone()))
+        .unwrap_or_else(|| "SELECT 1".into());
+    let _ = writeln!(
+        out,
+        "\nharness floor: `{statement}` at each run's rates and workers (latency from intended start); \
+         smaller differences are below the harness's resolution"
+    );
+    let _ = writeln!(
+        out,
+        "{:<28} │ {:>9} {:>8} │ {:>9} {:>8} │ {:>8} │ {:>8} {:>8} │ {:>9} {:>7} {:>9}",
+        "backend",
+        "floor w50",
+        "w99",
+        "floor r50",
+        "r99",
+        "disp p99",
+        "cpu/op",
+        "floor",
+        "qwait p99",
+        "waited",
+        "unstarted"
+    );
+    for run in &results.runs {
+        let f = run.floor.as_ref();
+        let m = &run.metrics;
+        let _ = writeln!(
+            out,
+            "{:<28} │ {:>9} {:>8} │ {:>9} {:>8} │ {:>8} │ {:>8} {:>8} │ {:>9} {:>7} {:>9}",
+            label(run),
+            opt_us(f.and_then(|f| f.write.as_ref()), |l| l.p50_us),
+            opt_us(f.and_then(|f| f.write.as_ref()), |l| l.p99_us),
+            opt_us(f.and_then(|f| f.read.as_ref()), |l| l.p50_us),
+            opt_us(f.and_then(|f| f.read.as_ref()), |l| l.p99_us),
+            opt_us(Some(&m.dispatch), |l| l.p99_us),
+            cpu_us(run.cpu.as_ref().map(|c| c.driver_us_per_op)),
+            cpu_us(f.and_then(|f| f.cpu.as_ref()).map(|c| c.driver_us_per_op)),
+            opt_us(Some(&m.queue_wait), |l| l.p99_us),
+            m.waited_for_worker,
+            m.unstarted.total()
+        );
+    }
+    let _ = writeln!(
+        out,
+        "disp: how late free workers started ops (the driver's own delay); cpu/op: CPU of the tool's \
+         threads (pacer + runtime) per op during the load and during the floor; qwait: time ops \
+         waited for a busy worker (the system falling behind)"
+    );
 }
 
 /// The whole table as text.
@@ -98,13 +196,10 @@ pub fn summary(results: &Results) -> String {
             lag,
             ryw,
             verify,
-            if run.metrics.driver_behind {
-                "  (did not keep up)"
-            } else {
-                ""
-            }
+            load_mark(run)
         );
     }
+    harness_block(&mut out, results);
     let _ = writeln!(out, "\nread latency p50 / p99 per query");
     let _ = write!(out, "{:<28}", "backend");
     for q in QueryKind::ALL {
