@@ -16,7 +16,7 @@
 use std::fmt::Write;
 
 use super::stats::{welch, Sample, Welch, ALPHA};
-use super::verdict::{fmt_p, interval_values};
+use super::verdict::{fmt_p, interval_values, saturation_detail};
 use super::{fmt_ms, run_label};
 use crate::metrics::IntervalStats;
 use crate::results::{BackendRun, Results};
@@ -247,11 +247,22 @@ pub fn compare(base: &Results, new: &Results, force: bool) -> Result<Comparison,
         ));
     }
     for (side, r) in [("base", base), ("new", new)] {
-        for run in r.runs.iter().filter(|r| r.metrics.driver_behind) {
-            notes.push(format!(
-                "{side}: {} did not keep up with its target rate; its latencies describe an overloaded system",
-                run_label(run)
-            ));
+        for run in &r.runs {
+            let m = &run.metrics;
+            if m.driver_behind {
+                notes.push(format!(
+                    "{side}: {} is invalid: the driver fell behind (free workers started ops late: dispatch p99 {}, max {}), so its numbers describe the harness, not the backend; changes in it say nothing about the backend",
+                    run_label(run),
+                    fmt_ms(m.dispatch.p99_us as f64),
+                    fmt_ms(m.dispatch.max_us as f64)
+                ));
+            } else if m.saturated {
+                notes.push(format!(
+                    "{side}: {} saturated — {}; a valid measurement of an overloaded system, but its latencies include that wait",
+                    run_label(run),
+                    saturation_detail(run)
+                ));
+            }
         }
     }
 
