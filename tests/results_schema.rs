@@ -265,6 +265,11 @@ fn real_results_match_the_schema_and_the_check_can_fail() {
     assert_eq!(runs.len(), 2);
     assert!(runs[0]["verify"].is_null() && runs[0]["projector"].is_null());
     assert!(runs[1]["verify"].is_object() && runs[1]["projector"].is_object());
+    // Every run recorded its floor (both lanes of ci.toml have a rate).
+    for run in runs {
+        assert!(run["floor"]["write"].is_object(), "floor: {}", run["floor"]);
+        assert!(run["floor"]["read"].is_object(), "floor: {}", run["floor"]);
+    }
 
     // An undocumented field, at the top and deep inside, is rejected.
     let mut extra = results.clone();
@@ -289,12 +294,70 @@ fn real_results_match_the_schema_and_the_check_can_fail() {
 
     // Wrong types are rejected.
     let mut wrong = results.clone();
-    wrong["runs"][0]["metrics"]["fell_behind"] = json!("no");
+    wrong["runs"][0]["metrics"]["saturated"] = json!("no");
     assert_invalid(
         &validator,
         &wrong,
         "string for a boolean",
-        "$.runs[0].metrics.fell_behind",
+        "$.runs[0].metrics.saturated",
+    );
+    let mut wrong = results.clone();
+    wrong["runs"][0]["metrics"]["driver_behind"] = json!(0);
+    assert_invalid(
+        &validator,
+        &wrong,
+        "number for a boolean",
+        "$.runs[0].metrics.driver_behind",
+    );
+    // The removed flags are no longer documented.
+    for (at, field) in [("metrics", "fell_behind"), ("run", "did_not_keep_up")] {
+        let mut old = results.clone();
+        let target = if at == "metrics" {
+            &mut old["runs"][0]["metrics"]
+        } else {
+            &mut old["runs"][0]
+        };
+        target[field] = json!(false);
+        let path = if at == "metrics" {
+            format!("$.runs[0].metrics.{field}")
+        } else {
+            format!("$.runs[0].{field}")
+        };
+        assert_invalid(&validator, &old, "a removed flag", &path);
+    }
+    // The floor and the CPU figures are typed too (both are nullable, so the error is that
+    // the value matches neither the object nor null).
+    let mut wrong = results.clone();
+    wrong["runs"][0]["floor"]["write"]["p99_us"] = json!(-1);
+    assert_invalid(
+        &validator,
+        &wrong,
+        "negative floor latency",
+        "$.runs[0].floor",
+    );
+    let mut wrong = results.clone();
+    wrong["runs"][0]["cpu"]["driver_us_per_op"] = json!("fast");
+    assert_invalid(
+        &validator,
+        &wrong,
+        "a string for CPU per op",
+        "$.runs[0].cpu",
+    );
+    let mut wrong = results.clone();
+    wrong["runs"][0]["metrics"]["unstarted"]["writes"] = json!(0.5);
+    assert_invalid(
+        &validator,
+        &wrong,
+        "fractional unstarted count",
+        "$.runs[0].metrics.unstarted.writes",
+    );
+    let mut wrong = results.clone();
+    wrong["environment"]["threads"] = json!(0);
+    assert_invalid(
+        &validator,
+        &wrong,
+        "zero runtime threads",
+        "$.environment.threads",
     );
     let mut wrong = results.clone();
     wrong["runs"][1]["metrics"]["intervals"][0]["writes"] = json!(1.5);
