@@ -132,15 +132,20 @@ impl Pacer {
 
     /// Resolves at `at`, to tens of microseconds; at once if `at` has passed.
     pub async fn sleep_until(&self, at: Instant) {
-        let now = Instant::now();
-        if at <= now {
-            return;
-        }
-        // The fine wait is at most an eighth of the whole wait, so ops due every few hundred
-        // µs (whose short sleeps wake promptly anyway) do not keep the runtime spinning.
-        let remaining = at - now;
-        let fine = self.window().min(remaining / 8).max(MIN_WINDOW);
-        if remaining > fine {
+        loop {
+            let now = Instant::now();
+            if at <= now {
+                return;
+            }
+            // The fine wait is at most an eighth of the whole wait, so ops due every few
+            // hundred µs (whose short sleeps wake promptly anyway) do not keep the runtime
+            // spinning. A wake-up that leaves more than two minimal windows sleeps once more:
+            // a short sleep right after a wake-up is precise, and cheaper than spinning.
+            let remaining = at - now;
+            let fine = self.window().min(remaining / 8).max(MIN_WINDOW);
+            if remaining <= fine || remaining <= 2 * MIN_WINDOW {
+                break;
+            }
             let target = at - fine;
             let woken = self.register(target);
             // A dropped sender means the pacer stopped: fall back to waiting here.
