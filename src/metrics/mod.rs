@@ -130,8 +130,8 @@ pub struct RunMetrics {
     /// `dispatch`, op by op.
     pub lateness: LatencyStats,
     /// The part of an op's lateness spent waiting for a worker: it came due while every worker
-    /// of its lane was busy with earlier ops (the system falling behind). Only ops that waited
-    /// are recorded.
+    /// of its lane was busy with earlier ops (the system falling behind). Every open-loop op is
+    /// recorded (one that did not wait as 1 µs), so its p99 is that of all ops.
     #[serde(default)]
     pub queue_wait: LatencyStats,
     /// The part of an op's lateness after a worker was free for it: the pacer's and the
@@ -629,9 +629,11 @@ impl Recorder {
             &mut self.dispatch,
             duration_us(started.saturating_duration_since(ready)),
         );
+        // Every op is recorded (no wait as the histogram's lowest value), so the percentiles
+        // describe the run, not only its unlucky ops.
+        record_us(&mut self.queue_wait, duration_us(waited));
         if !waited.is_zero() {
             self.waited_for_worker += 1;
-            record_us(&mut self.queue_wait, duration_us(waited));
         }
     }
 
