@@ -9,6 +9,7 @@
 #
 #   benches/pgbench-parity.sh postgres://postgres@127.0.0.1:5432/test [SECONDS] [writes|reads|all]
 #
+# THREADS=N in the environment runs cqrs-bench with `--threads N` (default: its own default).
 # cqrs-bench's place_order is: BEGIN; check the user; per line (1–3, 2 on average) a
 # conditional UPDATE … RETURNING of the product's stock; INSERT the order; one multi-row
 # INSERT of its lines; COMMIT. The pgbench script below does exactly that with two lines.
@@ -27,6 +28,7 @@ trap 'rm -rf "$work"' EXIT
 
 cargo build --release --quiet
 bin=target/release/cqrs-bench
+threads=(${THREADS:+--threads "$THREADS"})
 
 # A checkpoint before each side, so neither pays for the other's dirty pages.
 checkpoint() { psql -q -X "$url" -c CHECKPOINT > /dev/null 2>&1 || true; }
@@ -38,7 +40,7 @@ writes() {
 
 # 1. cqrs-bench, closed loop (it seeds its own fresh copy, schema <prefix>_normalized).
 checkpoint
-"$bin" run "$scenario" --db "$url" --schema "$schema" --duration "$((seconds + 2))s" \
+"$bin" run "$scenario" --db "$url" --schema "$schema" --duration "$((seconds + 2))s" "${threads[@]}" \
     --quiet --out "$work/run" > "$work/run.log"
 ours=$(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(r["runs"][0]["rates"]["write_achieved"])' "$work/run/results.json")
 
@@ -78,7 +80,7 @@ reads() {
     local workers=$1 read_schema=cqrs_bench_read_floor
     checkpoint
     "$bin" run scenarios/read-floor.toml --db "$url" --schema "$read_schema" \
-        --duration "$((seconds + 2))s" --read-workers "$workers" --keep-db --quiet \
+        --duration "$((seconds + 2))s" --read-workers "$workers" "${threads[@]}" --keep-db --quiet \
         --out "$work/reads$workers" > /dev/null
     local ours theirs
     ours=$(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(r["runs"][0]["rates"]["read_achieved"])' "$work/reads$workers/results.json")

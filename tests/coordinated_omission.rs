@@ -37,7 +37,7 @@ struct StallingTarget {
 impl Target for StallingTarget {
     type Session = ();
 
-    fn session(&self) {}
+    fn session(&self, _writes: bool) {}
 
     async fn execute(&self, _: &mut (), cmd: &Command) -> Result<Receipt, ExecError> {
         if self.stall

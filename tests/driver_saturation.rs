@@ -36,7 +36,7 @@ impl FakeTarget {
 impl Target for FakeTarget {
     type Session = ();
 
-    fn session(&self) {}
+    fn session(&self, _writes: bool) {}
 
     async fn execute(&self, _: &mut (), _cmd: &Command) -> Result<Receipt, ExecError> {
         self.started.fetch_add(1, Ordering::Relaxed);

@@ -77,8 +77,12 @@ async fn sqlite_sessions_share_the_single_writer() {
     let (_dir, url) = sqlite_url("sessions");
     let b = backend(&url, "main").await;
     assert!(
-        !b.session().is_dedicated(),
+        !b.session(true).is_dedicated(),
         "SQLite's writer connection must not be held by a worker"
+    );
+    assert!(
+        b.session(false).is_dedicated(),
+        "a SQLite reader keeps a read connection of its own"
     );
     check_pool_behaviour(&b.db.write).await;
     b.shutdown().await;
@@ -91,7 +95,7 @@ async fn postgres_sessions_are_dedicated_when_asked() {
     };
     let schema = unique_schema("sessions");
     let b = backend(&url, &schema).await;
-    assert!(b.session().is_dedicated());
+    assert!(b.session(true).is_dedicated() && b.session(false).is_dedicated());
     let db: Db = b.db.clone();
     b.shutdown().await;
     // A pool of its own, so no other user of the backend's pool disturbs the counts.

@@ -185,20 +185,20 @@ impl Backend {
         } else {
             None
         };
-        // SQLite's one writer connection is shared with the projector: never held.
-        let dedicated_sessions = opts.dedicated_sessions && db.is_pg();
         Ok(Backend {
             kind,
             db,
             async_parts,
             lag: opts.lag,
-            dedicated_sessions,
+            dedicated_sessions: opts.dedicated_sessions,
         })
     }
 
-    /// A driver worker's session: dedicated or shared, as the backend was opened.
-    pub fn session(&self) -> Session {
-        if self.dedicated_sessions {
+    /// A driver worker's session for the write lane (`writes`) or the read lane: dedicated
+    /// when the backend was opened with room for it, except on a single shared writer
+    /// connection (SQLite's, which the other writers and the projector need too).
+    pub fn session(&self, writes: bool) -> Session {
+        if self.dedicated_sessions && !(writes && self.db.single_writer()) {
             Session::dedicated()
         } else {
             Session::shared()

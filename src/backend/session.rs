@@ -4,8 +4,10 @@
 //! operation: a health check on the way out and another on the way back in. pgbench keeps one
 //! connection per client for the whole run; a dedicated session does the same, so an op costs
 //! only its own statements. A session shares the pool instead (one check-out per op) where
-//! holding would starve others: on SQLite, whose single writer connection the projector needs
-//! too, and when the pool has no room for a connection per worker.
+//! holding would starve others: for writes on SQLite, whose single writer connection the other
+//! writers and the projector need too, and when the pool has no room for a connection per
+//! worker. (On SQLite a check-out also hands the connection back through a task of the pool's,
+//! which costs a read as much as the statement.)
 
 use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyPool};

@@ -427,6 +427,13 @@ impl Db {
         }
     }
 
+    /// Whether writes go through one connection that every writer shares (SQLite: one writer
+    /// at a time, queued in the tool rather than failing with `SQLITE_BUSY`). Such a connection
+    /// must never be held by one worker.
+    pub fn single_writer(&self) -> bool {
+        self.engine() == Engine::Sqlite
+    }
+
     pub fn engine(&self) -> Engine {
         self.url.engine()
     }

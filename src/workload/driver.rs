@@ -33,7 +33,8 @@ use crate::workload::rng::Rng;
 /// worker opens one session and runs all its ops in it.
 pub trait Target: Send + Sync + 'static {
     type Session: Send;
-    fn session(&self) -> Self::Session;
+    /// A session for a worker of the write lane (`writes`) or of the read lane.
+    fn session(&self, writes: bool) -> Self::Session;
     fn execute(
         &self,
         s: &mut Self::Session,
@@ -54,8 +55,8 @@ pub trait Target: Send + Sync + 'static {
 
 impl Target for Backend {
     type Session = Session;
-    fn session(&self) -> Session {
-        Backend::session(self)
+    fn session(&self, writes: bool) -> Session {
+        Backend::session(self, writes)
     }
     fn execute(
         &self,
@@ -256,7 +257,7 @@ struct Worker<T> {
 
 impl<T: Target> Worker<T> {
     async fn run(self) {
-        let mut session = self.target.session();
+        let mut session = self.target.session(self.is_write);
         let last_start = self.end + END_GRACE;
         loop {
             let i = self.next.fetch_add(1, Ordering::Relaxed);

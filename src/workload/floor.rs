@@ -36,8 +36,8 @@ async fn trivial(session: &mut Session, pool: &AnyPool) -> Result<(), sqlx::Erro
 impl Target for FloorTarget {
     type Session = Session;
 
-    fn session(&self) -> Session {
-        self.backend.session()
+    fn session(&self, writes: bool) -> Session {
+        self.backend.session(writes)
     }
 
     async fn execute(&self, s: &mut Session, _cmd: &Command) -> Result<Receipt, ExecError> {

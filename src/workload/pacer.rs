@@ -132,20 +132,17 @@ impl Pacer {
 
     /// Resolves at `at`, to tens of microseconds; at once if `at` has passed.
     pub async fn sleep_until(&self, at: Instant) {
-        loop {
-            let now = Instant::now();
-            if at <= now {
-                return;
-            }
-            // The fine wait is at most an eighth of the whole wait, so ops due every few
-            // hundred µs (whose short sleeps wake promptly anyway) do not keep the runtime
-            // spinning. A wake-up that leaves more than two minimal windows sleeps once more:
-            // a short sleep right after a wake-up is precise, and cheaper than spinning.
-            let remaining = at - now;
-            let fine = self.window().min(remaining / 8).max(MIN_WINDOW);
-            if remaining <= fine || remaining <= 2 * MIN_WINDOW {
-                break;
-            }
+        let now = Instant::now();
+        if at <= now {
+            return;
+        }
+        // The fine wait is at most an eighth of the whole wait, so ops due every few hundred
+        // µs (whose short sleeps wake promptly anyway) do not keep the runtime spinning. One
+        // coarse sleep only: a second short one after the wake-up halves the fine wait's CPU
+        // but its own late wake-ups put the p99 at ~230 µs instead of ~50 µs (BENCHMARKS.md).
+        let remaining = at - now;
+        let fine = self.window().min(remaining / 8).max(MIN_WINDOW);
+        if remaining > fine {
             let target = at - fine;
             let woken = self.register(target);
             // A dropped sender means the pacer stopped: fall back to waiting here.
