@@ -712,6 +712,27 @@ impl Recorder {
         }
     }
 
+    /// [`finish`](Self::finish) for a recorder shared with the driver's tasks once they are
+    /// done. Should a clone still be alive, its samples are taken out (it is left empty).
+    pub fn finish_shared(
+        recorder: std::sync::Arc<std::sync::Mutex<Recorder>>,
+        end: Instant,
+    ) -> RunMetrics {
+        let recorder = match std::sync::Arc::try_unwrap(recorder) {
+            Ok(m) => m
+                .into_inner()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+            Err(shared) => {
+                let mut guard = shared
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                let empty = guard.fork();
+                std::mem::replace(&mut *guard, empty)
+            }
+        };
+        recorder.finish(end)
+    }
+
     /// Closes the run at `end` (the end of measured time) and summarizes it.
     pub fn finish(mut self, end: Instant) -> RunMetrics {
         let measured = end.saturating_duration_since(self.measure_start);

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use crate::backend::{Backend, ExecError, Receipt, Session};
 use crate::domain::{Command, Query, QueryAnswer};
-use crate::metrics::{OpKey, Outcome, Recorder};
+use crate::metrics::{CpuSnapshot, DriverCpu, OpKey, Outcome, Recorder};
 use crate::workload::mix::OpStream;
 use crate::workload::pacer::Pacer;
 use crate::workload::rng::Rng;
@@ -162,6 +162,22 @@ fn due_before_end(start: Instant, duration: Duration, rate: f64) -> u64 {
         n += 1;
     }
     n
+}
+
+/// [`drive`], and what the tool's threads spent on it: returns when the load ended and the CPU
+/// of the tool's threads per op in between.
+pub async fn drive_measured<T: Target>(
+    target: Arc<T>,
+    stream: Arc<OpStream>,
+    cfg: DriverConfig,
+    start: Instant,
+    recorder: Arc<Mutex<Recorder>>,
+    progress: Arc<Progress>,
+) -> (Instant, Option<DriverCpu>) {
+    let before = CpuSnapshot::take();
+    drive(target, stream, cfg, start, recorder, progress.clone()).await;
+    let end = Instant::now();
+    (end, before.until(&CpuSnapshot::take(), progress.ops()))
 }
 
 /// Drives `target` with the op stream until the configured duration has passed, recording

@@ -10,8 +10,8 @@ use sqlx::AnyPool;
 
 use crate::backend::{Backend, ExecError, Receipt, Session};
 use crate::domain::{Command, Query, QueryAnswer};
-use crate::metrics::{CpuSnapshot, Floor, Recorder};
-use crate::workload::driver::{drive, DriverConfig, Progress, Target};
+use crate::metrics::{Floor, Recorder};
+use crate::workload::driver::{drive_measured, DriverConfig, Progress, Target};
 use crate::workload::mix::OpStream;
 
 /// The statement every calibration op runs.
@@ -69,23 +69,16 @@ pub async fn calibrate(backend: Arc<Backend>, stream: Arc<OpStream>, cfg: &Drive
         Duration::from_secs(1),
     )));
     let progress = Arc::new(Progress::default());
-    let before = CpuSnapshot::take();
-    drive(
+    let (end, cpu) = drive_measured(
         Arc::new(FloorTarget { backend }),
         stream,
         cfg,
         start,
         recorder.clone(),
-        progress.clone(),
+        progress,
     )
     .await;
-    let cpu = before.until(&CpuSnapshot::take(), progress.ops());
-    let end = Instant::now();
-    let metrics = match Arc::try_unwrap(recorder) {
-        Ok(m) => m.into_inner().expect("recorder lock"),
-        Err(shared) => shared.lock().expect("recorder lock").fork(),
-    }
-    .finish(end);
+    let metrics = Recorder::finish_shared(recorder, end);
     let lane = |class: &str| {
         metrics
             .ops

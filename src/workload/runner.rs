@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::backend::{prepare, Backend, BackendKind, BackendOptions};
 use crate::db::{schema, Db, DbError, DbUrl, Engine, OpenMode, DEFAULT_SCHEMA};
-use crate::metrics::{CpuSnapshot, Recorder};
+use crate::metrics::Recorder;
 use crate::projection::projector::{LagTracker, ProjectorError, ProjectorMode};
 use crate::results::{
     utc_timestamp, BackendRun, Environment, ProjectorReport, Rates, Results, SweepPoint, ToolInfo,
@@ -17,7 +17,7 @@ use crate::results::{
 };
 use crate::scenario::{Rate, Scenario, Sweep};
 use crate::verify::{verify, VerifyError};
-use crate::workload::driver::{drive, DriverConfig, Lane, Pace, Progress};
+use crate::workload::driver::{drive_measured, DriverConfig, Lane, Pace, Progress};
 use crate::workload::floor::calibrate;
 use crate::workload::mix::{stream_hash, OpStream, HASHED_OPS};
 
@@ -315,8 +315,7 @@ async fn run_one(
         })
     });
 
-    let cpu_before = CpuSnapshot::take();
-    drive(
+    let (load_end, cpu) = drive_measured(
         backend.clone(),
         stream,
         cfg,
@@ -325,8 +324,6 @@ async fn run_one(
         progress.clone(),
     )
     .await;
-    let load_end = Instant::now();
-    let cpu = cpu_before.until(&CpuSnapshot::take(), progress.ops());
     if let Some(t) = ticker {
         t.abort();
     }
@@ -339,10 +336,7 @@ async fn run_one(
     // Every event is applied now, so every lag sample is in the channel.
     let _ = stop_lag.send(());
     let _ = lag_task.await;
-    let metrics = Arc::try_unwrap(recorder)
-        .map(|m| m.into_inner().expect("recorder lock"))
-        .unwrap_or_else(|shared| shared.lock().expect("recorder lock").fork())
-        .finish(load_end);
+    let metrics = Recorder::finish_shared(recorder, load_end);
 
     let projector_stats = backend.projector().map(|p| p.stats.clone());
     if let Ok(b) = Arc::try_unwrap(backend) {
