@@ -171,12 +171,12 @@ pub fn saturation_detail(run: &BackendRun) -> String {
         _ => "ops",
     };
     let mut parts = Vec::new();
-    if m.queue_wait.count > 0 {
+    if m.waited_for_worker > 0 {
         parts.push(format!(
             "{who} waited for workers (queue wait p99 {}, max {}; {} ops waited for a worker)",
             fmt_ms(m.queue_wait.p99_us as f64),
             fmt_ms(m.queue_wait.max_us as f64),
-            m.waited_for_worker.max(m.queue_wait.count)
+            m.waited_for_worker
         ));
     }
     let un = m.unstarted.total();
