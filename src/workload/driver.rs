@@ -143,7 +143,9 @@ const RYW_POLL: Duration = Duration::from_millis(1);
 
 /// When op `i` of a lane at `rate` ops/s is due.
 fn due_at(start: Instant, i: u64, rate: f64) -> Instant {
-    start + Duration::from_secs_f64(i as f64 / rate)
+    // Capped at ~31 years so a vanishing rate cannot overflow a Duration: every such op is
+    // due long after any run's end.
+    start + Duration::from_secs_f64((i as f64 / rate).min(1e9))
 }
 
 /// How many ops of a lane at `rate` come due before `duration` has passed: the first `i` with
