@@ -109,7 +109,7 @@ impl CpuSnapshot {
 /// CPU time of the tool's threads over a stretch of load.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DriverCpu {
-    /// Ops started in the stretch (writes, reads and read-your-writes probes not counted).
+    /// Writes and reads done in the stretch (read-your-writes probes not counted).
     pub ops: u64,
     /// The pacer thread (the high-resolution timer that starts open-loop ops).
     pub pacer_seconds: f64,
