@@ -759,22 +759,38 @@ fn a_backend_that_saturates_loses_the_level_and_marks_the_crossover() {
     );
 }
 
-/// Normalized's writes 10× slower (so a ranking would be clear), and, when `floor_us` is
-/// given, every run's floor at that value on both lanes.
+/// Every backend's write latencies set to a steady series (so the real run's noise cannot
+/// decide the test), normalized's 10× slower than the others (so a ranking would be clear),
+/// and, when `floor_us` is given, every run's floor at that value on both lanes.
 fn slow_normalized(floor_us: Option<u64>) -> (tempfile::TempDir, PathBuf) {
     modified(|v| {
         clear_load_flags(v);
         for run in v["runs"].as_array_mut().unwrap() {
-            if run["backend"] == "normalized" {
-                for i in run["metrics"]["intervals"].as_array_mut().unwrap() {
-                    for k in ["write_p50_us", "write_p99_us", "write_max_us"] {
-                        i[k] = json!(i[k].as_u64().unwrap() * 10);
-                    }
-                }
-                let l = &mut run["metrics"]["ops"]["write"]["latency"];
-                for k in ["p50_us", "p90_us", "p99_us", "p999_us", "max_us"] {
-                    l[k] = json!(l[k].as_u64().unwrap() * 10);
-                }
+            let scale = if run["backend"] == "normalized" {
+                10
+            } else {
+                1
+            };
+            for (j, i) in run["metrics"]["intervals"]
+                .as_array_mut()
+                .unwrap()
+                .iter_mut()
+                .enumerate()
+            {
+                let p99 = (2_000 + 100 * (j as u64 % 3)) * scale;
+                i["write_p50_us"] = json!(p99 / 2);
+                i["write_p99_us"] = json!(p99);
+                i["write_max_us"] = json!(p99 * 2);
+            }
+            let l = &mut run["metrics"]["ops"]["write"]["latency"];
+            for (k, us) in [
+                ("p50_us", 1_000),
+                ("p90_us", 1_800),
+                ("p99_us", 2_100),
+                ("p999_us", 3_000),
+                ("max_us", 4_000),
+            ] {
+                l[k] = json!(us * scale);
             }
             if let Some(f) = floor_us {
                 for lane in ["write", "read"] {
