@@ -10,6 +10,7 @@ pub mod metrics;
 pub mod projection;
 pub mod report;
 pub mod results;
+pub mod run;
 pub mod scenario;
 pub mod verify;
 pub mod workload;

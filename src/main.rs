@@ -20,9 +20,9 @@ use cqrs_bench::projection::projector::{
 use cqrs_bench::projection::ProjectionName;
 use cqrs_bench::report::{self, table};
 use cqrs_bench::results::Results;
+use cqrs_bench::run::{default_out_dir, run_scenario, RunError, RunOptions};
 use cqrs_bench::scenario::{parse_duration, Rate, Scenario};
 use cqrs_bench::verify::{verify, VerifyError};
-use cqrs_bench::workload::runner::{default_out_dir, run_scenario, RunError, RunOptions};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 

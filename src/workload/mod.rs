@@ -6,4 +6,3 @@ pub mod keys;
 pub mod mix;
 pub mod pacer;
 pub mod rng;
-pub mod runner;
