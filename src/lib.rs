@@ -6,6 +6,7 @@ pub mod backend;
 pub mod check;
 pub mod db;
 pub mod domain;
+pub mod format;
 pub mod metrics;
 pub mod projection;
 pub mod report;

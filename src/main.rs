@@ -349,6 +349,7 @@ async fn execute_run(scenario: &Scenario, opts: &RunOptions) -> Result<Results, 
             error: other.into(),
         },
     })?;
+    report::write_report(&results, &opts.out_dir).map_err(bad_input)?;
     println!("{}", table::summary(&results));
     for run in &results.runs {
         if let Some(kept) = &run.kept_database {
@@ -376,17 +377,10 @@ async fn cmd_run(args: RunArgs) -> Result<(), Failure> {
 }
 
 async fn cmd_check(args: CheckArgs) -> Result<(), Failure> {
+    // Thresholds are input: the scenario parser has refused a bad one before anything runs.
     let (scenario, opts) = plan_run(&args.run)?;
-    // Thresholds are input: a bad one stops the check before anything runs.
-    let thresholds = check::parse_all(&scenario.thresholds).map_err(|problems| {
-        let lines: Vec<String> = problems
-            .iter()
-            .map(|(path, msg)| format!("{}: {path}: {msg}", args.run.scenario.display()))
-            .collect();
-        bad_input(anyhow::anyhow!(lines.join("\n")))
-    })?;
     let results = execute_run(&scenario, &opts).await?;
-    let lines = check::evaluate(&results, &thresholds);
+    let lines = check::evaluate(&results, &scenario.thresholds);
     println!();
     for l in &lines {
         println!(

@@ -8,6 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::backend::BackendKind;
 use crate::db::seed::SeedReport;
+// Measured by the database layer, recorded here as part of results.json.
+pub use crate::db::storage::Storage;
 use crate::metrics::{DriverCpu, Floor, RunMetrics};
 use crate::projection::projector::ProjectorMode;
 use crate::scenario::Scenario;
@@ -127,14 +129,6 @@ impl Outage {
     }
 }
 
-/// Bytes on disk of each group of tables, measured from the database.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct Storage {
-    pub write_tables_bytes: u64,
-    pub read_tables_bytes: u64,
-    pub event_log_bytes: u64,
-}
-
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BackendRun {
     pub backend: BackendKind,
@@ -158,6 +152,16 @@ pub struct BackendRun {
     /// When operations failed with database errors; `None` when none did.
     #[serde(default)]
     pub outage: Option<Outage>,
+}
+
+impl BackendRun {
+    /// `cqrs-async`, or `cqrs-async @ reads 200/s` for a sweep point.
+    pub fn label(&self) -> String {
+        match &self.sweep_point {
+            Some(p) => format!("{} @ {}", self.backend, p.label()),
+            None => self.backend.to_string(),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -7,11 +7,19 @@
 //!   lack it (probed with `SELECT 1 FROM dbstat LIMIT 1`), storage is not measured (`None`),
 //!   because SQLite has no other per-table size.
 
+use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
 use super::schema::{LOG_TABLES, READ_TABLES, WRITE_TABLES};
 use super::{Db, DbResult, Engine};
-use crate::results::Storage;
+
+/// Bytes on disk of each group of tables, measured from the database.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Storage {
+    pub write_tables_bytes: u64,
+    pub read_tables_bytes: u64,
+    pub event_log_bytes: u64,
+}
 
 /// Measures the three table groups; `Ok(None)` when the engine cannot tell (SQLite without
 /// `dbstat`).

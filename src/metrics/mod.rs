@@ -162,6 +162,17 @@ pub struct RunMetrics {
     pub intervals: Vec<IntervalStats>,
 }
 
+impl RunMetrics {
+    /// Ops that failed with a database error, writes and reads together.
+    pub fn errors(&self) -> u64 {
+        ["write", "read"]
+            .iter()
+            .filter_map(|k| self.ops.get(*k))
+            .map(|o| o.errors)
+            .sum()
+    }
+}
+
 /// Counts and latencies of one op kind (or of all writes / all reads).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct OpStats {

@@ -15,9 +15,9 @@
 
 use std::fmt::Write;
 
+use super::fmt_ms;
 use super::stats::{welch, Sample, Welch, ALPHA};
 use super::verdict::{fmt_p, interval_values, saturation_detail};
-use super::{fmt_ms, run_label};
 use crate::metrics::IntervalStats;
 use crate::results::{BackendRun, Results};
 
@@ -252,14 +252,14 @@ pub fn compare(base: &Results, new: &Results, force: bool) -> Result<Comparison,
             if m.driver_behind {
                 notes.push(format!(
                     "{side}: {} is invalid: the driver fell behind (free workers started ops late: dispatch p99 {}, max {}), so its numbers describe the harness, not the backend; changes in it say nothing about the backend",
-                    run_label(run),
+                    run.label(),
                     fmt_ms(m.dispatch.p99_us as f64),
                     fmt_ms(m.dispatch.max_us as f64)
                 ));
             } else if m.saturated {
                 notes.push(format!(
                     "{side}: {} saturated — {}; a valid measurement of an overloaded system, but its latencies include that wait",
-                    run_label(run),
+                    run.label(),
                     saturation_detail(run)
                 ));
             }
@@ -274,7 +274,7 @@ pub fn compare(base: &Results, new: &Results, force: bool) -> Result<Comparison,
             .iter()
             .find(|n| n.backend == b.backend && n.sweep_point == b.sweep_point)
         else {
-            unmatched.push(format!("{} (only in base)", run_label(b)));
+            unmatched.push(format!("{} (only in base)", b.label()));
             continue;
         };
         for m in METRICS {
@@ -289,7 +289,7 @@ pub fn compare(base: &Results, new: &Results, force: bool) -> Result<Comparison,
             .iter()
             .any(|b| n.backend == b.backend && n.sweep_point == b.sweep_point)
         {
-            unmatched.push(format!("{} (only in new)", run_label(n)));
+            unmatched.push(format!("{} (only in new)", n.label()));
         }
     }
     Ok(Comparison {
@@ -325,7 +325,7 @@ fn change(base: &BackendRun, new: &BackendRun, m: &MetricDef) -> Option<Change> 
         }
     };
     Some(Change {
-        run: run_label(base),
+        run: base.label(),
         metric: m.name,
         unit: m.unit,
         base: a,

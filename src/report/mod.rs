@@ -20,9 +20,9 @@ use std::path::{Path, PathBuf};
 
 use crate::backend::BackendKind;
 use crate::domain::QueryKind;
+pub use crate::format::{fmt_bytes, fmt_ms, fmt_us};
 use crate::results::{BackendRun, Results, SweepPoint};
 use plot::{backend_hex, Plot};
-use table::fmt_us;
 use verdict::Verdict;
 
 /// One read level: the runs of every backend at one sweep point (or the only level without a
@@ -71,43 +71,6 @@ pub fn level_label(level: &Level) -> String {
             Some(r) => format!("reads {r}/s"),
             None => "the one read level".into(),
         },
-    }
-}
-
-/// `cqrs-async` or `cqrs-async @ reads 200/s`.
-pub fn run_label(run: &BackendRun) -> String {
-    match &run.sweep_point {
-        Some(p) => format!("{} @ {}", run.backend, p.label()),
-        None => run.backend.to_string(),
-    }
-}
-
-/// Microseconds (possibly fractional) as a short figure: `850µs`, `12.3ms`, `1.20s`.
-pub fn fmt_ms(us: f64) -> String {
-    if !us.is_finite() {
-        return "-".into();
-    }
-    if us.abs() < 1_000.0 {
-        format!("{us:.0}µs")
-    } else if us.abs() < 1_000_000.0 {
-        format!("{:.1}ms", us / 1_000.0)
-    } else {
-        format!("{:.2}s", us / 1_000_000.0)
-    }
-}
-
-/// Bytes as `812 B`, `4.0 KiB`, `2.31 MiB`, `1.20 GiB`.
-pub fn fmt_bytes(b: u64) -> String {
-    const K: f64 = 1024.0;
-    let f = b as f64;
-    if f < K {
-        format!("{b} B")
-    } else if f < K * K {
-        format!("{:.1} KiB", f / K)
-    } else if f < K * K * K {
-        format!("{:.2} MiB", f / (K * K))
-    } else {
-        format!("{:.2} GiB", f / (K * K * K))
     }
 }
 
@@ -212,10 +175,7 @@ struct Table {
 }
 
 fn rate(target: Option<f64>, achieved: f64) -> String {
-    match target {
-        Some(t) => format!("{achieved:.0} / {t:.0}"),
-        None => format!("{achieved:.0} / max"),
-    }
+    crate::format::rate(target, achieved, " / ")
 }
 
 fn summary_table(results: &Results) -> Table {
@@ -246,7 +206,7 @@ fn summary_table(results: &Results) -> Table {
             let r = m.ops.get("read").cloned().unwrap_or_default();
             let lat = |count: u64, v: u64| if count > 0 { fmt_us(v) } else { "-".into() };
             vec![
-                run_label(run),
+                run.label(),
                 rate(run.rates.write_target, run.rates.write_achieved),
                 rate(run.rates.read_target, run.rates.read_achieved),
                 lat(w.count, w.latency.p50_us),
@@ -262,7 +222,7 @@ fn summary_table(results: &Results) -> Table {
                 } else {
                     "-".into()
                 },
-                (w.errors + r.errors).to_string(),
+                m.errors().to_string(),
                 (w.rejected + r.rejected).to_string(),
                 match &run.verify {
                     Some(v) if v.ok() => "ok".into(),
@@ -336,7 +296,7 @@ fn harness_table(results: &Results) -> Option<Table> {
             let f = run.floor.as_ref();
             let m = &run.metrics;
             vec![
-                run_label(run),
+                run.label(),
                 pair(f.and_then(|f| f.write.as_ref())),
                 pair(f.and_then(|f| f.read.as_ref())),
                 one(f.map(|f| &f.dispatch)),
@@ -389,7 +349,7 @@ fn query_table(results: &Results) -> Table {
         .runs
         .iter()
         .map(|run| {
-            let mut row = vec![run_label(run)];
+            let mut row = vec![run.label()];
             for q in &queries {
                 row.push(match run.metrics.ops.get(&format!("read.{}", q.name())) {
                     Some(o) if o.count > 0 => format!(
@@ -422,7 +382,7 @@ fn storage_table(results: &Results) -> Table {
             Some(s) => {
                 let extra = s.read_tables_bytes + s.event_log_bytes;
                 vec![
-                    run_label(run),
+                    run.label(),
                     fmt_bytes(s.write_tables_bytes),
                     fmt_bytes(s.read_tables_bytes),
                     fmt_bytes(s.event_log_bytes),
@@ -435,7 +395,7 @@ fn storage_table(results: &Results) -> Table {
                 ]
             }
             None => vec![
-                run_label(run),
+                run.label(),
                 "not measured".into(),
                 "-".into(),
                 "-".into(),

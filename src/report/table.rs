@@ -5,32 +5,12 @@
 use std::fmt::Write;
 
 use crate::domain::QueryKind;
+use crate::format::fmt_us;
 use crate::metrics::LatencyStats;
 use crate::results::{BackendRun, Results};
 
-/// Microseconds as a short human figure (`850µs`, `12.3ms`, `1.20s`).
-pub fn fmt_us(us: u64) -> String {
-    if us < 1_000 {
-        format!("{us}µs")
-    } else if us < 1_000_000 {
-        format!("{:.1}ms", us as f64 / 1_000.0)
-    } else {
-        format!("{:.2}s", us as f64 / 1_000_000.0)
-    }
-}
-
 fn rate(target: Option<f64>, achieved: f64) -> String {
-    match target {
-        Some(t) => format!("{achieved:.0}/{t:.0}"),
-        None => format!("{achieved:.0}/max"),
-    }
-}
-
-fn label(run: &BackendRun) -> String {
-    match &run.sweep_point {
-        Some(p) => format!("{} @ {}", run.backend, p.label()),
-        None => run.backend.to_string(),
-    }
+    crate::format::rate(target, achieved, "/")
 }
 
 fn lat(l: &LatencyStats) -> String {
@@ -70,7 +50,7 @@ fn opt_us(l: Option<&LatencyStats>, v: fn(&LatencyStats) -> u64) -> String {
 }
 
 fn cpu_us(us: Option<f64>) -> String {
-    us.map(crate::report::fmt_ms).unwrap_or_else(|| "-".into())
+    us.map(crate::format::fmt_ms).unwrap_or_else(|| "-".into())
 }
 
 /// Per run: the harness's floor (the run's lanes driving `SELECT 1`), how late free workers
@@ -118,7 +98,7 @@ fn harness_block(out: &mut String, results: &Results) {
         let _ = writeln!(
             out,
             "{:<28} │ {:>9} {:>8} │ {:>9} {:>8} │ {:>8} │ {:>8} {:>8} │ {:>9} {:>7} {:>9}",
-            label(run),
+            run.label(),
             opt_us(f.and_then(|f| f.write.as_ref()), |l| l.p50_us),
             opt_us(f.and_then(|f| f.write.as_ref()), |l| l.p99_us),
             opt_us(f.and_then(|f| f.read.as_ref()), |l| l.p50_us),
@@ -159,11 +139,7 @@ pub fn summary(results: &Results) -> String {
     for run in &results.runs {
         let m = &run.metrics;
         let writes = m.ops.get("write").cloned().unwrap_or_default();
-        let errors: u64 = ["write", "read"]
-            .iter()
-            .filter_map(|k| m.ops.get(*k))
-            .map(|o| o.errors)
-            .sum();
+        let errors = m.errors();
         let lag = if m.lag.count > 0 {
             format!(
                 "{:>8} {:>8} {:>8}",
@@ -187,7 +163,7 @@ pub fn summary(results: &Results) -> String {
         let _ = writeln!(
             out,
             "{:<28} {:>11} {:>11} │ {} │ {:>7} {:>6} │ {} │ {:>6} │ {}{}",
-            label(run),
+            run.label(),
             rate(run.rates.write_target, run.rates.write_achieved),
             rate(run.rates.read_target, run.rates.read_achieved),
             lat(&writes.latency),
@@ -207,7 +183,7 @@ pub fn summary(results: &Results) -> String {
     }
     let _ = writeln!(out);
     for run in &results.runs {
-        let _ = write!(out, "{:<28}", label(run));
+        let _ = write!(out, "{:<28}", run.label());
         for q in QueryKind::ALL {
             match run.metrics.ops.get(&format!("read.{}", q.name())) {
                 Some(o) if o.count > 0 => {
@@ -230,7 +206,7 @@ pub fn summary(results: &Results) -> String {
             let _ = writeln!(
                 out,
                 "\n{}: {} ops failed with database errors between {:.0}s and {:.0}s of the measured time",
-                label(run),
+                run.label(),
                 o.failed_ops,
                 o.from_s,
                 o.to_s

@@ -26,7 +26,7 @@
 use std::collections::BTreeMap;
 
 use super::stats::{welch, Sample, ALPHA};
-use super::{fmt_bytes, fmt_ms, level_label, levels, run_label, Level};
+use super::{fmt_bytes, fmt_ms, level_label, levels, Level};
 use crate::backend::BackendKind;
 use crate::domain::QueryKind;
 use crate::metrics::IntervalStats;
@@ -945,49 +945,39 @@ fn threshold_lines(results: &Results) -> (Vec<String>, Option<bool>) {
     if results.scenario.thresholds.is_empty() {
         return (vec!["the scenario sets no thresholds".into()], None);
     }
-    match crate::check::parse_all(&results.scenario.thresholds) {
-        Err(bad) => (
-            bad.into_iter()
-                .map(|(path, e)| format!("{path}: {e} (not evaluated)"))
-                .collect(),
-            Some(false),
-        ),
-        Ok(ts) => {
-            let lines: Vec<_> = crate::check::evaluate(results, &ts)
-                .into_iter()
-                .filter(|l| l.name.starts_with("threshold"))
-                .collect();
-            let failed = lines.iter().filter(|l| !l.passed).count();
-            let mut out = vec![format!(
-                "{} of {} threshold checks met{}",
-                lines.len() - failed,
-                lines.len(),
-                if failed > 0 { " — **missed**:" } else { "" }
-            )];
-            for l in lines.iter().filter(|l| !l.passed) {
-                out.push(format!(
-                    "**missed** `{}` on {}: measured {}",
-                    l.name.trim_start_matches("threshold ").trim(),
-                    l.run,
-                    l.measured
-                ));
-            }
-            // Met thresholds, one line each, with the runs they were checked on.
-            let mut met: Vec<(String, Vec<String>)> = Vec::new();
-            for l in lines.iter().filter(|l| l.passed) {
-                let name = l.name.trim_start_matches("threshold ").trim().to_string();
-                let entry = format!("{} {}", l.run, l.measured);
-                match met.iter_mut().find(|(n, _)| *n == name) {
-                    Some((_, runs)) => runs.push(entry),
-                    None => met.push((name, vec![entry])),
-                }
-            }
-            for (name, runs) in met {
-                out.push(format!("met `{name}`: {}", runs.join(", ")));
-            }
-            (out, Some(failed == 0))
+    let lines: Vec<_> = crate::check::evaluate(results, &results.scenario.thresholds)
+        .into_iter()
+        .filter(|l| l.name.starts_with("threshold"))
+        .collect();
+    let failed = lines.iter().filter(|l| !l.passed).count();
+    let mut out = vec![format!(
+        "{} of {} threshold checks met{}",
+        lines.len() - failed,
+        lines.len(),
+        if failed > 0 { " — **missed**:" } else { "" }
+    )];
+    for l in lines.iter().filter(|l| !l.passed) {
+        out.push(format!(
+            "**missed** `{}` on {}: measured {}",
+            l.name.trim_start_matches("threshold ").trim(),
+            l.run,
+            l.measured
+        ));
+    }
+    // Met thresholds, one line each, with the runs they were checked on.
+    let mut met: Vec<(String, Vec<String>)> = Vec::new();
+    for l in lines.iter().filter(|l| l.passed) {
+        let name = l.name.trim_start_matches("threshold ").trim().to_string();
+        let entry = format!("{} {}", l.run, l.measured);
+        match met.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, runs)) => runs.push(entry),
+            None => met.push((name, vec![entry])),
         }
     }
+    for (name, runs) in met {
+        out.push(format!("met `{name}`: {}", runs.join(", ")));
+    }
+    (out, Some(failed == 0))
 }
 
 fn correctness_lines(results: &Results) -> (Vec<String>, bool) {
@@ -999,20 +989,16 @@ fn correctness_lines(results: &Results) -> (Vec<String>, bool) {
                 ok = false;
                 out.push(format!(
                     "**{}: read models differ from the truth** ({} mismatching rows) — its numbers do not count",
-                    run_label(run),
+                    run.label(),
                     v.mismatches
                 ));
             }
         }
-        let errors: u64 = ["write", "read"]
-            .iter()
-            .filter_map(|k| run.metrics.ops.get(*k))
-            .map(|o| o.errors)
-            .sum();
+        let errors = run.metrics.errors();
         if errors > 0 {
             out.push(format!(
                 "{}: {errors} ops failed ({})",
-                run_label(run),
+                run.label(),
                 run.metrics
                     .errors
                     .iter()
@@ -1056,7 +1042,7 @@ fn load_sections(levels: &[Level], invalid: &[&BackendRun]) -> Vec<Section> {
         for r in &saturated {
             sat_lines.push(format!(
                 "**{}** saturated: {}; {}",
-                run_label(r),
+                r.label(),
                 saturation_detail(r),
                 achieved(r)
             ));
@@ -1103,7 +1089,7 @@ fn load_sections(levels: &[Level], invalid: &[&BackendRun]) -> Vec<Section> {
             .map(|r| {
                 format!(
                     "**{}** is invalid: the driver fell behind — free workers started ops up to {} late (dispatch p99 {}){}; {}",
-                    run_label(r),
+                    r.label(),
                     fmt_ms(r.metrics.dispatch.max_us as f64),
                     fmt_ms(r.metrics.dispatch.p99_us as f64),
                     r.cpu
@@ -1318,7 +1304,7 @@ pub fn verdict(results: &Results) -> Verdict {
             "**No winner**: the driver fell behind in {} of {} runs ({}), so their numbers describe the harness, not the backends.",
             invalid.len(),
             results.runs.len(),
-            join_and(&invalid.iter().map(|r| run_label(r)).collect::<Vec<_>>())
+            join_and(&invalid.iter().map(|r| r.label()).collect::<Vec<_>>())
         )
     };
     if !correct {

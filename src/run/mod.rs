@@ -129,7 +129,8 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> RunError + '_ {
     }
 }
 
-/// Runs every backend at every sweep point and writes `results.json` into the output folder.
+/// Runs every backend at every sweep point and writes `results.json` into the output folder;
+/// the report is the caller's to write (`report::write_report`).
 pub async fn run_scenario(s: &Scenario, opts: &RunOptions) -> Result<Results, RunError> {
     std::fs::create_dir_all(&opts.out_dir).map_err(io_err(&opts.out_dir))?;
     let mix = s.mix_spec();
@@ -175,10 +176,6 @@ pub async fn run_scenario(s: &Scenario, opts: &RunOptions) -> Result<Results, Ru
     };
     let path = opts.out_dir.join("results.json");
     std::fs::write(&path, results.to_json()).map_err(io_err(&path))?;
-    crate::report::write_report(&results, &opts.out_dir).map_err(|e| RunError::Io {
-        path: e.path,
-        source: e.source,
-    })?;
     Ok(results)
 }
 

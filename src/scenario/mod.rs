@@ -79,6 +79,7 @@ mod duration;
 mod parse;
 #[cfg(test)]
 mod tests;
+pub mod thresholds;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -95,6 +96,7 @@ use crate::domain::{CommandKind, QueryKind};
 use crate::projection::projector::ProjectorConfig;
 use crate::workload::keys::KeyDist;
 use crate::workload::mix::MixSpec;
+use thresholds::Thresholds;
 
 /// How fast ops of one side (writes or reads) arrive.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -224,7 +226,7 @@ pub struct Scenario {
     pub projector: ProjectorSettings,
     pub sweep: Option<Sweep>,
     pub ryw_share: f64,
-    pub thresholds: BTreeMap<String, String>,
+    pub thresholds: Thresholds,
 }
 
 impl Scenario {

@@ -7,6 +7,7 @@ use std::time::Duration;
 use toml::{Table, Value};
 
 use super::duration::{format_duration, parse_duration};
+use super::thresholds::{parse_threshold, Thresholds};
 use super::{Load, Problem, ProjectorSettings, Rate, Scenario, Sweep};
 use crate::backend::BackendKind;
 use crate::db::seed::DatasetSpec;
@@ -780,8 +781,8 @@ impl Walker {
         }
     }
 
-    fn thresholds(&mut self, v: Option<&Value>) -> BTreeMap<String, String> {
-        let mut out = BTreeMap::new();
+    fn thresholds(&mut self, v: Option<&Value>) -> Thresholds {
+        let mut out = Thresholds::default();
         let Some(t) = v.and_then(|v| self.table(v, "thresholds")) else {
             return out;
         };
@@ -808,12 +809,10 @@ impl Walker {
                 self.problem(&path, e);
                 continue;
             }
-            // The full check (metric name, units) is the one `check` evaluates with.
-            if let Err(e) = crate::check::parse_threshold(pattern, c) {
-                self.problem(&path, e);
-                continue;
+            match parse_threshold(pattern, c) {
+                Ok(t) => out.insert(t),
+                Err(e) => self.problem(&path, e),
             }
-            out.insert(pattern.clone(), c.trim().to_string());
         }
         out
     }

@@ -145,7 +145,7 @@ read_rates = [0, 200, 800.5]
     assert_eq!(s.sweep, Some(Sweep::ReadRates(vec![0.0, 200.0, 800.5])));
     assert_eq!(s.ryw_share, 0.1);
     assert_eq!(
-        s.thresholds,
+        s.thresholds.as_written(),
         BTreeMap::from([
             ("cqrs-async.lag.p99".to_string(), "<= 250ms".to_string()),
             ("*.errors".to_string(), "== 0".to_string()),

@@ -1,0 +1,71 @@
+//! Numbers as people read them: durations from microseconds, bytes, rates, lists of names.
+//! A leaf: it imports nothing of the crate, so every layer may use it.
+
+/// Microseconds (possibly fractional) as a short figure: `850µs`, `12.3ms`, `1.20s`.
+pub fn fmt_ms(us: f64) -> String {
+    if !us.is_finite() {
+        return "-".into();
+    }
+    if us.abs() < 1_000.0 {
+        format!("{us:.0}µs")
+    } else if us.abs() < 1_000_000.0 {
+        format!("{:.1}ms", us / 1_000.0)
+    } else {
+        format!("{:.2}s", us / 1_000_000.0)
+    }
+}
+
+/// Bytes as `812 B`, `4.0 KiB`, `2.31 MiB`, `1.20 GiB`.
+pub fn fmt_bytes(b: u64) -> String {
+    const K: f64 = 1024.0;
+    let f = b as f64;
+    if f < K {
+        format!("{b} B")
+    } else if f < K * K {
+        format!("{:.1} KiB", f / K)
+    } else if f < K * K * K {
+        format!("{:.2} MiB", f / (K * K))
+    } else {
+        format!("{:.2} GiB", f / (K * K * K))
+    }
+}
+
+/// Whole microseconds as a short figure (`850µs`, `12.3ms`, `1.20s`).
+pub fn fmt_us(us: u64) -> String {
+    fmt_ms(us as f64)
+}
+
+/// An achieved rate against its target: `98/100`, `412/max` (with `sep` between them).
+pub fn rate(target: Option<f64>, achieved: f64, sep: &str) -> String {
+    match target {
+        Some(t) => format!("{achieved:.0}{sep}{t:.0}"),
+        None => format!("{achieved:.0}{sep}max"),
+    }
+}
+
+/// `a`, `a or b`, `a, b or c`: the choices an error message offers.
+pub fn one_of(names: &[&str]) -> String {
+    match names {
+        [] => String::new(),
+        [one] => (*one).to_string(),
+        [rest @ .., last] => format!("{} or {last}", rest.join(", ")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn figures() {
+        assert_eq!(fmt_us(850), "850µs");
+        assert_eq!(fmt_us(12_345), "12.3ms");
+        assert_eq!(fmt_us(1_200_000), "1.20s");
+        assert_eq!(fmt_ms(f64::NAN), "-");
+        assert_eq!(fmt_bytes(4096), "4.0 KiB");
+        assert_eq!(rate(Some(100.0), 98.4, "/"), "98/100");
+        assert_eq!(rate(None, 412.0, " / "), "412 / max");
+        assert_eq!(one_of(&["a", "b", "c"]), "a, b or c");
+        assert_eq!(one_of(&["a"]), "a");
+    }
+}

@@ -1,0 +1,329 @@
+//! A scenario's `[thresholds]`, parsed once into typed limits that `check` evaluates.
+//!
+//! Syntax: `"<backend>.<metric>" = "<op> <value>"`.
+//! - `<backend>`: a backend's name, or `*` for every backend that has the metric (a wildcard
+//!   skips backends without it, e.g. lag on `normalized`).
+//! - `<metric>`: `write.<stat>` and `read.<stat>` (all writes / all reads), `write.<command>.<stat>`,
+//!   `read.<query>.<stat>`, `lag.<stat>` (stat: `p50 p90 p99 p999 p9999 max mean`; values are
+//!   durations: `250ms`, `1s`, `800us`); `ryw_miss` (share of read-your-writes probes that missed:
+//!   `5%` or `0.05`); `errors` (database errors), `rejected` (domain rejections),
+//!   `dead_letters`, `verify.mismatches` (counts); `throughput.write`, `throughput.read` (ops/s).
+//! - `<op>`: `<=`, `<`, `>=`, `>`, `==`, `!=`.
+//!
+//! [`Thresholds`] serializes as the table it was written as (name → condition), so
+//! `results.json` holds the thresholds exactly as the scenario file did.
+
+use std::collections::BTreeMap;
+use std::ops::Index;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::backend::BackendKind;
+use crate::domain::{CommandKind, QueryKind};
+use crate::format::one_of;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Cmp {
+    Le,
+    Lt,
+    Ge,
+    Gt,
+    Eq,
+    Ne,
+}
+
+impl Cmp {
+    /// Whether `measured` meets `limit`; `<=`, `>=` and `==` allow for float rounding.
+    pub fn holds(self, measured: f64, limit: f64) -> bool {
+        let eps = 1e-9 * limit.abs().max(1.0);
+        match self {
+            Cmp::Le => measured <= limit + eps,
+            Cmp::Lt => measured < limit,
+            Cmp::Ge => measured + eps >= limit,
+            Cmp::Gt => measured > limit,
+            Cmp::Eq => (measured - limit).abs() <= eps,
+            Cmp::Ne => (measured - limit).abs() > eps,
+        }
+    }
+}
+
+/// What a metric measures, which decides the units its limit is written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    Micros,
+    Share,
+    Count,
+    PerSecond,
+}
+
+/// What a threshold measures.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Metric {
+    Latency { key: String, stat: String },
+    Lag { stat: String },
+    RywMiss,
+    Errors,
+    Rejected,
+    DeadLetters,
+    Mismatches,
+    Throughput { side: String },
+}
+
+impl Metric {
+    pub fn unit(&self) -> Unit {
+        match self {
+            Metric::Latency { .. } | Metric::Lag { .. } => Unit::Micros,
+            Metric::RywMiss => Unit::Share,
+            Metric::Throughput { .. } => Unit::PerSecond,
+            _ => Unit::Count,
+        }
+    }
+}
+
+const STATS: [&str; 7] = ["p50", "p90", "p99", "p999", "p9999", "max", "mean"];
+
+/// A parsed threshold.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Threshold {
+    /// As written: `cqrs-async.lag.p99`.
+    pub name: String,
+    /// As written, trimmed: `<= 250ms`.
+    pub condition: String,
+    /// `None` for `*`: every backend that has the metric.
+    pub backend: Option<BackendKind>,
+    pub metric: Metric,
+    pub cmp: Cmp,
+    /// In the metric's unit: µs, a share, a count or ops/s.
+    pub limit: f64,
+}
+
+fn parse_stat(s: &str) -> Result<String, String> {
+    if STATS.contains(&s) {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "unknown statistic \"{s}\" (expected one of {})",
+            STATS.join(", ")
+        ))
+    }
+}
+
+fn parse_metric(parts: &[&str]) -> Result<Metric, String> {
+    Ok(match parts {
+        ["write" | "read", stat] => Metric::Latency {
+            key: parts[0].to_string(),
+            stat: parse_stat(stat)?,
+        },
+        ["write", cmd, stat] => {
+            CommandKind::from_name(cmd).ok_or_else(|| format!("unknown command \"{cmd}\""))?;
+            Metric::Latency {
+                key: format!("write.{cmd}"),
+                stat: parse_stat(stat)?,
+            }
+        }
+        ["read", q, stat] => {
+            QueryKind::from_name(q).ok_or_else(|| format!("unknown query \"{q}\""))?;
+            Metric::Latency {
+                key: format!("read.{q}"),
+                stat: parse_stat(stat)?,
+            }
+        }
+        ["lag", stat] => Metric::Lag {
+            stat: parse_stat(stat)?,
+        },
+        ["ryw_miss"] => Metric::RywMiss,
+        ["errors"] => Metric::Errors,
+        ["rejected"] => Metric::Rejected,
+        ["dead_letters"] => Metric::DeadLetters,
+        ["verify", "mismatches"] => Metric::Mismatches,
+        ["throughput", side @ ("write" | "read")] => Metric::Throughput {
+            side: side.to_string(),
+        },
+        _ => {
+            return Err(format!(
+                "unknown metric \"{}\" (see `check` in the README)",
+                parts.join(".")
+            ))
+        }
+    })
+}
+
+fn parse_value(text: &str, unit: Unit) -> Result<f64, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-' || c == '+'))
+        .unwrap_or(t.len());
+    let (num, suffix) = t.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("\"{t}\" does not start with a number"))?;
+    let suffix = suffix.trim();
+    match (unit, suffix) {
+        (Unit::Micros, "us" | "µs") => Ok(n),
+        (Unit::Micros, "ms") => Ok(n * 1e3),
+        (Unit::Micros, "s") => Ok(n * 1e6),
+        (Unit::Micros, _) => Err(format!(
+            "\"{t}\": a latency limit needs a unit (us, ms or s)"
+        )),
+        (Unit::Share, "%") => Ok(n / 100.0),
+        (Unit::Share, "") => Ok(n),
+        (Unit::Count | Unit::PerSecond, "") => Ok(n),
+        (Unit::PerSecond, "/s") => Ok(n),
+        (_, s) => Err(format!("\"{t}\": unexpected unit \"{s}\"")),
+    }
+}
+
+/// Parses one threshold; the error says what is wrong with it.
+pub fn parse_threshold(name: &str, condition: &str) -> Result<Threshold, String> {
+    let (backend, rest) = name
+        .split_once('.')
+        .ok_or_else(|| format!("\"{name}\": expected <backend>.<metric>"))?;
+    let backend = match backend {
+        "*" => None,
+        b => Some(BackendKind::from_name(b).ok_or_else(|| {
+            let mut names: Vec<&str> = BackendKind::ALL.iter().map(|k| k.name()).collect();
+            names.push("*");
+            format!("unknown backend \"{b}\" (expected {})", one_of(&names))
+        })?),
+    };
+    let parts: Vec<&str> = rest.split('.').collect();
+    let metric = parse_metric(&parts)?;
+    let c = condition.trim();
+    let (cmp, value) = [
+        ("<=", Cmp::Le),
+        (">=", Cmp::Ge),
+        ("==", Cmp::Eq),
+        ("!=", Cmp::Ne),
+        ("<", Cmp::Lt),
+        (">", Cmp::Gt),
+    ]
+    .iter()
+    .find_map(|(sym, cmp)| c.strip_prefix(sym).map(|v| (*cmp, v)))
+    .ok_or_else(|| format!("\"{c}\": expected <op> <value>, e.g. \"<= 250ms\""))?;
+    let limit = parse_value(value, metric.unit())?;
+    Ok(Threshold {
+        name: name.to_string(),
+        condition: c.to_string(),
+        backend,
+        metric,
+        cmp,
+        limit,
+    })
+}
+
+/// Every threshold of a scenario, by name.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Thresholds(BTreeMap<String, Threshold>);
+
+impl Thresholds {
+    /// Adds a parsed threshold (the scenario parser reports the ones that do not parse).
+    pub fn insert(&mut self, threshold: Threshold) {
+        self.0.insert(threshold.name.clone(), threshold);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// In name order.
+    pub fn iter(&self) -> impl Iterator<Item = &Threshold> {
+        self.0.values()
+    }
+
+    /// Name → condition, as written in the scenario.
+    pub fn as_written(&self) -> BTreeMap<String, String> {
+        self.0
+            .iter()
+            .map(|(name, t)| (name.clone(), t.condition.clone()))
+            .collect()
+    }
+}
+
+/// A threshold's condition by name: `thresholds["*.errors"] == "== 0"`.
+impl Index<&str> for Thresholds {
+    type Output = String;
+
+    fn index(&self, name: &str) -> &String {
+        &self.0[name].condition
+    }
+}
+
+impl Serialize for Thresholds {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.as_written().serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Thresholds {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let written = BTreeMap::<String, String>::deserialize(d)?;
+        let mut out = Thresholds::default();
+        for (name, condition) in &written {
+            let t = parse_threshold(name, condition)
+                .map_err(|e| serde::de::Error::custom(format!("thresholds.\"{name}\": {e}")))?;
+            out.insert(t);
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_thresholds() {
+        let t = parse_threshold("cqrs-async.lag.p99", "<= 250ms").unwrap();
+        assert_eq!(t.backend, Some(BackendKind::CqrsAsync));
+        assert_eq!(t.limit, 250_000.0);
+        assert_eq!(t.cmp, Cmp::Le);
+        assert_eq!(parse_threshold("*.ryw_miss", "<= 5%").unwrap().limit, 0.05);
+        assert_eq!(parse_threshold("*.errors", "== 0").unwrap().cmp, Cmp::Eq);
+        assert!(parse_threshold("*.write.place_order.p999", "< 1s").is_ok());
+        assert!(parse_threshold("*.read.search.p99", "< 20ms").is_ok());
+        assert!(parse_threshold("*.throughput.write", ">= 90").is_ok());
+    }
+
+    #[test]
+    fn rejects_bad_thresholds() {
+        for (name, cond, needle) in [
+            ("mysql.errors", "== 0", "unknown backend"),
+            ("*.lag.p42", "<= 1s", "unknown statistic"),
+            ("*.write.p99", "<= 50", "needs a unit"),
+            ("*.write.refund.p99", "<= 5ms", "unknown command"),
+            ("*.latency", "<= 5ms", "unknown metric"),
+            ("*.errors", "about 0", "expected <op> <value>"),
+            ("errors", "== 0", "expected <backend>.<metric>"),
+        ] {
+            let e = parse_threshold(name, cond).unwrap_err();
+            assert!(e.contains(needle), "{name} {cond}: {e}");
+        }
+    }
+
+    #[test]
+    fn comparisons_hold_as_written() {
+        assert!(Cmp::Le.holds(250_000.0, 250_000.0));
+        assert!(!Cmp::Lt.holds(250_000.0, 250_000.0));
+        assert!(Cmp::Eq.holds(0.0, 0.0));
+        assert!(!Cmp::Eq.holds(1.0, 0.0));
+        assert!(Cmp::Gt.holds(2.0, 1.0));
+    }
+
+    #[test]
+    fn serializes_as_written() {
+        let mut ts = Thresholds::default();
+        ts.insert(parse_threshold("*.errors", " == 0 ").unwrap());
+        ts.insert(parse_threshold("cqrs-async.lag.p99", "<= 250ms").unwrap());
+        let json = serde_json::to_string(&ts).unwrap();
+        assert_eq!(
+            json,
+            r#"{"*.errors":"== 0","cqrs-async.lag.p99":"<= 250ms"}"#
+        );
+        assert_eq!(serde_json::from_str::<Thresholds>(&json).unwrap(), ts);
+        assert!(serde_json::from_str::<Thresholds>(r#"{"*.lag.p42":"<= 1s"}"#).is_err());
+    }
+}
