@@ -4,6 +4,7 @@
 
 pub mod backend;
 pub mod check;
+pub mod cli;
 pub mod db;
 pub mod domain;
 pub mod format;

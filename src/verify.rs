@@ -65,6 +65,16 @@ pub enum VerifyError {
     NoReadModels(String),
 }
 
+impl VerifyError {
+    /// The database's code for its errors; 2 for a database without read models.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            VerifyError::Db(e) => e.exit_code(),
+            VerifyError::NoReadModels(_) => 2,
+        }
+    }
+}
+
 /// Verifies the read models of a database the tool seeded.
 pub async fn verify(db: &Db) -> Result<VerifyReport, VerifyError> {
     schema::require_ours(db).await?;

@@ -1775,11 +1775,12 @@ fn cli_usage_and_input_errors() {
             Tool,
             "foo",
         ),
+        // clap knows the projector modes (`ValueEnum`), so it refuses a bogus one itself.
         case(
             "run --projector bogus",
             &["run", &ci, "--projector", "bogus", "--out", &out],
             2,
-            Tool,
+            Usage,
             "bogus",
         ),
         case(

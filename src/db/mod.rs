@@ -55,6 +55,17 @@ pub enum DbError {
     Sql(#[from] sqlx::Error),
 }
 
+impl DbError {
+    /// 3 when the database failed mid-work (an SQL error); 2 for input the tool cannot use
+    /// (URL, connection, a schema it does not own, nothing seeded).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            DbError::Sql(_) => 3,
+            _ => 2,
+        }
+    }
+}
+
 pub type DbResult<T> = Result<T, DbError>;
 
 /// A parsed database URL. Its `Display` never shows a password.

@@ -94,6 +94,20 @@ pub enum ProjectorError {
     Timeout(Duration),
 }
 
+impl ProjectorError {
+    /// 2 when the database has nothing to project from; the database's code for its errors;
+    /// 3 when projecting itself failed.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            ProjectorError::Db(e) => e.exit_code(),
+            ProjectorError::NoEventLog(_) => 2,
+            ProjectorError::Sql(_)
+            | ProjectorError::Payload { .. }
+            | ProjectorError::Timeout(_) => 3,
+        }
+    }
+}
+
 /// Counters the projector keeps while it runs.
 #[derive(Debug, Default)]
 pub struct ProjectorStats {

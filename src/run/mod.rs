@@ -2,6 +2,8 @@
 //! stream through the driver, projections caught up, verify, and the numbers collected into
 //! `Results`.
 
+pub mod projector;
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -72,6 +74,18 @@ pub enum RunError {
         #[source]
         source: std::io::Error,
     },
+}
+
+impl RunError {
+    /// 2 for input (the database as given, an output folder that cannot be written); 3 when
+    /// the run itself failed.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            RunError::Db(e) => e.exit_code(),
+            RunError::Io { .. } => 2,
+            RunError::Projector(_) | RunError::Verify(_) => 3,
+        }
+    }
 }
 
 /// The default output folder: `reports/<scenario>-<UTC timestamp>`.

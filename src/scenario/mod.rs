@@ -232,6 +232,12 @@ pub struct Scenario {
 impl Scenario {
     /// Reads and validates a scenario file; its name is the file stem.
     pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+        Scenario::load_with(path, &Overrides::default())
+    }
+
+    /// [`Scenario::load`] with command-line values in place of the file's, validated by the
+    /// same rules as if the file said them; their problems are labelled with the flag.
+    pub fn load_with(path: &Path, overrides: &Overrides) -> Result<Scenario, ScenarioError> {
         let file = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|e| ScenarioError {
             file: file.clone(),
@@ -244,20 +250,42 @@ impl Scenario {
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| "scenario".to_string());
-        Scenario::parse(&text, &file, &name)
+        Scenario::parse_with(&text, &file, &name, overrides)
     }
 
     /// Validates scenario text. `file` only labels the problems; `name` becomes
     /// [`Scenario::name`].
     pub fn parse(text: &str, file: &str, name: &str) -> Result<Scenario, ScenarioError> {
+        Scenario::parse_with(text, file, name, &Overrides::default())
+    }
+
+    /// [`Scenario::parse`] with `overrides` in place of the text's values.
+    pub fn parse_with(
+        text: &str,
+        file: &str,
+        name: &str,
+        overrides: &Overrides,
+    ) -> Result<Scenario, ScenarioError> {
         let fail = |problems| ScenarioError {
             file: file.to_string(),
             problems,
         };
-        let root = text
+        let mut root = text
             .parse::<toml::Table>()
             .map_err(|e| fail(vec![parse::syntax_problem(text, &e)]))?;
-        parse::scenario(&root, name).map_err(fail)
+        let flags = overrides.apply(&mut root);
+        let mut scenario = parse::scenario(&root, name).map_err(|mut problems| {
+            for p in &mut problems {
+                if let Some((key, flag)) = flags.iter().find(|(key, _)| names_key(&p.path, key)) {
+                    p.path = format!("{flag}{}", &p.path[key.len()..]);
+                }
+            }
+            fail(problems)
+        })?;
+        if let Some(seed) = overrides.seed {
+            scenario.seed = seed;
+        }
+        Ok(scenario)
     }
 
     /// What the op stream is made of. A side that sends nothing (rate 0, and for reads no
@@ -296,6 +324,76 @@ impl Scenario {
             ..ProjectorConfig::default()
         }
     }
+}
+
+/// Values from the command line that replace a scenario file's (`run`, `check`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Overrides {
+    /// `--backends`: backend names.
+    pub backends: Option<Vec<String>>,
+    /// `--duration`, as written (`30s`).
+    pub duration: Option<String>,
+    /// `--seed`: any u64 (the file's `seed` is a TOML integer, at most `i64::MAX`).
+    pub seed: Option<u64>,
+    /// `--write-rate`: ops/s or `max`.
+    pub write_rate: Option<String>,
+    pub write_workers: Option<u32>,
+    pub read_workers: Option<u32>,
+}
+
+impl Overrides {
+    /// Writes the overrides into the scenario's table; returns `(key path, flag)` for each, so
+    /// a problem with the value names the flag that gave it.
+    fn apply(&self, root: &mut toml::Table) -> Vec<(&'static str, &'static str)> {
+        use toml::Value;
+        let mut flags = Vec::new();
+        let mut set = |section: Option<&str>, key: &str, value: Value| match section {
+            None => {
+                root.insert(key.to_string(), value);
+            }
+            Some(s) => {
+                let table = root
+                    .entry(s.to_string())
+                    .or_insert_with(|| Value::Table(toml::Table::new()));
+                if let Value::Table(t) = table {
+                    t.insert(key.to_string(), value);
+                }
+            }
+        };
+        if let Some(names) = &self.backends {
+            let names = names.iter().map(|n| Value::String(n.trim().to_string()));
+            set(None, "backends", Value::Array(names.collect()));
+            flags.push(("backends", "--backends"));
+        }
+        if let Some(d) = &self.duration {
+            set(None, "duration", Value::String(d.clone()));
+            flags.push(("duration", "--duration"));
+        }
+        if let Some(rate) = &self.write_rate {
+            let rate = rate.trim();
+            let value = match rate.parse::<f64>() {
+                Ok(r) => Value::Float(r),
+                Err(_) => Value::String(rate.to_string()),
+            };
+            set(Some("writes"), "rate", value);
+            flags.push(("writes.rate", "--write-rate"));
+        }
+        if let Some(n) = self.write_workers {
+            set(Some("writes"), "workers", Value::Integer(n.into()));
+            flags.push(("writes.workers", "--write-workers"));
+        }
+        if let Some(n) = self.read_workers {
+            set(Some("reads"), "workers", Value::Integer(n.into()));
+            flags.push(("reads.workers", "--read-workers"));
+        }
+        flags
+    }
+}
+
+/// Whether a problem's `path` is about `key` (`backends` covers `backends[1]`).
+fn names_key(path: &str, key: &str) -> bool {
+    path.strip_prefix(key)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with(['[', '.']))
 }
 
 /// One thing wrong with a scenario file.

@@ -1,0 +1,362 @@
+//! One handler per subcommand: each turns its arguments into library calls and prints what
+//! they return.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{anyhow, Context};
+
+use super::{
+    CheckArgs, Cmd, CompareArgs, DbArgs, DeadLetterArgs, Failure, ProjectorArgs, RebuildArgs,
+    ReportArgs, RunArgs, SeedArgs,
+};
+use crate::backend::{prepare, BackendKind};
+use crate::check;
+use crate::db::{schema, validate_schema_name, Db, DbError, DbUrl, OpenMode};
+use crate::format::one_of;
+use crate::projection::projector::{rebuild, ProjectorConfig};
+use crate::projection::{dead_letter, ProjectionName};
+use crate::report::{self, table};
+use crate::results::Results;
+use crate::run::projector::run_projector;
+use crate::run::{default_out_dir, run_scenario, RunOptions};
+use crate::scenario::{format_duration, parse_duration, Scenario};
+use crate::verify::verify;
+
+/// Runs the subcommand.
+pub async fn dispatch(command: Cmd) -> Result<(), Failure> {
+    match command {
+        Cmd::Run(a) => cmd_run(a).await,
+        Cmd::Seed(a) => cmd_seed(a).await,
+        Cmd::Verify(a) => cmd_verify(a).await,
+        Cmd::Report(a) => cmd_report(a),
+        Cmd::Compare(a) => cmd_compare(a),
+        Cmd::Check(a) => cmd_check(a).await,
+        Cmd::Rebuild(a) => cmd_rebuild(a).await,
+        Cmd::DeadLetters(a) => cmd_dead_letters(a).await,
+        Cmd::Projector(a) => cmd_projector(a).await,
+        Cmd::Drop(a) => cmd_drop(a).await,
+    }
+}
+
+fn parse_url(s: &str) -> Result<DbUrl, Failure> {
+    DbUrl::parse(s).map_err(Failure::bad_input)
+}
+
+fn parse_backend(name: &str) -> Result<BackendKind, Failure> {
+    BackendKind::from_name(name).ok_or_else(|| {
+        let names: Vec<&str> = BackendKind::ALL.iter().map(|k| k.name()).collect();
+        Failure::bad_input(anyhow!(
+            "unknown backend \"{name}\" (expected {})",
+            one_of(&names)
+        ))
+    })
+}
+
+/// The scenario with the command line's overrides, and where and how to run it.
+fn plan_run(args: &RunArgs) -> Result<(Scenario, RunOptions), Failure> {
+    let scenario =
+        Scenario::load_with(&args.scenario, &args.overrides()).map_err(Failure::bad_input)?;
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| default_out_dir(&scenario));
+    let mut opts = RunOptions::defaults(out);
+    if let Some(db) = &args.db {
+        opts.db = parse_url(db)?;
+    }
+    validate_schema_name(&args.schema).map_err(Failure::bad_input)?;
+    opts.schema = args.schema.clone();
+    opts.keep_db = args.keep_db;
+    opts.projector_mode = args.projector;
+    opts.pool_size = args.pool_size.map(|n| n.max(1));
+    opts.show_progress = !args.quiet;
+    opts.threads = usize::from(args.threads);
+    Ok((scenario, opts))
+}
+
+/// Runs the scenario, writes its report, and prints the summary.
+async fn execute_run(scenario: &Scenario, opts: &RunOptions) -> Result<Results, Failure> {
+    if opts.show_progress {
+        eprintln!(
+            "running {} ({}) on {} for {} per backend",
+            scenario.name,
+            scenario.description,
+            opts.db.engine().name(),
+            format_duration(scenario.duration)
+        );
+    }
+    let results = run_scenario(scenario, opts).await?;
+    report::write_report(&results, &opts.out_dir).map_err(Failure::bad_input)?;
+    println!("{}", table::summary(&results));
+    for run in &results.runs {
+        if let Some(kept) = &run.kept_database {
+            println!("kept {} database: {kept}", run.backend);
+        }
+    }
+    println!("results: {}", opts.out_dir.join("results.json").display());
+    Ok(results)
+}
+
+async fn cmd_run(args: RunArgs) -> Result<(), Failure> {
+    let (scenario, opts) = plan_run(&args)?;
+    let results = execute_run(&scenario, &opts).await?;
+    if results
+        .runs
+        .iter()
+        .any(|r| r.verify.as_ref().is_some_and(|v| !v.ok()))
+    {
+        return Err(Failure::check_failed(anyhow!(
+            "verify found read models that differ from the truth"
+        )));
+    }
+    Ok(())
+}
+
+async fn cmd_check(args: CheckArgs) -> Result<(), Failure> {
+    // Thresholds are input: the scenario parser has refused a bad one before anything runs.
+    let (scenario, opts) = plan_run(&args.run)?;
+    let results = execute_run(&scenario, &opts).await?;
+    let lines = check::evaluate(&results, &scenario.thresholds);
+    println!();
+    for l in &lines {
+        println!(
+            "{} {:<24} {:<48} {}",
+            if l.passed { "PASS" } else { "FAIL" },
+            l.run,
+            l.name,
+            l.measured
+        );
+        if !l.passed {
+            for d in &l.detail {
+                println!("       {d}");
+            }
+        }
+    }
+    if let Some(path) = &args.junit {
+        std::fs::write(path, check::junit(&scenario.name, &lines))
+            .with_context(|| format!("cannot write {}", path.display()))
+            .map_err(Failure::bad_input)?;
+    }
+    let failed = lines.iter().filter(|l| !l.passed).count();
+    if failed > 0 {
+        return Err(Failure::check_failed(anyhow!(
+            "check: {failed} of {} checks failed",
+            lines.len()
+        )));
+    }
+    println!("check: all {} checks passed", lines.len());
+    Ok(())
+}
+
+fn parse_projection(name: &Option<String>) -> Result<Vec<ProjectionName>, Failure> {
+    match name {
+        None => Ok(ProjectionName::ALL.to_vec()),
+        Some(n) => ProjectionName::from_name(n)
+            .map(|p| vec![p])
+            .ok_or_else(|| {
+                let names: Vec<&str> = ProjectionName::ALL.iter().map(|p| p.name()).collect();
+                Failure::bad_input(anyhow!(
+                    "--projection: unknown read model \"{n}\" (expected {})",
+                    one_of(&names)
+                ))
+            }),
+    }
+}
+
+/// Opens a database the tool seeded, with `pool_size` connections.
+async fn open_ours(args: &DbArgs, pool_size: u32) -> Result<Db, Failure> {
+    let url = parse_url(&args.db)?;
+    let db = Db::open_with(&url, &args.schema, pool_size, OpenMode::Existing).await?;
+    schema::require_ours(&db).await?;
+    Ok(db)
+}
+
+async fn cmd_rebuild(args: RebuildArgs) -> Result<(), Failure> {
+    let projections = parse_projection(&args.projection)?;
+    // A connection per read model: on PostgreSQL they are rebuilt concurrently.
+    let db = open_ours(&args.db, projections.len() as u32 + 1).await?;
+    let report = rebuild(&db, &projections, args.batch_size.max(1)).await?;
+    let names: Vec<&str> = projections.iter().map(|p| p.name()).collect();
+    println!(
+        "rebuilt {} from {} events in {:.2}s ({:.0} events/s)",
+        names.join(", "),
+        report.events,
+        report.seconds,
+        report.events_per_second
+    );
+    db.close().await;
+    Ok(())
+}
+
+async fn cmd_projector(args: ProjectorArgs) -> Result<(), Failure> {
+    let duration = |flag: &str, v: &str| {
+        parse_duration(v).map_err(|e| Failure::bad_input(anyhow!("--{flag}: {e}")))
+    };
+    let config = ProjectorConfig {
+        batch_size: args.batch_size.max(1),
+        poll_interval: duration("poll-interval", &args.poll_interval)?,
+        hold_before_commit: match &args.hold_before_commit {
+            Some(v) => duration("hold-before-commit", v)?,
+            None => Duration::ZERO,
+        },
+        ..ProjectorConfig::default()
+    };
+    let db = open_ours(&args.db, 2).await?;
+    let started = || {
+        eprintln!(
+            "projector running on {} (Ctrl-C or SIGTERM stops it)",
+            db.url.redacted()
+        )
+    };
+    let outcome = run_projector(&db, config, args.until_idle, started, |line| {
+        println!("{line}")
+    })
+    .await;
+    db.close().await;
+    Ok(outcome?)
+}
+
+async fn cmd_drop(args: DbArgs) -> Result<(), Failure> {
+    let url = parse_url(&args.db)?;
+    let db = Db::open_with(&url, &args.schema, 1, OpenMode::Existing).await?;
+    schema::drop_all(&db).await?;
+    db.close().await;
+    println!("dropped the tool's tables from {}", url.redacted());
+    Ok(())
+}
+
+async fn cmd_dead_letters(args: DeadLetterArgs) -> Result<(), Failure> {
+    let db = open_ours(&args.db, 2).await?;
+    if args.replay {
+        let r = dead_letter::replay(&db, &ProjectionName::ALL)
+            .await
+            .map_err(DbError::Sql)?;
+        println!(
+            "replayed {} dead letters; {} still failing",
+            r.replayed, r.still_failing
+        );
+    }
+    let letters = dead_letter::list(&db).await.map_err(DbError::Sql)?;
+    for d in &letters {
+        println!(
+            "{:<16} seq {:<8} {:<14} attempts {} · {}",
+            d.projection, d.seq, d.stream, d.attempts, d.error
+        );
+    }
+    println!("{} dead letters", letters.len());
+    db.close().await;
+    if args.replay && !letters.is_empty() {
+        return Err(Failure::check_failed(anyhow!(
+            "{} events still dead-lettered",
+            letters.len()
+        )));
+    }
+    Ok(())
+}
+
+async fn cmd_seed(args: SeedArgs) -> Result<(), Failure> {
+    let url = parse_url(&args.db.db)?;
+    let kind = parse_backend(&args.backend)?;
+    let (mut seed, spec) = match &args.scenario {
+        Some(p) => {
+            let s = Scenario::load(p).map_err(Failure::bad_input)?;
+            (s.seed, s.dataset)
+        }
+        None => (1, crate::db::seed::DatasetSpec::default()),
+    };
+    if let Some(s) = args.seed {
+        seed = s;
+    }
+    let (db, report) = prepare(&url, &args.db.schema, kind, seed, &spec, 4).await?;
+    db.close().await;
+    println!(
+        "seeded {} for {kind}: {} rows, {} events in {:.2}s ({:.0} rows/s)",
+        url.redacted(),
+        report.rows,
+        report.events,
+        report.seconds,
+        report.rows_per_second
+    );
+    Ok(())
+}
+
+async fn cmd_verify(args: DbArgs) -> Result<(), Failure> {
+    let db = open_ours(&args, 2).await?;
+    let report = verify(&db).await?;
+    for m in &report.models {
+        println!(
+            "{:<16} {:>8} rows expected {:>8} found {:>6} mismatches",
+            m.read_model.name(),
+            m.rows_expected,
+            m.rows_actual,
+            m.mismatches
+        );
+        for d in &m.first_diffs {
+            println!("    {d}");
+        }
+    }
+    db.close().await;
+    if report.ok() {
+        println!("verify: ok");
+        Ok(())
+    } else {
+        Err(Failure::check_failed(anyhow!(
+            "verify: {} mismatches",
+            report.mismatches
+        )))
+    }
+}
+
+fn load_results(path: &Path) -> Result<Results, Failure> {
+    Results::load(path).map_err(Failure::bad_input)
+}
+
+fn cmd_report(args: ReportArgs) -> Result<(), Failure> {
+    let results = load_results(&args.results)?;
+    let out = args.out.clone().unwrap_or_else(|| {
+        args.results
+            .parent()
+            .map(|p| p.to_path_buf())
+            .unwrap_or_default()
+    });
+    let written = report::write_report(&results, &out).map_err(Failure::bad_input)?;
+    println!("{}", report::verdict::verdict(&results).plain_headline());
+    println!("report: {}", written.html.display());
+    println!("        {}", written.markdown.display());
+    println!(
+        "plots:  {} in {}",
+        written.plots.len(),
+        out.join("plots").display()
+    );
+    Ok(())
+}
+
+fn cmd_compare(args: CompareArgs) -> Result<(), Failure> {
+    if let Some(p) = args.fail_on_regression {
+        if !(p.is_finite() && p >= 0.0) {
+            return Err(Failure::bad_input(anyhow!(
+                "--fail-on-regression: expected a percentage >= 0, got {p}"
+            )));
+        }
+    }
+    let base = load_results(&args.base)?;
+    let new = load_results(&args.new)?;
+    let comparison =
+        report::compare::compare(&base, &new, args.force).map_err(Failure::bad_input)?;
+    print!("{}", comparison.render());
+    if let Some(pct) = args.fail_on_regression {
+        let over = comparison.regressions_over(pct);
+        if !over.is_empty() {
+            return Err(Failure::check_failed(anyhow!(
+                "{} significant regressions larger than {pct}%: {}",
+                over.len(),
+                over.iter()
+                    .map(|c| format!("{} {}", c.run, c.metric))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+    }
+    Ok(())
+}

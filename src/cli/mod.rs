@@ -1,0 +1,273 @@
+//! The command line: its arguments (clap), the errors it exits with, and one handler per
+//! subcommand (`commands`). `main.rs` only parses, dispatches and exits.
+
+mod commands;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::db::DEFAULT_SCHEMA;
+use crate::projection::projector::ProjectorMode;
+
+pub use commands::dispatch;
+
+#[derive(Parser)]
+#[command(
+    name = "cqrs-bench",
+    version,
+    about = "Does CQRS pay off for your workload? Replays it against a normalized model and two CQRS variants and measures."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Cmd,
+}
+
+#[derive(Subcommand)]
+pub enum Cmd {
+    /// Run a scenario against its backends and write results.json and a summary.
+    Run(RunArgs),
+    /// Create the tool's tables in a database and load a scenario's dataset.
+    Seed(SeedArgs),
+    /// Compare every read model with the truth computed from the normalized tables.
+    Verify(DbArgs),
+    /// Write report.md, report.html and plots/*.svg from a saved results.json.
+    Report(ReportArgs),
+    /// Compare two runs of the same scenario, metric by metric, with Welch's t-test.
+    Compare(CompareArgs),
+    /// The CI gate: run a scenario, verify, evaluate its thresholds; exit 1 when any fails.
+    Check(CheckArgs),
+    /// Rebuild read models from the event log (a cqrs-async database).
+    Rebuild(RebuildArgs),
+    /// List the dead-lettered events of a cqrs-async database, or replay them.
+    DeadLetters(DeadLetterArgs),
+    /// Run the async projector as its own process, as a team would deploy it.
+    Projector(ProjectorArgs),
+    /// Drop what the tool created in a database (refuses anything it did not create).
+    Drop(DbArgs),
+}
+
+#[derive(clap::Args)]
+pub struct ProjectorArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    #[arg(long, default_value_t = 500)]
+    pub batch_size: i64,
+    /// Idle poll interval, e.g. 50ms.
+    #[arg(long, default_value = "50ms")]
+    pub poll_interval: String,
+    /// Exit once every committed event is applied (instead of running until stopped).
+    #[arg(long)]
+    pub until_idle: bool,
+    /// Fault drills: hold each batch's transaction open this long before commit, e.g. 50ms.
+    #[arg(long)]
+    pub hold_before_commit: Option<String>,
+}
+
+#[derive(clap::Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Also write the outcome as JUnit XML.
+    #[arg(long)]
+    pub junit: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+pub struct RebuildArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Only this read model (product_catalog, order_summary, daily_sales, product_sales).
+    #[arg(long)]
+    pub projection: Option<String>,
+    /// Events per transaction; a rebuild moves the whole log, so batches are large.
+    #[arg(long, default_value_t = 10_000)]
+    pub batch_size: i64,
+}
+
+#[derive(clap::Args)]
+pub struct DeadLetterArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Apply the parked events again (after the fault is fixed).
+    #[arg(long)]
+    pub replay: bool,
+}
+
+#[derive(clap::Args)]
+pub struct DbArgs {
+    /// sqlite://PATH or postgres://USER@HOST:PORT/DB
+    #[arg(long)]
+    pub db: String,
+    /// PostgreSQL schema holding the tool's tables.
+    #[arg(long, default_value = DEFAULT_SCHEMA)]
+    pub schema: String,
+}
+
+#[derive(clap::Args)]
+pub struct RunArgs {
+    /// Scenario file (see scenarios/).
+    pub scenario: PathBuf,
+    /// Database: sqlite://PATH (default: files in the output folder) or postgres://…
+    #[arg(long)]
+    pub db: Option<String>,
+    /// Schema prefix on PostgreSQL (each backend gets <prefix>_<backend>).
+    #[arg(long, default_value = DEFAULT_SCHEMA)]
+    pub schema: String,
+    /// Backends to run, comma-separated (overrides the scenario).
+    #[arg(long, value_delimiter = ',')]
+    pub backends: Option<Vec<String>>,
+    /// Run duration including warm-up, e.g. 30s (overrides the scenario).
+    #[arg(long)]
+    pub duration: Option<String>,
+    /// Seed for the dataset and the op stream (overrides the scenario).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Write rate in ops/s, or "max" for closed loop (overrides the scenario).
+    #[arg(long)]
+    pub write_rate: Option<String>,
+    /// Concurrent writers (overrides the scenario).
+    #[arg(long)]
+    pub write_workers: Option<u32>,
+    /// Concurrent readers (overrides the scenario; a `readers` sweep sets its own).
+    #[arg(long)]
+    pub read_workers: Option<u32>,
+    /// Output folder (default reports/<scenario>-<timestamp>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Keep the databases after the run and say where they are.
+    #[arg(long)]
+    pub keep_db: bool,
+    /// Projector: exactly-once or naive (the negative control).
+    #[arg(long, value_enum, default_value_t = ProjectorMode::ExactlyOnce)]
+    pub projector: ProjectorMode,
+    /// Connections per pool [default: one per worker plus two, at least 8]. With fewer than
+    /// that, workers share the pool instead of keeping a connection each.
+    #[arg(long)]
+    pub pool_size: Option<u32>,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+    /// Threads of the async runtime that drives the load. 1 (the default) runs every worker on
+    /// one thread, which measured best on 2 cores (see BENCHMARKS.md, "Harness floor"); more
+    /// helps a machine with cores to spare for the driver.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub threads: u16,
+}
+
+#[derive(clap::Args)]
+pub struct SeedArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Which backend's dataset (decides read models and event log).
+    #[arg(long, default_value = "cqrs-async")]
+    pub backend: String,
+    /// Take the dataset sizes and seed from this scenario (default sizes otherwise).
+    #[arg(long)]
+    pub scenario: Option<PathBuf>,
+    #[arg(long)]
+    pub seed: Option<u64>,
+}
+
+#[derive(clap::Args)]
+pub struct ReportArgs {
+    /// A results.json written by `run`.
+    pub results: PathBuf,
+    /// Where to write the report (default: the folder holding the results file).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+pub struct CompareArgs {
+    /// The results.json to compare against.
+    pub base: PathBuf,
+    /// The results.json being judged.
+    pub new: PathBuf,
+    /// Exit with 1 when a significant regression is larger than PCT percent.
+    #[arg(long, value_name = "PCT")]
+    pub fail_on_regression: Option<f64>,
+    /// Compare even when the scenarios or op streams differ.
+    #[arg(long)]
+    pub force: bool,
+}
+
+impl RunArgs {
+    /// The scenario values the command line replaces.
+    fn overrides(&self) -> crate::scenario::Overrides {
+        crate::scenario::Overrides {
+            backends: self.backends.clone(),
+            duration: self.duration.clone(),
+            seed: self.seed,
+            write_rate: self.write_rate.clone(),
+            write_workers: self.write_workers,
+            read_workers: self.read_workers,
+        }
+    }
+}
+
+impl Cmd {
+    /// Threads of the async runtime: `--threads` for the commands that drive load, else one.
+    pub fn threads(&self) -> usize {
+        match self {
+            Cmd::Run(a) => usize::from(a.threads),
+            Cmd::Check(a) => usize::from(a.run.threads),
+            _ => 1,
+        }
+    }
+}
+
+impl ValueEnum for ProjectorMode {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[ProjectorMode::ExactlyOnce, ProjectorMode::Naive]
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(match self {
+            ProjectorMode::ExactlyOnce => "exactly-once",
+            ProjectorMode::Naive => "naive",
+        }))
+    }
+}
+
+/// A command that did not succeed: what to say, and the exit code (README "Exit codes":
+/// 1 a check failed, 2 bad input or an unusable database, 3 the run itself failed).
+#[derive(Debug)]
+pub struct Failure {
+    pub code: u8,
+    pub error: anyhow::Error,
+}
+
+impl Failure {
+    /// Exit 1: the command ran, and what it checked failed.
+    fn check_failed(error: anyhow::Error) -> Failure {
+        Failure { code: 1, error }
+    }
+
+    /// Exit 2: input the tool cannot use.
+    fn bad_input(error: impl Into<anyhow::Error>) -> Failure {
+        Failure {
+            code: 2,
+            error: error.into(),
+        }
+    }
+}
+
+/// Errors that know their exit code.
+macro_rules! failure_from {
+    ($($error:ty),* $(,)?) => {$(
+        impl From<$error> for Failure {
+            fn from(e: $error) -> Failure {
+                Failure { code: e.exit_code(), error: e.into() }
+            }
+        }
+    )*};
+}
+
+failure_from!(
+    crate::db::DbError,
+    crate::run::RunError,
+    crate::run::projector::ProjectorProcessError,
+    crate::projection::projector::ProjectorError,
+    crate::verify::VerifyError,
+);
