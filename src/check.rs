@@ -9,7 +9,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::format::fmt_us;
-use crate::metrics::LatencyStats;
+use crate::metrics::{LatencyStats, MetricKey};
 use crate::results::{BackendRun, Results};
 use crate::scenario::thresholds::{Metric, Thresholds, Unit};
 
@@ -32,11 +32,11 @@ fn stat_of(l: &LatencyStats, stat: &str) -> Option<f64> {
 fn measure(run: &BackendRun, metric: &Metric) -> Option<f64> {
     let m = &run.metrics;
     match metric {
-        Metric::Latency { key, stat } => stat_of(&m.ops.get(key)?.latency, stat),
+        Metric::Latency { key, stat } => stat_of(&m.op(*key)?.latency, stat),
         Metric::Lag { stat } => stat_of(&m.lag, stat),
         Metric::RywMiss => (m.ryw.probes > 0).then_some(m.ryw.miss_share),
         Metric::Errors => Some(m.errors() as f64),
-        Metric::Rejected => Some(m.ops.get("write").map_or(0.0, |o| o.rejected as f64)),
+        Metric::Rejected => Some(m.op(MetricKey::Writes).map_or(0.0, |o| o.rejected as f64)),
         Metric::DeadLetters => run.projector.as_ref().map(|p| p.dead_letters as f64),
         Metric::Mismatches => run.verify.as_ref().map(|v| v.mismatches as f64),
         Metric::Throughput { side } => Some(if side == "write" {

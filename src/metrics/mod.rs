@@ -28,6 +28,7 @@
 //!   always add up to the totals, but it no longer moves that interval's p50/p99.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
@@ -79,21 +80,75 @@ impl OpKey {
         matches!(self, OpKey::Write(_))
     }
 
-    /// `"write"` or `"read"`: the aggregate key in [`RunMetrics::ops`].
-    pub fn class(self) -> &'static str {
+    /// All writes or all reads: the aggregate this op counts in.
+    pub fn class(self) -> MetricKey {
         match self {
-            OpKey::Write(_) => "write",
-            OpKey::Read(_) => "read",
+            OpKey::Write(_) => MetricKey::Writes,
+            OpKey::Read(_) => MetricKey::Reads,
         }
     }
 
     /// The key in [`RunMetrics::ops`], e.g. `"write.place_order"`, `"read.product_page"`.
     pub fn name(self) -> String {
-        let kind = match self {
-            OpKey::Write(k) => k.name(),
-            OpKey::Read(k) => k.name(),
-        };
-        format!("{}.{}", self.class(), kind)
+        MetricKey::Op(self).to_string()
+    }
+}
+
+/// A key of [`RunMetrics::ops`]: every write, every read, or one kind of op. Displays as (and
+/// parses from) the key `results.json` uses: `write`, `read`, `write.place_order`,
+/// `read.product_page`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MetricKey {
+    Writes,
+    Reads,
+    Op(OpKey),
+}
+
+impl MetricKey {
+    pub fn write(kind: CommandKind) -> MetricKey {
+        MetricKey::Op(OpKey::Write(kind))
+    }
+
+    pub fn read(kind: QueryKind) -> MetricKey {
+        MetricKey::Op(OpKey::Read(kind))
+    }
+
+    /// Whether the key is about writes (all of them, or one command).
+    pub fn is_write(self) -> bool {
+        match self {
+            MetricKey::Writes => true,
+            MetricKey::Reads => false,
+            MetricKey::Op(op) => op.is_write(),
+        }
+    }
+}
+
+impl fmt::Display for MetricKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MetricKey::Writes => f.write_str("write"),
+            MetricKey::Reads => f.write_str("read"),
+            MetricKey::Op(OpKey::Write(k)) => write!(f, "write.{}", k.name()),
+            MetricKey::Op(OpKey::Read(k)) => write!(f, "read.{}", k.name()),
+        }
+    }
+}
+
+impl std::str::FromStr for MetricKey {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<MetricKey, String> {
+        match s.split_once('.') {
+            None if s == "write" => Ok(MetricKey::Writes),
+            None if s == "read" => Ok(MetricKey::Reads),
+            Some(("write", c)) => CommandKind::from_name(c)
+                .map(MetricKey::write)
+                .ok_or_else(|| format!("unknown command \"{c}\"")),
+            Some(("read", q)) => QueryKind::from_name(q)
+                .map(MetricKey::read)
+                .ok_or_else(|| format!("unknown query \"{q}\"")),
+            _ => Err(format!("unknown metric \"{s}\"")),
+        }
     }
 }
 
@@ -163,11 +218,16 @@ pub struct RunMetrics {
 }
 
 impl RunMetrics {
+    /// The counts and latency of `key`'s ops, when any ran.
+    pub fn op(&self, key: MetricKey) -> Option<&OpStats> {
+        self.ops.get(&key.to_string())
+    }
+
     /// Ops that failed with a database error, writes and reads together.
     pub fn errors(&self) -> u64 {
-        ["write", "read"]
-            .iter()
-            .filter_map(|k| self.ops.get(*k))
+        [MetricKey::Writes, MetricKey::Reads]
+            .into_iter()
+            .filter_map(|k| self.op(k))
             .map(|o| o.errors)
             .sum()
     }
@@ -780,8 +840,11 @@ impl Recorder {
                 reads.absorb(acc);
             }
         }
-        ops.insert("write".to_string(), writes.stats(measured_seconds));
-        ops.insert("read".to_string(), reads.stats(measured_seconds));
+        ops.insert(
+            MetricKey::Writes.to_string(),
+            writes.stats(measured_seconds),
+        );
+        ops.insert(MetricKey::Reads.to_string(), reads.stats(measured_seconds));
 
         let errors = self
             .errors

@@ -31,6 +31,23 @@ fn op_key_names() {
     assert!(PLACE.is_write() && !PAGE.is_write());
 }
 
+#[test]
+fn metric_keys_are_the_results_json_strings() {
+    let mut keys = vec![MetricKey::Writes, MetricKey::Reads];
+    keys.extend(all_keys().into_iter().map(MetricKey::Op));
+    for key in keys {
+        assert_eq!(key.to_string().parse::<MetricKey>(), Ok(key), "{key}");
+    }
+    assert_eq!(MetricKey::Writes.to_string(), "write");
+    assert_eq!(
+        MetricKey::read(QueryKind::Search).to_string(),
+        "read.search"
+    );
+    assert_eq!(MetricKey::Op(PLACE).to_string(), PLACE.name());
+    assert!("write.refund".parse::<MetricKey>().is_err());
+    assert!("lag".parse::<MetricKey>().is_err());
+}
+
 /// 100 ops/s for 10 s; the op at t = 3 s takes 500 ms and the (closed-loop-blocked) driver
 /// starts the following ops late. Latency from the intended start must show the stall;
 /// service time must not.

@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use crate::backend::BackendKind;
 use crate::domain::QueryKind;
 pub use crate::format::{fmt_bytes, fmt_ms, fmt_us};
+use crate::metrics::MetricKey;
 use crate::results::{BackendRun, Results, SweepPoint};
 use plot::{backend_hex, Plot};
 use verdict::Verdict;
@@ -202,8 +203,8 @@ fn summary_table(results: &Results) -> Table {
         .iter()
         .map(|run| {
             let m = &run.metrics;
-            let w = m.ops.get("write").cloned().unwrap_or_default();
-            let r = m.ops.get("read").cloned().unwrap_or_default();
+            let w = m.op(MetricKey::Writes).cloned().unwrap_or_default();
+            let r = m.op(MetricKey::Reads).cloned().unwrap_or_default();
             let lat = |count: u64, v: u64| if count > 0 { fmt_us(v) } else { "-".into() };
             vec![
                 run.label(),
@@ -340,7 +341,7 @@ fn query_table(results: &Results) -> Table {
             results
                 .runs
                 .iter()
-                .any(|r| r.metrics.ops.contains_key(&format!("read.{}", q.name())))
+                .any(|r| r.metrics.op(MetricKey::read(*q)).is_some())
         })
         .collect();
     let mut head = vec!["run".to_string()];
@@ -351,7 +352,7 @@ fn query_table(results: &Results) -> Table {
         .map(|run| {
             let mut row = vec![run.label()];
             for q in &queries {
-                row.push(match run.metrics.ops.get(&format!("read.{}", q.name())) {
+                row.push(match run.metrics.op(MetricKey::read(*q)) {
                     Some(o) if o.count > 0 => format!(
                         "{} / {}",
                         fmt_us(o.latency.p50_us),

@@ -22,7 +22,7 @@ use plotters::prelude::*;
 use super::{levels, Level};
 use crate::backend::BackendKind;
 use crate::domain::QueryKind;
-use crate::metrics::{IntervalStats, LatencyStats};
+use crate::metrics::{IntervalStats, LatencyStats, MetricKey};
 use crate::results::{BackendRun, Results, SweepPoint};
 
 /// One drawn plot.
@@ -74,7 +74,11 @@ pub fn plots(results: &Results) -> Result<Vec<Plot>, PlotError> {
     for level in &levels {
         let suffix = level_suffix(level.point.as_ref());
         let at = level_title(level.point.as_ref(), multi);
-        if level.runs.iter().any(|r| op(r, "write").is_some()) {
+        if level
+            .runs
+            .iter()
+            .any(|r| op(r, MetricKey::Writes).is_some())
+        {
             out.push(plot(
             format!("write-spectrum{suffix}"),
             format!("Write latency percentiles{at}"),
@@ -86,7 +90,7 @@ pub fn plots(results: &Results) -> Result<Vec<Plot>, PlotError> {
             |root| write_spectrum(root, level),
         )?);
         }
-        if level.runs.iter().any(|r| op(r, "read").is_some()) {
+        if level.runs.iter().any(|r| op(r, MetricKey::Reads).is_some()) {
             out.push(plot(
                 format!("read-spectrum{suffix}"),
                 format!("Read latency percentiles per query{at}"),
@@ -201,10 +205,9 @@ fn trim_num(x: f64) -> String {
     }
 }
 
-fn op<'a>(run: &'a BackendRun, key: &str) -> Option<&'a LatencyStats> {
+fn op(run: &BackendRun, key: MetricKey) -> Option<&LatencyStats> {
     run.metrics
-        .ops
-        .get(key)
+        .op(key)
         .filter(|o| o.latency.count > 0)
         .map(|o| &o.latency)
 }
@@ -381,7 +384,7 @@ fn write_spectrum(root: &Area, level: &Level) -> DrawResult {
     let series: Vec<_> = level
         .runs
         .iter()
-        .filter_map(|r| op(r, "write").map(|l| (r.backend, spectrum_points(l))))
+        .filter_map(|r| op(r, MetricKey::Writes).map(|l| (r.backend, spectrum_points(l))))
         .collect();
     spectrum_chart(root, "all writes", &series)
 }
@@ -394,17 +397,17 @@ fn queries_run(level: &Level) -> Vec<QueryKind> {
             level
                 .runs
                 .iter()
-                .any(|r| op(r, &format!("read.{}", q.name())).is_some())
+                .any(|r| op(r, MetricKey::read(*q)).is_some())
         })
         .collect()
 }
 
 fn read_spectra(root: &Area, level: &Level) -> DrawResult {
-    let mut panels: Vec<(String, String)> = queries_run(level)
+    let mut panels: Vec<(String, MetricKey)> = queries_run(level)
         .into_iter()
-        .map(|q| (q.name().to_string(), format!("read.{}", q.name())))
+        .map(|q| (q.name().to_string(), MetricKey::read(q)))
         .collect();
-    panels.push(("all reads".into(), "read".into()));
+    panels.push(("all reads".into(), MetricKey::Reads));
     let cols = if panels.len() <= 2 { panels.len() } else { 3 };
     let rows = panels.len().div_ceil(cols);
     let areas = root.split_evenly((rows, cols));
@@ -412,7 +415,7 @@ fn read_spectra(root: &Area, level: &Level) -> DrawResult {
         let series: Vec<_> = level
             .runs
             .iter()
-            .filter_map(|r| op(r, key).map(|l| (r.backend, spectrum_points(l))))
+            .filter_map(|r| op(r, *key).map(|l| (r.backend, spectrum_points(l))))
             .collect();
         spectrum_chart(area, title, &series)?;
     }
@@ -423,9 +426,9 @@ fn read_bars(root: &Area, level: &Level) -> DrawResult {
     let queries = queries_run(level);
     let runs: Vec<&BackendRun> = level.runs.clone();
     let values = runs.iter().flat_map(|r| {
-        queries.iter().filter_map(move |q| {
-            op(r, &format!("read.{}", q.name())).map(|l| [ms(l.p50_us), ms(l.p99_us)])
-        })
+        queries
+            .iter()
+            .filter_map(move |q| op(r, MetricKey::read(*q)).map(|l| [ms(l.p50_us), ms(l.p99_us)]))
     });
     let (ylo, yhi) = log_bounds(values.flatten());
     let nq = queries.len().max(1) as f64;
@@ -454,7 +457,7 @@ fn read_bars(root: &Area, level: &Level) -> DrawResult {
         let mut p99 = Vec::new();
         let mut p50 = Vec::new();
         for (i, q) in queries.iter().enumerate() {
-            let Some(l) = op(run, &format!("read.{}", q.name())) else {
+            let Some(l) = op(run, MetricKey::read(*q)) else {
                 continue;
             };
             let x0 = i as f64 + 0.1 + j as f64 * slot;
@@ -712,7 +715,10 @@ fn load(root: &Area, results: &Results, levels: &[Level]) -> DrawResult {
         Some(SweepPoint::ReadRate(_)) => "read load (target reads/s)",
         None => "read load (achieved reads/s)",
     };
-    for (area, key, title) in [(&left, "write", "write p99"), (&right, "read", "read p99")] {
+    for (area, key, title) in [
+        (&left, MetricKey::Writes, "write p99"),
+        (&right, MetricKey::Reads, "read p99"),
+    ] {
         let mut series: Vec<(BackendKind, Vec<(f64, f64)>)> = Vec::new();
         for kind in &results.scenario.backends {
             let mut points: Vec<(f64, f64)> = results

@@ -6,7 +6,7 @@ use std::fmt::Write;
 
 use crate::domain::QueryKind;
 use crate::format::fmt_us;
-use crate::metrics::LatencyStats;
+use crate::metrics::{LatencyStats, MetricKey};
 use crate::results::{BackendRun, Results};
 
 fn rate(target: Option<f64>, achieved: f64) -> String {
@@ -138,7 +138,7 @@ pub fn summary(results: &Results) -> String {
     );
     for run in &results.runs {
         let m = &run.metrics;
-        let writes = m.ops.get("write").cloned().unwrap_or_default();
+        let writes = m.op(MetricKey::Writes).cloned().unwrap_or_default();
         let errors = m.errors();
         let lag = if m.lag.count > 0 {
             format!(
@@ -185,7 +185,7 @@ pub fn summary(results: &Results) -> String {
     for run in &results.runs {
         let _ = write!(out, "{:<28}", run.label());
         for q in QueryKind::ALL {
-            match run.metrics.ops.get(&format!("read.{}", q.name())) {
+            match run.metrics.op(MetricKey::read(q)) {
                 Some(o) if o.count > 0 => {
                     let _ = write!(
                         out,

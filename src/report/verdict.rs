@@ -29,7 +29,7 @@ use super::stats::{welch, Sample, ALPHA};
 use super::{fmt_bytes, fmt_ms, level_label, levels, Level};
 use crate::backend::BackendKind;
 use crate::domain::QueryKind;
-use crate::metrics::IntervalStats;
+use crate::metrics::{IntervalStats, MetricKey};
 use crate::results::{BackendRun, Results};
 
 /// One titled group of verdict lines. Lines use `**bold**` and `` `code` `` only.
@@ -78,18 +78,16 @@ fn read_p99s(run: &BackendRun) -> Vec<f64> {
     interval_values(run, |i| (i.reads > 0).then_some(i.read_p99_us as f64))
 }
 
-fn p99(run: &BackendRun, key: &str) -> Option<u64> {
+fn p99(run: &BackendRun, key: MetricKey) -> Option<u64> {
     run.metrics
-        .ops
-        .get(key)
+        .op(key)
         .filter(|o| o.latency.count > 0)
         .map(|o| o.latency.p99_us)
 }
 
-fn p50(run: &BackendRun, key: &str) -> Option<u64> {
+fn p50(run: &BackendRun, key: MetricKey) -> Option<u64> {
     run.metrics
-        .ops
-        .get(key)
+        .op(key)
         .filter(|o| o.latency.count > 0)
         .map(|o| o.latency.p50_us)
 }
@@ -146,10 +144,10 @@ fn below_resolution(stat: &str, floor: u64) -> String {
     )
 }
 
-/// Whether the run's lane for `key` (`"write"`/`"read"`) was driven open loop (had a target
+/// Whether the run's lane for `key` (writes or reads) was driven open loop (had a target
 /// rate), so that it could saturate.
-fn open_loop(run: &BackendRun, key: &str) -> bool {
-    if key == "write" {
+fn open_loop(run: &BackendRun, key: MetricKey) -> bool {
+    if key.is_write() {
         run.rates.write_target.is_some()
     } else {
         run.rates.read_target.is_some()
@@ -157,7 +155,7 @@ fn open_loop(run: &BackendRun, key: &str) -> bool {
 }
 
 /// The run saturated under an open-loop load of this lane.
-fn saturated_in(run: &BackendRun, key: &str) -> bool {
+fn saturated_in(run: &BackendRun, key: MetricKey) -> bool {
     run.metrics.saturated && open_loop(run, key)
 }
 
@@ -236,8 +234,8 @@ impl Ranking {
     }
 }
 
-fn rank(level: &Level, key: &str, series: fn(&BackendRun) -> Vec<f64>) -> Option<Ranking> {
-    let is_write = key == "write";
+fn rank(level: &Level, key: MetricKey, series: fn(&BackendRun) -> Vec<f64>) -> Option<Ranking> {
+    let is_write = key.is_write();
     let mut order: Vec<(BackendKind, u64, &BackendRun)> = level
         .runs
         .iter()
@@ -397,8 +395,8 @@ fn overhead_line(level: &Level, kind: BackendKind) -> Option<String> {
     let runs = by_backend(level);
     let base = runs.get(&BackendKind::Normalized)?;
     let run = runs.get(&kind)?;
-    let (b50, b99) = (p50(base, "write")?, p99(base, "write")?);
-    let (n50, n99) = (p50(run, "write")?, p99(run, "write")?);
+    let (b50, b99) = (p50(base, MetricKey::Writes)?, p99(base, MetricKey::Writes)?);
+    let (n50, n99) = (p50(run, MetricKey::Writes)?, p99(run, MetricKey::Writes)?);
     let (f50, f99) = (
         floor_of(base, run, true, "p50"),
         floor_of(base, run, true, "p99"),
@@ -454,7 +452,7 @@ fn overhead_line(level: &Level, kind: BackendKind) -> Option<String> {
     };
     let mut sat = Vec::new();
     for r in [*base, *run] {
-        if saturated_in(r, "write") {
+        if saturated_in(r, MetricKey::Writes) {
             sat.push(r.backend.to_string());
         }
     }
@@ -482,12 +480,12 @@ fn max_read_gain(level: &Level) -> Option<(QueryKind, f64, BackendKind)> {
     QueryKind::ALL
         .into_iter()
         .filter_map(|q| {
-            let key = format!("read.{}", q.name());
-            let b = p99(base, &key)?;
+            let key = MetricKey::read(q);
+            let b = p99(base, key)?;
             let (k, v, run) = runs
                 .iter()
                 .filter(|(k, _)| k.has_read_models())
-                .filter_map(|(k, r)| p99(r, &key).map(|v| (*k, v, *r)))
+                .filter_map(|(k, r)| p99(r, key).map(|v| (*k, v, *r)))
                 .min_by_key(|(_, v, _)| *v)?;
             if below_floor(b, v, floor_of(base, run, false, "p99")) {
                 return None;
@@ -592,12 +590,12 @@ fn read_gain_lines(level: &Level) -> Vec<String> {
     };
     let mut parts = Vec::new();
     for q in QueryKind::ALL {
-        let key = format!("read.{}", q.name());
-        let Some(b) = p99(base, &key) else { continue };
+        let key = MetricKey::read(q);
+        let Some(b) = p99(base, key) else { continue };
         let best = runs
             .iter()
             .filter(|(k, _)| k.has_read_models())
-            .filter_map(|(k, r)| p99(r, &key).map(|v| (*k, v, *r)))
+            .filter_map(|(k, r)| p99(r, key).map(|v| (*k, v, *r)))
             .min_by_key(|(_, v, _)| *v);
         if let Some((k, v, run)) = best {
             let floor = floor_of(base, run, false, "p99");
@@ -638,14 +636,14 @@ fn write_p99_list(level: &Level) -> String {
         .runs
         .iter()
         .filter_map(|r| {
-            p99(r, "write").map(|v| {
+            p99(r, MetricKey::Writes).map(|v| {
                 format!(
                     "{} {}{}",
                     r.backend,
                     fmt_ms(v as f64),
                     if r.metrics.driver_behind {
                         " (invalid: driver behind)"
-                    } else if saturated_in(r, "write") {
+                    } else if saturated_in(r, MetricKey::Writes) {
                         " (saturated)"
                     } else {
                         ""
@@ -659,10 +657,10 @@ fn write_p99_list(level: &Level) -> String {
 
 /// What a CQRS backend does at a level: `cqrs-sync kept up with write p99 1.1ms`.
 fn kept_up_or_not(run: &BackendRun) -> String {
-    let p = p99(run, "write")
+    let p = p99(run, MetricKey::Writes)
         .map(|v| format!("write p99 {}", fmt_ms(v as f64)))
         .unwrap_or_else(|| "no writes".into());
-    if saturated_in(run, "write") {
+    if saturated_in(run, MetricKey::Writes) {
         format!(
             "**{}** saturated too ({p}; {})",
             run.backend,
@@ -684,7 +682,7 @@ fn write_trend(levels: &[Level]) -> Option<String> {
         .iter()
         .filter_map(|(k, ra)| {
             let rb = b.get(k)?;
-            let (va, vb) = (p99(ra, "write")?, p99(rb, "write")?);
+            let (va, vb) = (p99(ra, MetricKey::Writes)?, p99(rb, MetricKey::Writes)?);
             let floor = floor_of(ra, rb, true, "p99");
             let judged = if below_floor(va, vb, floor) {
                 below_resolution("p99", floor.unwrap_or_default())
@@ -698,7 +696,8 @@ fn write_trend(levels: &[Level]) -> Option<String> {
                     None => "too few intervals to test".into(),
                 }
             };
-            let sat = if saturated_in(rb, "write") && !saturated_in(ra, "write") {
+            let sat = if saturated_in(rb, MetricKey::Writes) && !saturated_in(ra, MetricKey::Writes)
+            {
                 format!("; saturated at {}", level_label(last))
             } else {
                 String::new()
@@ -777,7 +776,7 @@ fn crossover(results: &Results, levels: &[Level], fair: bool) -> (Vec<String>, O
         let Some(norm) = runs.get(&BackendKind::Normalized) else {
             continue;
         };
-        let Some(n99) = p99(norm, "write") else {
+        let Some(n99) = p99(norm, MetricKey::Writes) else {
             continue;
         };
         let cqrs_runs: Vec<&BackendRun> =
@@ -785,7 +784,10 @@ fn crossover(results: &Results, levels: &[Level], fair: bool) -> (Vec<String>, O
         // The best CQRS backend: the lowest write p99 of those that kept up, else of all.
         let best = cqrs_runs
             .iter()
-            .filter_map(|r| p99(r, "write").map(|v| (r.backend, v, *r, saturated_in(r, "write"))))
+            .filter_map(|r| {
+                p99(r, MetricKey::Writes)
+                    .map(|v| (r.backend, v, *r, saturated_in(r, MetricKey::Writes)))
+            })
             .min_by_key(|(_, v, _, sat)| (*sat, *v));
         let Some((k, c99, crun, c_sat)) = best else {
             continue;
@@ -795,7 +797,7 @@ fn crossover(results: &Results, levels: &[Level], fair: bool) -> (Vec<String>, O
             &Sample::of(&write_p99s(norm)),
         );
         let floor = floor_of(norm, crun, true, "p99");
-        let n_sat = saturated_in(norm, "write");
+        let n_sat = saturated_in(norm, MetricKey::Writes);
         let significant = n99 > c99
             && !below_floor(n99, c99, floor)
             && w.is_some_and(|w| w.significant() && w.diff > 0.0);
@@ -879,7 +881,7 @@ fn crossover(results: &Results, levels: &[Level], fair: bool) -> (Vec<String>, O
                         let kept: Vec<String> = s
                             .cqrs_runs
                             .iter()
-                            .filter(|r| !saturated_in(r, "write"))
+                            .filter(|r| !saturated_in(r, MetricKey::Writes))
                             .map(|r| r.backend.to_string())
                             .collect();
                         format!(
@@ -1055,7 +1057,7 @@ fn load_sections(levels: &[Level], invalid: &[&BackendRun]) -> Vec<Section> {
                 format!(
                     "**{}** kept up with write p99 {}",
                     r.backend,
-                    p99(r, "write")
+                    p99(r, MetricKey::Writes)
                         .map(|v| fmt_ms(v as f64))
                         .unwrap_or_else(|| "-".into())
                 )
@@ -1134,8 +1136,8 @@ pub fn verdict(results: &Results) -> Verdict {
         } else {
             String::new()
         };
-        let w = rank(level, "write", write_p99s);
-        let r = rank(level, "read", read_p99s);
+        let w = rank(level, MetricKey::Writes, write_p99s);
+        let r = rank(level, MetricKey::Reads, read_p99s);
         if let Some(w) = &w {
             fastest.push(format!("{prefix}{}", rank_line("write", w, fair)));
         }

@@ -19,8 +19,8 @@ use std::ops::Index;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::backend::BackendKind;
-use crate::domain::{CommandKind, QueryKind};
 use crate::format::one_of;
+use crate::metrics::MetricKey;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Cmp {
@@ -59,7 +59,7 @@ pub enum Unit {
 /// What a threshold measures.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Metric {
-    Latency { key: String, stat: String },
+    Latency { key: MetricKey, stat: String },
     Lag { stat: String },
     RywMiss,
     Errors,
@@ -110,24 +110,11 @@ fn parse_stat(s: &str) -> Result<String, String> {
 
 fn parse_metric(parts: &[&str]) -> Result<Metric, String> {
     Ok(match parts {
-        ["write" | "read", stat] => Metric::Latency {
-            key: parts[0].to_string(),
+        // `write.p99`, `read.search.p99`: the key is everything before the statistic.
+        ["write" | "read", kind @ .., stat] if kind.len() <= 1 => Metric::Latency {
+            key: parts[..parts.len() - 1].join(".").parse()?,
             stat: parse_stat(stat)?,
         },
-        ["write", cmd, stat] => {
-            CommandKind::from_name(cmd).ok_or_else(|| format!("unknown command \"{cmd}\""))?;
-            Metric::Latency {
-                key: format!("write.{cmd}"),
-                stat: parse_stat(stat)?,
-            }
-        }
-        ["read", q, stat] => {
-            QueryKind::from_name(q).ok_or_else(|| format!("unknown query \"{q}\""))?;
-            Metric::Latency {
-                key: format!("read.{q}"),
-                stat: parse_stat(stat)?,
-            }
-        }
         ["lag", stat] => Metric::Lag {
             stat: parse_stat(stat)?,
         },
