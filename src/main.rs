@@ -488,11 +488,10 @@ async fn cmd_projector(args: ProjectorArgs) -> Result<(), Failure> {
         ..ProjectorConfig::default()
     };
     let db = open_ours(&args.db).await?;
-    let state = cqrs_bench::db::schema::meta_get(&db, "state")
+    let state = cqrs_bench::db::state::DbState::read(&db)
         .await
-        .map_err(classify_db)?
-        .unwrap_or_default();
-    if !state.contains("event_log") {
+        .map_err(classify_db)?;
+    if !state.has_event_log() {
         return Err(bad_input(anyhow::anyhow!(
             "{} has no event log (only a cqrs-async dataset has one)",
             db.url.redacted()

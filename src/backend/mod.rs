@@ -228,7 +228,7 @@ impl Backend {
         cmd: &Command,
     ) -> Result<Receipt, ExecError> {
         let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-        let events = write::execute(&mut tx, self.db.is_pg(), cmd).await?;
+        let events = write::execute(&mut tx, self.db.dialect(), cmd).await?;
         let mut seqs = Vec::new();
         match self.kind {
             BackendKind::Normalized => {}
@@ -250,8 +250,9 @@ impl Backend {
             }
             BackendKind::CqrsAsync => {
                 seqs = append_events(&mut tx, &events).await?;
-                if let (true, Some(parts)) = (self.db.is_pg(), &self.async_parts) {
-                    sqlx::query("SELECT pg_notify($1, '')")
+                if let (Some(notify), Some(parts)) = (self.db.dialect().notify(), &self.async_parts)
+                {
+                    sqlx::query(notify)
                         .bind(&parts.channel)
                         .execute(&mut *tx)
                         .await?;

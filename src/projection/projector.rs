@@ -29,7 +29,8 @@ use tokio::sync::{mpsc, watch, Notify};
 use super::dead_letter::{apply_guarded, Fetched};
 use super::sql::{apply_batch, Delivered, Guard};
 use super::ProjectionName;
-use crate::db::sql::{bind_all, values_for, Param};
+use crate::db::dialect::Dialect;
+use crate::db::sql::{bind_all, Param};
 use crate::db::{Db, DbError};
 use crate::domain::Event;
 use crate::workload::rng::Rng;
@@ -257,12 +258,19 @@ impl Projector {
         let mut conn = self.db.write.acquire().await.map_err(DbError::from)?;
         let mut tx = sqlx::Connection::begin(&mut *conn).await?;
         // Locking the checkpoints serializes projectors of the same read models.
-        let checkpoints = lock_checkpoints(&mut tx, self.db.is_pg(), &self.projections).await?;
+        let checkpoints = lock_checkpoints(&mut tx, self.db.dialect(), &self.projections).await?;
         let from = self.oldest(&checkpoints);
-        let batch = fetch(&mut tx, self.db.is_pg(), from, self.config.batch_size, true).await?;
+        let batch = fetch(
+            &mut tx,
+            self.db.dialect(),
+            from,
+            self.config.batch_size,
+            true,
+        )
+        .await?;
         let redelivered = std::mem::take(&mut *self.redelivery.lock().expect("redelivery lock"));
         if batch.is_empty() && redelivered.is_empty() {
-            if self.db.is_pg() && committed_beyond(&mut tx, from).await? {
+            if self.db.dialect().commits_out_of_order() && committed_beyond(&mut tx, from).await? {
                 self.stats.horizon_waits.fetch_add(1, Ordering::Relaxed);
             }
             tx.rollback().await?;
@@ -311,7 +319,7 @@ impl Projector {
         let mut conn = self.db.read.acquire().await.map_err(DbError::from)?;
         fetch(
             &mut conn,
-            self.db.is_pg(),
+            self.db.dialect(),
             from,
             self.config.batch_size,
             true,
@@ -324,17 +332,17 @@ impl Projector {
     /// transaction locks only its read models' checkpoints; a read model reset since the batch
     /// was read (checkpoint before `from`) is left for the next pass. Returns the duplicates.
     async fn apply_each(&self, from: Position, batch: &[Fetched]) -> Result<u64, ProjectorError> {
-        let is_pg = self.db.is_pg();
-        let groups: Vec<Vec<ProjectionName>> = if is_pg {
-            self.projections.iter().map(|&p| vec![p]).collect()
-        } else {
+        let dialect = self.db.dialect();
+        let groups: Vec<Vec<ProjectionName>> = if self.db.single_writer() {
             vec![self.projections.clone()]
+        } else {
+            self.projections.iter().map(|&p| vec![p]).collect()
         };
         let last = batch.last().map(|f| f.pos).unwrap_or(from);
         let duplicates = futures::future::try_join_all(groups.iter().map(|group| async move {
             let mut conn = self.db.write.acquire().await.map_err(DbError::from)?;
             let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-            let checkpoints = lock_checkpoints(&mut tx, is_pg, group).await?;
+            let checkpoints = lock_checkpoints(&mut tx, dialect, group).await?;
             let mut duplicates = 0;
             for &p in group {
                 let cp = checkpoints.get(&p).copied().unwrap_or_default();
@@ -359,7 +367,7 @@ impl Projector {
         // Tails seq alone, ignoring the transaction horizon.
         let batch = fetch(
             &mut conn,
-            false,
+            self.db.dialect(),
             Position {
                 xid: 0,
                 seq: from.seq,
@@ -476,11 +484,9 @@ impl Projector {
     /// waits for a wake-up or the poll timer. Database errors are counted and retried with
     /// back-off; the projector never stops on them.
     pub async fn run(self: Arc<Self>, wake: Arc<Notify>, mut shutdown: watch::Receiver<bool>) {
-        let listener = if self.db.is_pg() {
-            spawn_listener(&self.db, wake.clone(), shutdown.clone())
-        } else {
-            None
-        };
+        let listener = self
+            .db
+            .listen(notify_channel(&self.db), wake.clone(), shutdown.clone());
         let mut backoff = Duration::from_millis(10);
         loop {
             if *shutdown.borrow() {
@@ -515,39 +521,6 @@ impl Projector {
     }
 }
 
-/// Forwards NOTIFY wake-ups into `wake`. `PgListener` reconnects by itself.
-fn spawn_listener(
-    db: &Db,
-    wake: Arc<Notify>,
-    shutdown: watch::Receiver<bool>,
-) -> Option<tokio::task::JoinHandle<()>> {
-    let url = db.url.clone();
-    let channel = notify_channel(db);
-    Some(tokio::spawn(async move {
-        let raw = url_raw(&url);
-        loop {
-            if *shutdown.borrow() {
-                return;
-            }
-            let Ok(mut listener) = sqlx::postgres::PgListener::connect(&raw).await else {
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                continue;
-            };
-            if listener.listen(&channel).await.is_err() {
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                continue;
-            }
-            while listener.recv().await.is_ok() {
-                wake.notify_one();
-            }
-        }
-    }))
-}
-
-fn url_raw(url: &crate::db::DbUrl) -> String {
-    url.raw_for_connect()
-}
-
 /// Every read model's checkpoint, without locking.
 pub async fn read_checkpoints(
     conn: &mut AnyConnection,
@@ -577,20 +550,19 @@ fn checkpoints_from(
     Ok(out)
 }
 
-/// Reads and locks the checkpoints of `projections` (PostgreSQL; SQLite has one writer).
+/// Reads and locks the checkpoints of `projections` (in name order, so two projectors
+/// cannot deadlock).
 async fn lock_checkpoints(
     conn: &mut AnyConnection,
-    is_pg: bool,
+    dialect: Dialect,
     projections: &[ProjectionName],
 ) -> Result<HashMap<ProjectionName, Position>, sqlx::Error> {
-    if !is_pg {
-        return read_checkpoints(conn).await;
-    }
     let names: Vec<Param> = projections.iter().map(|p| p.name().into()).collect();
     let sql = format!(
         "SELECT projection, xid, seq FROM projection_checkpoints \
-         WHERE projection IN ({}) ORDER BY projection FOR UPDATE",
-        values_for(conn, names.len(), 1)
+         WHERE projection IN ({}) ORDER BY projection{}",
+        dialect.values_list(names.len(), 1),
+        dialect.for_update()
     );
     let rows = bind_all(sqlx::query(&sql), &names)
         .fetch_all(&mut *conn)
@@ -654,19 +626,12 @@ pub async fn save_checkpoint(
 /// from the same snapshot. An unreadable payload is returned as such, to be dead-lettered.
 async fn fetch(
     conn: &mut AnyConnection,
-    is_pg: bool,
+    dialect: Dialect,
     from: Position,
     limit: i64,
     horizon: bool,
 ) -> Result<Vec<Fetched>, ProjectorError> {
-    let sql = if is_pg && horizon {
-        "SELECT xid, seq, stream, payload FROM events WHERE (xid, seq) > ($1, $2) \
-         AND xid < pg_snapshot_xmin(pg_current_snapshot())::text::bigint \
-         ORDER BY xid, seq LIMIT $3"
-    } else {
-        "SELECT xid, seq, stream, payload FROM events WHERE seq > $2 AND $1 = $1 ORDER BY seq LIMIT $3"
-    };
-    let rows = sqlx::query(sql)
+    let rows = sqlx::query(dialect.outbox_batch(horizon))
         .bind(from.xid)
         .bind(from.seq)
         .bind(limit)
@@ -703,17 +668,10 @@ async fn committed_beyond(conn: &mut AnyConnection, from: Position) -> Result<bo
 /// Sessions that hold the PostgreSQL horizon back: open transactions with a transaction id,
 /// oldest first, described as `pid 123 (idle in transaction, open 12.3s)`. Empty on SQLite.
 pub async fn pinning_sessions(db: &Db) -> Result<Vec<String>, sqlx::Error> {
-    if !db.is_pg() {
+    let Some(sql) = db.dialect().horizon_pinners() else {
         return Ok(Vec::new());
-    }
-    let rows = sqlx::query(
-        "SELECT pid::bigint, COALESCE(state, ''), \
-         CAST(EXTRACT(EPOCH FROM (clock_timestamp() - xact_start)) * 1000 AS BIGINT) \
-         FROM pg_stat_activity WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid() \
-         AND xact_start IS NOT NULL ORDER BY xact_start",
-    )
-    .fetch_all(&db.read)
-    .await?;
+    };
+    let rows = sqlx::query(sql).fetch_all(&db.read).await?;
     rows.iter()
         .map(|r| {
             let pid: i64 = r.try_get(0)?;
@@ -758,18 +716,8 @@ pub async fn reset_read_models(
         .iter()
         .flat_map(|p| p.tables().iter().copied().chain(p.ledger()))
         .collect();
-    if db.is_pg() {
-        // DELETE would leave every row dead, and the rebuild would pay for them in each index
-        // insert (uniqueness checks visit dead entries) until vacuum runs.
-        sqlx::query(&format!("TRUNCATE {}", tables.join(", ")))
-            .execute(&mut *tx)
-            .await?;
-    } else {
-        for t in &tables {
-            sqlx::query(&format!("DELETE FROM {t}"))
-                .execute(&mut *tx)
-                .await?;
-        }
+    for stmt in db.dialect().empty_tables(&tables) {
+        sqlx::query(&stmt).execute(&mut *tx).await?;
     }
     for p in projections {
         sqlx::query("DELETE FROM dead_letters WHERE projection = $1")
@@ -852,10 +800,7 @@ pub async fn rebuild(
     projections: &[ProjectionName],
     batch_size: i64,
 ) -> Result<RebuildReport, ProjectorError> {
-    let state = crate::db::schema::meta_get(db, "state")
-        .await?
-        .unwrap_or_default();
-    if !state.contains("event_log") {
+    if !crate::db::state::DbState::read(db).await?.has_event_log() {
         return Err(ProjectorError::NoEventLog(db.url.redacted()));
     }
     let started = Instant::now();
