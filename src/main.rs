@@ -129,7 +129,7 @@ struct RunArgs {
     #[arg(long, default_value = DEFAULT_SCHEMA)]
     schema: String,
     /// Backends to run, comma-separated (overrides the scenario).
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', long_help = backends_help("Backends to run, comma-separated (overrides the scenario)."))]
     backends: Option<Vec<String>>,
     /// Run duration including warm-up, e.g. 30s (overrides the scenario).
     #[arg(long)]
@@ -174,7 +174,7 @@ struct SeedArgs {
     #[command(flatten)]
     db: DbArgs,
     /// Which backend's dataset (decides read models and event log).
-    #[arg(long, default_value = "cqrs-async")]
+    #[arg(long, default_value = "cqrs-async", long_help = backends_help("Which backend's dataset (decides read models and event log)."))]
     backend: String,
     /// Take the dataset sizes and seed from this scenario (default sizes otherwise).
     #[arg(long)]
@@ -229,10 +229,16 @@ fn classify_db(e: DbError) -> Failure {
     }
 }
 
+/// `first` followed by the registered backends, one per line.
+fn backends_help(first: &str) -> String {
+    format!("{first}\n\n{}", cqrs_bench::backend::registry::help())
+}
+
 fn parse_backend(name: &str) -> Result<BackendKind, Failure> {
     BackendKind::from_name(name).ok_or_else(|| {
         bad_input(anyhow::anyhow!(
-            "unknown backend \"{name}\" (expected normalized, cqrs-sync or cqrs-async)"
+            "unknown backend \"{name}\" (expected {})",
+            cqrs_bench::backend::registry::names_in_prose()
         ))
     })
 }

@@ -458,9 +458,7 @@ impl Db {
         wake: std::sync::Arc<tokio::sync::Notify>,
         shutdown: tokio::sync::watch::Receiver<bool>,
     ) -> Option<tokio::task::JoinHandle<()>> {
-        if self.dialect().notify().is_none() {
-            return None;
-        }
+        self.dialect().notify()?;
         let raw = self.url.raw_for_connect();
         Some(tokio::spawn(async move {
             loop {

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::backend::{prepare, Backend, BackendKind, BackendOptions};
+use crate::backend::{prepare, Backend, BackendKind, BackendOptions, VerifiedAgainst};
 use crate::db::{Db, DbError, DbUrl, OpenMode, DEFAULT_SCHEMA};
 use crate::metrics::Recorder;
 use crate::projection::projector::{LagTracker, ProjectorError, ProjectorMode};
@@ -344,7 +344,7 @@ async fn run_one(
     // larger database at the end of a longer run does not raise the run's memory peak.
     db.close().await;
     let db = Db::open_with(&url, &schema_name, 2, OpenMode::Existing).await?;
-    let verify_report = if kind.has_read_models() {
+    let verify_report = if kind.verified_against() == VerifiedAgainst::WriteModel {
         Some(verify(&db).await?)
     } else {
         None
