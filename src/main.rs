@@ -14,9 +14,11 @@ use cqrs_bench::backend::{prepare, BackendKind};
 use cqrs_bench::check;
 use cqrs_bench::db::{Db, DbError, DbUrl, OpenMode, DEFAULT_SCHEMA};
 use cqrs_bench::projection::dead_letter;
+use cqrs_bench::projection::event_source::pinning_sessions;
 use cqrs_bench::projection::projector::{
-    pinning_sessions, rebuild, Projector, ProjectorConfig, ProjectorError, ProjectorMode,
+    Projector, ProjectorConfig, ProjectorError, ProjectorMode,
 };
+use cqrs_bench::projection::rebuild::rebuild;
 use cqrs_bench::projection::ProjectionName;
 use cqrs_bench::report::{self, table};
 use cqrs_bench::results::Results;

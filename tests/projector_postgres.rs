@@ -9,9 +9,8 @@ use std::time::Duration;
 use common::*;
 use cqrs_bench::backend::{append_events, write, Backend, BackendKind, ExecError};
 use cqrs_bench::domain::{Command, CommandKind, OrderLine};
-use cqrs_bench::projection::projector::{
-    checkpoint_counts, Projector, ProjectorConfig, ProjectorMode,
-};
+use cqrs_bench::projection::projector::{Projector, ProjectorConfig, ProjectorMode};
+use cqrs_bench::projection::read_store::checkpoint_counts;
 use cqrs_bench::projection::sql::{apply_batch, Delivered, Guard};
 use cqrs_bench::projection::ProjectionName;
 use cqrs_bench::verify::verify;

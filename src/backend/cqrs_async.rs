@@ -18,7 +18,8 @@ use crate::db::sql::{bind_all, multi_row_query, values_for, Param};
 use crate::db::state::Provisions;
 use crate::db::Db;
 use crate::domain::Event;
-use crate::projection::projector::{notify_channel, LagTracker, Projector, ProjectorError};
+use crate::projection::event_source::notify_channel;
+use crate::projection::projector::{LagTracker, Projector, ProjectorError};
 use crate::projection::ProjectionName;
 
 pub const ENTRY: Entry = Entry {
