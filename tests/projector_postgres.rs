@@ -76,7 +76,7 @@ async fn late_commit(commit_a: bool, mode: ProjectorMode) -> (bool, bool, Backen
     // Transaction A: a real command and its outbox row, not committed yet.
     let mut conn_a = b.db.write.acquire().await.unwrap();
     let mut tx_a = sqlx::Connection::begin(&mut *conn_a).await.unwrap();
-    let events = write::execute(&mut tx_a, true, &order(9_000_001, 10))
+    let events = write::execute(&mut tx_a, b.db.dialect(), &order(9_000_001, 10))
         .await
         .unwrap();
     append_events(&mut tx_a, &events).await.unwrap();
