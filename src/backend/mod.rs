@@ -114,11 +114,14 @@ impl<'de> Deserialize<'de> for BackendKind {
 pub trait Architecture: Send + Sync {
     /// The backend's part of a command's transaction, given the events the write path
     /// produced; returns their positions in the backend's log (none if it keeps no log).
+    /// Nothing, unless the backend keeps more than the write model.
     fn in_write_transaction<'a>(
         &'a self,
-        tx: &'a mut AnyConnection,
-        events: &'a [Event],
-    ) -> BoxFuture<'a, Result<Vec<i64>, sqlx::Error>>;
+        _tx: &'a mut AnyConnection,
+        _events: &'a [Event],
+    ) -> BoxFuture<'a, Result<Vec<i64>, sqlx::Error>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
 
     /// Told after the transaction committed (at `at`), with the positions it returned.
     fn after_commit(&self, _seqs: &[i64], _at: Instant) {}

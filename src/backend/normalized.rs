@@ -2,15 +2,11 @@
 //! and nothing else; queries join the normalized tables, so a reader sees a write as soon as
 //! it commits, and there is no second copy for verify to check.
 
-use futures::future::BoxFuture;
-use sqlx::AnyConnection;
-
 use super::queries::ReadSide;
 use super::registry::{Entry, VerifiedAgainst};
 use super::{Architecture, BackendKind, BackendOptions};
 use crate::db::state::Provisions;
 use crate::db::Db;
-use crate::domain::Event;
 
 pub const ENTRY: Entry = Entry {
     kind: BackendKind::Normalized,
@@ -29,14 +25,6 @@ fn open(_db: &Db, _opts: &BackendOptions) -> Box<dyn Architecture> {
 pub struct Normalized;
 
 impl Architecture for Normalized {
-    fn in_write_transaction<'a>(
-        &'a self,
-        _tx: &'a mut AnyConnection,
-        _events: &'a [Event],
-    ) -> BoxFuture<'a, Result<Vec<i64>, sqlx::Error>> {
-        Box::pin(async { Ok(Vec::new()) })
-    }
-
     fn read_side(&self) -> ReadSide {
         ReadSide::Normalized
     }
