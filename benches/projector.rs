@@ -14,8 +14,10 @@ use criterion::{
 use cqrs_bench::backend::{prepare, BackendKind};
 use cqrs_bench::db::seed::DatasetSpec;
 use cqrs_bench::db::{Db, DbUrl};
+use cqrs_bench::projection::event_source::read_log;
 use cqrs_bench::projection::fold::fold;
-use cqrs_bench::projection::projector::{read_log, reset_read_models, Projector, ProjectorConfig};
+use cqrs_bench::projection::projector::{Projector, ProjectorConfig};
+use cqrs_bench::projection::read_store::reset_read_models;
 use cqrs_bench::projection::ProjectionName;
 
 const SEED: u64 = 42;

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::db::state::DbState;
 use crate::db::{schema, Db, DbError};
 use crate::projection::truth;
 use crate::projection::{diff, ProjectionName, ReadModels};
@@ -78,8 +79,7 @@ impl VerifyError {
 /// Verifies the read models of a database the tool seeded.
 pub async fn verify(db: &Db) -> Result<VerifyReport, VerifyError> {
     schema::require_ours(db).await?;
-    let state = schema::meta_get(db, "state").await?.unwrap_or_default();
-    if !state.contains("read_models") {
+    if !DbState::read(db).await?.has_read_models() {
         return Err(VerifyError::NoReadModels(db.url.redacted()));
     }
     // Two connections walk the read tables and the truth side by side, in key order: memory

@@ -50,10 +50,9 @@ use cqrs_bench::backend::{prepare, Backend, BackendKind, BackendOptions, ExecErr
 use cqrs_bench::db::seed::{DatasetSpec, START_AT};
 use cqrs_bench::db::{Db, DbUrl};
 use cqrs_bench::domain::{Command, Event, OrderLine, MICROS_PER_DAY};
+use cqrs_bench::projection::event_source::{read_log, Position};
 use cqrs_bench::projection::fold::fold;
-use cqrs_bench::projection::projector::{
-    read_checkpoints, read_log, reset_read_models, save_checkpoint, Position,
-};
+use cqrs_bench::projection::read_store::{read_checkpoints, reset_read_models, save_checkpoint};
 use cqrs_bench::projection::sql::{apply_batch, Delivered, Guard};
 use cqrs_bench::projection::truth::{load, Source};
 use cqrs_bench::projection::{diff, ProjectionName, ReadModels};

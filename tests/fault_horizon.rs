@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use cqrs_bench::backend::{prepare, Backend, BackendKind, BackendOptions};
-use cqrs_bench::projection::projector::{checkpoint_counts, pinning_sessions, LagTracker};
+use cqrs_bench::projection::event_source::pinning_sessions;
+use cqrs_bench::projection::projector::LagTracker;
+use cqrs_bench::projection::read_store::checkpoint_counts;
 use cqrs_bench::verify::verify;
 use cqrs_bench::workload::mix::{MixSpec, OpStream};
 use sqlx::Connection;

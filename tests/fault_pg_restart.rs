@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use common::*;
 use cqrs_bench::db::Db;
-use cqrs_bench::projection::projector::checkpoint_counts;
+use cqrs_bench::projection::read_store::checkpoint_counts;
 
 fn restart_postgres() {
     let versions = std::fs::read_dir("/etc/postgresql").expect("/etc/postgresql");

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use cqrs_bench::backend::BackendKind;
 use cqrs_bench::db::{Db, DbUrl};
-use cqrs_bench::projection::projector::checkpoint_counts;
+use cqrs_bench::projection::read_store::checkpoint_counts;
 use cqrs_bench::verify::verify;
 use cqrs_bench::workload::mix::{MixSpec, OpStream};
 

@@ -9,9 +9,8 @@ use std::time::Duration;
 use common::*;
 use cqrs_bench::backend::{append_events, write, Backend, BackendKind, ExecError};
 use cqrs_bench::domain::{Command, CommandKind, OrderLine};
-use cqrs_bench::projection::projector::{
-    checkpoint_counts, Projector, ProjectorConfig, ProjectorMode,
-};
+use cqrs_bench::projection::projector::{Projector, ProjectorConfig, ProjectorMode};
+use cqrs_bench::projection::read_store::checkpoint_counts;
 use cqrs_bench::projection::sql::{apply_batch, Delivered, Guard};
 use cqrs_bench::projection::ProjectionName;
 use cqrs_bench::verify::verify;
@@ -77,7 +76,7 @@ async fn late_commit(commit_a: bool, mode: ProjectorMode) -> (bool, bool, Backen
     // Transaction A: a real command and its outbox row, not committed yet.
     let mut conn_a = b.db.write.acquire().await.unwrap();
     let mut tx_a = sqlx::Connection::begin(&mut *conn_a).await.unwrap();
-    let events = write::execute(&mut tx_a, true, &order(9_000_001, 10))
+    let events = write::execute(&mut tx_a, b.db.dialect(), &order(9_000_001, 10))
         .await
         .unwrap();
     append_events(&mut tx_a, &events).await.unwrap();

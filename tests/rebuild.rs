@@ -7,7 +7,9 @@ use std::process::Command as Process;
 
 use common::*;
 use cqrs_bench::backend::BackendKind;
-use cqrs_bench::projection::projector::{rebuild, reset_read_models, Projector, ProjectorConfig};
+use cqrs_bench::projection::projector::{Projector, ProjectorConfig};
+use cqrs_bench::projection::read_store::reset_read_models;
+use cqrs_bench::projection::rebuild::rebuild;
 use cqrs_bench::projection::truth::{load, Source};
 use cqrs_bench::projection::ProjectionName;
 use cqrs_bench::verify::{verify, VerifyReport};

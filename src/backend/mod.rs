@@ -1,41 +1,48 @@
-//! The three interchangeable backends behind one type: they share the write model (`write`)
-//! and differ in what else the write transaction does and where queries read.
+//! The backends: one module each (`normalized`, `cqrs_sync`, `cqrs_async`), listed once in
+//! `registry`. They share the write model (`write`), the queries (`queries`) and the driver's
+//! sessions (`session`), and differ in what else the write transaction does, where queries
+//! read and what "visible to a reader" means; each says so through `Architecture`.
 //!
 //! | backend      | write transaction also…                   | queries read     |
 //! |--------------|-------------------------------------------|------------------|
 //! | `normalized` | nothing                                   | normalized joins |
 //! | `cqrs-sync`  | applies the events to the read models     | read models      |
 //! | `cqrs-async` | appends the events to the outbox          | read models, kept up by the projector |
+//!
+//! A trait object rather than an enum over the backends: a new backend is a file and a
+//! registry entry, with no match arm to add anywhere; the box costs one allocation per
+//! command, next to a database round trip.
 
+pub mod cqrs_async;
+pub mod cqrs_sync;
+pub mod normalized;
 pub mod queries;
+pub mod registry;
 pub mod session;
 pub mod write;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
-use sqlx::{AnyConnection, Row};
-use tokio::sync::{watch, Notify};
+use futures::future::BoxFuture;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use sqlx::AnyConnection;
 
-use crate::db::sql::{bind_all, multi_row_query, values_for, Param};
+use crate::db::state::Provisions;
 use crate::db::{Db, DbError};
 use crate::domain::{Command, DomainError, Event, Query, QueryAnswer};
-use crate::projection::projector::{
-    notify_channel, LagTracker, Projector, ProjectorConfig, ProjectorError,
-};
-use crate::projection::sql::{apply_batch, Delivered, Guard};
-use crate::projection::ProjectionName;
+use crate::projection::projector::{LagTracker, Projector, ProjectorConfig, ProjectorError};
+pub use cqrs_async::append_events;
 use queries::ReadSide;
+pub use registry::VerifiedAgainst;
 pub use session::Session;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+/// Which backend: the stable key results are stored under. Its names, help and behaviour are
+/// in `registry`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum BackendKind {
-    #[serde(rename = "normalized")]
     Normalized,
-    #[serde(rename = "cqrs-sync")]
     CqrsSync,
-    #[serde(rename = "cqrs-async")]
     CqrsAsync,
 }
 
@@ -47,45 +54,105 @@ impl BackendKind {
     ];
 
     pub fn name(self) -> &'static str {
-        match self {
-            BackendKind::Normalized => "normalized",
-            BackendKind::CqrsSync => "cqrs-sync",
-            BackendKind::CqrsAsync => "cqrs-async",
-        }
+        registry::entry(self).name
     }
 
     pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| k.name() == name)
+        registry::by_name(name).map(|e| e.kind)
     }
 
     /// A name usable in file and schema names.
     pub fn ident(self) -> &'static str {
-        match self {
-            BackendKind::Normalized => "normalized",
-            BackendKind::CqrsSync => "cqrs_sync",
-            BackendKind::CqrsAsync => "cqrs_async",
-        }
+        registry::entry(self).ident
+    }
+
+    /// What its dataset holds besides the write model.
+    pub fn provisions(self) -> Provisions {
+        registry::entry(self).provisions
     }
 
     pub fn has_read_models(self) -> bool {
-        self != BackendKind::Normalized
+        self.provisions().read_models
     }
 
     pub fn has_event_log(self) -> bool {
-        self == BackendKind::CqrsAsync
+        self.provisions().event_log
     }
 
-    pub fn seed_options(self) -> crate::db::seed::SeedOptions {
-        crate::db::seed::SeedOptions {
-            read_models: self.has_read_models(),
-            event_log: self.has_event_log(),
-        }
+    /// What verify compares its data with.
+    pub fn verified_against(self) -> VerifiedAgainst {
+        registry::entry(self).verified_against
     }
 }
 
 impl std::fmt::Display for BackendKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())
+    }
+}
+
+impl Serialize for BackendKind {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for BackendKind {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        BackendKind::from_name(&name).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "unknown backend {name:?} (expected {})",
+                registry::names_in_prose()
+            ))
+        })
+    }
+}
+
+/// What makes one backend different from another. The command's write transaction runs the
+/// normalized write path, then `in_write_transaction`; everything else is the backend's own.
+pub trait Architecture: Send + Sync {
+    /// The backend's part of a command's transaction, given the events the write path
+    /// produced; returns their positions in the backend's log (none if it keeps no log).
+    /// Nothing, unless the backend keeps more than the write model.
+    fn in_write_transaction<'a>(
+        &'a self,
+        _tx: &'a mut AnyConnection,
+        _events: &'a [Event],
+    ) -> BoxFuture<'a, Result<Vec<i64>, sqlx::Error>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
+
+    /// Told after the transaction committed (at `at`), with the positions it returned.
+    fn after_commit(&self, _seqs: &[i64], _at: Instant) {}
+
+    /// Where queries read.
+    fn read_side(&self) -> ReadSide;
+
+    /// Whether a reader already sees what `receipt` wrote (read-your-writes). Immediate
+    /// unless the read side lags the write.
+    fn is_visible<'a>(
+        &'a self,
+        _db: &'a Db,
+        _session: &'a mut Session,
+        _receipt: &'a Receipt,
+    ) -> BoxFuture<'a, Result<bool, sqlx::Error>> {
+        Box::pin(async { Ok(true) })
+    }
+
+    /// The projector keeping the read side up, if there is one.
+    fn projector(&self) -> Option<&Arc<Projector>> {
+        None
+    }
+
+    /// Waits until the read side shows every committed write.
+    fn wait_caught_up(&self, _timeout: Duration) -> BoxFuture<'_, Result<(), ProjectorError>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    /// Stops whatever the backend runs in the background.
+    fn shutdown(self: Box<Self>) -> BoxFuture<'static, ()> {
+        Box::pin(async {})
     }
 }
 
@@ -139,57 +206,23 @@ impl Default for BackendOptions {
     }
 }
 
-struct AsyncParts {
-    wake: Arc<Notify>,
-    shutdown: watch::Sender<bool>,
-    task: Option<tokio::task::JoinHandle<()>>,
-    projector: Arc<Projector>,
-    channel: String,
-}
-
 pub struct Backend {
     pub kind: BackendKind,
     pub db: Db,
-    async_parts: Option<AsyncParts>,
-    lag: Option<Arc<LagTracker>>,
+    architecture: Box<dyn Architecture>,
     dedicated_sessions: bool,
 }
 
 impl Backend {
-    /// Opens a backend on a seeded database; for `cqrs-async`, starts its projector unless
-    /// told not to.
+    /// Opens a backend on a seeded database (for `cqrs-async`, starting its projector unless
+    /// told not to).
     pub async fn open(kind: BackendKind, db: Db, opts: BackendOptions) -> Result<Self, DbError> {
         crate::db::schema::require_ours(&db).await?;
-        let async_parts = if kind == BackendKind::CqrsAsync {
-            let wake = Arc::new(Notify::new());
-            let (shutdown, shutdown_rx) = watch::channel(false);
-            let mut projector = Projector::new(db.clone(), opts.projector.clone());
-            if let Some(lag) = &opts.lag {
-                projector = projector.with_lag(lag.clone());
-            }
-            let projector = Arc::new(projector);
-            let task = if opts.run_projector {
-                Some(tokio::spawn(
-                    projector.clone().run(wake.clone(), shutdown_rx),
-                ))
-            } else {
-                None
-            };
-            Some(AsyncParts {
-                channel: notify_channel(&db),
-                wake,
-                shutdown,
-                task,
-                projector,
-            })
-        } else {
-            None
-        };
+        let architecture = (registry::entry(kind).open)(&db, &opts);
         Ok(Backend {
             kind,
             db,
-            async_parts,
-            lag: opts.lag,
+            architecture,
             dedicated_sessions: opts.dedicated_sessions,
         })
     }
@@ -228,44 +261,14 @@ impl Backend {
         cmd: &Command,
     ) -> Result<Receipt, ExecError> {
         let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-        let events = write::execute(&mut tx, self.db.is_pg(), cmd).await?;
-        let mut seqs = Vec::new();
-        match self.kind {
-            BackendKind::Normalized => {}
-            BackendKind::CqrsSync => {
-                let delivered: Vec<Delivered> = events
-                    .iter()
-                    .map(|e| Delivered {
-                        seq: 0,
-                        event: e.clone(),
-                    })
-                    .collect();
-                apply_batch(
-                    &mut tx,
-                    &delivered,
-                    &ProjectionName::ALL,
-                    Guard::InWriteTransaction,
-                )
-                .await?;
-            }
-            BackendKind::CqrsAsync => {
-                seqs = append_events(&mut tx, &events).await?;
-                if let (true, Some(parts)) = (self.db.is_pg(), &self.async_parts) {
-                    sqlx::query("SELECT pg_notify($1, '')")
-                        .bind(&parts.channel)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-            }
-        }
+        let events = write::execute(&mut tx, self.db.dialect(), cmd).await?;
+        let seqs = self
+            .architecture
+            .in_write_transaction(&mut tx, &events)
+            .await?;
         tx.commit().await?;
         let committed_at = Instant::now();
-        if let Some(parts) = &self.async_parts {
-            if let Some(lag) = &self.lag {
-                lag.committed(&seqs, committed_at);
-            }
-            parts.wake.notify_one();
-        }
+        self.architecture.after_commit(&seqs, committed_at);
         Ok(Receipt {
             events,
             seqs,
@@ -282,42 +285,21 @@ impl Backend {
         session: &mut Session,
         q: &Query,
     ) -> Result<QueryAnswer, sqlx::Error> {
-        let side = if self.kind.has_read_models() {
-            ReadSide::ReadModels
-        } else {
-            ReadSide::Normalized
-        };
         let mut conn = session.take(&self.db.read).await?;
-        let result = queries::run(&mut conn, side, q).await;
+        let result = queries::run(&mut conn, self.architecture.read_side(), q).await;
         session.give_back(conn, result.is_ok());
         result
     }
 
     /// The projector of the async backend (for driving it by hand and for its counters).
     pub fn projector(&self) -> Option<&Arc<Projector>> {
-        self.async_parts.as_ref().map(|p| &p.projector)
+        self.architecture.projector()
     }
 
     /// Waits until every committed event is in the read models (async backend; immediate for
     /// the others).
     pub async fn wait_caught_up(&self, timeout: Duration) -> Result<(), ProjectorError> {
-        let Some(parts) = &self.async_parts else {
-            return Ok(());
-        };
-        let deadline = Instant::now() + timeout;
-        loop {
-            if parts.task.is_none() {
-                parts.projector.catch_up().await?;
-            }
-            if parts.projector.backlog().await? == 0 {
-                return Ok(());
-            }
-            if Instant::now() >= deadline {
-                return Err(ProjectorError::Timeout(timeout));
-            }
-            parts.wake.notify_one();
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        self.architecture.wait_caught_up(timeout).await
     }
 
     /// Whether the read models already show the effect of `receipt` (read-your-writes).
@@ -330,60 +312,15 @@ impl Backend {
         session: &mut Session,
         receipt: &Receipt,
     ) -> Result<bool, sqlx::Error> {
-        let Some(&seq) = receipt.seqs.iter().max() else {
-            return Ok(true);
-        };
-        let mut conn = session.take(&self.db.read).await?;
-        let result = Self::covers(&mut conn, seq).await;
-        session.give_back(conn, result.is_ok());
-        result
-    }
-
-    async fn covers(conn: &mut AnyConnection, seq: i64) -> Result<bool, sqlx::Error> {
-        // The checkpoint commits with the read-model rows, so "checkpoint covers the event"
-        // and "the read model shows it" are the same fact.
-        let row = sqlx::query(
-            "SELECT COUNT(*) FROM projection_checkpoints c, events e \
-             WHERE e.seq = $1 AND (c.xid, c.seq) >= (e.xid, e.seq)",
-        )
-        .bind(seq)
-        .fetch_one(&mut *conn)
-        .await?;
-        let covered: i64 = row.try_get(0)?;
-        Ok(covered as usize >= ProjectionName::ALL.len())
+        self.architecture
+            .is_visible(&self.db, session, receipt)
+            .await
     }
 
     /// Stops the projector task, if any.
-    pub async fn shutdown(mut self) {
-        if let Some(parts) = self.async_parts.as_mut() {
-            let _ = parts.shutdown.send(true);
-            if let Some(task) = parts.task.take() {
-                let _ = task.await;
-            }
-        }
+    pub async fn shutdown(self) {
+        self.architecture.shutdown().await;
     }
-}
-
-/// Appends events to the outbox; returns their seqs.
-pub async fn append_events(
-    conn: &mut AnyConnection,
-    events: &[Event],
-) -> Result<Vec<i64>, sqlx::Error> {
-    if events.is_empty() {
-        return Ok(Vec::new());
-    }
-    let params: Vec<Param> = events
-        .iter()
-        .flat_map(|e| [e.stream().into(), e.kind().into(), e.to_json().into()])
-        .collect();
-    let sql = format!(
-        "INSERT INTO events (stream, kind, payload) VALUES {} RETURNING seq",
-        values_for(conn, events.len(), 3)
-    );
-    let rows = bind_all(multi_row_query(&sql, events.len()), &params)
-        .fetch_all(&mut *conn)
-        .await?;
-    rows.iter().map(|r| r.try_get::<i64, _>(0)).collect()
 }
 
 /// Opens `url` (schema `schema` on PostgreSQL), seeds the dataset for `kind` and returns the
@@ -398,6 +335,6 @@ pub async fn prepare(
 ) -> Result<(Db, crate::db::seed::SeedReport), DbError> {
     let db = Db::open(url, schema, pool_size).await?;
     let ds = crate::db::seed::generate(seed, spec);
-    let report = crate::db::seed::seed(&db, &ds, kind.seed_options()).await?;
+    let report = crate::db::seed::seed(&db, &ds, kind.provisions()).await?;
     Ok((db, report))
 }

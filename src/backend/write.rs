@@ -9,12 +9,13 @@
 use sqlx::{AnyConnection, Row};
 
 use super::ExecError;
+use crate::db::dialect::Dialect;
 use crate::db::sql::{insert_rows, Param};
 use crate::domain::{Command, DomainError, Event, OrderStatus, PricedLine, ProductState};
 
 pub async fn execute(
     conn: &mut AnyConnection,
-    is_pg: bool,
+    dialect: Dialect,
     cmd: &Command,
 ) -> Result<Vec<Event>, ExecError> {
     match cmd {
@@ -53,7 +54,7 @@ pub async fn execute(
             product_id,
             cents,
             at,
-        } => change_price(conn, is_pg, *change_id, *product_id, *cents, *at).await,
+        } => change_price(conn, dialect, *change_id, *product_id, *cents, *at).await,
         Command::Restock {
             product_id,
             qty,
@@ -323,7 +324,7 @@ async fn add_review(
 
 async fn change_price(
     conn: &mut AnyConnection,
-    is_pg: bool,
+    dialect: Dialect,
     change_id: i64,
     product_id: i64,
     cents: i64,
@@ -333,9 +334,9 @@ async fn change_price(
         return Err(DomainError::InvalidPrice(cents).into());
     }
     // SQLite has one writer at a time; PostgreSQL needs the row lock to read the old price.
-    let lock = if is_pg { " FOR UPDATE" } else { "" };
     let old: Option<i64> = sqlx::query_scalar(&format!(
-        "SELECT price_cents FROM products WHERE id = $1{lock}"
+        "SELECT price_cents FROM products WHERE id = $1{}",
+        dialect.for_update()
     ))
     .bind(product_id)
     .fetch_optional(&mut *conn)

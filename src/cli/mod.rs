@@ -115,7 +115,7 @@ pub struct RunArgs {
     #[arg(long, default_value = DEFAULT_SCHEMA)]
     pub schema: String,
     /// Backends to run, comma-separated (overrides the scenario).
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', long_help = backends_help("Backends to run, comma-separated (overrides the scenario)."))]
     pub backends: Option<Vec<String>>,
     /// Run duration including warm-up, e.g. 30s (overrides the scenario).
     #[arg(long)]
@@ -160,7 +160,7 @@ pub struct SeedArgs {
     #[command(flatten)]
     pub db: DbArgs,
     /// Which backend's dataset (decides read models and event log).
-    #[arg(long, default_value = "cqrs-async")]
+    #[arg(long, default_value = "cqrs-async", long_help = backends_help("Which backend's dataset (decides read models and event log)."))]
     pub backend: String,
     /// Take the dataset sizes and seed from this scenario (default sizes otherwise).
     #[arg(long)]
@@ -271,3 +271,8 @@ failure_from!(
     crate::projection::projector::ProjectorError,
     crate::verify::VerifyError,
 );
+
+/// `first` followed by the registered backends, one per line.
+fn backends_help(first: &str) -> String {
+    format!("{first}\n\n{}", crate::backend::registry::help())
+}

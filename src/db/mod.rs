@@ -4,9 +4,11 @@
 //! so one statement serves both engines unless the dialects really differ. Only PostgreSQL's
 //! COPY and LISTEN use the concrete driver.
 
+pub mod dialect;
 pub mod schema;
 pub mod seed;
 pub mod sql;
+pub mod state;
 pub mod storage;
 
 use std::path::PathBuf;
@@ -451,6 +453,78 @@ impl Db {
 
     pub fn is_pg(&self) -> bool {
         self.engine() == Engine::Postgres
+    }
+
+    /// The SQL dialect to build statements in.
+    pub fn dialect(&self) -> dialect::Dialect {
+        dialect::Dialect::of(self.engine())
+    }
+
+    /// Starts forwarding notifications on `channel` into `wake`, until `shutdown` turns true,
+    /// where the engine has them (PostgreSQL's LISTEN, on a connection of the concrete driver
+    /// that `PgListener` reconnects by itself); `None` elsewhere.
+    pub fn listen(
+        &self,
+        channel: String,
+        wake: std::sync::Arc<tokio::sync::Notify>,
+        shutdown: tokio::sync::watch::Receiver<bool>,
+    ) -> Option<tokio::task::JoinHandle<()>> {
+        self.dialect().notify()?;
+        let raw = self.url.raw_for_connect();
+        Some(tokio::spawn(async move {
+            loop {
+                if *shutdown.borrow() {
+                    return;
+                }
+                let Ok(mut listener) = sqlx::postgres::PgListener::connect(&raw).await else {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    continue;
+                };
+                if listener.listen(&channel).await.is_err() {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    continue;
+                }
+                while listener.recv().await.is_ok() {
+                    wake.notify_one();
+                }
+            }
+        }))
+    }
+
+    /// Where a backend of the run named `ident` keeps its data: on SQLite a file of its own
+    /// next to `url`'s, on PostgreSQL a schema of its own (`{schema}_{ident}`) in the same
+    /// database. Returns the URL and the schema name.
+    pub fn backend_location(url: &DbUrl, schema: &str, ident: &str) -> (DbUrl, String) {
+        match url.engine() {
+            Engine::Sqlite => (url.with_file_suffix(ident), schema.to_string()),
+            Engine::Postgres => (url.clone(), format!("{schema}_{ident}")),
+        }
+    }
+
+    /// Where this database lives, for messages: the URL, and the schema on PostgreSQL.
+    pub fn location(&self) -> String {
+        match &self.schema {
+            None => self.url.redacted(),
+            Some(schema) => format!("{} (schema {schema})", self.url.redacted()),
+        }
+    }
+
+    /// Removes a run's database, best effort: the tool's tables (and schema) on PostgreSQL,
+    /// the file and its WAL on SQLite. Closes the pools.
+    pub async fn discard(&self) {
+        match self.url.sqlite_path() {
+            None => {
+                let _ = schema::drop_all(self).await;
+            }
+            Some(path) => {
+                self.close().await;
+                for suffix in ["", "-wal", "-shm"] {
+                    let mut p = path.clone().into_os_string();
+                    p.push(suffix);
+                    let _ = std::fs::remove_file(PathBuf::from(p));
+                }
+            }
+        }
     }
 
     /// A PostgreSQL connection of the concrete driver (for COPY and LISTEN), with the search

@@ -5,6 +5,7 @@
 
 use sqlx::{Executor, Row};
 
+use super::dialect::Dialect;
 use super::{Db, DbError, DbResult, Engine};
 
 pub const OWNER_MARK: &str = "cqrs-bench";
@@ -158,31 +159,6 @@ CREATE TABLE daily_sales_applied (seq BIGINT PRIMARY KEY);
 CREATE TABLE product_sales_applied (seq BIGINT PRIMARY KEY);
 "#;
 
-/// The outbox. On PostgreSQL every event is stamped with the id of the transaction that wrote
-/// it, which is what lets the projector read only below the oldest running transaction and so
-/// never skip a late commit (see `projection::projector`).
-const EVENTS_PG: &str = r#"
-CREATE TABLE events (
-    seq BIGSERIAL PRIMARY KEY,
-    xid BIGINT NOT NULL DEFAULT (pg_current_xact_id()::text::bigint),
-    stream TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    payload TEXT NOT NULL
-);
-CREATE INDEX events_position ON events(xid, seq);
-"#;
-
-/// On SQLite one writer commits at a time, so seq order is commit order.
-const EVENTS_SQLITE: &str = r#"
-CREATE TABLE events (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    xid BIGINT NOT NULL DEFAULT 0,
-    stream TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    payload TEXT NOT NULL
-);
-"#;
-
 /// The schema as two lists: the tables (created before loading) and what is cheaper to build
 /// after the bulk load than to maintain row by row during it: secondary indexes, and on
 /// PostgreSQL the foreign keys (validated in one pass by `ALTER TABLE`). SQLite declares its
@@ -193,13 +169,10 @@ pub struct Ddl {
 }
 
 pub fn ddl(engine: Engine) -> Ddl {
-    let text = match engine {
-        // `INTEGER PRIMARY KEY` is SQLite's rowid alias: no second index.
-        Engine::Sqlite => DDL
-            .replace("BIGINT PRIMARY KEY", "INTEGER PRIMARY KEY")
-            .replace("@EVENTS@", EVENTS_SQLITE),
-        Engine::Postgres => DDL.replace("@EVENTS@", EVENTS_PG),
-    };
+    let dialect = Dialect::of(engine);
+    let text = dialect
+        .table_ddl(DDL)
+        .replace("@EVENTS@", dialect.events_ddl());
     let mut out = Ddl {
         tables: Vec::new(),
         after_load: Vec::new(),
@@ -208,7 +181,7 @@ pub fn ddl(engine: Engine) -> Ddl {
     for stmt in text.split(';').map(str::trim).filter(|s| !s.is_empty()) {
         if stmt.starts_with("CREATE INDEX") {
             indexes.push(stmt.to_string());
-        } else if engine == Engine::Postgres && is_write_table(stmt) {
+        } else if dialect.keys_after_load() && is_write_table(stmt) {
             // Like `pgbench -i`: load into bare tables, then build keys in one pass each.
             let (table_stmt, pk, fks) = split_constraints(stmt);
             out.tables.push(table_stmt);

@@ -288,13 +288,7 @@ pub fn generate(seed: u64, spec: &DatasetSpec) -> Dataset {
 }
 
 /// What to load besides the write model.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SeedOptions {
-    /// Build the read models from the seeded data.
-    pub read_models: bool,
-    /// Write the seed's history into the event log (for the async backend and rebuilds).
-    pub event_log: bool,
-}
+pub type SeedOptions = crate::db::state::Provisions;
 
 /// What seeding did, for reports.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -448,13 +442,10 @@ fn finish_statements(engine: Engine, opts: SeedOptions) -> Vec<String> {
             ));
         }
     }
-    let mode = match (opts.read_models, opts.event_log) {
-        (false, _) => "normalized",
-        (true, false) => "read_models",
-        (true, true) => "read_models+event_log",
-    };
     v.push(format!(
-        "UPDATE {META_TABLE} SET value = 'ready:{mode}' WHERE key = 'state'"
+        "UPDATE {META_TABLE} SET value = '{}' WHERE key = '{}'",
+        crate::db::state::DbState::Ready(opts),
+        crate::db::state::DbState::KEY
     ));
     let _ = engine;
     v

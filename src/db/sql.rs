@@ -4,6 +4,8 @@ use sqlx::any::{AnyArguments, AnyRow};
 use sqlx::query::Query;
 use sqlx::{Any, Row};
 
+use super::dialect::Dialect;
+
 /// A bound value. The tool only stores integers and text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Param {
@@ -44,42 +46,9 @@ pub fn multi_row_query(sql: &str, rows: usize) -> Query<'_, Any, AnyArguments<'_
 pub const MAX_PARAMS: usize = 30_000;
 
 /// The VALUES list for `rows` rows of `cols` columns in the placeholder style of the
-/// connection's engine: `($1,$2),($3,$4),…` on PostgreSQL, `(?,?),(?,?),…` on SQLite, where
-/// numbered names cost a quadratic lookup when a statement has thousands of them.
+/// connection's engine (see `Dialect::values_list`).
 pub fn values_for(conn: &sqlx::AnyConnection, rows: usize, cols: usize) -> String {
-    if conn.backend_name().eq_ignore_ascii_case("sqlite") {
-        anonymous_values_list(rows, cols)
-    } else {
-        values_list(rows, cols)
-    }
-}
-
-/// `(?,?),(?,?),…` for `rows` rows of `cols` columns.
-pub fn anonymous_values_list(rows: usize, cols: usize) -> String {
-    let row = format!("({})", vec!["?"; cols].join(","));
-    vec![row; rows].join(",")
-}
-
-/// `($1,$2),($3,$4),…` for `rows` rows of `cols` columns.
-pub fn values_list(rows: usize, cols: usize) -> String {
-    let mut s = String::with_capacity(rows * cols * 5);
-    let mut n = 1;
-    for r in 0..rows {
-        if r > 0 {
-            s.push(',');
-        }
-        s.push('(');
-        for c in 0..cols {
-            if c > 0 {
-                s.push(',');
-            }
-            s.push('$');
-            s.push_str(&n.to_string());
-            n += 1;
-        }
-        s.push(')');
-    }
-    s
+    Dialect::of_connection(conn).values_list(rows, cols)
 }
 
 /// How many rows of `cols` columns fit into one statement.
@@ -175,10 +144,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn builds_values_lists() {
-        assert_eq!(values_list(2, 2), "($1,$2),($3,$4)");
-        assert_eq!(values_list(1, 3), "($1,$2,$3)");
+    fn fits_statements_to_the_parameter_limit() {
         assert_eq!(rows_per_statement(3), 10_000);
-        assert_eq!(anonymous_values_list(2, 2), "(?,?),(?,?)");
     }
 }

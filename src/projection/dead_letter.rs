@@ -8,36 +8,21 @@
 //! replaying them later applies them in order and the read model converges. Other streams, and
 //! the other read models, keep projecting.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use sqlx::{AnyConnection, Row};
 
-use super::projector::Position;
+use super::error::ProjectorError;
+use super::event_source::{EventSource, Fetched, Outbox};
 use super::sql::{apply_batch, ApplyStats, Delivered, Guard};
 use super::ProjectionName;
-use crate::db::Db;
-use crate::domain::Event;
+use crate::db::{Db, DbError};
 
 /// Attempts per event before it is parked.
 pub const MAX_ATTEMPTS: u32 = 3;
 /// Back-off before the second attempt; doubles each time.
 pub const FIRST_BACKOFF: Duration = Duration::from_millis(10);
-
-/// An event as read from the log: decoded, or the reason it could not be.
-#[derive(Debug, Clone)]
-pub struct Fetched {
-    pub pos: Position,
-    pub seq: i64,
-    pub stream: String,
-    pub event: Result<Delivered, String>,
-}
-
-impl Fetched {
-    pub fn delivered(&self) -> Option<&Delivered> {
-        self.event.as_ref().ok()
-    }
-}
 
 /// A handler failure (the event's fault) rather than a lost connection (the database's).
 fn is_handler_failure(e: &sqlx::Error) -> bool {
@@ -209,33 +194,56 @@ pub struct ReplayReport {
 
 /// Applies parked events again, per read model in log order, in one transaction; each one that
 /// succeeds leaves the dead-letter table. A stream stops at its first event that still fails.
+/// The events are read back from the outbox.
 pub async fn replay(db: &Db, projections: &[ProjectionName]) -> Result<ReplayReport, sqlx::Error> {
+    replay_from(&Outbox::new(db.clone()), db, projections)
+        .await
+        .map_err(|e| match e {
+            ProjectorError::Sql(e) | ProjectorError::Db(DbError::Sql(e)) => e,
+            other => sqlx::Error::Protocol(other.to_string()),
+        })
+}
+
+/// `replay`, reading the parked events from `source`.
+pub async fn replay_from(
+    source: &impl EventSource,
+    db: &Db,
+    projections: &[ProjectionName],
+) -> Result<ReplayReport, ProjectorError> {
     let mut report = ReplayReport::default();
-    let mut conn = db.write.acquire().await?;
+    let mut conn = db.write.acquire().await.map_err(DbError::from)?;
     let mut tx = sqlx::Connection::begin(&mut *conn).await?;
     for &p in projections {
-        let rows = sqlx::query(
-            "SELECT d.seq, d.stream, e.payload FROM dead_letters d JOIN events e ON e.seq = d.seq \
-             WHERE d.projection = $1 ORDER BY d.seq",
-        )
-        .bind(p.name())
-        .fetch_all(&mut *tx)
-        .await?;
+        let rows =
+            sqlx::query("SELECT seq, stream FROM dead_letters WHERE projection = $1 ORDER BY seq")
+                .bind(p.name())
+                .fetch_all(&mut *tx)
+                .await?;
+        let parked: Vec<(i64, String)> = rows
+            .iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect::<Result<_, sqlx::Error>>()?;
+        let seqs: Vec<i64> = parked.iter().map(|(seq, _)| *seq).collect();
+        let events: HashMap<i64, Fetched> = source
+            .events_at(&seqs)
+            .await?
+            .into_iter()
+            .map(|f| (f.seq, f))
+            .collect();
         let mut blocked: HashSet<String> = HashSet::new();
-        for r in rows {
-            let seq: i64 = r.try_get(0)?;
-            let stream: String = r.try_get(1)?;
-            let payload: String = r.try_get(2)?;
+        for (seq, stream) in parked {
+            // A dead letter whose event the source no longer has cannot be replayed.
+            let Some(fetched) = events.get(&seq) else {
+                continue;
+            };
             if blocked.contains(&stream) {
                 report.still_failing += 1;
                 continue;
             }
-            let outcome = match Event::from_json(&payload) {
-                Ok(event) => {
+            let outcome = match &fetched.event {
+                Ok(d) => {
                     let mut sp = sqlx::Connection::begin(&mut *tx).await?;
-                    let d = Delivered { seq, event };
-                    match apply_batch(&mut sp, std::slice::from_ref(&d), &[p], Guard::Ledger).await
-                    {
+                    match apply_batch(&mut sp, std::slice::from_ref(d), &[p], Guard::Ledger).await {
                         Ok(_) => {
                             sp.commit().await?;
                             Ok(())
@@ -244,7 +252,7 @@ pub async fn replay(db: &Db, projections: &[ProjectionName]) -> Result<ReplayRep
                             sp.rollback().await?;
                             Err(e.to_string())
                         }
-                        Err(e) => return Err(e),
+                        Err(e) => return Err(e.into()),
                     }
                 }
                 Err(e) => Err(format!("unreadable payload: {e}")),

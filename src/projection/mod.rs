@@ -1,11 +1,17 @@
 //! Read models (projections). Each one is defined twice: as a pure fold over events in memory
 //! (`fold`, the oracle) and as SQL that applies batches of events to the read tables (`sql`).
 //! `truth` computes what each read model must hold from the normalized tables, and
-//! `projector` runs the SQL applier asynchronously over the event log.
+//! `projector` runs the SQL applier asynchronously, reading an `event_source` (the outbox)
+//! into a `read_store` (the same database); `dead_letter` parks poison events and `rebuild`
+//! replays the log into emptied read models.
 
 pub mod dead_letter;
+pub mod error;
+pub mod event_source;
 pub mod fold;
 pub mod projector;
+pub mod read_store;
+pub mod rebuild;
 pub mod sql;
 pub mod truth;
 

@@ -2,20 +2,12 @@
 //! models, storing each read model's checkpoint in the same transaction as the rows it changed
 //! (exactly-once effect: a crash loses the whole batch or none of it).
 //!
-//! **Not skipping late commits on PostgreSQL.** A `bigserial` is taken at insert and becomes
-//! visible at commit, so event 41 can appear after event 42 was read; tailing `seq >
-//! checkpoint` would lose 41 for ever. Every event row is stamped with the writing
-//! transaction's id (`pg_current_xact_id()`), and the projector reads, in one statement,
-//! `WHERE (xid, seq) > checkpoint AND xid < pg_snapshot_xmin(pg_current_snapshot())
-//! ORDER BY xid, seq`: every transaction below that horizon has finished, so nothing can
-//! appear below it later. Cost: a long-running or idle-in-transaction session holds the
-//! horizon back, which shows up as lag (never as loss), and delivery follows xid order rather
-//! than commit order, which the read models absorb through per-row versions and ledgers.
-//! On SQLite one writer commits at a time, so seq order is commit order and `seq > checkpoint`
-//! is safe.
+//! It reads through an `EventSource` (where events come from, and what a position is) and
+//! writes through a `ReadStore` (where read models live, and how a batch commits with its
+//! checkpoints); today's outbox and same-database store are the defaults.
 //!
-//! It wakes on an in-process signal and, on PostgreSQL, on LISTEN/NOTIFY (so a projector in
-//! another process wakes too), and polls on a timer in case a wake-up is lost.
+//! It wakes on an in-process signal and on the source's wake-ups (so a projector in another
+//! process wakes too), and polls on a timer in case a wake-up is lost.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,15 +15,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use sqlx::{AnyConnection, Row};
 use tokio::sync::{mpsc, watch, Notify};
 
-use super::dead_letter::{apply_guarded, Fetched};
-use super::sql::{apply_batch, Delivered, Guard};
+pub use super::error::ProjectorError;
+use super::event_source::{Delivery, EventSource, Fetched, Outbox, Position};
+use super::read_store::{ReadStore, SameDatabase};
+use super::sql::Delivered;
 use super::ProjectionName;
-use crate::db::sql::{bind_all, values_for, Param};
-use crate::db::{Db, DbError};
-use crate::domain::Event;
+use crate::db::Db;
 use crate::workload::rng::Rng;
 
 /// Which projector runs.
@@ -69,41 +60,6 @@ impl Default for ProjectorConfig {
             mode: ProjectorMode::ExactlyOnce,
             redeliver: 0.0,
             hold_before_commit: Duration::ZERO,
-        }
-    }
-}
-
-/// A position in the log: `(xid, seq)` on PostgreSQL, `(0, seq)` on SQLite.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Serialize, Deserialize)]
-pub struct Position {
-    pub xid: i64,
-    pub seq: i64,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum ProjectorError {
-    #[error(transparent)]
-    Db(#[from] DbError),
-    #[error("database error in projector: {0}")]
-    Sql(#[from] sqlx::Error),
-    #[error("event {seq} has an unreadable payload: {message}")]
-    Payload { seq: i64, message: String },
-    #[error("{0} has no event log (only a cqrs-async dataset has one); nothing to rebuild from")]
-    NoEventLog(String),
-    #[error("projector did not catch up within {0:?}")]
-    Timeout(Duration),
-}
-
-impl ProjectorError {
-    /// 2 when the database has nothing to project from; the database's code for its errors;
-    /// 3 when projecting itself failed.
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            ProjectorError::Db(e) => e.exit_code(),
-            ProjectorError::NoEventLog(_) => 2,
-            ProjectorError::Sql(_)
-            | ProjectorError::Payload { .. }
-            | ProjectorError::Timeout(_) => 3,
         }
     }
 }
@@ -204,16 +160,11 @@ impl LagTracker {
     }
 }
 
-/// The channel name for wake-ups on PostgreSQL, per schema.
-pub fn notify_channel(db: &Db) -> String {
-    format!(
-        "cqrs_bench_events_{}",
-        db.schema.as_deref().unwrap_or("main")
-    )
-}
-
-pub struct Projector {
-    db: Db,
+/// The projector over event source `S` and read store `R` (by default the outbox and the
+/// read tables of the same database).
+pub struct Projector<S = Outbox, R = SameDatabase> {
+    source: S,
+    store: R,
     config: ProjectorConfig,
     projections: Vec<ProjectionName>,
     pub stats: Arc<ProjectorStats>,
@@ -223,9 +174,18 @@ pub struct Projector {
 }
 
 impl Projector {
+    /// The projector of a database's outbox into its own read tables.
     pub fn new(db: Db, config: ProjectorConfig) -> Self {
+        Projector::over(Outbox::new(db.clone()), SameDatabase::new(db), config)
+    }
+}
+
+impl<S: EventSource, R: ReadStore> Projector<S, R> {
+    /// A projector reading `source` into `store`.
+    pub fn over(source: S, store: R, config: ProjectorConfig) -> Self {
         Projector {
-            db,
+            source,
+            store,
             config,
             projections: ProjectionName::ALL.to_vec(),
             stats: Arc::new(ProjectorStats::default()),
@@ -246,6 +206,11 @@ impl Projector {
         self
     }
 
+    /// Where it writes.
+    pub fn store(&self) -> &R {
+        &self.store
+    }
+
     /// Where reading resumes: the oldest checkpoint among this projector's read models.
     fn oldest(&self, checkpoints: &HashMap<ProjectionName, Position>) -> Position {
         self.projections
@@ -259,6 +224,15 @@ impl Projector {
         &self.config
     }
 
+    /// How this projector's mode reads the source.
+    fn delivery(&self) -> Delivery {
+        match self.config.mode {
+            ProjectorMode::ExactlyOnce => Delivery::Safe,
+            // Tails seq alone, ignoring the transaction horizon.
+            ProjectorMode::Naive => Delivery::Tail,
+        }
+    }
+
     /// Applies at most one batch. Returns how many events it delivered.
     pub async fn step(&self) -> Result<usize, ProjectorError> {
         match self.config.mode {
@@ -267,121 +241,91 @@ impl Projector {
         }
     }
 
+    /// Reads a batch after the oldest checkpoint, then has the store apply it with the
+    /// checkpoints in one atomic unit. The store locks the checkpoints before applying, which
+    /// serializes projectors of the same read models; one that moved on meanwhile only skips
+    /// what it already has.
     async fn step_exactly_once(&self) -> Result<usize, ProjectorError> {
-        let mut conn = self.db.write.acquire().await.map_err(DbError::from)?;
-        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-        // Locking the checkpoints serializes projectors of the same read models.
-        let checkpoints = lock_checkpoints(&mut tx, self.db.is_pg(), &self.projections).await?;
-        let from = self.oldest(&checkpoints);
-        let batch = fetch(&mut tx, self.db.is_pg(), from, self.config.batch_size, true).await?;
+        let from = self.oldest(&self.store.checkpoints().await?);
+        let batch = self
+            .source
+            .fetch(from, self.config.batch_size, Delivery::Safe)
+            .await?;
         let redelivered = std::mem::take(&mut *self.redelivery.lock().expect("redelivery lock"));
         if batch.is_empty() && redelivered.is_empty() {
-            if self.db.is_pg() && committed_beyond(&mut tx, from).await? {
+            if self.source.held_back(from).await? {
                 self.stats.horizon_waits.fetch_add(1, Ordering::Relaxed);
             }
-            tx.rollback().await?;
             return Ok(0);
         }
-        let last = batch.last().map(|f| f.pos).unwrap_or(from);
-        let mut duplicates = 0;
-        for &p in &self.projections {
-            let cp = checkpoints.get(&p).copied().unwrap_or_default();
-            duplicates += apply_to(&mut tx, p, cp, last, &batch, &redelivered).await?;
-        }
-        if !self.config.hold_before_commit.is_zero() {
-            tokio::time::sleep(self.config.hold_before_commit).await;
-        }
-        tx.commit().await?;
+        let duplicates = self
+            .store
+            .apply(
+                &self.projections,
+                from,
+                &batch,
+                &redelivered,
+                self.config.hold_before_commit,
+            )
+            .await?;
         let committed_at = Instant::now();
-        self.after_commit(&batch, duplicates, committed_at);
+        self.after_commit(&batch, duplicates, committed_at).await?;
         Ok(batch.len() + redelivered.len())
     }
 
-    /// Applies the log from the checkpoints to its end as fast as the database allows, for
-    /// rebuilds: the next batch is read (on a connection of its own) while the current one is
-    /// applied, and on PostgreSQL each batch goes to the read models concurrently, one
-    /// transaction and connection each, so the server's cores share the work. The live
-    /// projector keeps `step`: one transaction per batch for every read model, so lag is one
-    /// commit. Returns the events applied.
+    /// Applies the log from the checkpoints to its end as fast as the store allows, for
+    /// rebuilds: the next batch is read while the current one is applied, and where the store
+    /// commits read models side by side each batch goes to them concurrently, one transaction
+    /// each, so the server's cores share the work. The live projector keeps `step`: one
+    /// transaction per batch for every read model, so lag is one commit. Returns the events
+    /// applied.
     pub async fn replay_log(&self) -> Result<u64, ProjectorError> {
-        let mut from = {
-            let mut conn = self.db.read.acquire().await.map_err(DbError::from)?;
-            self.oldest(&read_checkpoints(&mut conn).await?)
-        };
+        let mut from = self.oldest(&self.store.checkpoints().await?);
         let mut batch = self.read_batch(from).await?;
         let mut total = 0;
         while let Some(last) = batch.last().map(|f| f.pos) {
             let (applied, next) =
                 tokio::join!(self.apply_each(from, &batch), self.read_batch(last));
-            self.after_commit(&batch, applied?, Instant::now());
+            self.after_commit(&batch, applied?, Instant::now()).await?;
             total += batch.len() as u64;
             (from, batch) = (last, next?);
         }
         Ok(total)
     }
 
-    /// The committed events after `from`, read outside any write transaction.
     async fn read_batch(&self, from: Position) -> Result<Vec<Fetched>, ProjectorError> {
-        let mut conn = self.db.read.acquire().await.map_err(DbError::from)?;
-        fetch(
-            &mut conn,
-            self.db.is_pg(),
-            from,
-            self.config.batch_size,
-            true,
-        )
-        .await
+        self.source
+            .fetch(from, self.config.batch_size, Delivery::Safe)
+            .await
     }
 
-    /// Applies `batch` (read from `from`) to every read model: on PostgreSQL one transaction
-    /// per read model, all at once; on SQLite, with its single writer, one transaction. Each
-    /// transaction locks only its read models' checkpoints; a read model reset since the batch
-    /// was read (checkpoint before `from`) is left for the next pass. Returns the duplicates.
+    /// Applies `batch` (read from `from`) to every read model: one atomic unit per read model,
+    /// all at once, where the store allows it, else one for all. Returns the duplicates.
     async fn apply_each(&self, from: Position, batch: &[Fetched]) -> Result<u64, ProjectorError> {
-        let is_pg = self.db.is_pg();
-        let groups: Vec<Vec<ProjectionName>> = if is_pg {
+        let groups: Vec<Vec<ProjectionName>> = if self.store.parallel_read_models() {
             self.projections.iter().map(|&p| vec![p]).collect()
         } else {
             vec![self.projections.clone()]
         };
-        let last = batch.last().map(|f| f.pos).unwrap_or(from);
-        let duplicates = futures::future::try_join_all(groups.iter().map(|group| async move {
-            let mut conn = self.db.write.acquire().await.map_err(DbError::from)?;
-            let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-            let checkpoints = lock_checkpoints(&mut tx, is_pg, group).await?;
-            let mut duplicates = 0;
-            for &p in group {
-                let cp = checkpoints.get(&p).copied().unwrap_or_default();
-                if cp >= from {
-                    duplicates += apply_to(&mut tx, p, cp, last, batch, &[]).await?;
-                }
-            }
-            tx.commit().await?;
-            Ok::<u64, ProjectorError>(duplicates)
-        }))
+        let duplicates = futures::future::try_join_all(
+            groups
+                .iter()
+                .map(|group| self.store.apply(group, from, batch, &[], Duration::ZERO)),
+        )
         .await?;
         Ok(duplicates.iter().sum())
     }
 
     async fn step_naive(&self) -> Result<usize, ProjectorError> {
-        let mut conn = self.db.write.acquire().await.map_err(DbError::from)?;
-        let checkpoints = read_checkpoints(&mut conn).await?;
+        let checkpoints = self.store.checkpoints().await?;
         let from = checkpoints
             .get(&ProjectionName::ProductCatalog)
             .copied()
             .unwrap_or_default();
-        // Tails seq alone, ignoring the transaction horizon.
-        let batch = fetch(
-            &mut conn,
-            false,
-            Position {
-                xid: 0,
-                seq: from.seq,
-            },
-            self.config.batch_size,
-            false,
-        )
-        .await?;
+        let batch = self
+            .source
+            .fetch(from.by_seq(), self.config.batch_size, Delivery::Tail)
+            .await?;
         let redelivered = std::mem::take(&mut *self.redelivery.lock().expect("redelivery lock"));
         if batch.is_empty() && redelivered.is_empty() {
             return Ok(0);
@@ -399,29 +343,26 @@ impl Projector {
                 }
             }
         }
-        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-        apply_batch(&mut tx, &due, &self.projections, Guard::Naive).await?;
-        tx.commit().await?;
-        let committed_at = Instant::now();
-        // The checkpoint, in its own transaction, after the fact.
-        for p in &self.projections {
-            save_checkpoint(
-                &mut conn,
-                *p,
-                Position {
-                    xid: from.xid,
-                    seq: last.seq.max(from.seq),
-                },
+        self.store
+            .apply_naive(
+                &self.projections,
+                &due,
+                from.by_seq_through(last),
                 batch.len() as i64,
-                0,
             )
             .await?;
-        }
-        self.after_commit(&batch, 0, committed_at);
+        self.after_commit(&batch, 0, Instant::now()).await?;
         Ok(batch.len() + redelivered.len())
     }
 
-    fn after_commit(&self, batch: &[Fetched], duplicates: u64, at: Instant) {
+    /// After a batch committed at `at`: counters, lag, the source's acknowledgement, and the
+    /// fault injection's redelivery.
+    async fn after_commit(
+        &self,
+        batch: &[Fetched],
+        duplicates: u64,
+        at: Instant,
+    ) -> Result<(), ProjectorError> {
         self.stats.batches.fetch_add(1, Ordering::Relaxed);
         self.stats
             .events
@@ -433,14 +374,19 @@ impl Projector {
             let seqs: Vec<i64> = batch.iter().map(|f| f.seq).collect();
             lag.applied(&seqs, at);
         }
+        if let Some(last) = batch.last() {
+            self.source.ack(last.pos).await?;
+        }
         // Fault injection: deliver a share of this batch again with the next one.
         if self.config.redeliver > 0.0 {
-            let mut rng = self.rng.lock().expect("rng lock");
-            let again: Vec<Fetched> = batch
-                .iter()
-                .filter(|_| rng.chance(self.config.redeliver))
-                .cloned()
-                .collect();
+            let again: Vec<Fetched> = {
+                let mut rng = self.rng.lock().expect("rng lock");
+                batch
+                    .iter()
+                    .filter(|_| rng.chance(self.config.redeliver))
+                    .cloned()
+                    .collect()
+            };
             self.stats
                 .redelivered
                 .fetch_add(again.len() as u64, Ordering::Relaxed);
@@ -449,29 +395,13 @@ impl Projector {
                 .expect("redelivery lock")
                 .extend(again);
         }
+        Ok(())
     }
 
     /// Events not yet applied to every read model (committed ones only).
     pub async fn backlog(&self) -> Result<i64, ProjectorError> {
-        let mut conn = self.db.read.acquire().await.map_err(DbError::from)?;
-        let checkpoints = read_checkpoints(&mut conn).await?;
-        let from = self.oldest(&checkpoints);
-        let n: i64 = match self.config.mode {
-            ProjectorMode::ExactlyOnce => {
-                sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE (xid, seq) > ($1, $2)")
-                    .bind(from.xid)
-                    .bind(from.seq)
-                    .fetch_one(&mut *conn)
-                    .await?
-            }
-            ProjectorMode::Naive => {
-                sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE seq > $1")
-                    .bind(from.seq)
-                    .fetch_one(&mut *conn)
-                    .await?
-            }
-        };
-        Ok(n)
+        let from = self.oldest(&self.store.checkpoints().await?);
+        self.source.backlog(from, self.delivery()).await
     }
 
     /// Applies batches until the log holds nothing more for this projector.
@@ -490,11 +420,7 @@ impl Projector {
     /// waits for a wake-up or the poll timer. Database errors are counted and retried with
     /// back-off; the projector never stops on them.
     pub async fn run(self: Arc<Self>, wake: Arc<Notify>, mut shutdown: watch::Receiver<bool>) {
-        let listener = if self.db.is_pg() {
-            spawn_listener(&self.db, wake.clone(), shutdown.clone())
-        } else {
-            None
-        };
+        let listener = self.source.wake_ups(wake.clone(), shutdown.clone());
         let mut backoff = Duration::from_millis(10);
         loop {
             if *shutdown.borrow() {
@@ -529,306 +455,6 @@ impl Projector {
     }
 }
 
-/// Forwards NOTIFY wake-ups into `wake`. `PgListener` reconnects by itself.
-fn spawn_listener(
-    db: &Db,
-    wake: Arc<Notify>,
-    shutdown: watch::Receiver<bool>,
-) -> Option<tokio::task::JoinHandle<()>> {
-    let url = db.url.clone();
-    let channel = notify_channel(db);
-    Some(tokio::spawn(async move {
-        let raw = url_raw(&url);
-        loop {
-            if *shutdown.borrow() {
-                return;
-            }
-            let Ok(mut listener) = sqlx::postgres::PgListener::connect(&raw).await else {
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                continue;
-            };
-            if listener.listen(&channel).await.is_err() {
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                continue;
-            }
-            while listener.recv().await.is_ok() {
-                wake.notify_one();
-            }
-        }
-    }))
-}
-
-fn url_raw(url: &crate::db::DbUrl) -> String {
-    url.raw_for_connect()
-}
-
-/// Every read model's checkpoint, without locking.
-pub async fn read_checkpoints(
-    conn: &mut AnyConnection,
-) -> Result<HashMap<ProjectionName, Position>, sqlx::Error> {
-    let rows = sqlx::query("SELECT projection, xid, seq FROM projection_checkpoints")
-        .fetch_all(&mut *conn)
-        .await?;
-    checkpoints_from(&rows)
-}
-
-fn checkpoints_from(
-    rows: &[sqlx::any::AnyRow],
-) -> Result<HashMap<ProjectionName, Position>, sqlx::Error> {
-    let mut out = HashMap::new();
-    for row in rows {
-        let name: String = row.try_get(0)?;
-        if let Some(p) = ProjectionName::from_name(&name) {
-            out.insert(
-                p,
-                Position {
-                    xid: row.try_get(1)?,
-                    seq: row.try_get(2)?,
-                },
-            );
-        }
-    }
-    Ok(out)
-}
-
-/// Reads and locks the checkpoints of `projections` (PostgreSQL; SQLite has one writer).
-async fn lock_checkpoints(
-    conn: &mut AnyConnection,
-    is_pg: bool,
-    projections: &[ProjectionName],
-) -> Result<HashMap<ProjectionName, Position>, sqlx::Error> {
-    if !is_pg {
-        return read_checkpoints(conn).await;
-    }
-    let names: Vec<Param> = projections.iter().map(|p| p.name().into()).collect();
-    let sql = format!(
-        "SELECT projection, xid, seq FROM projection_checkpoints \
-         WHERE projection IN ({}) ORDER BY projection FOR UPDATE",
-        values_for(conn, names.len(), 1)
-    );
-    let rows = bind_all(sqlx::query(&sql), &names)
-        .fetch_all(&mut *conn)
-        .await?;
-    checkpoints_from(&rows)
-}
-
-/// Applies to read model `p`, whose checkpoint is `cp`, the redelivered events and the batch's
-/// events beyond `cp`, and moves its checkpoint to `last`. Returns the duplicates skipped.
-async fn apply_to(
-    conn: &mut AnyConnection,
-    p: ProjectionName,
-    cp: Position,
-    last: Position,
-    batch: &[Fetched],
-    redelivered: &[Fetched],
-) -> Result<u64, ProjectorError> {
-    let new: Vec<&Fetched> = batch.iter().filter(|f| f.pos > cp).collect();
-    let due: Vec<&Fetched> = redelivered.iter().chain(new.iter().copied()).collect();
-    if due.is_empty() {
-        return Ok(0);
-    }
-    let stats = apply_guarded(conn, p, &due).await?;
-    save_checkpoint(
-        conn,
-        p,
-        cp.max(last),
-        new.len() as i64,
-        stats.duplicates as i64,
-    )
-    .await?;
-    Ok(stats.duplicates)
-}
-
-pub async fn save_checkpoint(
-    conn: &mut AnyConnection,
-    p: ProjectionName,
-    pos: Position,
-    applied: i64,
-    duplicates: i64,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO projection_checkpoints (projection, xid, seq, applied, duplicates) \
-         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (projection) DO UPDATE SET \
-         xid = excluded.xid, seq = excluded.seq, \
-         applied = projection_checkpoints.applied + excluded.applied, \
-         duplicates = projection_checkpoints.duplicates + excluded.duplicates",
-    )
-    .bind(p.name())
-    .bind(pos.xid)
-    .bind(pos.seq)
-    .bind(applied)
-    .bind(duplicates)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
-}
-
-/// Reads the next events after `from`. With `horizon` on PostgreSQL, only events of finished
-/// transactions (see the module comment); in one statement, so the horizon and the rows come
-/// from the same snapshot. An unreadable payload is returned as such, to be dead-lettered.
-async fn fetch(
-    conn: &mut AnyConnection,
-    is_pg: bool,
-    from: Position,
-    limit: i64,
-    horizon: bool,
-) -> Result<Vec<Fetched>, ProjectorError> {
-    let sql = if is_pg && horizon {
-        "SELECT xid, seq, stream, payload FROM events WHERE (xid, seq) > ($1, $2) \
-         AND xid < pg_snapshot_xmin(pg_current_snapshot())::text::bigint \
-         ORDER BY xid, seq LIMIT $3"
-    } else {
-        "SELECT xid, seq, stream, payload FROM events WHERE seq > $2 AND $1 = $1 ORDER BY seq LIMIT $3"
-    };
-    let rows = sqlx::query(sql)
-        .bind(from.xid)
-        .bind(from.seq)
-        .bind(limit)
-        .fetch_all(&mut *conn)
-        .await?;
-    let mut out = Vec::with_capacity(rows.len());
-    for row in rows {
-        let xid: i64 = row.try_get(0)?;
-        let seq: i64 = row.try_get(1)?;
-        let stream: String = row.try_get(2)?;
-        let payload: String = row.try_get(3)?;
-        out.push(Fetched {
-            pos: Position { xid, seq },
-            seq,
-            stream,
-            event: Event::from_json(&payload)
-                .map(|event| Delivered { seq, event })
-                .map_err(|e| e.to_string()),
-        });
-    }
-    Ok(out)
-}
-
-/// Whether committed events exist beyond `from` that the horizon still holds back.
-async fn committed_beyond(conn: &mut AnyConnection, from: Position) -> Result<bool, sqlx::Error> {
-    let row = sqlx::query("SELECT 1 FROM events WHERE (xid, seq) > ($1, $2) LIMIT 1")
-        .bind(from.xid)
-        .bind(from.seq)
-        .fetch_optional(&mut *conn)
-        .await?;
-    Ok(row.is_some())
-}
-
-/// Sessions that hold the PostgreSQL horizon back: open transactions with a transaction id,
-/// oldest first, described as `pid 123 (idle in transaction, open 12.3s)`. Empty on SQLite.
-pub async fn pinning_sessions(db: &Db) -> Result<Vec<String>, sqlx::Error> {
-    if !db.is_pg() {
-        return Ok(Vec::new());
-    }
-    let rows = sqlx::query(
-        "SELECT pid::bigint, COALESCE(state, ''), \
-         CAST(EXTRACT(EPOCH FROM (clock_timestamp() - xact_start)) * 1000 AS BIGINT) \
-         FROM pg_stat_activity WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid() \
-         AND xact_start IS NOT NULL ORDER BY xact_start",
-    )
-    .fetch_all(&db.read)
-    .await?;
-    rows.iter()
-        .map(|r| {
-            let pid: i64 = r.try_get(0)?;
-            let state: String = r.try_get(1)?;
-            let ms: i64 = r.try_get(2)?;
-            Ok(format!(
-                "pid {pid} ({state}, open {:.1}s)",
-                ms as f64 / 1000.0
-            ))
-        })
-        .collect()
-}
-
-/// Reads the whole committed log in seq order (for oracles and checks).
-pub async fn read_log(db: &Db) -> Result<Vec<Delivered>, ProjectorError> {
-    let rows = sqlx::query("SELECT seq, payload FROM events ORDER BY seq")
-        .fetch_all(&db.read)
-        .await?;
-    rows.into_iter()
-        .map(|row| {
-            let seq: i64 = row.try_get(0)?;
-            let payload: String = row.try_get(1)?;
-            let event = Event::from_json(&payload).map_err(|e| ProjectorError::Payload {
-                seq,
-                message: e.to_string(),
-            })?;
-            Ok(Delivered { seq, event })
-        })
-        .collect()
-}
-
-/// Empties the given read models (rows, ledgers, dead letters) and sets their checkpoints
-/// back to the start of the log, in one transaction; the projector then rebuilds them from
-/// the log. Other read models are left as they are.
-pub async fn reset_read_models(
-    db: &Db,
-    projections: &[ProjectionName],
-) -> Result<(), ProjectorError> {
-    let mut conn = db.write.acquire().await.map_err(DbError::from)?;
-    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-    let tables: Vec<&str> = projections
-        .iter()
-        .flat_map(|p| p.tables().iter().copied().chain(p.ledger()))
-        .collect();
-    if db.is_pg() {
-        // DELETE would leave every row dead, and the rebuild would pay for them in each index
-        // insert (uniqueness checks visit dead entries) until vacuum runs.
-        sqlx::query(&format!("TRUNCATE {}", tables.join(", ")))
-            .execute(&mut *tx)
-            .await?;
-    } else {
-        for t in &tables {
-            sqlx::query(&format!("DELETE FROM {t}"))
-                .execute(&mut *tx)
-                .await?;
-        }
-    }
-    for p in projections {
-        sqlx::query("DELETE FROM dead_letters WHERE projection = $1")
-            .bind(p.name())
-            .execute(&mut *tx)
-            .await?;
-        save_checkpoint_absolute(&mut tx, *p, Position::default()).await?;
-    }
-    tx.commit().await?;
-    Ok(())
-}
-
-async fn save_checkpoint_absolute(
-    conn: &mut AnyConnection,
-    p: ProjectionName,
-    pos: Position,
-) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM projection_checkpoints WHERE projection = $1")
-        .bind(p.name())
-        .execute(&mut *conn)
-        .await?;
-    sqlx::query(
-        "INSERT INTO projection_checkpoints (projection, xid, seq, applied, duplicates) \
-         VALUES ($1, $2, $3, 0, 0)",
-    )
-    .bind(p.name())
-    .bind(pos.xid)
-    .bind(pos.seq)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
-}
-
-/// Per read model: events applied and duplicates skipped since its last reset.
-pub async fn checkpoint_counts(db: &Db) -> Result<Vec<(String, i64, i64)>, ProjectorError> {
-    let rows = sqlx::query(
-        "SELECT projection, applied, duplicates FROM projection_checkpoints ORDER BY projection",
-    )
-    .fetch_all(&db.read)
-    .await?;
-    rows.iter()
-        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -848,53 +474,4 @@ mod tests {
         // Seq 2 is still in flight: nothing more.
         assert!(rx.try_recv().is_err());
     }
-}
-
-/// What a rebuild did.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct RebuildReport {
-    pub events: u64,
-    pub seconds: f64,
-    pub events_per_second: f64,
-}
-
-/// Rebuilds read models from the event log: empties them (one transaction), then applies the
-/// whole log with the exactly-once projector. Other read models are not touched. An empty log
-/// rebuilds to empty read models and returns at once.
-pub async fn rebuild(
-    db: &Db,
-    projections: &[ProjectionName],
-    batch_size: i64,
-) -> Result<RebuildReport, ProjectorError> {
-    let state = crate::db::schema::meta_get(db, "state")
-        .await?
-        .unwrap_or_default();
-    if !state.contains("event_log") {
-        return Err(ProjectorError::NoEventLog(db.url.redacted()));
-    }
-    let started = Instant::now();
-    reset_read_models(db, projections).await?;
-    let projector = Projector::new(
-        db.clone(),
-        ProjectorConfig {
-            batch_size,
-            ..ProjectorConfig::default()
-        },
-    )
-    .with_projections(projections);
-    loop {
-        projector.replay_log().await?;
-        // Transactions still open elsewhere can hold the horizon back: wait, don't stop short.
-        if projector.backlog().await? == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let seconds = started.elapsed().as_secs_f64();
-    let events = projector.stats.events.load(Ordering::Relaxed);
-    Ok(RebuildReport {
-        events,
-        seconds,
-        events_per_second: events as f64 / seconds.max(1e-9),
-    })
 }

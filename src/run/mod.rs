@@ -9,8 +9,8 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::backend::{prepare, Backend, BackendKind, BackendOptions};
-use crate::db::{schema, Db, DbError, DbUrl, Engine, OpenMode, DEFAULT_SCHEMA};
+use crate::backend::{prepare, Backend, BackendKind, BackendOptions, VerifiedAgainst};
+use crate::db::{Db, DbError, DbUrl, OpenMode, DEFAULT_SCHEMA};
 use crate::metrics::Recorder;
 use crate::projection::projector::{LagTracker, ProjectorError, ProjectorMode};
 use crate::results::{
@@ -130,10 +130,7 @@ fn points(s: &Scenario) -> Vec<(Option<SweepPoint>, Lane)> {
 
 /// The database a backend runs on.
 pub fn backend_target(opts: &RunOptions, kind: BackendKind) -> (DbUrl, String) {
-    match opts.db.engine() {
-        Engine::Sqlite => (opts.db.with_file_suffix(kind.ident()), opts.schema.clone()),
-        Engine::Postgres => (opts.db.clone(), format!("{}_{}", opts.schema, kind.ident())),
-    }
+    Db::backend_location(&opts.db, &opts.schema, kind.ident())
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> RunError + '_ {
@@ -358,7 +355,7 @@ async fn run_one(
     // larger database at the end of a longer run does not raise the run's memory peak.
     db.close().await;
     let db = Db::open_with(&url, &schema_name, 2, OpenMode::Existing).await?;
-    let verify_report = if kind.has_read_models() {
+    let verify_report = if kind.verified_against() == VerifiedAgainst::WriteModel {
         Some(verify(&db).await?)
     } else {
         None
@@ -402,12 +399,9 @@ async fn run_one(
     };
     let outage = crate::results::Outage::from_metrics(&metrics);
     let kept_database = if opts.keep_db {
-        Some(match db.engine() {
-            Engine::Sqlite => url.redacted(),
-            Engine::Postgres => format!("{} (schema {schema_name})", url.redacted()),
-        })
+        Some(db.location())
     } else {
-        discard(&db, &url).await;
+        db.discard().await;
         None
     };
     db.close().await;
@@ -434,25 +428,6 @@ fn cfg_rate(rate: Rate) -> Option<f64> {
     match rate {
         Rate::PerSecond(r) if r > 0.0 => Some(r),
         _ => None,
-    }
-}
-
-/// Removes a run's database: the tool's tables (and schema) on PostgreSQL, the files on SQLite.
-async fn discard(db: &Db, url: &DbUrl) {
-    match db.engine() {
-        Engine::Postgres => {
-            let _ = schema::drop_all(db).await;
-        }
-        Engine::Sqlite => {
-            db.close().await;
-            if let Some(path) = url.sqlite_path() {
-                for suffix in ["", "-wal", "-shm"] {
-                    let mut p = path.clone().into_os_string();
-                    p.push(suffix);
-                    let _ = std::fs::remove_file(PathBuf::from(p));
-                }
-            }
-        }
     }
 }
 

@@ -7,8 +7,10 @@ use std::time::Duration;
 
 use tokio::signal::unix::{signal, SignalKind};
 
-use crate::db::{schema, Db, DbError};
-use crate::projection::projector::{pinning_sessions, Projector, ProjectorConfig, ProjectorError};
+use crate::db::state::DbState;
+use crate::db::{Db, DbError};
+use crate::projection::event_source::pinning_sessions;
+use crate::projection::projector::{Projector, ProjectorConfig, ProjectorError};
 
 /// Why the projector process could not run.
 #[derive(Debug, thiserror::Error)]
@@ -45,8 +47,7 @@ pub async fn run_projector(
     started: impl FnOnce(),
     mut status: impl FnMut(&str),
 ) -> Result<(), ProjectorProcessError> {
-    let state = schema::meta_get(db, "state").await?.unwrap_or_default();
-    if !state.contains("event_log") {
+    if !DbState::read(db).await?.has_event_log() {
         return Err(ProjectorProcessError::NoEventLog(db.url.redacted()));
     }
     let mut terminate = signal(SignalKind::terminate()).map_err(ProjectorProcessError::Signal)?;

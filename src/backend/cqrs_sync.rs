@@ -1,0 +1,63 @@
+//! `cqrs-sync`: the write transaction also applies its events to the read models, so they
+//! commit together; queries read the read models, and a reader sees a write as soon as it
+//! commits. Verify compares the read models with the truth from the write model.
+
+use futures::future::BoxFuture;
+use sqlx::AnyConnection;
+
+use super::queries::ReadSide;
+use super::registry::{Entry, VerifiedAgainst};
+use super::{Architecture, BackendKind, BackendOptions};
+use crate::db::state::Provisions;
+use crate::db::Db;
+use crate::domain::Event;
+use crate::projection::sql::{apply_batch, Delivered, Guard};
+use crate::projection::ProjectionName;
+
+pub const ENTRY: Entry = Entry {
+    kind: BackendKind::CqrsSync,
+    name: "cqrs-sync",
+    ident: "cqrs_sync",
+    help: "read models updated in the write transaction; queries read them",
+    provisions: Provisions::READ_MODELS,
+    verified_against: VerifiedAgainst::WriteModel,
+    open,
+};
+
+fn open(_db: &Db, _opts: &BackendOptions) -> Box<dyn Architecture> {
+    Box::new(CqrsSync)
+}
+
+pub struct CqrsSync;
+
+impl Architecture for CqrsSync {
+    fn in_write_transaction<'a>(
+        &'a self,
+        tx: &'a mut AnyConnection,
+        events: &'a [Event],
+    ) -> BoxFuture<'a, Result<Vec<i64>, sqlx::Error>> {
+        Box::pin(async move {
+            // Seen exactly once, in order, inside the transaction that produced them: no
+            // positions and no ledger are needed.
+            let delivered: Vec<Delivered> = events
+                .iter()
+                .map(|e| Delivered {
+                    seq: 0,
+                    event: e.clone(),
+                })
+                .collect();
+            apply_batch(
+                tx,
+                &delivered,
+                &ProjectionName::ALL,
+                Guard::InWriteTransaction,
+            )
+            .await?;
+            Ok(Vec::new())
+        })
+    }
+
+    fn read_side(&self) -> ReadSide {
+        ReadSide::ReadModels
+    }
+}

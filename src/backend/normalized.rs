@@ -1,0 +1,31 @@
+//! `normalized`: the write model alone. A command's transaction is the normalized write path
+//! and nothing else; queries join the normalized tables, so a reader sees a write as soon as
+//! it commits, and there is no second copy for verify to check.
+
+use super::queries::ReadSide;
+use super::registry::{Entry, VerifiedAgainst};
+use super::{Architecture, BackendKind, BackendOptions};
+use crate::db::state::Provisions;
+use crate::db::Db;
+
+pub const ENTRY: Entry = Entry {
+    kind: BackendKind::Normalized,
+    name: "normalized",
+    ident: "normalized",
+    help: "the write model alone; queries join its tables",
+    provisions: Provisions::WRITE_MODEL,
+    verified_against: VerifiedAgainst::Nothing,
+    open,
+};
+
+fn open(_db: &Db, _opts: &BackendOptions) -> Box<dyn Architecture> {
+    Box::new(Normalized)
+}
+
+pub struct Normalized;
+
+impl Architecture for Normalized {
+    fn read_side(&self) -> ReadSide {
+        ReadSide::Normalized
+    }
+}

@@ -1,0 +1,84 @@
+//! The one list of backends: each entry names a backend, says what it provisions and what
+//! verify compares it with, and opens it. Parsing `--backends`, help texts and the messages
+//! that list valid names all read this list. Adding a backend: its file, its `BackendKind`
+//! variant (the stable key results are stored under) and one entry here.
+
+use super::{cqrs_async, cqrs_sync, normalized, Architecture, BackendKind, BackendOptions};
+use crate::db::state::Provisions;
+use crate::db::Db;
+
+/// What verify compares a backend's data with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VerifiedAgainst {
+    /// Nothing to compare: the write model is the only copy.
+    Nothing,
+    /// Every read model, row by row, against the truth computed from the write model.
+    WriteModel,
+}
+
+/// One registered backend.
+pub struct Entry {
+    pub kind: BackendKind,
+    /// The name in scenarios, on the command line and in reports.
+    pub name: &'static str,
+    /// The name in file and schema names.
+    pub ident: &'static str,
+    pub help: &'static str,
+    pub provisions: Provisions,
+    pub verified_against: VerifiedAgainst,
+    /// Opens the backend's own part on a seeded database.
+    pub open: fn(&Db, &BackendOptions) -> Box<dyn Architecture>,
+}
+
+pub static BACKENDS: &[Entry] = &[normalized::ENTRY, cqrs_sync::ENTRY, cqrs_async::ENTRY];
+
+/// The entry of `kind`.
+pub fn entry(kind: BackendKind) -> &'static Entry {
+    BACKENDS
+        .iter()
+        .find(|e| e.kind == kind)
+        .expect("every BackendKind is registered")
+}
+
+/// The entry named `name`.
+pub fn by_name(name: &str) -> Option<&'static Entry> {
+    BACKENDS.iter().find(|e| e.name == name)
+}
+
+/// Every backend's name, in registration order.
+pub fn names() -> Vec<&'static str> {
+    BACKENDS.iter().map(|e| e.name).collect()
+}
+
+/// The names as prose: `a, b or c`.
+pub fn names_in_prose() -> String {
+    let names = names();
+    match names.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+        _ => names.join(""),
+    }
+}
+
+/// One line per backend, `name: help`, for `--help` texts.
+pub fn help() -> String {
+    BACKENDS
+        .iter()
+        .map(|e| format!("{}: {}", e.name, e.help))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_is_registered_once() {
+        for kind in BackendKind::ALL {
+            assert_eq!(BACKENDS.iter().filter(|e| e.kind == kind).count(), 1);
+            assert_eq!(by_name(kind.name()).map(|e| e.kind), Some(kind));
+        }
+        assert_eq!(BACKENDS.len(), BackendKind::ALL.len());
+        assert_eq!(names_in_prose(), "normalized, cqrs-sync or cqrs-async");
+    }
+}

@@ -1,0 +1,142 @@
+//! What a database the tool seeded holds, as recorded in its meta table.
+//!
+//! The meta table's `state` row is text so that any version of the tool can read it:
+//! `empty` while the load runs, then `ready:normalized`, `ready:read_models` or
+//! `ready:read_models+event_log`. This module is the only place that reads or writes that
+//! text; everyone else asks the typed value.
+
+use std::fmt;
+
+use super::{schema, Db, DbResult};
+
+/// What a dataset holds besides the write model (which every dataset has).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Provisions {
+    /// The read models, built from the seeded data and kept up by the backend.
+    pub read_models: bool,
+    /// The event log (outbox) with the seed's history, and the projector's checkpoints.
+    pub event_log: bool,
+}
+
+impl Provisions {
+    /// The write model alone.
+    pub const WRITE_MODEL: Provisions = Provisions {
+        read_models: false,
+        event_log: false,
+    };
+    /// The write model and read models, kept in the write transaction.
+    pub const READ_MODELS: Provisions = Provisions {
+        read_models: true,
+        event_log: false,
+    };
+    /// The write model, read models and the event log they are projected from.
+    pub const READ_MODELS_AND_LOG: Provisions = Provisions {
+        read_models: true,
+        event_log: true,
+    };
+
+    /// The word the meta table records for these provisions.
+    fn mark(self) -> &'static str {
+        match (self.read_models, self.event_log) {
+            (false, false) => "normalized",
+            (true, false) => "read_models",
+            (true, true) => "read_models+event_log",
+            // No backend provisions a log without read models; recorded as what it holds.
+            (false, true) => "event_log",
+        }
+    }
+
+    fn from_mark(mark: &str) -> Option<Provisions> {
+        [
+            Provisions::WRITE_MODEL,
+            Provisions::READ_MODELS,
+            Provisions::READ_MODELS_AND_LOG,
+            Provisions {
+                read_models: false,
+                event_log: true,
+            },
+        ]
+        .into_iter()
+        .find(|p| p.mark() == mark)
+    }
+}
+
+/// The `state` the meta table records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DbState {
+    /// Tables created, load not finished (or failed).
+    Empty,
+    /// Loaded, holding what `Provisions` says.
+    Ready(Provisions),
+    /// Text this version does not know (kept for messages).
+    Unknown(String),
+}
+
+impl DbState {
+    pub const KEY: &'static str = "state";
+
+    pub fn parse(text: &str) -> DbState {
+        match text.strip_prefix("ready:").map(Provisions::from_mark) {
+            Some(Some(p)) => DbState::Ready(p),
+            _ if text == "empty" => DbState::Empty,
+            _ => DbState::Unknown(text.to_string()),
+        }
+    }
+
+    fn provisions(&self) -> Provisions {
+        match self {
+            DbState::Ready(p) => *p,
+            _ => Provisions::default(),
+        }
+    }
+
+    pub fn has_read_models(&self) -> bool {
+        self.provisions().read_models
+    }
+
+    pub fn has_event_log(&self) -> bool {
+        self.provisions().event_log
+    }
+
+    /// Reads the state of a database the tool owns (`Unknown("")` when none is recorded).
+    pub async fn read(db: &Db) -> DbResult<DbState> {
+        let text = schema::meta_get(db, Self::KEY).await?.unwrap_or_default();
+        Ok(DbState::parse(&text))
+    }
+}
+
+impl fmt::Display for DbState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DbState::Empty => f.write_str("empty"),
+            DbState::Ready(p) => write!(f, "ready:{}", p.mark()),
+            DbState::Unknown(text) => f.write_str(text),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_what_earlier_versions_wrote() {
+        for (text, state) in [
+            ("empty", DbState::Empty),
+            ("ready:normalized", DbState::Ready(Provisions::WRITE_MODEL)),
+            ("ready:read_models", DbState::Ready(Provisions::READ_MODELS)),
+            (
+                "ready:read_models+event_log",
+                DbState::Ready(Provisions::READ_MODELS_AND_LOG),
+            ),
+        ] {
+            assert_eq!(DbState::parse(text), state);
+            assert_eq!(state.to_string(), text);
+        }
+        let odd = DbState::parse("ready:something_new");
+        assert!(!odd.has_read_models() && !odd.has_event_log());
+        assert!(DbState::parse("ready:read_models+event_log").has_event_log());
+        assert!(!DbState::parse("ready:read_models").has_event_log());
+        assert!(DbState::parse("ready:read_models").has_read_models());
+    }
+}
