@@ -12,7 +12,7 @@ use criterion::{
 };
 
 use cqrs_bench::backend::{prepare, BackendKind};
-use cqrs_bench::db::seed::DatasetSpec;
+use cqrs_bench::dataset::DatasetSpec;
 use cqrs_bench::db::{Db, DbUrl};
 use cqrs_bench::projection::fold::fold;
 use cqrs_bench::projection::projector::{read_log, reset_read_models, Projector, ProjectorConfig};

@@ -4,6 +4,7 @@
 
 pub mod backend;
 pub mod check;
+pub mod dataset;
 pub mod db;
 pub mod domain;
 pub mod metrics;

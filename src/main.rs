@@ -591,7 +591,7 @@ async fn cmd_seed(args: SeedArgs) -> Result<(), Failure> {
             let s = load_scenario(p)?;
             (s.seed, s.dataset)
         }
-        None => (1, cqrs_bench::db::seed::DatasetSpec::default()),
+        None => (1, cqrs_bench::dataset::DatasetSpec::default()),
     };
     if let Some(s) = args.seed {
         seed = s;

@@ -7,7 +7,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::backend::BackendKind;
-use crate::db::seed::SeedReport;
+use crate::db::load::SeedReport;
 use crate::metrics::{DriverCpu, Floor, RunMetrics};
 use crate::projection::projector::ProjectorMode;
 use crate::scenario::Scenario;

@@ -75,8 +75,8 @@ impl BackendKind {
         self == BackendKind::CqrsAsync
     }
 
-    pub fn seed_options(self) -> crate::db::seed::SeedOptions {
-        crate::db::seed::SeedOptions {
+    pub fn seed_options(self) -> crate::db::load::SeedOptions {
+        crate::db::load::SeedOptions {
             read_models: self.has_read_models(),
             event_log: self.has_event_log(),
         }
@@ -393,11 +393,11 @@ pub async fn prepare(
     schema: &str,
     kind: BackendKind,
     seed: u64,
-    spec: &crate::db::seed::DatasetSpec,
+    spec: &crate::dataset::DatasetSpec,
     pool_size: u32,
-) -> Result<(Db, crate::db::seed::SeedReport), DbError> {
+) -> Result<(Db, crate::db::load::SeedReport), DbError> {
     let db = Db::open(url, schema, pool_size).await?;
-    let ds = crate::db::seed::generate(seed, spec);
-    let report = crate::db::seed::seed(&db, &ds, kind.seed_options()).await?;
+    let ds = crate::dataset::Dataset::generate(seed, spec);
+    let report = crate::db::load::seed(&db, &ds, kind.seed_options()).await?;
     Ok((db, report))
 }

@@ -4,8 +4,8 @@
 //! so one statement serves both engines unless the dialects really differ. Only PostgreSQL's
 //! COPY and LISTEN use the concrete driver.
 
+pub mod load;
 pub mod schema;
-pub mod seed;
 pub mod sql;
 pub mod storage;
 

@@ -90,7 +90,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 pub use duration::{format_duration, parse_duration};
 
 use crate::backend::BackendKind;
-use crate::db::seed::DatasetSpec;
+use crate::dataset::DatasetSpec;
 use crate::domain::{CommandKind, QueryKind};
 use crate::projection::projector::ProjectorConfig;
 use crate::workload::keys::KeyDist;

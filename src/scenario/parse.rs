@@ -9,7 +9,7 @@ use toml::{Table, Value};
 use super::duration::{format_duration, parse_duration};
 use super::{Load, Problem, ProjectorSettings, Rate, Scenario, Sweep};
 use crate::backend::BackendKind;
-use crate::db::seed::DatasetSpec;
+use crate::dataset::DatasetSpec;
 use crate::domain::{CommandKind, QueryKind};
 use crate::workload::keys::KeyDist;
 
