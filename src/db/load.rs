@@ -12,6 +12,7 @@ use sqlx::Executor;
 use super::schema::{self, META_TABLE};
 use super::sql::{insert_rows, Param};
 use super::{Db, DbResult, Engine};
+use crate::dataset::spec::check_fits;
 use crate::dataset::{batches, category_name, product_name, Dataset};
 use crate::projection;
 
@@ -166,6 +167,7 @@ struct Loaded {
 /// Recreates the tool's tables and loads the dataset, all or nothing: the database is
 /// marked `ready` in the same transaction as the last row.
 pub async fn seed(db: &Db, ds: &Dataset, opts: SeedOptions) -> DbResult<SeedReport> {
+    check_disk(db, ds)?;
     schema::recreate(db).await?;
     let started = Instant::now();
     let mut statements = schema::ddl(db.engine()).after_load;
@@ -212,6 +214,37 @@ pub async fn seed(db: &Db, ds: &Dataset, opts: SeedOptions) -> DbResult<SeedRepo
         seconds,
         rows_per_second: loaded.rows as f64 / seconds.max(1e-9),
     })
+}
+
+/// Refuses, before touching anything, a dataset that would not fit in the free space of the
+/// SQLite file's directory. (A PostgreSQL server's disk cannot be seen from the client; there
+/// only the scenario's size bounds apply.)
+fn check_disk(db: &Db, ds: &Dataset) -> DbResult<()> {
+    let Some(path) = db.url.sqlite_path() else {
+        return Ok(());
+    };
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let Some(free) = free_bytes(&dir) else {
+        return Ok(());
+    };
+    check_fits(ds.spec(), free, &dir.display().to_string())?;
+    Ok(())
+}
+
+/// Bytes available to an unprivileged user on the file system holding `dir`, if it can be
+/// read.
+fn free_bytes(dir: &std::path::Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c_path` is a NUL-terminated path and `st` a valid, writable statvfs.
+    if unsafe { libc::statvfs(c_path.as_ptr(), &mut st) } != 0 {
+        return None;
+    }
+    Some((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
 }
 
 async fn load_sqlite(

@@ -51,6 +51,8 @@ pub enum DbError {
     NotSeeded { url: String, schema: String },
     #[error("invalid schema name \"{0}\": use lower-case letters, digits and _")]
     InvalidSchemaName(String),
+    #[error(transparent)]
+    DatasetTooLarge(#[from] crate::dataset::spec::TooLargeForDisk),
     #[error("database error: {0}")]
     Sql(#[from] sqlx::Error),
 }
