@@ -60,14 +60,8 @@ const TABLES: &[Table] = &[
         cols: "id, category_id, name, price_cents, stock, version",
         rows: |ds| {
             Box::new(ds.products().map(|p| {
-                vec![
-                    p.id.into(),
-                    p.category_id.into(),
-                    product_name(p.id).into(),
-                    p.price_cents.into(),
-                    p.stock.into(),
-                    p.version.into(),
-                ]
+                let tail = [p.price_cents, p.stock, p.version];
+                text_row(&[p.id, p.category_id], product_name(p.id), &tail)
             }))
         },
     },
@@ -86,14 +80,8 @@ const TABLES: &[Table] = &[
         cols: "id, user_id, status, placed_at, updated_at, version",
         rows: |ds| {
             Box::new(ds.orders().map(|o| {
-                vec![
-                    o.id.into(),
-                    o.user_id.into(),
-                    o.status.as_str().into(),
-                    o.placed_at.into(),
-                    o.updated_at.into(),
-                    o.version.into(),
-                ]
+                let tail = [o.placed_at, o.updated_at, o.version];
+                text_row(&[o.id, o.user_id], o.status.as_str(), &tail)
             }))
         },
     },
@@ -102,14 +90,9 @@ const TABLES: &[Table] = &[
         cols: "order_id, product_id, qty, unit_cents",
         rows: |ds| {
             Box::new(ds.orders().flat_map(|o| {
-                o.lines.into_iter().map(move |l| {
-                    vec![
-                        o.id.into(),
-                        l.product_id.into(),
-                        l.qty.into(),
-                        l.unit_cents.into(),
-                    ]
-                })
+                o.lines
+                    .into_iter()
+                    .map(move |l| ints(&[o.id, l.product_id, l.qty, l.unit_cents]))
             }))
         },
     },
@@ -117,33 +100,33 @@ const TABLES: &[Table] = &[
         name: "reviews",
         cols: "id, product_id, user_id, rating, created_at",
         rows: |ds| {
-            Box::new(ds.reviews().map(|r| {
-                vec![
-                    r.id.into(),
-                    r.product_id.into(),
-                    r.user_id.into(),
-                    r.rating.into(),
-                    r.at.into(),
-                ]
-            }))
+            Box::new(
+                ds.reviews()
+                    .map(|r| ints(&[r.id, r.product_id, r.user_id, r.rating, r.at])),
+            )
         },
     },
     Table {
         name: "price_history",
         cols: "id, product_id, old_cents, new_cents, changed_at",
         rows: |ds| {
-            Box::new(ds.price_changes().map(|c| {
-                vec![
-                    c.id.into(),
-                    c.product_id.into(),
-                    c.old_cents.into(),
-                    c.new_cents.into(),
-                    c.at.into(),
-                ]
-            }))
+            Box::new(
+                ds.price_changes()
+                    .map(|c| ints(&[c.id, c.product_id, c.old_cents, c.new_cents, c.at])),
+            )
         },
     },
 ];
+
+/// A row of integer columns, one text column, integer columns.
+fn text_row(head: &[i64], text: impl Into<Param>, tail: &[i64]) -> Vec<Param> {
+    [ints(head), vec![text.into()], ints(tail)].concat()
+}
+
+/// A row of integer columns.
+fn ints(values: &[i64]) -> Vec<Param> {
+    values.iter().copied().map(Param::Int).collect()
+}
 
 /// The event log, loaded only for backends that keep one.
 const EVENTS: Table = Table {
