@@ -330,3 +330,15 @@ async fn copy_in(conn: &mut sqlx::PgConnection, table: &Table, ds: &Dataset) -> 
     copy.finish().await?;
     Ok(count)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn free_space_of_an_existing_directory_is_known() {
+        let dir = std::env::temp_dir();
+        assert!(free_bytes(&dir).is_some_and(|b| b > 0), "{}", dir.display());
+        assert_eq!(free_bytes(std::path::Path::new("/no/such/dir")), None);
+    }
+}
