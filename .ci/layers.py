@@ -38,8 +38,8 @@ import sys
 LAYERS = [
     "format",
     "domain",
-    "db",
     "dataset",
+    "db",
     "metrics",
     "projection",
     "backend",

@@ -19,7 +19,7 @@ use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion};
 use tokio::runtime::Runtime;
 
 use cqrs_bench::backend::{prepare, Backend, BackendKind, BackendOptions, ExecError, Receipt};
-use cqrs_bench::db::seed::{DatasetSpec, START_AT};
+use cqrs_bench::dataset::{DatasetSpec, START_AT};
 use cqrs_bench::db::DbUrl;
 use cqrs_bench::domain::{Command, CommandKind, OrderLine, QueryKind};
 use cqrs_bench::workload::mix::{MixSpec, OpStream};

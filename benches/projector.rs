@@ -12,7 +12,7 @@ use criterion::{
 };
 
 use cqrs_bench::backend::{prepare, BackendKind};
-use cqrs_bench::db::seed::DatasetSpec;
+use cqrs_bench::dataset::DatasetSpec;
 use cqrs_bench::db::{Db, DbUrl};
 use cqrs_bench::projection::event_source::read_log;
 use cqrs_bench::projection::fold::fold;

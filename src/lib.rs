@@ -5,6 +5,7 @@
 pub mod backend;
 pub mod check;
 pub mod cli;
+pub mod dataset;
 pub mod db;
 pub mod domain;
 pub mod format;

@@ -37,7 +37,7 @@ fn mix() -> MixSpec {
 }
 
 /// Every query kind over many keys: all products' pages, every user's orders, searches.
-fn probe_queries(stream: &OpStream, spec: &cqrs_bench::db::seed::DatasetSpec) -> Vec<Query> {
+fn probe_queries(stream: &OpStream, spec: &cqrs_bench::dataset::DatasetSpec) -> Vec<Query> {
     let mut qs: Vec<Query> = (1..=spec.products)
         .map(|product_id| Query::ProductPage { product_id })
         .collect();

@@ -47,7 +47,7 @@ use std::time::Instant;
 
 use common::{cleanup, pg_url, sqlite_url, unique_schema};
 use cqrs_bench::backend::{prepare, Backend, BackendKind, BackendOptions, ExecError};
-use cqrs_bench::db::seed::{DatasetSpec, START_AT};
+use cqrs_bench::dataset::{DatasetSpec, START_AT};
 use cqrs_bench::db::{Db, DbUrl};
 use cqrs_bench::domain::{Command, Event, OrderLine, MICROS_PER_DAY};
 use cqrs_bench::projection::event_source::{read_log, Position};

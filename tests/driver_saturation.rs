@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cqrs_bench::backend::{ExecError, Receipt};
-use cqrs_bench::db::seed::DatasetSpec;
+use cqrs_bench::dataset::DatasetSpec;
 use cqrs_bench::domain::{Command, CommandKind, Query, QueryAnswer};
 use cqrs_bench::metrics::{Recorder, RunMetrics};
 use cqrs_bench::workload::driver::{drive, DriverConfig, Lane, Pace, Progress, Target, END_GRACE};

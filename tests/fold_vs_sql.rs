@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use cqrs_bench::backend::BackendKind;
-use cqrs_bench::db::seed::DatasetSpec;
+use cqrs_bench::dataset::DatasetSpec;
 use cqrs_bench::db::DbUrl;
 use cqrs_bench::domain::CommandKind;
 use cqrs_bench::projection::event_source::read_log;

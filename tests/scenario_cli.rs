@@ -374,3 +374,21 @@ fn malformed_postgres_url_does_not_echo_password() {
     assert_eq!(code, Some(2), "output:\n{text}");
     assert!(!text.contains("secret"), "password leaked:\n{text}");
 }
+
+#[test]
+fn dataset_sizes_beyond_what_the_tool_takes() {
+    // Once an allocation abort ("memory allocation of 8000000000008 bytes failed").
+    let mut p = Parts::valid();
+    p.dataset = replace_line(&p.dataset, "products", "products = 1000000000000");
+    p.dataset = replace_line(&p.dataset, "days", "days = 1000000");
+    expect_invalid(
+        "huge_products",
+        &p.text(),
+        &["dataset.products", "dataset.days"],
+    );
+    // Each field within its bound, but together more than the tool seeds anywhere.
+    let mut p = Parts::valid();
+    p.dataset = replace_line(&p.dataset, "orders", "orders = 9000000000");
+    p.dataset = replace_line(&p.dataset, "reviews", "reviews = 9000000000");
+    expect_invalid("huge_dataset", &p.text(), &["dataset"]);
+}

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use cqrs_bench::db::seed::DatasetSpec;
+use cqrs_bench::dataset::DatasetSpec;
 use cqrs_bench::scenario::Scenario;
 use cqrs_bench::workload::mix::{stream_hash, OpStream, HASHED_OPS};
 

@@ -11,8 +11,8 @@ use futures::future::BoxFuture;
 use sqlx::{AnyConnection, Row};
 use tokio::sync::{watch, Notify};
 
+use super::entry::{Entry, VerifiedAgainst};
 use super::queries::ReadSide;
-use super::registry::{Entry, VerifiedAgainst};
 use super::{Architecture, BackendKind, BackendOptions, Receipt, Session};
 use crate::db::sql::{bind_all, multi_row_query, values_for, Param};
 use crate::db::state::Provisions;

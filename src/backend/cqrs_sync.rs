@@ -5,8 +5,8 @@
 use futures::future::BoxFuture;
 use sqlx::AnyConnection;
 
+use super::entry::{Entry, VerifiedAgainst};
 use super::queries::ReadSide;
-use super::registry::{Entry, VerifiedAgainst};
 use super::{Architecture, BackendKind, BackendOptions};
 use crate::db::state::Provisions;
 use crate::db::Db;

@@ -15,6 +15,7 @@
 
 pub mod cqrs_async;
 pub mod cqrs_sync;
+pub mod entry;
 pub mod normalized;
 pub mod queries;
 pub mod registry;
@@ -330,11 +331,17 @@ pub async fn prepare(
     schema: &str,
     kind: BackendKind,
     seed: u64,
-    spec: &crate::db::seed::DatasetSpec,
+    spec: &crate::dataset::DatasetSpec,
     pool_size: u32,
-) -> Result<(Db, crate::db::seed::SeedReport), DbError> {
+) -> Result<(Db, crate::db::load::SeedReport), DbError> {
     let db = Db::open(url, schema, pool_size).await?;
-    let ds = crate::db::seed::generate(seed, spec);
-    let report = crate::db::seed::seed(&db, &ds, kind.provisions()).await?;
+    let ds = crate::dataset::Dataset::generate(seed, spec);
+    let report = crate::db::load::seed(
+        &db,
+        &ds,
+        kind.provisions(),
+        &crate::projection::seed_statements(kind.provisions()),
+    )
+    .await?;
     Ok((db, report))
 }

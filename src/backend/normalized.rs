@@ -2,8 +2,8 @@
 //! and nothing else; queries join the normalized tables, so a reader sees a write as soon as
 //! it commits, and there is no second copy for verify to check.
 
+use super::entry::{Entry, VerifiedAgainst};
 use super::queries::ReadSide;
-use super::registry::{Entry, VerifiedAgainst};
 use super::{Architecture, BackendKind, BackendOptions};
 use crate::db::state::Provisions;
 use crate::db::Db;

@@ -264,7 +264,7 @@ async fn cmd_seed(args: SeedArgs) -> Result<(), Failure> {
             let s = Scenario::load(p).map_err(Failure::bad_input)?;
             (s.seed, s.dataset)
         }
-        None => (1, crate::db::seed::DatasetSpec::default()),
+        None => (1, crate::dataset::DatasetSpec::default()),
     };
     if let Some(s) = args.seed {
         seed = s;

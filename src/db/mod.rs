@@ -5,8 +5,8 @@
 //! COPY and LISTEN use the concrete driver.
 
 pub mod dialect;
+pub mod load;
 pub mod schema;
-pub mod seed;
 pub mod sql;
 pub mod state;
 pub mod storage;
@@ -53,6 +53,8 @@ pub enum DbError {
     NotSeeded { url: String, schema: String },
     #[error("invalid schema name \"{0}\": use lower-case letters, digits and _")]
     InvalidSchemaName(String),
+    #[error(transparent)]
+    DatasetTooLarge(#[from] crate::dataset::spec::TooLargeForDisk),
     #[error("database error: {0}")]
     Sql(#[from] sqlx::Error),
 }

@@ -25,9 +25,9 @@ impl ProjectorError {
         match self {
             ProjectorError::Db(e) => e.exit_code(),
             ProjectorError::NoEventLog(_) => 2,
-            ProjectorError::Sql(_) | ProjectorError::Payload { .. } | ProjectorError::Timeout(_) => {
-                3
-            }
+            ProjectorError::Sql(_)
+            | ProjectorError::Payload { .. }
+            | ProjectorError::Timeout(_) => 3,
         }
     }
 }

@@ -237,3 +237,22 @@ pub fn diff(actual: &ReadModels, expected: &ReadModels) -> BTreeMap<ProjectionNa
     }
     out
 }
+
+/// What seeding runs after the rows are loaded for a dataset that provisions `p`: the read
+/// models built from the normalized tables and, with an event log, checkpoints at its end.
+pub fn seed_statements(p: crate::db::state::Provisions) -> Vec<String> {
+    let mut v = Vec::new();
+    if p.read_models {
+        v.extend(truth::build_statements());
+    }
+    if p.event_log {
+        for name in ProjectionName::ALL {
+            v.push(format!(
+                "INSERT INTO projection_checkpoints (projection, xid, seq, applied, duplicates) \
+                 SELECT '{}', COALESCE(MAX(xid), 0), COALESCE(MAX(seq), 0), 0, 0 FROM events",
+                name.name()
+            ));
+        }
+    }
+    v
+}

@@ -23,7 +23,8 @@ use super::read_store::{ReadStore, SameDatabase};
 use super::sql::Delivered;
 use super::ProjectionName;
 use crate::db::Db;
-use crate::workload::rng::Rng;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 
 /// Which projector runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -170,7 +171,7 @@ pub struct Projector<S = Outbox, R = SameDatabase> {
     pub stats: Arc<ProjectorStats>,
     lag: Option<Arc<LagTracker>>,
     redelivery: Mutex<Vec<Fetched>>,
-    rng: Mutex<Rng>,
+    rng: Mutex<ChaCha8Rng>,
 }
 
 impl Projector {
@@ -191,7 +192,7 @@ impl<S: EventSource, R: ReadStore> Projector<S, R> {
             stats: Arc::new(ProjectorStats::default()),
             lag: None,
             redelivery: Mutex::new(Vec::new()),
-            rng: Mutex::new(Rng::new(0x5EED_DE11)),
+            rng: Mutex::new(ChaCha8Rng::seed_from_u64(0x5EED_DE11)),
         }
     }
 
@@ -383,7 +384,7 @@ impl<S: EventSource, R: ReadStore> Projector<S, R> {
                 let mut rng = self.rng.lock().expect("rng lock");
                 batch
                     .iter()
-                    .filter(|_| rng.chance(self.config.redeliver))
+                    .filter(|_| rng.gen_bool(self.config.redeliver.clamp(0.0, 1.0)))
                     .cloned()
                     .collect()
             };

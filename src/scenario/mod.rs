@@ -28,6 +28,10 @@
 //! reviews = 5000
 //! price_changes = 1000
 //! days = 30            # days of seeded order history
+//!                      # upper bounds: products 10M, categories 1M, days 36500, others 10G
+//!                      # (dataset::spec::field_max), and an estimated size on disk of at most
+//!                      # 1 TiB; seeding SQLite also refuses a dataset larger than the file's
+//!                      # free disk (PostgreSQL's disk cannot be seen from the client)
 //!
 //! [writes]             # optional; default: no writes
 //! rate = 200           # ops/s: a number > 0, 0 for none, or "max" (closed loop); default 0
@@ -91,7 +95,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 pub use duration::{format_duration, parse_duration};
 
 use crate::backend::BackendKind;
-use crate::db::seed::DatasetSpec;
+use crate::dataset::DatasetSpec;
 use crate::domain::{CommandKind, QueryKind};
 use crate::projection::projector::ProjectorConfig;
 use crate::workload::keys::KeyDist;

@@ -10,7 +10,8 @@ use super::duration::{format_duration, parse_duration};
 use super::thresholds::{parse_threshold, Thresholds};
 use super::{Load, Problem, ProjectorSettings, Rate, Scenario, Sweep};
 use crate::backend::BackendKind;
-use crate::db::seed::DatasetSpec;
+use crate::dataset::spec::{estimated_bytes, field_max, MAX_DATASET_BYTES};
+use crate::dataset::DatasetSpec;
 use crate::domain::{CommandKind, QueryKind};
 use crate::workload::keys::KeyDist;
 
@@ -424,10 +425,30 @@ impl Walker {
         ];
         for (key, slot, min) in fields {
             if let Some(v) = t.get(key) {
-                if let Some(n) = self.int_min(v, &child("dataset", key), min) {
-                    *slot = n;
+                let path = child("dataset", key);
+                let Some(n) = self.int_min(v, &path, min) else {
+                    continue;
+                };
+                let (max, why) = field_max(key);
+                if n > max {
+                    self.problem(path, format!("must be <= {max} ({why}), got {n}"));
+                    continue;
                 }
+                *slot = n;
             }
+        }
+        // Free disk is checked when seeding, where the database is known (SQLite only: a
+        // PostgreSQL server's disk cannot be seen from here); this ceiling holds everywhere.
+        let bytes = estimated_bytes(&spec);
+        if bytes > MAX_DATASET_BYTES {
+            self.problem(
+                "dataset",
+                format!(
+                    "needs about {} GiB on disk, more than the {} GiB the tool seeds",
+                    bytes >> 30,
+                    MAX_DATASET_BYTES >> 30
+                ),
+            );
         }
         spec
     }

@@ -2,6 +2,7 @@
 //! traffic) or hotspot (a fixed share of ops go to a fixed share of keys). Hot keys are spread
 //! over the id range by a fixed permutation, so "hot" does not mean "lowest ids".
 
+use rand_distr::{Distribution, Zipf};
 use serde::{Deserialize, Serialize};
 
 use super::rng::Rng;
@@ -22,13 +23,13 @@ pub enum KeyDist {
     },
 }
 
-/// Samples keys 1..=n from a distribution. Zipf uses a precomputed CDF (n floats), so
-/// sampling is a binary search.
+/// Samples keys 1..=n from a distribution. Zipf is `rand_distr`'s rejection sampler: constant
+/// memory whatever n.
 #[derive(Debug, Clone)]
 pub struct KeySampler {
     n: i64,
     dist: KeyDist,
-    cdf: Vec<f64>,
+    zipf: Option<Zipf<f64>>,
     stride: i64,
 }
 
@@ -43,20 +44,11 @@ fn gcd(a: i64, b: i64) -> i64 {
 impl KeySampler {
     pub fn new(dist: KeyDist, n: i64) -> Self {
         let n = n.max(1);
-        let cdf = match &dist {
-            KeyDist::Zipf { exponent } => {
-                let mut acc = 0.0;
-                let mut v: Vec<f64> = (1..=n)
-                    .map(|k| {
-                        acc += 1.0 / (k as f64).powf(*exponent);
-                        acc
-                    })
-                    .collect();
-                let total = acc;
-                v.iter_mut().for_each(|x| *x /= total);
-                v
-            }
-            _ => Vec::new(),
+        // The scenario parser accepts only exponents > 0, so `new` cannot fail there; a
+        // sampler built with a bad exponent by hand falls back to uniform.
+        let zipf = match &dist {
+            KeyDist::Zipf { exponent } => Zipf::new(n as u64, *exponent).ok(),
+            _ => None,
         };
         // A stride coprime with n permutes ranks over the whole id range.
         let mut stride = (n as f64 * 0.618_033_988_7) as i64 | 1;
@@ -66,7 +58,7 @@ impl KeySampler {
         KeySampler {
             n,
             dist,
-            cdf,
+            zipf,
             stride: stride.max(1),
         }
     }
@@ -83,10 +75,11 @@ impl KeySampler {
     pub fn sample(&self, rng: &mut Rng) -> i64 {
         let rank = match &self.dist {
             KeyDist::Uniform => return rng.range(1, self.n),
-            KeyDist::Zipf { .. } => {
-                let u = rng.next_f64();
-                self.cdf.partition_point(|&c| c < u).min(self.cdf.len() - 1) as i64
-            }
+            KeyDist::Zipf { .. } => match &self.zipf {
+                // Zipf draws ranks 1..=n as floats.
+                Some(zipf) => (zipf.sample(rng) as i64 - 1).clamp(0, self.n - 1),
+                None => return rng.range(1, self.n),
+            },
             KeyDist::Hotspot { hot_keys, hot_ops } => {
                 let hot = ((self.n as f64 * hot_keys).ceil() as i64).clamp(1, self.n);
                 if rng.chance(*hot_ops) || hot == self.n {

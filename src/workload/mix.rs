@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::keys::{KeyDist, KeySampler};
 use super::rng::Rng;
-use crate::db::seed::{first_free_ids, DatasetSpec, FreeIds, START_AT};
+use crate::dataset::{first_free_ids, DatasetSpec, FreeIds, START_AT};
 use crate::domain::{day_of, Command, CommandKind, OrderLine, Query, QueryKind};
 
 /// What the stream is made of.

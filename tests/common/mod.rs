@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use cqrs_bench::backend::{prepare, Backend, BackendKind, BackendOptions};
-use cqrs_bench::db::seed::DatasetSpec;
+use cqrs_bench::dataset::DatasetSpec;
 use cqrs_bench::db::{Db, DbUrl};
 
 pub const PG_ENV: &str = "CQRS_BENCH_TEST_PG";

@@ -1,0 +1,29 @@
+//! What a backend file declares about itself: the type of its registry entry. Apart from
+//! `registry` so that the backend files and the list of them do not import each other.
+
+use super::{Architecture, BackendKind, BackendOptions};
+use crate::db::state::Provisions;
+use crate::db::Db;
+
+/// What verify compares a backend's data with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VerifiedAgainst {
+    /// Nothing to compare: the write model is the only copy.
+    Nothing,
+    /// Every read model, row by row, against the truth computed from the write model.
+    WriteModel,
+}
+
+/// One registered backend.
+pub struct Entry {
+    pub kind: BackendKind,
+    /// The name in scenarios, on the command line and in reports.
+    pub name: &'static str,
+    /// The name in file and schema names.
+    pub ident: &'static str,
+    pub help: &'static str,
+    pub provisions: Provisions,
+    pub verified_against: VerifiedAgainst,
+    /// Opens the backend's own part on a seeded database.
+    pub open: fn(&Db, &BackendOptions) -> Box<dyn Architecture>,
+}

@@ -1,0 +1,328 @@
+//! Loading the dataset: the generator's row streams bulk-loaded (COPY on PostgreSQL, large
+//! multi-row inserts on SQLite) in one transaction, identical for every backend, never holding
+//! more than a batch of rows. CQRS backends also get their read models, built by the same
+//! "truth" SQL that verify uses; the async backend also gets the seed's history in its event
+//! log, so a rebuild from the log reproduces the read models.
+
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use sqlx::Executor;
+
+use super::schema::{self, META_TABLE};
+use super::sql::{insert_rows, Param};
+use super::{Db, DbResult, Engine};
+use crate::dataset::spec::check_fits;
+use crate::dataset::{batches, category_name, product_name, Dataset};
+
+/// What to load besides the write model.
+pub type SeedOptions = crate::db::state::Provisions;
+
+/// What seeding did, for reports.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SeedReport {
+    pub rows: u64,
+    pub events: u64,
+    pub seconds: f64,
+    pub rows_per_second: f64,
+}
+
+/// A table's rows as a stream of bound values.
+type RowStream<'a> = Box<dyn Iterator<Item = Vec<Param>> + Send + 'a>;
+
+/// A write table in load order, and how its rows come out of the dataset.
+struct Table {
+    name: &'static str,
+    cols: &'static str,
+    rows: fn(&Dataset) -> RowStream<'_>,
+}
+
+const TABLES: &[Table] = &[
+    Table {
+        name: "categories",
+        cols: "id, name",
+        rows: |ds| {
+            Box::new(
+                ds.category_ids()
+                    .map(|c| vec![c.into(), category_name(c).into()]),
+            )
+        },
+    },
+    Table {
+        name: "products",
+        cols: "id, category_id, name, price_cents, stock, version",
+        rows: |ds| {
+            Box::new(ds.products().map(|p| {
+                let tail = [p.price_cents, p.stock, p.version];
+                text_row(&[p.id, p.category_id], product_name(p.id), &tail)
+            }))
+        },
+    },
+    Table {
+        name: "users",
+        cols: "id, name",
+        rows: |ds| {
+            Box::new(
+                ds.user_ids()
+                    .map(|u| vec![u.into(), format!("user {u}").into()]),
+            )
+        },
+    },
+    Table {
+        name: "orders",
+        cols: "id, user_id, status, placed_at, updated_at, version",
+        rows: |ds| {
+            Box::new(ds.orders().map(|o| {
+                let tail = [o.placed_at, o.updated_at, o.version];
+                text_row(&[o.id, o.user_id], o.status.as_str(), &tail)
+            }))
+        },
+    },
+    Table {
+        name: "order_items",
+        cols: "order_id, product_id, qty, unit_cents",
+        rows: |ds| {
+            Box::new(ds.orders().flat_map(|o| {
+                o.lines
+                    .into_iter()
+                    .map(move |l| ints(&[o.id, l.product_id, l.qty, l.unit_cents]))
+            }))
+        },
+    },
+    Table {
+        name: "reviews",
+        cols: "id, product_id, user_id, rating, created_at",
+        rows: |ds| {
+            Box::new(
+                ds.reviews()
+                    .map(|r| ints(&[r.id, r.product_id, r.user_id, r.rating, r.at])),
+            )
+        },
+    },
+    Table {
+        name: "price_history",
+        cols: "id, product_id, old_cents, new_cents, changed_at",
+        rows: |ds| {
+            Box::new(
+                ds.price_changes()
+                    .map(|c| ints(&[c.id, c.product_id, c.old_cents, c.new_cents, c.at])),
+            )
+        },
+    },
+];
+
+/// A row of integer columns, one text column, integer columns.
+fn text_row(head: &[i64], text: impl Into<Param>, tail: &[i64]) -> Vec<Param> {
+    [ints(head), vec![text.into()], ints(tail)].concat()
+}
+
+/// A row of integer columns.
+fn ints(values: &[i64]) -> Vec<Param> {
+    values.iter().copied().map(Param::Int).collect()
+}
+
+/// The event log, loaded only for backends that keep one.
+const EVENTS: Table = Table {
+    name: "events",
+    cols: "stream, kind, payload",
+    rows: |ds| {
+        Box::new(
+            ds.events()
+                .map(|e| vec![e.stream().into(), e.kind().into(), e.to_json().into()]),
+        )
+    },
+};
+
+/// Rows loaded into the write tables and into the event log.
+#[derive(Default)]
+struct Loaded {
+    rows: u64,
+    events: u64,
+}
+
+/// Recreates the tool's tables and loads the dataset, all or nothing: the database is
+/// marked `ready` in the same transaction as the last row. `read_models` are the statements
+/// that build what `opts` provisions beyond the write model (the projection layer's, passed
+/// down so the database layer does not import it).
+pub async fn seed(
+    db: &Db,
+    ds: &Dataset,
+    opts: SeedOptions,
+    read_models: &[String],
+) -> DbResult<SeedReport> {
+    check_disk(db, ds)?;
+    schema::recreate(db).await?;
+    let started = Instant::now();
+    let mut statements = schema::ddl(db.engine()).after_load;
+    statements.extend_from_slice(read_models);
+    statements.push(ready_statement(opts));
+    let loaded = match db.engine() {
+        Engine::Postgres => {
+            let mut conn = db.pg_connection().await?;
+            let mut tx = sqlx::Connection::begin(&mut conn).await?;
+            let mut loaded = Loaded::default();
+            for table in TABLES {
+                loaded.rows += copy_in(&mut tx, table, ds).await?;
+            }
+            if opts.event_log {
+                loaded.events = copy_in(&mut tx, &EVENTS, ds).await?;
+            }
+            for stmt in &statements {
+                tx.execute(stmt.as_str()).await?;
+            }
+            tx.commit().await?;
+            loaded
+        }
+        Engine::Sqlite => {
+            let mut conn = db.write.acquire().await?;
+            // Generated rows are consistent by construction; checking each reference while
+            // loading costs more than the load. (A no-op inside a transaction, hence here.)
+            conn.execute("PRAGMA foreign_keys = OFF").await?;
+            let loaded = load_sqlite(&mut conn, ds, opts, &statements).await;
+            conn.execute("PRAGMA foreign_keys = ON").await?;
+            loaded?
+        }
+    };
+    // Planner statistics for the freshly loaded tables (only the tool's own), outside the load
+    // transaction.
+    let mut conn = db.write.acquire().await?;
+    let analyze = match db.engine() {
+        Engine::Postgres => format!("ANALYZE {}", schema::all_tables().join(", ")),
+        Engine::Sqlite => "ANALYZE".to_string(),
+    };
+    conn.execute(analyze.as_str()).await?;
+    let seconds = started.elapsed().as_secs_f64();
+    Ok(SeedReport {
+        rows: loaded.rows,
+        events: loaded.events,
+        seconds,
+        rows_per_second: loaded.rows as f64 / seconds.max(1e-9),
+    })
+}
+
+/// Refuses, before touching anything, a dataset that would not fit in the free space of the
+/// SQLite file's directory. (A PostgreSQL server's disk cannot be seen from the client; there
+/// only the scenario's size bounds apply.)
+fn check_disk(db: &Db, ds: &Dataset) -> DbResult<()> {
+    let Some(path) = db.url.sqlite_path() else {
+        return Ok(());
+    };
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let Some(free) = free_bytes(&dir) else {
+        return Ok(());
+    };
+    check_fits(ds.spec(), free, &dir.display().to_string())?;
+    Ok(())
+}
+
+/// Bytes available to an unprivileged user on the file system holding `dir`, if it can be
+/// read.
+fn free_bytes(dir: &std::path::Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c_path` is a NUL-terminated path and `st` a valid, writable statvfs.
+    if unsafe { libc::statvfs(c_path.as_ptr(), &mut st) } != 0 {
+        return None;
+    }
+    Some((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
+}
+
+async fn load_sqlite(
+    conn: &mut sqlx::AnyConnection,
+    ds: &Dataset,
+    opts: SeedOptions,
+    statements: &[String],
+) -> DbResult<Loaded> {
+    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+    let mut loaded = Loaded::default();
+    for table in TABLES {
+        loaded.rows += insert_all(&mut tx, table, ds).await?;
+    }
+    if opts.event_log {
+        loaded.events = insert_all(&mut tx, &EVENTS, ds).await?;
+    }
+    for stmt in statements {
+        tx.execute(stmt.as_str()).await?;
+    }
+    tx.commit().await?;
+    Ok(loaded)
+}
+
+/// Multi-row INSERTs of `table`'s rows, one batch at a time; returns the rows inserted.
+async fn insert_all(conn: &mut sqlx::AnyConnection, table: &Table, ds: &Dataset) -> DbResult<u64> {
+    let head = format!("INSERT INTO {} ({})", table.name, table.cols);
+    let n_cols = table.cols.split(',').count();
+    let mut count = 0;
+    for batch in batches((table.rows)(ds)) {
+        insert_rows(conn, &head, "", n_cols, &batch).await?;
+        count += batch.len() as u64;
+    }
+    Ok(count)
+}
+
+/// The `ready` mark, written in the load's last transaction.
+fn ready_statement(opts: SeedOptions) -> String {
+    format!(
+        "UPDATE {META_TABLE} SET value = '{}' WHERE key = '{}'",
+        crate::db::state::DbState::Ready(opts),
+        crate::db::state::DbState::KEY
+    )
+}
+
+/// PostgreSQL COPY in text format of `table`'s rows, streamed in 1 MiB chunks; returns the
+/// rows copied.
+async fn copy_in(conn: &mut sqlx::PgConnection, table: &Table, ds: &Dataset) -> DbResult<u64> {
+    let mut copy = conn
+        .copy_in_raw(&format!("COPY {} ({}) FROM STDIN", table.name, table.cols))
+        .await?;
+    let mut buf = String::with_capacity(1 << 20);
+    let mut count = 0;
+    for row in (table.rows)(ds) {
+        count += 1;
+        for (i, p) in row.iter().enumerate() {
+            if i > 0 {
+                buf.push('\t');
+            }
+            match p {
+                Param::Int(v) => buf.push_str(&v.to_string()),
+                Param::Text(s) => {
+                    for ch in s.chars() {
+                        match ch {
+                            '\\' => buf.push_str("\\\\"),
+                            '\t' => buf.push_str("\\t"),
+                            '\n' => buf.push_str("\\n"),
+                            '\r' => buf.push_str("\\r"),
+                            c => buf.push(c),
+                        }
+                    }
+                }
+            }
+        }
+        buf.push('\n');
+        if buf.len() > (1 << 20) {
+            copy.send(buf.as_bytes()).await?;
+            buf.clear();
+        }
+    }
+    if !buf.is_empty() {
+        copy.send(buf.as_bytes()).await?;
+    }
+    copy.finish().await?;
+    Ok(count)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn free_space_of_an_existing_directory_is_known() {
+        let dir = std::env::temp_dir();
+        assert!(free_bytes(&dir).is_some_and(|b| b > 0), "{}", dir.display());
+        assert_eq!(free_bytes(std::path::Path::new("/no/such/dir")), None);
+    }
+}
