@@ -41,16 +41,9 @@ const COMMANDS: [CommandKind; 5] = [
     CommandKind::Restock,
 ];
 
+/// The default dataset: the benches compare backends at the size the tests use.
 fn dataset() -> DatasetSpec {
-    DatasetSpec {
-        categories: 20,
-        products: 1_000,
-        users: 1_000,
-        orders: 5_000,
-        reviews: 5_000,
-        price_changes: 1_000,
-        days: 30,
-    }
+    DatasetSpec::default()
 }
 
 fn fresh_id() -> i64 {
