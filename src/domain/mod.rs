@@ -4,6 +4,7 @@
 //! dialects and the in-memory folds agree to the digit. Entity ids are chosen by the client
 //! (the op stream), which keeps them identical across backends and engines.
 
+pub mod aggregate;
 mod command;
 mod error;
 mod event;
