@@ -12,6 +12,9 @@ pub enum VerifiedAgainst {
     Nothing,
     /// Every read model, row by row, against the truth computed from the write model.
     WriteModel,
+    /// Every read model, row by row, against a fold over the event store (the write model
+    /// there, with no normalized truth to compute).
+    EventStore,
 }
 
 /// One registered backend.

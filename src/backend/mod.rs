@@ -8,6 +8,7 @@
 //! | `normalized` | nothing                                   | normalized joins |
 //! | `cqrs-sync`  | applies the events to the read models     | read models      |
 //! | `cqrs-async` | appends the events to the outbox          | read models, kept up by the projector |
+//! | `event-sourced` | *is* the write: decides on state rebuilt from the event store and appends to it (`Architecture::write`) | read models, projected from the store |
 //!
 //! A trait object rather than an enum over the backends: a new backend is a file and a
 //! registry entry, with no match arm to add anywhere; the box costs one allocation per
@@ -16,6 +17,7 @@
 pub mod cqrs_async;
 pub mod cqrs_sync;
 pub mod entry;
+pub mod event_sourced;
 pub mod normalized;
 pub mod queries;
 pub mod registry;
@@ -45,13 +47,15 @@ pub enum BackendKind {
     Normalized,
     CqrsSync,
     CqrsAsync,
+    EventSourced,
 }
 
 impl BackendKind {
-    pub const ALL: [BackendKind; 3] = [
+    pub const ALL: [BackendKind; 4] = [
         BackendKind::Normalized,
         BackendKind::CqrsSync,
         BackendKind::CqrsAsync,
+        BackendKind::EventSourced,
     ];
 
     pub fn name(self) -> &'static str {
@@ -110,9 +114,29 @@ impl<'de> Deserialize<'de> for BackendKind {
     }
 }
 
-/// What makes one backend different from another. The command's write transaction runs the
-/// normalized write path, then `in_write_transaction`; everything else is the backend's own.
+/// What makes one backend different from another. By default a command's write transaction
+/// runs the normalized write path, then `in_write_transaction` (`write`); a backend with a
+/// write model of its own replaces `write` whole. Everything else is the backend's own.
 pub trait Architecture: Send + Sync {
+    /// A command's whole write path on `conn`: its transaction (or, with retries, its
+    /// transactions), up to and including the commit. Returns the events committed and their
+    /// positions in the backend's log. By default the normalized write path, then
+    /// `in_write_transaction`, in one transaction.
+    fn write<'a>(
+        &'a self,
+        db: &'a Db,
+        conn: &'a mut AnyConnection,
+        cmd: &'a Command,
+    ) -> BoxFuture<'a, Result<(Vec<Event>, Vec<i64>), ExecError>> {
+        Box::pin(async move {
+            let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+            let events = write::execute(&mut tx, db.dialect(), cmd).await?;
+            let seqs = self.in_write_transaction(&mut tx, &events).await?;
+            tx.commit().await?;
+            Ok((events, seqs))
+        })
+    }
+
     /// The backend's part of a command's transaction, given the events the write path
     /// produced; returns their positions in the backend's log (none if it keeps no log).
     /// Nothing, unless the backend keeps more than the write model.
@@ -151,10 +175,26 @@ pub trait Architecture: Send + Sync {
         Box::pin(async { Ok(()) })
     }
 
+    /// Optimistic-concurrency counters per command type, for backends that retry on
+    /// version conflicts (empty for the others).
+    fn concurrency(&self) -> Vec<ConcurrencyCounts> {
+        Vec::new()
+    }
+
     /// Stops whatever the backend runs in the background.
     fn shutdown(self: Box<Self>) -> BoxFuture<'static, ()> {
         Box::pin(async {})
     }
+}
+
+/// Version conflicts of one command type: how many attempts lost a race on a stream version,
+/// how many were retried on fresh state, and how many commands gave up after the last retry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConcurrencyCounts {
+    pub command: crate::domain::CommandKind,
+    pub conflicts: u64,
+    pub retries: u64,
+    pub gave_up: u64,
 }
 
 /// Why a command did not take effect.
@@ -261,13 +301,7 @@ impl Backend {
         conn: &mut AnyConnection,
         cmd: &Command,
     ) -> Result<Receipt, ExecError> {
-        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-        let events = write::execute(&mut tx, self.db.dialect(), cmd).await?;
-        let seqs = self
-            .architecture
-            .in_write_transaction(&mut tx, &events)
-            .await?;
-        tx.commit().await?;
+        let (events, seqs) = self.architecture.write(&self.db, conn, cmd).await?;
         let committed_at = Instant::now();
         self.architecture.after_commit(&seqs, committed_at);
         Ok(Receipt {
@@ -318,6 +352,11 @@ impl Backend {
             .await
     }
 
+    /// Optimistic-concurrency counters per command type (`event-sourced`; empty otherwise).
+    pub fn concurrency(&self) -> Vec<ConcurrencyCounts> {
+        self.architecture.concurrency()
+    }
+
     /// Stops the projector task, if any.
     pub async fn shutdown(self) {
         self.architecture.shutdown().await;
@@ -336,11 +375,15 @@ pub async fn prepare(
 ) -> Result<(Db, crate::db::load::SeedReport), DbError> {
     let db = Db::open(url, schema, pool_size).await?;
     let ds = crate::dataset::Dataset::generate(seed, spec);
-    let report = crate::db::load::seed(
+    let provisions = kind.provisions();
+    let report = crate::db::load::seed_with(
         &db,
         &ds,
-        kind.provisions(),
-        &crate::projection::seed_statements(kind.provisions()),
+        provisions,
+        &crate::projection::seed_statements(provisions),
+        provisions
+            .event_store
+            .then_some(crate::projection::apply_seed_batch as crate::db::load::ProjectBatch),
     )
     .await?;
     Ok((db, report))

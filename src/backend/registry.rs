@@ -4,9 +4,14 @@
 //! variant (the stable key results are stored under) and one entry here.
 
 pub use super::entry::{Entry, VerifiedAgainst};
-use super::{cqrs_async, cqrs_sync, normalized, BackendKind};
+use super::{cqrs_async, cqrs_sync, event_sourced, normalized, BackendKind};
 
-pub static BACKENDS: &[Entry] = &[normalized::ENTRY, cqrs_sync::ENTRY, cqrs_async::ENTRY];
+pub static BACKENDS: &[Entry] = &[
+    normalized::ENTRY,
+    cqrs_sync::ENTRY,
+    cqrs_async::ENTRY,
+    event_sourced::ENTRY,
+];
 
 /// The entry of `kind`.
 pub fn entry(kind: BackendKind) -> &'static Entry {
@@ -55,6 +60,9 @@ mod tests {
             assert_eq!(by_name(kind.name()).map(|e| e.kind), Some(kind));
         }
         assert_eq!(BACKENDS.len(), BackendKind::ALL.len());
-        assert_eq!(names_in_prose(), "normalized, cqrs-sync or cqrs-async");
+        assert_eq!(
+            names_in_prose(),
+            "normalized, cqrs-sync, cqrs-async or event-sourced"
+        );
     }
 }

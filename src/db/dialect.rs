@@ -143,6 +143,64 @@ CREATE INDEX events_position ON events(xid, seq);
         }
     }
 
+    /// The event store of the `event-sourced` backend, its write model: one row per event,
+    /// numbered by a global position (`seq`), placed in its stream at `version`, and unique
+    /// on `(stream, version)`, so two writers that decided on the same version of a stream
+    /// cannot both append (the loser's unique violation is its optimistic-concurrency
+    /// conflict). `claim` holds the store-wide unique key an event takes (a review or
+    /// price-change id), NULL otherwise. On PostgreSQL every row is stamped with its
+    /// transaction's id, exactly as in the outbox, so readers by position stop at the horizon
+    /// and never skip a late commit (`event_store_batch`).
+    pub fn event_store_ddl(self) -> &'static str {
+        match self.0 {
+            Engine::Sqlite => {
+                r#"
+CREATE TABLE es_events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    xid BIGINT NOT NULL DEFAULT 0,
+    stream TEXT NOT NULL,
+    version BIGINT NOT NULL,
+    kind TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    occurred_at BIGINT NOT NULL,
+    claim TEXT UNIQUE,
+    UNIQUE (stream, version)
+);
+"#
+            }
+            Engine::Postgres => {
+                r#"
+CREATE TABLE es_events (
+    seq BIGSERIAL PRIMARY KEY,
+    xid BIGINT NOT NULL DEFAULT (pg_current_xact_id()::text::bigint),
+    stream TEXT NOT NULL,
+    version BIGINT NOT NULL,
+    kind TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    occurred_at BIGINT NOT NULL,
+    claim TEXT UNIQUE,
+    UNIQUE (stream, version)
+);
+CREATE INDEX es_events_position ON es_events(xid, seq);
+"#
+            }
+        }
+    }
+
+    /// Reads the event store after position `($1, $2)`, at most `$3` events, as
+    /// `xid, seq, stream, payload`: the outbox's statement (`outbox_batch`) on the store's
+    /// table, with the same horizon on PostgreSQL.
+    pub fn event_store_batch(self, horizon: bool) -> &'static str {
+        if horizon && self.commits_out_of_order() {
+            "SELECT xid, seq, stream, payload FROM es_events WHERE (xid, seq) > ($1, $2) \
+             AND xid < pg_snapshot_xmin(pg_current_snapshot())::text::bigint \
+             ORDER BY xid, seq LIMIT $3"
+        } else {
+            "SELECT xid, seq, stream, payload FROM es_events WHERE seq > $2 AND $1 = $1 \
+             ORDER BY seq LIMIT $3"
+        }
+    }
+
     /// Whether the write tables are loaded bare and get their keys after the bulk load (like
     /// `pgbench -i`, PostgreSQL validates each key in one pass by `ALTER TABLE`). SQLite
     /// declares its keys in `CREATE TABLE`, and the seed switches their checks off instead.

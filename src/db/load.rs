@@ -14,6 +14,7 @@ use super::sql::{insert_rows, Param};
 use super::{Db, DbResult, Engine};
 use crate::dataset::spec::check_fits;
 use crate::dataset::{batches, category_name, product_name, Dataset};
+use crate::domain::Event;
 
 /// What to load besides the write model.
 pub type SeedOptions = crate::db::state::Provisions;
@@ -150,6 +151,29 @@ pub async fn seed(
     opts: SeedOptions,
     read_models: &[String],
 ) -> DbResult<SeedReport> {
+    seed_with(db, ds, opts, read_models, None).await
+}
+
+/// Applies a batch of seeded events to the read models, inside the load's transaction (the
+/// projection layer's SQL appliers, passed down so the database layer does not import them).
+pub type ProjectBatch = for<'c> fn(
+    &'c mut sqlx::AnyConnection,
+    &'c [Event],
+) -> futures::future::BoxFuture<'c, Result<(), sqlx::Error>>;
+
+/// The meta key under which an event-store database records its user count: users are
+/// reference data (ids `1..=n`), seeded once and never an aggregate of their own.
+pub const USERS_KEY: &str = "users";
+
+/// Like [`seed`]; for a dataset that provisions the event store, `project` builds the read
+/// models from the store's events as they are loaded (required there, unused otherwise).
+pub async fn seed_with(
+    db: &Db,
+    ds: &Dataset,
+    opts: SeedOptions,
+    read_models: &[String],
+    project: Option<ProjectBatch>,
+) -> DbResult<SeedReport> {
     check_disk(db, ds)?;
     schema::recreate(db).await?;
     let started = Instant::now();
@@ -157,6 +181,18 @@ pub async fn seed(
     statements.extend_from_slice(read_models);
     statements.push(ready_statement(opts));
     let loaded = match db.engine() {
+        _ if opts.event_store => {
+            let mut conn = db.write.acquire().await?;
+            let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+            let events = load_event_store(&mut tx, ds, project).await?;
+            let users = ds.user_ids().last().unwrap_or(0);
+            schema::meta_set(&mut tx, USERS_KEY, &users.to_string()).await?;
+            for stmt in &statements {
+                tx.execute(stmt.as_str()).await?;
+            }
+            tx.commit().await?;
+            Loaded { rows: 0, events }
+        }
         Engine::Postgres => {
             let mut conn = db.pg_connection().await?;
             let mut tx = sqlx::Connection::begin(&mut conn).await?;
@@ -252,6 +288,47 @@ async fn load_sqlite(
     Ok(loaded)
 }
 
+/// The seed's history as the event store's rows, streamed in batches: each event in its stream
+/// at the next version (an order's events carry their version; a product's stream is counted,
+/// one counter per product), with its claim; each batch is also applied to the read models by
+/// `project`, in the same transaction. Returns the events stored.
+async fn load_event_store(
+    conn: &mut sqlx::AnyConnection,
+    ds: &Dataset,
+    project: Option<ProjectBatch>,
+) -> DbResult<u64> {
+    use crate::domain::aggregate::{claim, occurred_at, stream_version};
+    let head = "INSERT INTO es_events (stream, version, kind, payload, occurred_at, claim)";
+    let mut product_versions: std::collections::HashMap<i64, i64> = Default::default();
+    let mut count = 0;
+    for batch in batches(ds.events()) {
+        let rows: Vec<Vec<Param>> = batch
+            .iter()
+            .map(|e| {
+                let version = stream_version(e, |p| {
+                    let v = product_versions.entry(p).or_insert(0);
+                    *v += 1;
+                    *v
+                });
+                vec![
+                    e.stream().into(),
+                    version.into(),
+                    e.kind().into(),
+                    e.to_json().into(),
+                    occurred_at(e).into(),
+                    claim(e).into(),
+                ]
+            })
+            .collect();
+        insert_rows(conn, head, "", 6, &rows).await?;
+        if let Some(project) = project {
+            project(conn, &batch).await?;
+        }
+        count += batch.len() as u64;
+    }
+    Ok(count)
+}
+
 /// Multi-row INSERTs of `table`'s rows, one batch at a time; returns the rows inserted.
 async fn insert_all(conn: &mut sqlx::AnyConnection, table: &Table, ds: &Dataset) -> DbResult<u64> {
     let head = format!("INSERT INTO {} ({})", table.name, table.cols);
@@ -289,6 +366,7 @@ async fn copy_in(conn: &mut sqlx::PgConnection, table: &Table, ds: &Dataset) -> 
             }
             match p {
                 Param::Int(v) => buf.push_str(&v.to_string()),
+                Param::Null => buf.push_str("\\N"),
                 Param::Text(s) => {
                     for ch in s.chars() {
                         match ch {

@@ -22,8 +22,14 @@ pub const WRITE_TABLES: &[&str] = &[
     "price_history",
 ];
 
-/// Event log and projector bookkeeping.
-pub const LOG_TABLES: &[&str] = &["events", "projection_checkpoints", "dead_letters"];
+/// Event log and projector bookkeeping, and the event store (`es_events`, the
+/// `event-sourced` backend's write model).
+pub const LOG_TABLES: &[&str] = &[
+    "es_events",
+    "events",
+    "projection_checkpoints",
+    "dead_letters",
+];
 
 /// Read models, with their duplicate-guard ledgers.
 pub const READ_TABLES: &[&str] = &[
@@ -96,6 +102,7 @@ CREATE TABLE price_history (
 );
 CREATE INDEX price_history_product ON price_history(product_id, id);
 @EVENTS@
+@EVENT_STORE@
 CREATE TABLE projection_checkpoints (
     projection TEXT PRIMARY KEY,
     xid BIGINT NOT NULL,
@@ -172,7 +179,8 @@ pub fn ddl(engine: Engine) -> Ddl {
     let dialect = Dialect::of(engine);
     let text = dialect
         .table_ddl(DDL)
-        .replace("@EVENTS@", dialect.events_ddl());
+        .replace("@EVENTS@", dialect.events_ddl())
+        .replace("@EVENT_STORE@", dialect.event_store_ddl());
     let mut out = Ddl {
         tables: Vec::new(),
         after_load: Vec::new(),

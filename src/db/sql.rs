@@ -6,11 +6,19 @@ use sqlx::{Any, Row};
 
 use super::dialect::Dialect;
 
-/// A bound value. The tool only stores integers and text.
+/// A bound value. The tool only stores integers and text (and SQL NULL, for the event
+/// store's optional claim).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Param {
     Int(i64),
     Text(String),
+    Null,
+}
+
+impl From<Option<String>> for Param {
+    fn from(v: Option<String>) -> Self {
+        v.map_or(Param::Null, Param::Text)
+    }
 }
 
 impl From<i64> for Param {
@@ -64,6 +72,7 @@ pub fn bind_all<'q>(
         q = match p {
             Param::Int(v) => q.bind(*v),
             Param::Text(v) => q.bind(v.as_str()),
+            Param::Null => q.bind(None::<String>),
         };
     }
     q

@@ -16,6 +16,9 @@ pub struct Provisions {
     pub read_models: bool,
     /// The event log (outbox) with the seed's history, and the projector's checkpoints.
     pub event_log: bool,
+    /// The event store (`es_events`) as the write model, holding the seed's history, instead
+    /// of the normalized write tables (which stay empty); read models are projected from it.
+    pub event_store: bool,
 }
 
 impl Provisions {
@@ -23,20 +26,32 @@ impl Provisions {
     pub const WRITE_MODEL: Provisions = Provisions {
         read_models: false,
         event_log: false,
+        event_store: false,
     };
     /// The write model and read models, kept in the write transaction.
     pub const READ_MODELS: Provisions = Provisions {
         read_models: true,
         event_log: false,
+        event_store: false,
     };
     /// The write model, read models and the event log they are projected from.
     pub const READ_MODELS_AND_LOG: Provisions = Provisions {
         read_models: true,
         event_log: true,
+        event_store: false,
+    };
+    /// The event store as the write model, and the read models projected from it.
+    pub const EVENT_STORE: Provisions = Provisions {
+        read_models: true,
+        event_log: false,
+        event_store: true,
     };
 
     /// The word the meta table records for these provisions.
     fn mark(self) -> &'static str {
+        if self.event_store {
+            return "read_models+event_store";
+        }
         match (self.read_models, self.event_log) {
             (false, false) => "normalized",
             (true, false) => "read_models",
@@ -51,9 +66,11 @@ impl Provisions {
             Provisions::WRITE_MODEL,
             Provisions::READ_MODELS,
             Provisions::READ_MODELS_AND_LOG,
+            Provisions::EVENT_STORE,
             Provisions {
                 read_models: false,
                 event_log: true,
+                event_store: false,
             },
         ]
         .into_iter()
@@ -98,6 +115,11 @@ impl DbState {
         self.provisions().event_log
     }
 
+    /// Whether the database's write model is the event store.
+    pub fn has_event_store(&self) -> bool {
+        self.provisions().event_store
+    }
+
     /// Reads the state of a database the tool owns (`Unknown("")` when none is recorded).
     pub async fn read(db: &Db) -> DbResult<DbState> {
         let text = schema::meta_get(db, Self::KEY).await?.unwrap_or_default();
@@ -129,6 +151,10 @@ mod tests {
                 "ready:read_models+event_log",
                 DbState::Ready(Provisions::READ_MODELS_AND_LOG),
             ),
+            (
+                "ready:read_models+event_store",
+                DbState::Ready(Provisions::EVENT_STORE),
+            ),
         ] {
             assert_eq!(DbState::parse(text), state);
             assert_eq!(state.to_string(), text);
@@ -138,5 +164,8 @@ mod tests {
         assert!(DbState::parse("ready:read_models+event_log").has_event_log());
         assert!(!DbState::parse("ready:read_models").has_event_log());
         assert!(DbState::parse("ready:read_models").has_read_models());
+        let es = DbState::parse("ready:read_models+event_store");
+        assert!(es.has_event_store() && es.has_read_models() && !es.has_event_log());
+        assert!(!DbState::parse("ready:read_models+event_log").has_event_store());
     }
 }

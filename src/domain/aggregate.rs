@@ -143,6 +143,35 @@ pub fn claim(event: &Event) -> Option<String> {
     }
 }
 
+/// When an event happened (its logical time, µs).
+pub fn occurred_at(event: &Event) -> i64 {
+    match event {
+        Event::ProductAdded { at, .. }
+        | Event::OrderPaid { at, .. }
+        | Event::OrderShipped { at, .. }
+        | Event::OrderCancelled { at, .. }
+        | Event::ReviewAdded { at, .. }
+        | Event::PriceChanged { at, .. }
+        | Event::StockAdjusted { at, .. } => *at,
+        Event::OrderPlaced { placed_at, .. } => *placed_at,
+    }
+}
+
+/// The version an event takes in its stream: an order's events carry it (placed = 1, then
+/// one per status change); a product's stream is counted by the caller (`next_product`).
+pub fn stream_version(event: &Event, next_product: impl FnOnce(i64) -> i64) -> i64 {
+    match event {
+        Event::OrderPlaced { .. } => 1,
+        Event::OrderPaid { version, .. }
+        | Event::OrderShipped { version, .. }
+        | Event::OrderCancelled { version, .. } => *version,
+        Event::ProductAdded { product_id, .. }
+        | Event::ReviewAdded { product_id, .. }
+        | Event::PriceChanged { product_id, .. }
+        | Event::StockAdjusted { product_id, .. } => next_product(*product_id),
+    }
+}
+
 /// The claim a command would make (what `Decision::id_taken` is about).
 pub fn claim_of(cmd: &Command) -> Option<String> {
     match cmd {

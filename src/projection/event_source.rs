@@ -241,7 +241,7 @@ async fn events_numbered(
 
 /// An outbox row `xid, seq, stream, payload`; an unreadable payload is returned as such, to
 /// be dead-lettered.
-fn fetched_from(row: &sqlx::any::AnyRow) -> Result<Fetched, ProjectorError> {
+pub(super) fn fetched_from(row: &sqlx::any::AnyRow) -> Result<Fetched, ProjectorError> {
     let xid: i64 = row.try_get(0)?;
     let seq: i64 = row.try_get(1)?;
     let stream: String = row.try_get(2)?;

@@ -8,6 +8,7 @@
 pub mod dead_letter;
 pub mod error;
 pub mod event_source;
+pub mod event_store;
 pub mod fold;
 pub mod projector;
 pub mod read_store;
@@ -242,6 +243,18 @@ pub fn diff(actual: &ReadModels, expected: &ReadModels) -> BTreeMap<ProjectionNa
 /// models built from the normalized tables and, with an event log, checkpoints at its end.
 pub fn seed_statements(p: crate::db::state::Provisions) -> Vec<String> {
     let mut v = Vec::new();
+    if p.event_store {
+        // The read models were projected from the store while it was loaded
+        // (`apply_seed_batch`); the projector carries on from the store's end.
+        for name in ProjectionName::ALL {
+            v.push(format!(
+                "INSERT INTO projection_checkpoints (projection, xid, seq, applied, duplicates) \
+                 SELECT '{}', COALESCE(MAX(xid), 0), COALESCE(MAX(seq), 0), 0, 0 FROM es_events",
+                name.name()
+            ));
+        }
+        return v;
+    }
     if p.read_models {
         v.extend(truth::build_statements());
     }
@@ -255,4 +268,30 @@ pub fn seed_statements(p: crate::db::state::Provisions) -> Vec<String> {
         }
     }
     v
+}
+
+/// Applies a batch of seeded events to every read model inside the seed's transaction, with
+/// the projector's own SQL appliers: how an event-store dataset gets its read models (each
+/// event is seen once, in store order, as in `cqrs-sync`'s write transaction).
+pub fn apply_seed_batch<'c>(
+    conn: &'c mut sqlx::AnyConnection,
+    events: &'c [crate::domain::Event],
+) -> futures::future::BoxFuture<'c, Result<(), sqlx::Error>> {
+    Box::pin(async move {
+        let delivered: Vec<sql::Delivered> = events
+            .iter()
+            .map(|e| sql::Delivered {
+                seq: 0,
+                event: e.clone(),
+            })
+            .collect();
+        sql::apply_batch(
+            conn,
+            &delivered,
+            &ProjectionName::ALL,
+            sql::Guard::InWriteTransaction,
+        )
+        .await?;
+        Ok(())
+    })
 }

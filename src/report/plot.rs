@@ -54,6 +54,7 @@ pub fn backend_rgb(kind: BackendKind) -> RGBColor {
         BackendKind::Normalized => RGBColor(0x00, 0x72, 0xB2),
         BackendKind::CqrsSync => RGBColor(0xE6, 0x9F, 0x00),
         BackendKind::CqrsAsync => RGBColor(0x00, 0x9E, 0x73),
+        BackendKind::EventSourced => RGBColor(0xCC, 0x79, 0xA7),
     }
 }
 

@@ -448,6 +448,9 @@ fn overhead_line(level: &Level, kind: BackendKind) -> Option<String> {
     let what = match kind {
         BackendKind::CqrsSync => "updating the read models in the write transaction",
         BackendKind::CqrsAsync => "appending the outbox event",
+        BackendKind::EventSourced => {
+            "rebuilding the aggregates from their streams and appending to the event store"
+        }
         BackendKind::Normalized => "",
     };
     let mut sat = Vec::new();

@@ -355,7 +355,7 @@ async fn run_one(
     // larger database at the end of a longer run does not raise the run's memory peak.
     db.close().await;
     let db = Db::open_with(&url, &schema_name, 2, OpenMode::Existing).await?;
-    let verify_report = if kind.verified_against() == VerifiedAgainst::WriteModel {
+    let verify_report = if kind.verified_against() != VerifiedAgainst::Nothing {
         Some(verify(&db).await?)
     } else {
         None

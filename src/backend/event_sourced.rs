@@ -1,0 +1,415 @@
+//! `event-sourced`: the event store (`es_events`) is the write model. A command loads the
+//! aggregates it touches by replaying their streams (an order, the products whose stock or
+//! price it changes), decides with the pure domain functions (`domain::aggregate`) and
+//! appends the events at the versions it read plus one, all streams in one transaction: a
+//! `PlaceOrder` over several products commits to every stream or to none.
+//!
+//! **Optimistic concurrency.** Nothing is locked while deciding. The store is unique on
+//! `(stream, version)` (and on the review / price-change claim), so when another writer
+//! appended to a stream after it was read, the append fails on the unique key: a conflict.
+//! The command is then retried in a new transaction on fresh state, up to `MAX_ATTEMPTS`
+//! attempts with exponential back-off, and re-decided (a retry may now be refused, e.g. out
+//! of stock). Conflicts, retries and give-ups are counted per command type
+//! (`Architecture::concurrency`). On SQLite there is one writer connection, so conflicts
+//! cannot happen there.
+//!
+//! The projector reads the store through `projection::event_store::EventStore` into the same
+//! read models as `cqrs-async`, and queries read them with the same SQL. Verify folds the
+//! store and compares every read model with the fold.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::future::BoxFuture;
+use sqlx::{AnyConnection, Row};
+use tokio::sync::{watch, Notify, OnceCell};
+
+use super::entry::{Entry, VerifiedAgainst};
+use super::queries::ReadSide;
+use super::{
+    Architecture, BackendKind, BackendOptions, ConcurrencyCounts, ExecError, Receipt, Session,
+};
+use crate::db::load::USERS_KEY;
+use crate::db::sql::{bind_all, multi_row_query, values_for, Param};
+use crate::db::state::Provisions;
+use crate::db::{schema, Db, DbError};
+use crate::domain::aggregate::{
+    claim, claim_of, decide, evolve_order, evolve_product, occurred_at, streams_of, user_of,
+    Decision, OrderAggregate, ProductAggregate,
+};
+use crate::domain::{Command, CommandKind, Event};
+use crate::projection::event_source::notify_channel;
+use crate::projection::event_store::EventStore;
+use crate::projection::projector::{LagTracker, Projector, ProjectorError};
+use crate::projection::read_store::SameDatabase;
+use crate::projection::ProjectionName;
+
+pub const ENTRY: Entry = Entry {
+    kind: BackendKind::EventSourced,
+    name: "event-sourced",
+    ident: "event_sourced",
+    help: "the event store is the write model: aggregates rebuilt from their streams, \
+           optimistic concurrency; a projector updates the read models from the store",
+    provisions: Provisions::EVENT_STORE,
+    verified_against: VerifiedAgainst::EventStore,
+    open,
+};
+
+/// Attempts per command before it gives up on conflicts.
+pub const MAX_ATTEMPTS: u32 = 8;
+
+/// The pause before retry `n` (0-based): 0.5 ms doubling, at most 32 ms.
+fn backoff(n: u32) -> Duration {
+    Duration::from_micros(500u64 << n.min(6))
+}
+
+type StoreProjector = Projector<EventStore, SameDatabase>;
+
+fn open(db: &Db, opts: &BackendOptions) -> Box<dyn Architecture> {
+    let wake = Arc::new(Notify::new());
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let mut projector = Projector::over(
+        EventStore::new(db.clone()),
+        SameDatabase::new(db.clone()),
+        opts.projector.clone(),
+    );
+    if let Some(lag) = &opts.lag {
+        projector = projector.with_lag(lag.clone());
+    }
+    let projector = Arc::new(projector);
+    let task = opts
+        .run_projector
+        .then(|| tokio::spawn(projector.clone().run(wake.clone(), shutdown_rx)));
+    Box::new(EventSourced {
+        notify: db.dialect().notify(),
+        channel: notify_channel(db),
+        wake,
+        shutdown,
+        task,
+        projector,
+        lag: opts.lag.clone(),
+        users: OnceCell::new(),
+        counters: Default::default(),
+    })
+}
+
+#[derive(Default)]
+struct Counters {
+    conflicts: AtomicU64,
+    retries: AtomicU64,
+    gave_up: AtomicU64,
+}
+
+pub struct EventSourced {
+    notify: Option<&'static str>,
+    channel: String,
+    wake: Arc<Notify>,
+    shutdown: watch::Sender<bool>,
+    task: Option<tokio::task::JoinHandle<()>>,
+    projector: Arc<StoreProjector>,
+    lag: Option<Arc<LagTracker>>,
+    /// The seeded user count (users are `1..=n`), read once.
+    users: OnceCell<i64>,
+    /// Per `CommandKind::ALL` index.
+    counters: [Counters; 7],
+}
+
+/// One attempt's outcome besides success.
+enum Failed {
+    /// Another writer took a version (or claim) this attempt meant to append.
+    Conflict,
+    Exec(ExecError),
+}
+
+impl<E: Into<ExecError>> From<E> for Failed {
+    fn from(e: E) -> Self {
+        Failed::Exec(e.into())
+    }
+}
+
+/// A stream as read: its rebuilt aggregate and its last version (0: empty).
+struct Loaded<A> {
+    state: A,
+    version: i64,
+}
+
+async fn load_stream<A>(
+    conn: &mut AnyConnection,
+    stream: &str,
+    init: A,
+    evolve: fn(A, &Event) -> A,
+) -> Result<Loaded<A>, ExecError> {
+    let rows =
+        sqlx::query("SELECT version, payload FROM es_events WHERE stream = $1 ORDER BY version")
+            .bind(stream)
+            .fetch_all(&mut *conn)
+            .await?;
+    let mut loaded = Loaded {
+        state: init,
+        version: 0,
+    };
+    for row in rows {
+        let version: i64 = row.try_get(0)?;
+        let payload: String = row.try_get(1)?;
+        let event = Event::from_json(&payload).map_err(|e| {
+            ExecError::Db(sqlx::Error::Protocol(format!(
+                "event store: {stream} version {version}: unreadable payload: {e}"
+            )))
+        })?;
+        loaded.state = evolve(loaded.state, &event);
+        loaded.version = version;
+    }
+    Ok(loaded)
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}
+
+impl EventSourced {
+    async fn users(&self, db: &Db) -> Result<i64, ExecError> {
+        let n = self
+            .users
+            .get_or_try_init(|| async {
+                let text = schema::meta_get(db, USERS_KEY).await?.unwrap_or_default();
+                text.parse::<i64>().map_err(|_| {
+                    DbError::from(sqlx::Error::Protocol(format!(
+                        "the event store records no user count ({USERS_KEY} = {text:?}); reseed"
+                    )))
+                })
+            })
+            .await?;
+        Ok(*n)
+    }
+
+    fn counters(&self, kind: CommandKind) -> &Counters {
+        let i = CommandKind::ALL
+            .iter()
+            .position(|k| *k == kind)
+            .expect("every kind is in ALL");
+        &self.counters[i]
+    }
+
+    /// One attempt: load, decide, append, commit.
+    async fn attempt(
+        &self,
+        conn: &mut AnyConnection,
+        users: i64,
+        cmd: &Command,
+    ) -> Result<(Vec<Event>, Vec<i64>), Failed> {
+        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+        let (order_id, mut product_ids) = streams_of(cmd);
+        let mut versions: Vec<(String, i64)> = Vec::new();
+        let mut order: Option<OrderAggregate> = None;
+        if let Some(id) = order_id {
+            let stream = format!("order-{id}");
+            let loaded = load_stream(&mut tx, &stream, None, evolve_order).await?;
+            versions.push((stream, loaded.version));
+            order = loaded.state;
+        }
+        if let (Command::CancelOrder { .. }, Some(o)) = (cmd, &order) {
+            product_ids.extend(o.lines.iter().map(|l| l.product_id));
+            product_ids.sort_unstable();
+            product_ids.dedup();
+        }
+        let mut decision = Decision {
+            order,
+            user_known: user_of(cmd).is_none_or(|u| (1..=users).contains(&u)),
+            ..Decision::default()
+        };
+        for id in product_ids {
+            let stream = format!("product-{id}");
+            let loaded: Loaded<ProductAggregate> =
+                load_stream(&mut tx, &stream, None, evolve_product).await?;
+            versions.push((stream, loaded.version));
+            decision.products.insert(id, loaded.state);
+        }
+        if let Some(c) = claim_of(cmd) {
+            decision.id_taken = sqlx::query("SELECT 1 FROM es_events WHERE claim = $1")
+                .bind(c)
+                .fetch_optional(&mut *tx)
+                .await?
+                .is_some();
+        }
+        let events = match decide(&decision, cmd) {
+            Ok(events) => events,
+            Err(refused) => {
+                tx.rollback().await?;
+                return Err(Failed::Exec(refused.into()));
+            }
+        };
+        // Each event at its stream's next version: the expected version is the one read.
+        let mut params: Vec<Param> = Vec::with_capacity(events.len() * 6);
+        for e in &events {
+            let stream = e.stream();
+            let version = match versions.iter_mut().find(|(s, _)| *s == stream) {
+                Some((_, v)) => {
+                    *v += 1;
+                    *v
+                }
+                None => {
+                    return Err(Failed::Exec(ExecError::Db(sqlx::Error::Protocol(format!(
+                        "decided an event for {stream}, which the command did not load"
+                    )))))
+                }
+            };
+            params.extend([
+                stream.into(),
+                version.into(),
+                e.kind().into(),
+                e.to_json().into(),
+                occurred_at(e).into(),
+                claim(e).into(),
+            ]);
+        }
+        let sql = format!(
+            "INSERT INTO es_events (stream, version, kind, payload, occurred_at, claim) \
+             VALUES {} RETURNING seq",
+            values_for(&tx, events.len(), 6)
+        );
+        let rows = match bind_all(multi_row_query(&sql, events.len()), &params)
+            .fetch_all(&mut *tx)
+            .await
+        {
+            Ok(rows) => rows,
+            Err(e) if is_unique_violation(&e) => {
+                tx.rollback().await?;
+                return Err(Failed::Conflict);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let seqs = rows
+            .iter()
+            .map(|r| r.try_get::<i64, _>(0))
+            .collect::<Result<Vec<_>, _>>()?;
+        if let Some(notify) = self.notify {
+            sqlx::query(notify)
+                .bind(&self.channel)
+                .execute(&mut *tx)
+                .await?;
+        }
+        match tx.commit().await {
+            Ok(()) => Ok((events, seqs)),
+            Err(e) if is_unique_violation(&e) => Err(Failed::Conflict),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+impl Architecture for EventSourced {
+    fn write<'a>(
+        &'a self,
+        db: &'a Db,
+        conn: &'a mut AnyConnection,
+        cmd: &'a Command,
+    ) -> BoxFuture<'a, Result<(Vec<Event>, Vec<i64>), ExecError>> {
+        Box::pin(async move {
+            let users = self.users(db).await?;
+            let counters = self.counters(cmd.kind());
+            let mut attempt = 0;
+            loop {
+                match self.attempt(conn, users, cmd).await {
+                    Ok(done) => return Ok(done),
+                    Err(Failed::Exec(e)) => return Err(e),
+                    Err(Failed::Conflict) => {
+                        counters.conflicts.fetch_add(1, Ordering::Relaxed);
+                        attempt += 1;
+                        if attempt >= MAX_ATTEMPTS {
+                            counters.gave_up.fetch_add(1, Ordering::Relaxed);
+                            return Err(ExecError::Db(sqlx::Error::Protocol(format!(
+                                "{}: gave up after {MAX_ATTEMPTS} version conflicts",
+                                cmd.kind().name()
+                            ))));
+                        }
+                        counters.retries.fetch_add(1, Ordering::Relaxed);
+                        tokio::time::sleep(backoff(attempt - 1)).await;
+                    }
+                }
+            }
+        })
+    }
+
+    fn after_commit(&self, seqs: &[i64], at: Instant) {
+        if let Some(lag) = &self.lag {
+            lag.committed(seqs, at);
+        }
+        self.wake.notify_one();
+    }
+
+    fn read_side(&self) -> ReadSide {
+        ReadSide::ReadModels
+    }
+
+    fn is_visible<'a>(
+        &'a self,
+        db: &'a Db,
+        session: &'a mut Session,
+        receipt: &'a Receipt,
+    ) -> BoxFuture<'a, Result<bool, sqlx::Error>> {
+        Box::pin(async move {
+            let Some(&seq) = receipt.seqs.iter().max() else {
+                return Ok(true);
+            };
+            let mut conn = session.take(&db.read).await?;
+            let result = covers(&mut conn, seq).await;
+            session.give_back(conn, result.is_ok());
+            result
+        })
+    }
+
+    fn wait_caught_up(&self, timeout: Duration) -> BoxFuture<'_, Result<(), ProjectorError>> {
+        Box::pin(async move {
+            let deadline = Instant::now() + timeout;
+            loop {
+                if self.task.is_none() {
+                    self.projector.catch_up().await?;
+                }
+                if self.projector.backlog().await? == 0 {
+                    return Ok(());
+                }
+                if Instant::now() >= deadline {
+                    return Err(ProjectorError::Timeout(timeout));
+                }
+                self.wake.notify_one();
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+    }
+
+    fn concurrency(&self) -> Vec<ConcurrencyCounts> {
+        CommandKind::ALL
+            .iter()
+            .zip(&self.counters)
+            .map(|(kind, c)| ConcurrencyCounts {
+                command: *kind,
+                conflicts: c.conflicts.load(Ordering::Relaxed),
+                retries: c.retries.load(Ordering::Relaxed),
+                gave_up: c.gave_up.load(Ordering::Relaxed),
+            })
+            .collect()
+    }
+
+    fn shutdown(mut self: Box<Self>) -> BoxFuture<'static, ()> {
+        Box::pin(async move {
+            let _ = self.shutdown.send(true);
+            if let Some(task) = self.task.take() {
+                let _ = task.await;
+            }
+        })
+    }
+}
+
+/// Whether every read model's checkpoint covers store event `seq` (as `cqrs-async` does for
+/// the outbox).
+async fn covers(conn: &mut AnyConnection, seq: i64) -> Result<bool, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT COUNT(*) FROM projection_checkpoints c, es_events e \
+         WHERE e.seq = $1 AND (c.xid, c.seq) >= (e.xid, e.seq)",
+    )
+    .bind(seq)
+    .fetch_one(&mut *conn)
+    .await?;
+    let covered: i64 = row.try_get(0)?;
+    Ok(covered as usize >= ProjectionName::ALL.len())
+}
