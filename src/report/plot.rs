@@ -801,6 +801,6 @@ mod tests {
     fn backend_colours_are_distinct() {
         let c: std::collections::BTreeSet<String> =
             BackendKind::ALL.iter().map(|k| backend_hex(*k)).collect();
-        assert_eq!(c.len(), 3);
+        assert_eq!(c.len(), BackendKind::ALL.len());
     }
 }

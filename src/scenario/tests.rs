@@ -411,7 +411,7 @@ fn unknown_and_duplicate_backends() {
     assert_problem(
         &text,
         "backends[1]",
-        "unknown backend \"cqrs\" (expected one of: normalized, cqrs-sync, cqrs-async)",
+        "unknown backend \"cqrs\" (expected one of: normalized, cqrs-sync, cqrs-async, event-sourced)",
     );
     assert_problem(&text, "backends[2]", "duplicate backend \"normalized\"");
     assert_problem(&text, "backends[3]", "expected a string, got an integer");
@@ -880,7 +880,15 @@ fn every_scenario_file_parses() {
 fn quick_and_ci_are_what_the_runner_expects() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
     let quick = Scenario::load(&dir.join("quick.toml")).unwrap();
-    assert_eq!(quick.backends, BackendKind::ALL.to_vec());
+    // The three CQRS-or-not backends; `event-sourced` is not in the quick scenario yet.
+    assert_eq!(
+        quick.backends,
+        vec![
+            BackendKind::Normalized,
+            BackendKind::CqrsSync,
+            BackendKind::CqrsAsync
+        ]
+    );
     // Three backends, each warm-up + run, must stay well under a minute.
     assert!((quick.duration + quick.warmup) * 3 <= Duration::from_secs(36));
     assert_eq!(quick.product_keys, KeyDist::Zipf { exponent: 1.0 });
