@@ -29,6 +29,7 @@ use super::entry::{Entry, VerifiedAgainst};
 use super::queries::ReadSide;
 use super::{
     Architecture, BackendKind, BackendOptions, ConcurrencyCounts, ExecError, Receipt, Session,
+    Written,
 };
 use crate::db::load::USERS_KEY;
 use crate::db::sql::{bind_all, multi_row_query, values_for, Param};
@@ -197,7 +198,7 @@ impl EventSourced {
         conn: &mut AnyConnection,
         users: i64,
         cmd: &Command,
-    ) -> Result<(Vec<Event>, Vec<i64>), Failed> {
+    ) -> Result<Written, Failed> {
         let mut tx = sqlx::Connection::begin(&mut *conn).await?;
         let (order_id, mut product_ids) = streams_of(cmd);
         let mut versions: Vec<(String, i64)> = Vec::new();
@@ -290,7 +291,7 @@ impl EventSourced {
                 .await?;
         }
         match tx.commit().await {
-            Ok(()) => Ok((events, seqs)),
+            Ok(()) => Ok(Written { events, seqs }),
             Err(e) if is_unique_violation(&e) => Err(Failed::Conflict),
             Err(e) => Err(e.into()),
         }
@@ -303,7 +304,7 @@ impl Architecture for EventSourced {
         db: &'a Db,
         conn: &'a mut AnyConnection,
         cmd: &'a Command,
-    ) -> BoxFuture<'a, Result<(Vec<Event>, Vec<i64>), ExecError>> {
+    ) -> BoxFuture<'a, Result<Written, ExecError>> {
         Box::pin(async move {
             let users = self.users(db).await?;
             let counters = self.counters(cmd.kind());

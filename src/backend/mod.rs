@@ -127,13 +127,13 @@ pub trait Architecture: Send + Sync {
         db: &'a Db,
         conn: &'a mut AnyConnection,
         cmd: &'a Command,
-    ) -> BoxFuture<'a, Result<(Vec<Event>, Vec<i64>), ExecError>> {
+    ) -> BoxFuture<'a, Result<Written, ExecError>> {
         Box::pin(async move {
             let mut tx = sqlx::Connection::begin(&mut *conn).await?;
             let events = write::execute(&mut tx, db.dialect(), cmd).await?;
             let seqs = self.in_write_transaction(&mut tx, &events).await?;
             tx.commit().await?;
-            Ok((events, seqs))
+            Ok(Written { events, seqs })
         })
     }
 
@@ -185,6 +185,14 @@ pub trait Architecture: Send + Sync {
     fn shutdown(self: Box<Self>) -> BoxFuture<'static, ()> {
         Box::pin(async {})
     }
+}
+
+/// What a command's write path committed: its events and their positions in the backend's
+/// log (none if it keeps no log).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Written {
+    pub events: Vec<Event>,
+    pub seqs: Vec<i64>,
 }
 
 /// Version conflicts of one command type: how many attempts lost a race on a stream version,
@@ -301,7 +309,7 @@ impl Backend {
         conn: &mut AnyConnection,
         cmd: &Command,
     ) -> Result<Receipt, ExecError> {
-        let (events, seqs) = self.architecture.write(&self.db, conn, cmd).await?;
+        let Written { events, seqs } = self.architecture.write(&self.db, conn, cmd).await?;
         let committed_at = Instant::now();
         self.architecture.after_commit(&seqs, committed_at);
         Ok(Receipt {

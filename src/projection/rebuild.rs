@@ -1,5 +1,6 @@
 //! Rebuilding read models from the event log: empty them, then replay the whole log with the
-//! exactly-once projector.
+//! exactly-once projector. The log is the outbox, or on an event-store database
+//! (`event-sourced`) the event store itself.
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -7,8 +8,11 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::error::ProjectorError;
+use super::event_source::EventSource;
+use super::event_store::EventStore;
 use super::projector::{Projector, ProjectorConfig};
 use super::read_store::ReadStore;
+use super::read_store::SameDatabase;
 use super::ProjectionName;
 use crate::db::state::DbState;
 use crate::db::Db;
@@ -29,18 +33,31 @@ pub async fn rebuild(
     projections: &[ProjectionName],
     batch_size: i64,
 ) -> Result<RebuildReport, ProjectorError> {
-    if !DbState::read(db).await?.has_event_log() {
+    let state = DbState::read(db).await?;
+    let config = ProjectorConfig {
+        batch_size,
+        ..ProjectorConfig::default()
+    };
+    if state.has_event_store() {
+        let projector = Projector::over(
+            EventStore::new(db.clone()),
+            SameDatabase::new(db.clone()),
+            config,
+        );
+        return rebuild_with(projector.with_projections(projections), projections).await;
+    }
+    if !state.has_event_log() {
         return Err(ProjectorError::NoEventLog(db.url.redacted()));
     }
+    let projector = Projector::new(db.clone(), config).with_projections(projections);
+    rebuild_with(projector, projections).await
+}
+
+async fn rebuild_with<S: EventSource, R: ReadStore>(
+    projector: Projector<S, R>,
+    projections: &[ProjectionName],
+) -> Result<RebuildReport, ProjectorError> {
     let started = Instant::now();
-    let projector = Projector::new(
-        db.clone(),
-        ProjectorConfig {
-            batch_size,
-            ..ProjectorConfig::default()
-        },
-    )
-    .with_projections(projections);
     projector.store().reset(projections).await?;
     loop {
         projector.replay_log().await?;

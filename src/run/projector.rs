@@ -9,8 +9,10 @@ use tokio::signal::unix::{signal, SignalKind};
 
 use crate::db::state::DbState;
 use crate::db::{Db, DbError};
-use crate::projection::event_source::pinning_sessions;
+use crate::projection::event_source::{pinning_sessions, EventSource};
+use crate::projection::event_store::EventStore;
 use crate::projection::projector::{Projector, ProjectorConfig, ProjectorError};
+use crate::projection::read_store::SameDatabase;
 
 /// Why the projector process could not run.
 #[derive(Debug, thiserror::Error)]
@@ -19,7 +21,7 @@ pub enum ProjectorProcessError {
     Db(#[from] DbError),
     #[error(transparent)]
     Projector(#[from] ProjectorError),
-    #[error("{0} has no event log (only a cqrs-async dataset has one)")]
+    #[error("{0} has no event log (only cqrs-async and event-sourced datasets have one)")]
     NoEventLog(String),
     #[error("cannot listen for SIGTERM: {0}")]
     Signal(#[source] std::io::Error),
@@ -45,13 +47,33 @@ pub async fn run_projector(
     config: ProjectorConfig,
     until_idle: bool,
     started: impl FnOnce(),
-    mut status: impl FnMut(&str),
+    status: impl FnMut(&str),
 ) -> Result<(), ProjectorProcessError> {
-    if !DbState::read(db).await?.has_event_log() {
+    let state = DbState::read(db).await?;
+    if state.has_event_store() {
+        // An event-sourced database: the projector reads the event store.
+        let projector = Projector::over(
+            EventStore::new(db.clone()),
+            SameDatabase::new(db.clone()),
+            config,
+        );
+        return run_with(db, Arc::new(projector), until_idle, started, status).await;
+    }
+    if !state.has_event_log() {
         return Err(ProjectorProcessError::NoEventLog(db.url.redacted()));
     }
-    let mut terminate = signal(SignalKind::terminate()).map_err(ProjectorProcessError::Signal)?;
     let projector = Arc::new(Projector::new(db.clone(), config));
+    run_with(db, projector, until_idle, started, status).await
+}
+
+async fn run_with<S: EventSource>(
+    db: &Db,
+    projector: Arc<Projector<S, SameDatabase>>,
+    until_idle: bool,
+    started: impl FnOnce(),
+    mut status: impl FnMut(&str),
+) -> Result<(), ProjectorProcessError> {
+    let mut terminate = signal(SignalKind::terminate()).map_err(ProjectorProcessError::Signal)?;
     let wake = Arc::new(tokio::sync::Notify::new());
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let task = tokio::spawn(projector.clone().run(wake, stopped));
