@@ -156,6 +156,10 @@ pub struct BackendRun {
     /// When operations failed with database errors; `None` when none did.
     #[serde(default)]
     pub outage: Option<Outage>,
+    /// Optimistic-concurrency counters per command type (`event-sourced`: version conflicts,
+    /// retries on fresh state, commands that gave up); absent for the other backends.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub concurrency: Vec<crate::backend::ConcurrencyCounts>,
 }
 
 impl BackendRun {

@@ -225,7 +225,7 @@ async fn concurrent_writers_on_a_hot_product_postgres() {
                 match b.execute(&cmd).await {
                     Ok(r) => ok.push(r),
                     Err(ExecError::Domain(_)) => refused += 1,
-                    Err(ExecError::Db(e)) if e.to_string().contains("gave up") => gave_up += 1,
+                    Err(ExecError::GaveUp { .. }) => gave_up += 1,
                     Err(e) => panic!("{cmd:?}: {e}"),
                 }
             }

@@ -318,10 +318,10 @@ impl Architecture for EventSourced {
                         attempt += 1;
                         if attempt >= MAX_ATTEMPTS {
                             counters.gave_up.fetch_add(1, Ordering::Relaxed);
-                            return Err(ExecError::Db(sqlx::Error::Protocol(format!(
-                                "{}: gave up after {MAX_ATTEMPTS} version conflicts",
-                                cmd.kind().name()
-                            ))));
+                            return Err(ExecError::GaveUp {
+                                command: cmd.kind().name(),
+                                attempts: MAX_ATTEMPTS,
+                            });
                         }
                         counters.retries.fetch_add(1, Ordering::Relaxed);
                         tokio::time::sleep(backoff(attempt - 1)).await;

@@ -213,6 +213,13 @@ pub enum ExecError {
     Domain(#[from] DomainError),
     #[error("database error: {0}")]
     Db(#[from] sqlx::Error),
+    /// Every attempt lost a race on a stream version (optimistic concurrency, `event-sourced`):
+    /// the command did not take effect and was not refused either.
+    #[error("{command}: gave up after {attempts} version conflicts")]
+    GaveUp {
+        command: &'static str,
+        attempts: u32,
+    },
 }
 
 impl From<DbError> for ExecError {

@@ -347,6 +347,7 @@ async fn run_one(
     let metrics = Recorder::finish_shared(recorder, load_end);
 
     let projector_stats = backend.projector().map(|p| p.stats.clone());
+    let concurrency = backend.concurrency();
     if let Ok(b) = Arc::try_unwrap(backend) {
         b.shutdown().await;
     }
@@ -418,6 +419,7 @@ async fn run_one(
             projector: projector_report,
             storage,
             kept_database,
+            concurrency,
             outage,
         },
         environment,

@@ -341,6 +341,7 @@ impl<T: Target> Worker<T> {
             Ok(_) => Outcome::Ok,
             Err(ExecError::Domain(e)) => Outcome::Rejected(e.label()),
             Err(ExecError::Db(_)) => Outcome::Error("db_error"),
+            Err(ExecError::GaveUp { .. }) => Outcome::Error("gave_up"),
         };
         self.record(key, t, outcome);
         self.progress.writes_done.fetch_add(1, Ordering::Relaxed);
