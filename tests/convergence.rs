@@ -654,6 +654,9 @@ fn same(what: &str, actual: &ReadModels, expected: &ReadModels) -> R<()> {
 enum Target {
     Sqlite,
     Postgres(DbUrl),
+    /// The `event-sourced` backend's database: the log is its event store.
+    EventSourcedSqlite,
+    EventSourcedPostgres(DbUrl),
 }
 
 /// A seeded database with a history executed and the read models emptied for delivery.
@@ -667,24 +670,23 @@ struct Setup {
 
 async fn set_up(target: &Target, dataset_seed: u64, history: &[Cmd]) -> R<Setup> {
     let (dir, url, schema) = match target {
-        Target::Sqlite => {
+        Target::Sqlite | Target::EventSourcedSqlite => {
             let (dir, url) = sqlite_url("convergence");
             (Some(dir), url, "cqrs_bench".to_string())
         }
-        Target::Postgres(url) => (None, url.clone(), unique_schema("conv")),
+        Target::Postgres(url) | Target::EventSourcedPostgres(url) => {
+            (None, url.clone(), unique_schema("conv"))
+        }
     };
-    let (db, _) = prepare(
-        &url,
-        &schema,
-        BackendKind::CqrsAsync,
-        dataset_seed,
-        &spec(),
-        2,
-    )
-    .await
-    .map_err(sql("seed"))?;
+    let kind = match target {
+        Target::EventSourcedSqlite | Target::EventSourcedPostgres(_) => BackendKind::EventSourced,
+        _ => BackendKind::CqrsAsync,
+    };
+    let (db, _) = prepare(&url, &schema, kind, dataset_seed, &spec(), 2)
+        .await
+        .map_err(sql("seed"))?;
     let backend = Backend::open(
-        BackendKind::CqrsAsync,
+        kind,
         db.clone(),
         BackendOptions {
             run_projector: false,
@@ -701,7 +703,12 @@ async fn set_up(target: &Target, dataset_seed: u64, history: &[Cmd]) -> R<Setup>
             Err(e) => return Err(format!("executing {c:?}: {e}")),
         }
     }
-    let log = read_log(&db).await.map_err(sql("read log"))?;
+    let log = if kind == BackendKind::EventSourced {
+        cqrs_bench::projection::event_store::read_store(&db).await
+    } else {
+        read_log(&db).await
+    }
+    .map_err(sql("read log"))?;
     reset_read_models(&db, &ProjectionName::ALL)
         .await
         .map_err(sql("reset"))?;
@@ -906,6 +913,9 @@ fn block_on<F: std::future::Future>(f: F) -> F::Output {
 const SQLITE_CASES: [u32; 3] = [400, 400, 250];
 /// Default cases per property on PostgreSQL.
 const PG_CASES: u32 = 8;
+/// The event-sourced backend's store as the log: properties 1 and 3 (there is no normalized
+/// truth for property 2).
+const ES_SQLITE_CASES: [u32; 2] = [200, 100];
 
 /// Writes a line to stderr past the test harness's capture (which only takes `print!` and
 /// `eprint!`), so case counts show in a plain `cargo test`.
@@ -1074,6 +1084,37 @@ fn reapply_and_rebuild_change_nothing_postgres() {
     }
 }
 
+#[test]
+fn read_models_equal_fold_event_sourced_sqlite() {
+    run_property(
+        "(1) SQL == fold of the event store [sqlite, event-sourced]",
+        Target::EventSourcedSqlite,
+        Property::Fold,
+        ES_SQLITE_CASES[0],
+    );
+}
+
+#[test]
+fn reapply_and_rebuild_change_nothing_event_sourced_sqlite() {
+    run_idempotence(
+        "(3) re-apply/rebuild [sqlite, event-sourced]",
+        Target::EventSourcedSqlite,
+        ES_SQLITE_CASES[1],
+    );
+}
+
+#[test]
+fn read_models_equal_fold_event_sourced_postgres() {
+    if let Some(url) = pg_url("read_models_equal_fold_event_sourced_postgres") {
+        run_property(
+            "(1) SQL == fold of the event store [postgres, event-sourced]",
+            Target::EventSourcedPostgres(url),
+            Property::Fold,
+            pg_cases(),
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // The negative control
 // ---------------------------------------------------------------------------------------------
@@ -1165,6 +1206,46 @@ fn naive_applier_is_caught() {
         "the shrunk plan should deliver something twice (duplicate or crash after commit): \
          {trace:?}"
     );
+}
+
+/// The same negative control on the event-sourced backend's store (property 1 alone: there is
+/// no normalized truth): the naive applier must be caught there too.
+#[test]
+fn naive_applier_is_caught_on_the_event_store() {
+    let config = Config {
+        cases: 64,
+        failure_persistence: None,
+        max_shrink_iters: 50,
+        ..Config::default()
+    };
+    let rng = TestRng::from_seed(RngAlgorithm::ChaCha, &[0x4E; 32]);
+    let mut runner = TestRunner::new_with_rng(config, rng);
+    let strategy = (0u64..1_000, history(), fault_plan(10u32..=50));
+    let runs = AtomicU64::new(0);
+    let result = runner.run(&strategy, |case| {
+        runs.fetch_add(1, Ordering::Relaxed);
+        block_on(check_convergence(
+            &Target::EventSourcedSqlite,
+            Applier::Naive,
+            Property::Fold,
+            &case,
+        ))
+        .map(|_| ())
+        .map_err(TestCaseError::fail)
+    });
+    match result {
+        Ok(()) => panic!(
+            "the naive applier passed {} cases on the event store: the properties cannot catch it",
+            runs.load(Ordering::Relaxed)
+        ),
+        Err(TestError::Abort(why)) => panic!("negative control aborted: {why}"),
+        Err(TestError::Fail(reason, (_, history, _))) => say(&format!(
+            "convergence: negative control on the event store: the naive applier was caught \
+             ({} runs with shrinking; shrunk to {} commands): {reason}",
+            runs.load(Ordering::Relaxed),
+            history.len()
+        )),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
