@@ -29,7 +29,8 @@ pub enum Cmd {
     Run(RunArgs),
     /// Create the tool's tables in a database and load a scenario's dataset.
     Seed(SeedArgs),
-    /// Compare every read model with the truth computed from the normalized tables.
+    /// Compare every read model with the truth computed from the normalized tables (on an
+    /// event-sourced database: with a fold over the event store).
     Verify(DbArgs),
     /// Write report.md, report.html and plots/*.svg from a saved results.json.
     Report(ReportArgs),
@@ -37,7 +38,8 @@ pub enum Cmd {
     Compare(CompareArgs),
     /// The CI gate: run a scenario, verify, evaluate its thresholds; exit 1 when any fails.
     Check(CheckArgs),
-    /// Rebuild read models from the event log (a cqrs-async database).
+    /// Rebuild read models from the event log (a cqrs-async database) or the event store (an
+    /// event-sourced one).
     Rebuild(RebuildArgs),
     /// List the dead-lettered events of a cqrs-async database, or replay them.
     DeadLetters(DeadLetterArgs),

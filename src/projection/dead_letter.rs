@@ -194,14 +194,27 @@ pub struct ReplayReport {
 
 /// Applies parked events again, per read model in log order, in one transaction; each one that
 /// succeeds leaves the dead-letter table. A stream stops at its first event that still fails.
-/// The events are read back from the outbox.
+/// The events are read back from the outbox (from the event store on an event-sourced
+/// database).
 pub async fn replay(db: &Db, projections: &[ProjectionName]) -> Result<ReplayReport, sqlx::Error> {
-    replay_from(&Outbox::new(db.clone()), db, projections)
+    let store = crate::db::state::DbState::read(db)
         .await
-        .map_err(|e| match e {
-            ProjectorError::Sql(e) | ProjectorError::Db(DbError::Sql(e)) => e,
-            other => sqlx::Error::Protocol(other.to_string()),
-        })
+        .map_err(|e| sqlx::Error::Protocol(e.to_string()))?
+        .has_event_store();
+    let replayed = if store {
+        replay_from(
+            &super::event_store::EventStore::new(db.clone()),
+            db,
+            projections,
+        )
+        .await
+    } else {
+        replay_from(&Outbox::new(db.clone()), db, projections).await
+    };
+    replayed.map_err(|e| match e {
+        ProjectorError::Sql(e) | ProjectorError::Db(DbError::Sql(e)) => e,
+        other => sqlx::Error::Protocol(other.to_string()),
+    })
 }
 
 /// `replay`, reading the parked events from `source`.

@@ -12,7 +12,7 @@ pub enum ProjectorError {
     Sql(#[from] sqlx::Error),
     #[error("event {seq} has an unreadable payload: {message}")]
     Payload { seq: i64, message: String },
-    #[error("{0} has no event log (only a cqrs-async dataset has one); nothing to rebuild from")]
+    #[error("{0} has no event log (only cqrs-async and event-sourced datasets have one); nothing to rebuild from")]
     NoEventLog(String),
     #[error("projector did not catch up within {0:?}")]
     Timeout(Duration),

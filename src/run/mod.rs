@@ -363,7 +363,7 @@ async fn run_one(
     };
     // Table sizes while the database still exists (None when the engine cannot tell).
     let storage = crate::db::storage::measure(&db).await?;
-    let dead_letters = if kind.has_event_log() {
+    let dead_letters = if kind.has_event_log() || kind.provisions().event_store {
         crate::projection::dead_letter::list(&db)
             .await
             .map_err(DbError::from)?
