@@ -66,7 +66,7 @@ async fn replay_and_compare(url_for: impl Fn(BackendKind) -> (DbUrl, String)) {
     let spec = small_dataset();
     let stream = OpStream::new(7, &spec, &mix());
     let mut backends = Vec::new();
-    for kind in BackendKind::ALL {
+    for kind in BackendKind::all() {
         let (url, schema) = url_for(kind);
         backends.push(open_backend(&url, &schema, kind, 7, &spec, false).await);
     }

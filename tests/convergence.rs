@@ -46,7 +46,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use common::{cleanup, pg_url, sqlite_url, unique_schema};
-use cqrs_bench::backend::{prepare, Backend, BackendKind, BackendOptions, ExecError};
+use cqrs_bench::backend::cqrs_async;
+use cqrs_bench::backend::{prepare, Backend, BackendOptions, ExecError};
 use cqrs_bench::dataset::{DatasetSpec, START_AT};
 use cqrs_bench::db::{Db, DbUrl};
 use cqrs_bench::domain::{Command, Event, OrderLine, MICROS_PER_DAY};
@@ -673,18 +674,11 @@ async fn set_up(target: &Target, dataset_seed: u64, history: &[Cmd]) -> R<Setup>
         }
         Target::Postgres(url) => (None, url.clone(), unique_schema("conv")),
     };
-    let (db, _) = prepare(
-        &url,
-        &schema,
-        BackendKind::CqrsAsync,
-        dataset_seed,
-        &spec(),
-        2,
-    )
-    .await
-    .map_err(sql("seed"))?;
+    let (db, _) = prepare(&url, &schema, cqrs_async::KIND, dataset_seed, &spec(), 2)
+        .await
+        .map_err(sql("seed"))?;
     let backend = Backend::open(
-        BackendKind::CqrsAsync,
+        cqrs_async::KIND,
         db.clone(),
         BackendOptions {
             run_projector: false,

@@ -48,13 +48,22 @@ pub struct PlotError {
     pub message: String,
 }
 
-/// The colour of a backend in every plot (Okabe–Ito palette, safe for colour blindness).
+/// Backend colours in registry order (Okabe–Ito palette, safe for colour blindness; yellow,
+/// the faintest on white, last).
+const PALETTE: [RGBColor; 8] = [
+    RGBColor(0x00, 0x72, 0xB2),
+    RGBColor(0xE6, 0x9F, 0x00),
+    RGBColor(0x00, 0x9E, 0x73),
+    RGBColor(0xD5, 0x5E, 0x00),
+    RGBColor(0xCC, 0x79, 0xA7),
+    RGBColor(0x56, 0xB4, 0xE9),
+    RGBColor(0x00, 0x00, 0x00),
+    RGBColor(0xF0, 0xE4, 0x42),
+];
+
+/// The colour of a backend in every plot: its registry place in the palette.
 pub fn backend_rgb(kind: BackendKind) -> RGBColor {
-    match kind {
-        BackendKind::Normalized => RGBColor(0x00, 0x72, 0xB2),
-        BackendKind::CqrsSync => RGBColor(0xE6, 0x9F, 0x00),
-        BackendKind::CqrsAsync => RGBColor(0x00, 0x9E, 0x73),
-    }
+    PALETTE[kind.index() % PALETTE.len()]
 }
 
 /// [`backend_rgb`] as `#RRGGBB`, the way it appears in the SVG.
@@ -799,7 +808,7 @@ mod tests {
     #[test]
     fn backend_colours_are_distinct() {
         let c: std::collections::BTreeSet<String> =
-            BackendKind::ALL.iter().map(|k| backend_hex(*k)).collect();
-        assert_eq!(c.len(), 3);
+            BackendKind::all().into_iter().map(backend_hex).collect();
+        assert_eq!(c.len(), BackendKind::all().len());
     }
 }
