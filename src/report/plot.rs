@@ -344,6 +344,30 @@ fn no_data(area: &Area, title: &str, what: &str) -> DrawResult {
     Ok(())
 }
 
+/// The latency charts' frame: x from 0 to `xmax`, a log y axis spanning the series' values,
+/// the common caption and margins.
+fn log_y_chart<'a, 'b>(
+    area: &'a Area<'b>,
+    title: &str,
+    xmax: f64,
+    series: &[&(BackendKind, Vec<(f64, f64)>)],
+) -> Result<LogYChart<'a, 'b>, Box<dyn Error>> {
+    let (ylo, yhi) = log_bounds(series.iter().flat_map(|(_, p)| p.iter().map(|(_, y)| *y)));
+    Ok(ChartBuilder::on(area)
+        .caption(title, (FONT, 17))
+        .margin(10)
+        .margin_right(28)
+        .x_label_area_size(42)
+        .y_label_area_size(62)
+        .build_cartesian_2d(0f64..xmax, (ylo..yhi).log_scale())?)
+}
+
+type LogYChart<'a, 'b> = ChartContext<
+    'a,
+    SVGBackend<'b>,
+    Cartesian2d<plotters::coord::types::RangedCoordf64, LogCoord<f64>>,
+>;
+
 /// A percentile-spectrum chart: one line per `(backend, points)`.
 fn spectrum_chart(
     area: &Area,
@@ -359,14 +383,7 @@ fn spectrum_chart(
         .flat_map(|(_, p)| p.iter().map(|(x, _)| *x))
         .fold(0.0_f64, f64::max);
     let xmax = xmax_data.ceil().clamp(2.0, 6.0);
-    let (ylo, yhi) = log_bounds(series.iter().flat_map(|(_, p)| p.iter().map(|(_, y)| *y)));
-    let mut chart = ChartBuilder::on(area)
-        .caption(title, (FONT, 17))
-        .margin(10)
-        .margin_right(28)
-        .x_label_area_size(42)
-        .y_label_area_size(62)
-        .build_cartesian_2d(0f64..xmax, (ylo..yhi).log_scale())?;
+    let mut chart = log_y_chart(area, title, xmax, &series)?;
     chart
         .configure_mesh()
         .x_labels(xmax as usize + 1)
@@ -750,14 +767,8 @@ fn load(root: &Area, results: &Results, levels: &[Level]) -> DrawResult {
             .flat_map(|(_, p)| p.iter().map(|(x, _)| *x))
             .fold(1.0_f64, f64::max)
             * 1.15;
-        let (ylo, yhi) = log_bounds(series.iter().flat_map(|(_, p)| p.iter().map(|(_, y)| *y)));
-        let mut chart = ChartBuilder::on(area)
-            .caption(title, (FONT, 17))
-            .margin(10)
-            .margin_right(28)
-            .x_label_area_size(42)
-            .y_label_area_size(62)
-            .build_cartesian_2d(0f64..xmax, (ylo..yhi).log_scale())?;
+        let series: Vec<_> = series.iter().collect();
+        let mut chart = log_y_chart(area, title, xmax, &series)?;
         chart
             .configure_mesh()
             .y_labels(5)
