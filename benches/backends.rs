@@ -161,7 +161,7 @@ async fn open_all(
     spec: &DatasetSpec,
 ) -> Vec<Backend> {
     let mut backends = Vec::new();
-    for kind in BackendKind::ALL {
+    for kind in BackendKind::all() {
         let (url, schema) = url_for(kind);
         let (db, _) = prepare(&url, &schema, kind, SEED, spec, 4)
             .await
@@ -257,7 +257,7 @@ fn bench_commands(c: &mut Criterion, rt: &Runtime, engine: &Engine, spec: &Datas
         let mut group = c.benchmark_group(format!("{}{}", engine.prefix, kind.name()));
         configure(&mut group);
         for backend in &engine.backends {
-            let modes: Vec<(bool, String)> = if backend.kind == BackendKind::CqrsAsync {
+            let modes: Vec<(bool, String)> = if backend.kind.read_side_lags() {
                 vec![
                     (false, format!("{}/returns", backend.kind.name())),
                     (true, format!("{}/visible", backend.kind.name())),

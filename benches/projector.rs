@@ -11,7 +11,8 @@ use criterion::{
     criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput,
 };
 
-use cqrs_bench::backend::{prepare, BackendKind};
+use cqrs_bench::backend::cqrs_async;
+use cqrs_bench::backend::prepare;
 use cqrs_bench::dataset::DatasetSpec;
 use cqrs_bench::db::{Db, DbUrl};
 use cqrs_bench::projection::event_source::read_log;
@@ -62,7 +63,7 @@ fn projector(c: &mut Criterion) {
     .expect("sqlite url");
     let spec = dataset();
     let (db, log) = rt.block_on(async {
-        let (db, _) = prepare(&url, "main", BackendKind::CqrsAsync, SEED, &spec, 4)
+        let (db, _) = prepare(&url, "main", cqrs_async::KIND, SEED, &spec, 4)
             .await
             .expect("seed");
         let log = read_log(&db).await.expect("read log");

@@ -8,14 +8,15 @@
 #
 # SCALE=F in the environment multiplies every dataset size by F (e.g. SCALE=0.05 for a quick
 # check that the script works; the figures in BENCHMARKS.md are at SCALE=1).
-# BACKEND=NAME picks whose dataset is seeded (default cqrs-async: write tables, read models
-# and event log, the most work; pgbench only loads tables, so normalized is the closer match).
+# BACKENDS="A B" picks whose datasets are seeded (default "normalized cqrs-async"): normalized
+# loads the write tables alone, like pgbench; cqrs-async also loads the event log (reported as
+# events, not rows) and builds the read models, the most work.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 url="${1:-}"
 scale="${SCALE:-1}"
-backend="${BACKEND:-cqrs-async}"
+backends="${BACKENDS:-normalized cqrs-async}"
 work="$(mktemp -d)"
 pgdb="cqrs_bench_pgbench_init_$$"
 schema=cqrs_bench_seedlarge
@@ -47,9 +48,11 @@ for line in open(src):
 open(dst, "w").writelines(out)
 PY
 
-# Seeds with `seed`'s arguments; prints "ROWS ROWS_PER_S PEAK_MB" from its report line and
-# /usr/bin/time's peak RSS.
+# Seeds BACKEND with `seed`'s other arguments; prints "ROWS EVENTS SECONDS ROWS_PER_S PEAK_MB"
+# from its report line and /usr/bin/time's peak RSS.
 seed() {
+    local backend=$1
+    shift
     /usr/bin/time -f "peak_kb %M" -o "$work/time" "$bin" seed "$@" --backend "$backend" \
         --scenario "$scenario" > "$work/seed.log"
     python3 - "$work/seed.log" "$work/time" <<'PY'
@@ -59,22 +62,26 @@ m = re.search(r": (\d+) rows, (\d+) events in ([0-9.]+)s \(([0-9]+) rows/s\)", l
 if not m:
     sys.exit(f"unexpected seed output: {log!r}")
 kb = int(re.search(r"peak_kb (\d+)", rss)[1])
-print(m[1], m[4], f"{kb / 1024:.0f}")
+print(m[1], m[2], m[3], m[4], f"{kb / 1024:.0f}")
 PY
 }
 
-read -r rows rate mb < <(seed --db "sqlite://$work/seed.db")
-echo "sqlite:     $rows rows at $rate rows/s, peak RSS $mb MB ($backend, scale $scale)"
-rm -f "$work"/seed.db*
+declare -A pg_rate
+for backend in $backends; do
+    read -r rows events secs rate mb < <(seed "$backend" --db "sqlite://$work/seed.db")
+    echo "sqlite     $backend: $rows rows + $events events in $secs s: $rate rows/s, peak RSS $mb MB (scale $scale)"
+    rm -f "$work"/seed.db*
+    [ -n "$url" ] || continue
+    read -r rows events secs rate mb < <(seed "$backend" --db "$url" --schema "$schema")
+    "$bin" drop --db "$url" --schema "$schema" > /dev/null
+    echo "postgresql $backend: $rows rows + $events events in $secs s: $rate rows/s, peak RSS $mb MB (scale $scale)"
+    pg_rate[$backend]=$rate
+done
 
 [ -n "$url" ] || exit 0
 
-read -r rows rate mb < <(seed --db "$url" --schema "$schema")
-"$bin" drop --db "$url" --schema "$schema" > /dev/null
-echo "postgresql: $rows rows at $rate rows/s, peak RSS $mb MB ($backend, scale $scale)"
-
 # pgbench -i: scale 1 is 100,000 pgbench_accounts rows (plus 10 tellers and 1 branch).
-pgscale=$(( (rows + 50000) / 100000 ))
+pgscale=$(( (rows + 50000) / 100000 ))  # the last backend's write rows (the same for all)
 [ "$pgscale" -ge 1 ] || pgscale=1
 psql -q -X "$url" -c "CREATE DATABASE $pgdb" > /dev/null
 pgurl="${url%/*}/$pgdb"
@@ -82,10 +89,14 @@ pgbench -i -q -s "$pgscale" "$pgurl" > "$work/pgbench.log" 2>&1
 secs=$(sed -n 's/^done in \([0-9.]*\) s.*/\1/p' "$work/pgbench.log")
 [ -n "$secs" ] || { cat "$work/pgbench.log"; exit 1; }
 pgrows=$(( pgscale * 100011 ))
-python3 - "$pgrows" "$secs" "$pgscale" "$rate" <<'PY'
+python3 - "$pgrows" "$secs" "$pgscale" "${!pg_rate[@]}" -- "${pg_rate[@]}" <<'PY'
 import sys
-rows, secs, scale, ours = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3], float(sys.argv[4])
+rows, secs, scale = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
+rest = sys.argv[4:]
+cut = rest.index("--")
+names, rates = rest[:cut], [float(r) for r in rest[cut + 1:]]
 theirs = rows / secs
-print(f"pgbench -i: {rows} rows at {theirs:.0f} rows/s (-s {scale})")
-print(f"ratio: {ours / theirs:.3f}")
+print(f"pgbench -i: {rows} rows in {secs} s: {theirs:.0f} rows/s (-s {scale})")
+for name, ours in zip(names, rates):
+    print(f"ratio {name}: {ours / theirs:.3f}")
 PY

@@ -7,6 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
+use cqrs_bench::backend::event_sourced;
 use cqrs_bench::backend::{Backend, BackendKind, ExecError};
 use cqrs_bench::db::DbUrl;
 use cqrs_bench::domain::{CommandKind, Query, QueryKind};
@@ -67,7 +68,7 @@ async fn replay_and_compare(url_for: impl Fn(BackendKind) -> (DbUrl, String)) {
     let spec = small_dataset();
     let stream = OpStream::new(7, &spec, &mix());
     let mut backends = Vec::new();
-    for kind in BackendKind::ALL {
+    for kind in BackendKind::all() {
         let (url, schema) = url_for(kind);
         backends.push(open_backend(&url, &schema, kind, 7, &spec, false).await);
     }
@@ -80,7 +81,7 @@ async fn replay_and_compare(url_for: impl Fn(BackendKind) -> (DbUrl, String)) {
             let o = match b.execute(&cmd).await {
                 // The event-sourced backend also records each stock change on the product's
                 // stream; its first event is the one the normalized path emits.
-                Ok(r) if b.kind == BackendKind::EventSourced => {
+                Ok(r) if b.kind == event_sourced::KIND => {
                     format!("ok {:?}", &r.events[..1])
                 }
                 Ok(r) => format!("ok {:?}", r.events),

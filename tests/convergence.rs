@@ -46,7 +46,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use common::{cleanup, pg_url, sqlite_url, unique_schema};
-use cqrs_bench::backend::{prepare, Backend, BackendKind, BackendOptions, ExecError};
+use cqrs_bench::backend::cqrs_async;
+use cqrs_bench::backend::event_sourced;
+use cqrs_bench::backend::{prepare, Backend, BackendOptions, ExecError};
 use cqrs_bench::dataset::{DatasetSpec, START_AT};
 use cqrs_bench::db::{Db, DbUrl};
 use cqrs_bench::domain::{Command, Event, OrderLine, MICROS_PER_DAY};
@@ -679,8 +681,8 @@ async fn set_up(target: &Target, dataset_seed: u64, history: &[Cmd]) -> R<Setup>
         }
     };
     let kind = match target {
-        Target::EventSourcedSqlite | Target::EventSourcedPostgres(_) => BackendKind::EventSourced,
-        _ => BackendKind::CqrsAsync,
+        Target::EventSourcedSqlite | Target::EventSourcedPostgres(_) => event_sourced::KIND,
+        _ => cqrs_async::KIND,
     };
     let (db, _) = prepare(&url, &schema, kind, dataset_seed, &spec(), 2)
         .await
@@ -703,7 +705,7 @@ async fn set_up(target: &Target, dataset_seed: u64, history: &[Cmd]) -> R<Setup>
             Err(e) => return Err(format!("executing {c:?}: {e}")),
         }
     }
-    let log = if kind == BackendKind::EventSourced {
+    let log = if kind == event_sourced::KIND {
         cqrs_bench::projection::event_store::read_store(&db).await
     } else {
         read_log(&db).await

@@ -11,7 +11,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{open_backend, small_dataset, sqlite_url};
-use cqrs_bench::backend::{Backend, BackendKind, ExecError, Receipt};
+use cqrs_bench::backend::normalized;
+use cqrs_bench::backend::{Backend, ExecError, Receipt};
 use cqrs_bench::db::DEFAULT_SCHEMA;
 use cqrs_bench::domain::{Command, Query, QueryAnswer};
 use cqrs_bench::metrics::{LatencyStats, Recorder, RunMetrics};
@@ -71,15 +72,7 @@ async fn run(stall: bool) -> Outcome {
     let (_dir, url) = sqlite_url(if stall { "stall" } else { "control" });
     let spec = small_dataset();
     let seed = 11;
-    let backend = open_backend(
-        &url,
-        DEFAULT_SCHEMA,
-        BackendKind::Normalized,
-        seed,
-        &spec,
-        false,
-    )
-    .await;
+    let backend = open_backend(&url, DEFAULT_SCHEMA, normalized::KIND, seed, &spec, false).await;
 
     let mix = MixSpec {
         reads: Default::default(),

@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use cqrs_bench::backend::BackendKind;
+use cqrs_bench::backend::cqrs_async;
 use cqrs_bench::domain::{Command, OrderLine};
 use cqrs_bench::projection::dead_letter::{list, replay, MAX_ATTEMPTS};
 use cqrs_bench::projection::projector::{Projector, ProjectorConfig};
@@ -30,7 +30,7 @@ async fn poison_event_is_parked_once_and_replay_converges() {
     let b = open_backend(
         &url,
         "cqrs_bench",
-        BackendKind::CqrsAsync,
+        cqrs_async::KIND,
         4,
         &small_dataset(),
         false,
@@ -135,7 +135,7 @@ async fn unreadable_payload_is_dead_lettered_for_every_read_model() {
     let b = open_backend(
         &url,
         "cqrs_bench",
-        BackendKind::CqrsAsync,
+        cqrs_async::KIND,
         4,
         &small_dataset(),
         false,

@@ -15,7 +15,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use cqrs_bench::backend::{Backend, BackendKind, ExecError, Receipt};
+use cqrs_bench::backend::event_sourced;
+use cqrs_bench::backend::{Backend, ExecError, Receipt};
 use cqrs_bench::db::{Db, DbUrl};
 use cqrs_bench::domain::{Command, CommandKind, Event, OrderLine, Query, QueryAnswer, QueryKind};
 use cqrs_bench::projection::event_store::EventStore;
@@ -98,7 +99,7 @@ async fn check_store(db: &Db, receipts: &[Receipt]) {
 
 async fn sequential(url: &DbUrl, schema: &str) {
     let spec = small_dataset();
-    let b = open_backend(url, schema, BackendKind::EventSourced, 11, &spec, false).await;
+    let b = open_backend(url, schema, event_sourced::KIND, 11, &spec, false).await;
     let seeded = store_rows(&b.db).await.len();
     assert!(seeded > 0, "the seed's history is the store's first events");
     let stream = OpStream::new(11, &spec, &mix());
@@ -178,7 +179,7 @@ async fn concurrent_writers_on_a_hot_product_postgres() {
     };
     let spec = small_dataset();
     let schema = unique_schema("es_hot");
-    let b = Arc::new(open_backend(&url, &schema, BackendKind::EventSourced, 3, &spec, false).await);
+    let b = Arc::new(open_backend(&url, &schema, event_sourced::KIND, 3, &spec, false).await);
     const WRITERS: i64 = 8;
     const EACH: i64 = 40;
     let page = |b: Arc<Backend>| async move {

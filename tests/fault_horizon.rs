@@ -8,7 +8,8 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use common::*;
-use cqrs_bench::backend::{prepare, Backend, BackendKind, BackendOptions};
+use cqrs_bench::backend::cqrs_async;
+use cqrs_bench::backend::{prepare, Backend, BackendOptions};
 use cqrs_bench::projection::event_source::pinning_sessions;
 use cqrs_bench::projection::projector::LagTracker;
 use cqrs_bench::projection::read_store::checkpoint_counts;
@@ -23,12 +24,12 @@ async fn pinned_horizon_is_lag_not_loss() {
     };
     let spec = small_dataset();
     let schema = unique_schema("pin");
-    let (db, _) = prepare(&url, &schema, BackendKind::CqrsAsync, 6, &spec, 4)
+    let (db, _) = prepare(&url, &schema, cqrs_async::KIND, 6, &spec, 4)
         .await
         .unwrap();
     let (lag, mut lag_rx) = LagTracker::new();
     let b = Backend::open(
-        BackendKind::CqrsAsync,
+        cqrs_async::KIND,
         db.clone(),
         BackendOptions {
             lag: Some(lag.clone()),

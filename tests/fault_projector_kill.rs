@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
-use cqrs_bench::backend::BackendKind;
+use cqrs_bench::backend::cqrs_async;
 use cqrs_bench::db::{Db, DbUrl};
 use cqrs_bench::projection::read_store::checkpoint_counts;
 use cqrs_bench::verify::verify;
@@ -42,7 +42,7 @@ async fn applied(db: &Db) -> i64 {
 
 async fn kill_mid_batch_and_resume(url: DbUrl, schema: String) {
     let spec = small_dataset();
-    let b = open_backend(&url, &schema, BackendKind::CqrsAsync, 8, &spec, false).await;
+    let b = open_backend(&url, &schema, cqrs_async::KIND, 8, &spec, false).await;
     // The seed's events are covered by the checkpoints already.
     let seeded: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events")
         .fetch_one(&b.db.read)

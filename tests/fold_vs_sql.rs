@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use cqrs_bench::backend::BackendKind;
+use cqrs_bench::backend::cqrs_async;
 use cqrs_bench::dataset::DatasetSpec;
 use cqrs_bench::db::DbUrl;
 use cqrs_bench::domain::CommandKind;
@@ -36,7 +36,7 @@ fn tiny() -> DatasetSpec {
 /// compares with the fold of the same log and with the truth.
 async fn check(url: DbUrl, schema: String, seed: u64, commands: u64, batches: Vec<usize>) {
     let spec = tiny();
-    let b = open_backend(&url, &schema, BackendKind::CqrsAsync, seed, &spec, false).await;
+    let b = open_backend(&url, &schema, cqrs_async::KIND, seed, &spec, false).await;
     let mix = MixSpec {
         writes: CommandKind::ALL.iter().map(|k| (*k, 1.0)).collect(),
         product_keys: KeyDist::Zipf { exponent: 1.0 },

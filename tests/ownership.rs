@@ -4,7 +4,8 @@
 mod common;
 
 use common::*;
-use cqrs_bench::backend::{prepare, BackendKind};
+use cqrs_bench::backend::prepare;
+use cqrs_bench::backend::{cqrs_async, cqrs_sync, normalized};
 use cqrs_bench::db::{Db, DbError};
 use sqlx::Executor;
 
@@ -32,17 +33,10 @@ async fn refuses_foreign_postgres_schema() {
         .await
         .unwrap();
 
-    let err = prepare(
-        &url,
-        &schema,
-        BackendKind::CqrsAsync,
-        1,
-        &small_dataset(),
-        2,
-    )
-    .await
-    .err()
-    .expect("seeding a foreign schema must fail");
+    let err = prepare(&url, &schema, cqrs_async::KIND, 1, &small_dataset(), 2)
+        .await
+        .err()
+        .expect("seeding a foreign schema must fail");
     assert!(matches!(err, DbError::ForeignSchema { .. }), "{err}");
     assert!(err.to_string().contains(&schema), "{err}");
 
@@ -78,17 +72,10 @@ async fn refuses_foreign_sqlite_file() {
         )
         .await
         .unwrap();
-    let err = prepare(
-        &url,
-        "cqrs_bench",
-        BackendKind::Normalized,
-        1,
-        &small_dataset(),
-        1,
-    )
-    .await
-    .err()
-    .expect("seeding a foreign file must fail");
+    let err = prepare(&url, "cqrs_bench", normalized::KIND, 1, &small_dataset(), 1)
+        .await
+        .err()
+        .expect("seeding a foreign file must fail");
     assert!(matches!(err, DbError::ForeignSqliteFile { .. }), "{err}");
     let skus: Vec<String> = sqlx::query_scalar("SELECT sku FROM products")
         .fetch_all(&db.read)
@@ -101,16 +88,9 @@ async fn refuses_foreign_sqlite_file() {
 async fn reseeding_its_own_database_is_allowed() {
     let (_dir, url) = sqlite_url("ours");
     for _ in 0..2 {
-        let (db, report) = prepare(
-            &url,
-            "cqrs_bench",
-            BackendKind::CqrsSync,
-            1,
-            &small_dataset(),
-            1,
-        )
-        .await
-        .unwrap();
+        let (db, report) = prepare(&url, "cqrs_bench", cqrs_sync::KIND, 1, &small_dataset(), 1)
+            .await
+            .unwrap();
         assert!(report.rows > 0);
         db.close().await;
     }

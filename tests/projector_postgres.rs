@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use cqrs_bench::backend::{append_events, write, Backend, BackendKind, ExecError};
+use cqrs_bench::backend::cqrs_async;
+use cqrs_bench::backend::{append_events, write, Backend, ExecError};
 use cqrs_bench::domain::{Command, CommandKind, OrderLine};
 use cqrs_bench::projection::projector::{Projector, ProjectorConfig, ProjectorMode};
 use cqrs_bench::projection::read_store::checkpoint_counts;
@@ -57,15 +58,7 @@ async fn settle(projector: &Projector) {
 async fn late_commit(commit_a: bool, mode: ProjectorMode) -> (bool, bool, Backend) {
     let url = pg_url("late_commit").expect("checked by caller");
     let schema = unique_schema("late");
-    let b = open_backend(
-        &url,
-        &schema,
-        BackendKind::CqrsAsync,
-        3,
-        &small_dataset(),
-        false,
-    )
-    .await;
+    let b = open_backend(&url, &schema, cqrs_async::KIND, 3, &small_dataset(), false).await;
     let projector = Projector::new(
         b.db.clone(),
         ProjectorConfig {
@@ -155,7 +148,7 @@ async fn concurrent_writers_lose_nothing() {
     const PER_WRITER: u64 = 1_000;
     let spec = small_dataset();
     let schema = unique_schema("conc");
-    let b = Arc::new(open_backend(&url, &schema, BackendKind::CqrsAsync, 5, &spec, true).await);
+    let b = Arc::new(open_backend(&url, &schema, cqrs_async::KIND, 5, &spec, true).await);
     let seed_events: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events")
         .fetch_one(&b.db.read)
         .await
@@ -272,15 +265,7 @@ async fn racing_claims_count_an_event_once() {
         return;
     };
     let schema = unique_schema("race");
-    let b = open_backend(
-        &url,
-        &schema,
-        BackendKind::CqrsAsync,
-        3,
-        &small_dataset(),
-        false,
-    )
-    .await;
+    let b = open_backend(&url, &schema, cqrs_async::KIND, 3, &small_dataset(), false).await;
     let receipt = b.execute(&order(9_300_001, 12)).await.unwrap();
     let delivered = Delivered {
         seq: receipt.seqs[0],

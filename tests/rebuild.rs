@@ -6,7 +6,7 @@ mod common;
 use std::process::Command as Process;
 
 use common::*;
-use cqrs_bench::backend::BackendKind;
+use cqrs_bench::backend::{cqrs_async, cqrs_sync};
 use cqrs_bench::projection::projector::{Projector, ProjectorConfig};
 use cqrs_bench::projection::read_store::reset_read_models;
 use cqrs_bench::projection::rebuild::rebuild;
@@ -25,7 +25,7 @@ async fn live_state(db: &cqrs_bench::db::Db) -> cqrs_bench::projection::ReadMode
 /// runs the CLI with `cli_db` (its `--db` and `--schema` arguments).
 async fn check_rebuild(url: &cqrs_bench::db::DbUrl, schema: &str, cli_db: &[&str]) {
     let spec = small_dataset();
-    let b = open_backend(url, schema, BackendKind::CqrsAsync, 9, &spec, false).await;
+    let b = open_backend(url, schema, cqrs_async::KIND, 9, &spec, false).await;
     let stream = OpStream::new(9, &spec, &MixSpec::default());
     for i in 0..600 {
         let _ = b.execute(&stream.write_op(i).unwrap()).await;
@@ -112,7 +112,7 @@ async fn empty_log_rebuilds_to_empty_and_stops() {
     let b = open_backend(
         &url,
         "cqrs_bench",
-        BackendKind::CqrsAsync,
+        cqrs_async::KIND,
         2,
         &small_dataset(),
         false,
@@ -131,7 +131,7 @@ async fn refuses_to_rebuild_without_an_event_log() {
     let b = open_backend(
         &url,
         "cqrs_bench",
-        BackendKind::CqrsSync,
+        cqrs_sync::KIND,
         2,
         &small_dataset(),
         false,

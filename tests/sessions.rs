@@ -8,7 +8,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{pg_url, small_dataset, sqlite_url, unique_schema, PG_ENV};
-use cqrs_bench::backend::{prepare, Backend, BackendKind, BackendOptions, Session};
+use cqrs_bench::backend::normalized;
+use cqrs_bench::backend::{prepare, Backend, BackendOptions, Session};
 use cqrs_bench::db::{Db, DbUrl};
 
 use sqlx::AnyPool;
@@ -57,11 +58,11 @@ async fn check_pool_behaviour(pool: &AnyPool) {
 }
 
 async fn backend(url: &DbUrl, schema: &str) -> Backend {
-    let (db, _) = prepare(url, schema, BackendKind::Normalized, 3, &small_dataset(), 4)
+    let (db, _) = prepare(url, schema, normalized::KIND, 3, &small_dataset(), 4)
         .await
         .expect("seed");
     Backend::open(
-        BackendKind::Normalized,
+        normalized::KIND,
         db,
         BackendOptions {
             dedicated_sessions: true,

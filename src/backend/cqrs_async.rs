@@ -22,14 +22,17 @@ use crate::projection::event_source::notify_channel;
 use crate::projection::projector::{LagTracker, Projector, ProjectorError};
 use crate::projection::ProjectionName;
 
+pub const KIND: BackendKind = BackendKind::new("cqrs-async");
+
 pub const ENTRY: Entry = Entry {
-    kind: BackendKind::CqrsAsync,
-    name: "cqrs-async",
+    kind: KIND,
     ident: "cqrs_async",
     help:
         "events appended to an outbox in the write transaction; a projector updates the read models",
     provisions: Provisions::READ_MODELS_AND_LOG,
     verified_against: VerifiedAgainst::WriteModel,
+    write_also: "appending the outbox event",
+    read_side_lags: true,
     open,
 };
 

@@ -14,13 +14,16 @@ use crate::domain::Event;
 use crate::projection::sql::{apply_batch, Delivered, Guard};
 use crate::projection::ProjectionName;
 
+pub const KIND: BackendKind = BackendKind::new("cqrs-sync");
+
 pub const ENTRY: Entry = Entry {
-    kind: BackendKind::CqrsSync,
-    name: "cqrs-sync",
+    kind: KIND,
     ident: "cqrs_sync",
     help: "read models updated in the write transaction; queries read them",
     provisions: Provisions::READ_MODELS,
     verified_against: VerifiedAgainst::WriteModel,
+    write_also: "updating the read models in the write transaction",
+    read_side_lags: false,
     open,
 };
 

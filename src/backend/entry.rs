@@ -19,14 +19,20 @@ pub enum VerifiedAgainst {
 
 /// One registered backend.
 pub struct Entry {
+    /// The backend file's `KIND`, which holds its name (in scenarios, on the command line and
+    /// in reports).
     pub kind: BackendKind,
-    /// The name in scenarios, on the command line and in reports.
-    pub name: &'static str,
     /// The name in file and schema names.
     pub ident: &'static str,
     pub help: &'static str,
     pub provisions: Provisions,
     pub verified_against: VerifiedAgainst,
+    /// What its write transaction does beyond the normalized write path, in words for the
+    /// verdict (empty if nothing).
+    pub write_also: &'static str,
+    /// Whether a reader can miss a committed write for a while (the verdict then always
+    /// reports read-your-writes).
+    pub read_side_lags: bool,
     /// Opens the backend's own part on a seeded database.
     pub open: fn(&Db, &BackendOptions) -> Box<dyn Architecture>,
 }

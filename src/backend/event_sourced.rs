@@ -46,14 +46,17 @@ use crate::projection::projector::{LagTracker, Projector, ProjectorError};
 use crate::projection::read_store::SameDatabase;
 use crate::projection::ProjectionName;
 
+pub const KIND: BackendKind = BackendKind::new("event-sourced");
+
 pub const ENTRY: Entry = Entry {
-    kind: BackendKind::EventSourced,
-    name: "event-sourced",
+    kind: KIND,
     ident: "event_sourced",
     help: "the event store is the write model: aggregates rebuilt from their streams, \
            optimistic concurrency; a projector updates the read models from the store",
     provisions: Provisions::EVENT_STORE,
     verified_against: VerifiedAgainst::EventStore,
+    write_also: "rebuilding the aggregates from their streams and appending to the event store",
+    read_side_lags: true,
     open,
 };
 

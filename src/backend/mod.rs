@@ -40,30 +40,38 @@ use queries::ReadSide;
 pub use registry::VerifiedAgainst;
 pub use session::Session;
 
-/// Which backend: the stable key results are stored under. Its names, help and behaviour are
-/// in `registry`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum BackendKind {
-    Normalized,
-    CqrsSync,
-    CqrsAsync,
-    EventSourced,
-}
+/// Which backend: a registered backend's name, the stable key results are stored under.
+/// Only the backend files make one (each its `KIND`, carried by its registry entry); everyone
+/// else finds them through `registry`, in whose order they sort.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct BackendKind(&'static str);
 
 impl BackendKind {
-    pub const ALL: [BackendKind; 4] = [
-        BackendKind::Normalized,
-        BackendKind::CqrsSync,
-        BackendKind::CqrsAsync,
-        BackendKind::EventSourced,
-    ];
+    /// A backend file's own kind.
+    const fn new(name: &'static str) -> Self {
+        BackendKind(name)
+    }
 
+    /// Every registered backend, in registration order.
+    pub fn all() -> Vec<BackendKind> {
+        registry::BACKENDS.iter().map(|e| e.kind).collect()
+    }
+
+    /// The name in scenarios, on the command line and in reports.
     pub fn name(self) -> &'static str {
-        registry::entry(self).name
+        self.0
     }
 
     pub fn from_name(name: &str) -> Option<Self> {
         registry::by_name(name).map(|e| e.kind)
+    }
+
+    /// Its place in the registry (for stable orders and colours).
+    pub fn index(self) -> usize {
+        registry::BACKENDS
+            .iter()
+            .position(|e| e.kind == self)
+            .expect("every BackendKind is registered")
     }
 
     /// A name usable in file and schema names.
@@ -87,6 +95,29 @@ impl BackendKind {
     /// What verify compares its data with.
     pub fn verified_against(self) -> VerifiedAgainst {
         registry::entry(self).verified_against
+    }
+
+    /// What its write transaction does beyond the normalized write path, in words (empty if
+    /// nothing).
+    pub fn write_also(self) -> &'static str {
+        registry::entry(self).write_also
+    }
+
+    /// Whether a reader can miss a committed write for a while (its read side lags).
+    pub fn read_side_lags(self) -> bool {
+        registry::entry(self).read_side_lags
+    }
+}
+
+impl Ord for BackendKind {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.index().cmp(&other.index())
+    }
+}
+
+impl PartialOrd for BackendKind {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
     }
 }
 

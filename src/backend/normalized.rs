@@ -8,13 +8,16 @@ use super::{Architecture, BackendKind, BackendOptions};
 use crate::db::state::Provisions;
 use crate::db::Db;
 
+pub const KIND: BackendKind = BackendKind::new("normalized");
+
 pub const ENTRY: Entry = Entry {
-    kind: BackendKind::Normalized,
-    name: "normalized",
+    kind: KIND,
     ident: "normalized",
     help: "the write model alone; queries join its tables",
     provisions: Provisions::WRITE_MODEL,
     verified_against: VerifiedAgainst::Nothing,
+    write_also: "",
+    read_side_lags: false,
     open,
 };
 

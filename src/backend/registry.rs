@@ -1,7 +1,7 @@
 //! The one list of backends: each entry names a backend, says what it provisions and what
 //! verify compares it with, and opens it. Parsing `--backends`, help texts and the messages
-//! that list valid names all read this list. Adding a backend: its file, its `BackendKind`
-//! variant (the stable key results are stored under) and one entry here.
+//! that list valid names all read this list. Adding a backend: its file (with its `KIND` and
+//! `ENTRY`) and one entry here.
 
 pub use super::entry::{Entry, VerifiedAgainst};
 use super::{cqrs_async, cqrs_sync, event_sourced, normalized, BackendKind};
@@ -23,12 +23,12 @@ pub fn entry(kind: BackendKind) -> &'static Entry {
 
 /// The entry named `name`.
 pub fn by_name(name: &str) -> Option<&'static Entry> {
-    BACKENDS.iter().find(|e| e.name == name)
+    BACKENDS.iter().find(|e| e.kind.name() == name)
 }
 
 /// Every backend's name, in registration order.
 pub fn names() -> Vec<&'static str> {
-    BACKENDS.iter().map(|e| e.name).collect()
+    BACKENDS.iter().map(|e| e.kind.name()).collect()
 }
 
 /// The names as prose: `a, b or c`.
@@ -44,7 +44,7 @@ pub fn names_in_prose() -> String {
 pub fn help() -> String {
     BACKENDS
         .iter()
-        .map(|e| format!("{}: {}", e.name, e.help))
+        .map(|e| format!("{}: {}", e.kind.name(), e.help))
         .collect::<Vec<_>>()
         .join("\n")
 }
@@ -55,11 +55,12 @@ mod tests {
 
     #[test]
     fn every_kind_is_registered_once() {
-        for kind in BackendKind::ALL {
+        for (i, kind) in BackendKind::all().into_iter().enumerate() {
             assert_eq!(BACKENDS.iter().filter(|e| e.kind == kind).count(), 1);
             assert_eq!(by_name(kind.name()).map(|e| e.kind), Some(kind));
+            assert_eq!(kind.index(), i);
         }
-        assert_eq!(BACKENDS.len(), BackendKind::ALL.len());
+        assert!(BackendKind::all().windows(2).all(|w| w[0] < w[1]));
         assert_eq!(
             names_in_prose(),
             "normalized, cqrs-sync, cqrs-async or event-sourced"

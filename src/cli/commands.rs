@@ -46,7 +46,7 @@ fn parse_url(s: &str) -> Result<DbUrl, Failure> {
 
 fn parse_backend(name: &str) -> Result<BackendKind, Failure> {
     BackendKind::from_name(name).ok_or_else(|| {
-        let names: Vec<&str> = BackendKind::ALL.iter().map(|k| k.name()).collect();
+        let names = crate::backend::registry::names();
         Failure::bad_input(anyhow!(
             "unknown backend \"{name}\" (expected {})",
             one_of(&names)

@@ -201,6 +201,14 @@ CREATE INDEX es_events_position ON es_events(xid, seq);
         }
     }
 
+    /// Statements that refresh the planner's statistics of `tables`.
+    pub fn analyze(self, tables: &[&str]) -> Vec<String> {
+        match self.0 {
+            Engine::Postgres => vec![format!("ANALYZE {}", tables.join(", "))],
+            Engine::Sqlite => tables.iter().map(|t| format!("ANALYZE {t}")).collect(),
+        }
+    }
+
     /// Whether the write tables are loaded bare and get their keys after the bulk load (like
     /// `pgbench -i`, PostgreSQL validates each key in one pass by `ALTER TABLE`). SQLite
     /// declares its keys in `CREATE TABLE`, and the seed switches their checks off instead.

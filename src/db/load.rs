@@ -122,15 +122,20 @@ fn ints(values: &[i64]) -> Vec<Param> {
     values.iter().copied().map(Param::Int).collect()
 }
 
-/// The event log, loaded only for backends that keep one.
+/// The event log, loaded only for backends that keep one, numbered from 1 as its sequence
+/// would number them.
 const EVENTS: Table = Table {
-    name: "events",
-    cols: "stream, kind, payload",
+    name: schema::EVENT_LOG,
+    cols: "seq, stream, kind, payload",
     rows: |ds| {
-        Box::new(
-            ds.events()
-                .map(|e| vec![e.stream().into(), e.kind().into(), e.to_json().into()]),
-        )
+        Box::new(ds.events().zip(1..).map(|(e, seq): (_, i64)| {
+            vec![
+                seq.into(),
+                e.stream().into(),
+                e.kind().into(),
+                e.to_json().into(),
+            ]
+        }))
     },
 };
 
@@ -177,13 +182,29 @@ pub async fn seed_with(
     check_disk(db, ds)?;
     schema::recreate(db).await?;
     let started = Instant::now();
-    let mut statements = schema::ddl(db.engine()).after_load;
+    // After the rows: the loaded tables' keys and indexes, their planner statistics (so that
+    // the read models' joins and aggregates are planned on real sizes), the read models, then
+    // theirs.
+    let ddl = schema::ddl(db.engine());
+    let loaded_tables: Vec<&str> = [schema::WRITE_TABLES, schema::LOG_TABLES].concat();
+    let mut statements = ddl.after_load;
+    statements.extend(db.dialect().analyze(&loaded_tables));
     statements.extend_from_slice(read_models);
+    // An event store's read models are projected batch by batch while it loads, by appliers
+    // that need their keys; the others are built after the load, then keyed.
+    let read_keys = ddl.after_read_models;
+    if !opts.event_store {
+        statements.extend_from_slice(&read_keys);
+    }
+    statements.extend(db.dialect().analyze(schema::READ_TABLES));
     statements.push(ready_statement(opts));
     let loaded = match db.engine() {
         _ if opts.event_store => {
             let mut conn = db.write.acquire().await?;
             let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+            for stmt in &read_keys {
+                tx.execute(stmt.as_str()).await?;
+            }
             let events = load_event_store(&mut tx, ds, project).await?;
             let users = ds.user_ids().last().unwrap_or(0);
             schema::meta_set(&mut tx, USERS_KEY, &users.to_string()).await?;
@@ -195,19 +216,7 @@ pub async fn seed_with(
         }
         Engine::Postgres => {
             let mut conn = db.pg_connection().await?;
-            let mut tx = sqlx::Connection::begin(&mut conn).await?;
-            let mut loaded = Loaded::default();
-            for table in TABLES {
-                loaded.rows += copy_in(&mut tx, table, ds).await?;
-            }
-            if opts.event_log {
-                loaded.events = copy_in(&mut tx, &EVENTS, ds).await?;
-            }
-            for stmt in &statements {
-                tx.execute(stmt.as_str()).await?;
-            }
-            tx.commit().await?;
-            loaded
+            load_postgres(&mut conn, ds, opts, &statements).await?
         }
         Engine::Sqlite => {
             let mut conn = db.write.acquire().await?;
@@ -219,14 +228,6 @@ pub async fn seed_with(
             loaded?
         }
     };
-    // Planner statistics for the freshly loaded tables (only the tool's own), outside the load
-    // transaction.
-    let mut conn = db.write.acquire().await?;
-    let analyze = match db.engine() {
-        Engine::Postgres => format!("ANALYZE {}", schema::all_tables().join(", ")),
-        Engine::Sqlite => "ANALYZE".to_string(),
-    };
-    conn.execute(analyze.as_str()).await?;
     let seconds = started.elapsed().as_secs_f64();
     Ok(SeedReport {
         rows: loaded.rows,
@@ -265,6 +266,56 @@ fn free_bytes(dir: &std::path::Path) -> Option<u64> {
         return None;
     }
     Some((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
+}
+
+async fn load_postgres(
+    conn: &mut sqlx::PgConnection,
+    ds: &Dataset,
+    opts: SeedOptions,
+    statements: &[String],
+) -> DbResult<Loaded> {
+    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+    // For this transaction only: the keys and indexes built after the load sort millions of
+    // rows, and the key checks and read models hash-join and aggregate them; the server's
+    // defaults (64 MB and 4 MB) spill those to disk.
+    tx.execute("SET LOCAL maintenance_work_mem = '512MB'")
+        .await?;
+    tx.execute("SET LOCAL work_mem = '256MB'").await?;
+    // `COPY … FREEZE` writes the rows frozen, sparing the second pass over every page that
+    // would set their hint bits while the keys are built; it needs the tables truncated in
+    // the same transaction. They were created empty just before, so nothing is lost.
+    let mut names: Vec<&str> = TABLES.iter().map(|t| t.name).collect();
+    names.push(EVENTS.name);
+    tx.execute(format!("TRUNCATE {}", names.join(", ")).as_str())
+        .await?;
+    let mut loaded = Loaded::default();
+    for table in TABLES {
+        loaded.rows += copy_in(&mut tx, table.name, table.cols, (table.rows)(ds)).await?;
+    }
+    if opts.event_log {
+        // Every seeded event is this transaction's: stamped with its id as the column's
+        // default would stamp it, without a function call per row.
+        let xid: i64 = sqlx::query_scalar("SELECT pg_current_xact_id()::text::bigint")
+            .fetch_one(&mut *tx)
+            .await?;
+        let rows = (EVENTS.rows)(ds).map(move |row| [vec![Param::Int(xid)], row].concat());
+        let cols = format!("xid, {}", EVENTS.cols);
+        loaded.events = copy_in(&mut tx, EVENTS.name, &cols, Box::new(rows)).await?;
+        // The sequence continues after the seeded events (they were numbered explicitly).
+        let last = loaded.events as i64;
+        let setval = format!(
+            "SELECT setval(pg_get_serial_sequence('{}', 'seq'), {}, {})",
+            EVENTS.name,
+            last.max(1),
+            last > 0
+        );
+        tx.execute(setval.as_str()).await?;
+    }
+    for stmt in statements {
+        tx.execute(stmt.as_str()).await?;
+    }
+    tx.commit().await?;
+    Ok(loaded)
 }
 
 async fn load_sqlite(
@@ -350,37 +401,22 @@ fn ready_statement(opts: SeedOptions) -> String {
     )
 }
 
-/// PostgreSQL COPY in text format of `table`'s rows, streamed in 1 MiB chunks; returns the
-/// rows copied.
-async fn copy_in(conn: &mut sqlx::PgConnection, table: &Table, ds: &Dataset) -> DbResult<u64> {
+/// PostgreSQL COPY (text format, rows frozen) of `rows` into `cols` of `table`, streamed in
+/// 1 MiB chunks; returns the rows copied.
+async fn copy_in(
+    conn: &mut sqlx::PgConnection,
+    table: &str,
+    cols: &str,
+    rows: RowStream<'_>,
+) -> DbResult<u64> {
     let mut copy = conn
-        .copy_in_raw(&format!("COPY {} ({}) FROM STDIN", table.name, table.cols))
+        .copy_in_raw(&format!("COPY {table} ({cols}) FROM STDIN WITH (FREEZE)"))
         .await?;
     let mut buf = String::with_capacity(1 << 20);
     let mut count = 0;
-    for row in (table.rows)(ds) {
+    for row in rows {
         count += 1;
-        for (i, p) in row.iter().enumerate() {
-            if i > 0 {
-                buf.push('\t');
-            }
-            match p {
-                Param::Int(v) => buf.push_str(&v.to_string()),
-                Param::Null => buf.push_str("\\N"),
-                Param::Text(s) => {
-                    for ch in s.chars() {
-                        match ch {
-                            '\\' => buf.push_str("\\\\"),
-                            '\t' => buf.push_str("\\t"),
-                            '\n' => buf.push_str("\\n"),
-                            '\r' => buf.push_str("\\r"),
-                            c => buf.push(c),
-                        }
-                    }
-                }
-            }
-        }
-        buf.push('\n');
+        push_copy_row(&mut buf, &row);
         if buf.len() > (1 << 20) {
             copy.send(buf.as_bytes()).await?;
             buf.clear();
@@ -393,9 +429,48 @@ async fn copy_in(conn: &mut sqlx::PgConnection, table: &Table, ds: &Dataset) -> 
     Ok(count)
 }
 
+/// Appends `row` to `buf` as a line of COPY's text format: tab-separated, with backslash,
+/// tab and line breaks escaped.
+fn push_copy_row(buf: &mut String, row: &[Param]) {
+    use std::fmt::Write;
+    for (i, p) in row.iter().enumerate() {
+        if i > 0 {
+            buf.push('\t');
+        }
+        match p {
+            Param::Int(v) => write!(buf, "{v}").expect("writing to a String"),
+            Param::Null => buf.push_str("\\N"),
+            Param::Text(s) if !s.contains(['\\', '\t', '\n', '\r']) => buf.push_str(s),
+            Param::Text(s) => {
+                for ch in s.chars() {
+                    match ch {
+                        '\\' => buf.push_str("\\\\"),
+                        '\t' => buf.push_str("\\t"),
+                        '\n' => buf.push_str("\\n"),
+                        '\r' => buf.push_str("\\r"),
+                        c => buf.push(c),
+                    }
+                }
+            }
+        }
+    }
+    buf.push('\n');
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn copy_rows_escape_what_the_text_format_reserves() {
+        let mut buf = String::new();
+        push_copy_row(
+            &mut buf,
+            &[Param::Int(-7), "plain".into(), "a\tb\\c\nd\re".into()],
+        );
+        push_copy_row(&mut buf, &[Param::Int(0)]);
+        assert_eq!(buf, "-7\tplain\ta\\tb\\\\c\\nd\\re\n0\n");
+    }
 
     #[test]
     fn free_space_of_an_existing_directory_is_known() {

@@ -26,10 +26,13 @@ pub const WRITE_TABLES: &[&str] = &[
 /// `event-sourced` backend's write model).
 pub const LOG_TABLES: &[&str] = &[
     "es_events",
-    "events",
+    EVENT_LOG,
     "projection_checkpoints",
     "dead_letters",
 ];
+
+/// The event log (the outbox).
+pub const EVENT_LOG: &str = "events";
 
 /// Read models, with their duplicate-guard ledgers.
 pub const READ_TABLES: &[&str] = &[
@@ -166,13 +169,32 @@ CREATE TABLE daily_sales_applied (seq BIGINT PRIMARY KEY);
 CREATE TABLE product_sales_applied (seq BIGINT PRIMARY KEY);
 "#;
 
-/// The schema as two lists: the tables (created before loading) and what is cheaper to build
-/// after the bulk load than to maintain row by row during it: secondary indexes, and on
-/// PostgreSQL the foreign keys (validated in one pass by `ALTER TABLE`). SQLite declares its
-/// foreign keys in `CREATE TABLE` and the seed switches their checks off while loading.
+/// The schema as the tables (created before loading) and what is cheaper to build after the
+/// rows are in than to maintain row by row while they arrive: secondary indexes, and on
+/// PostgreSQL the primary and foreign keys (each validated in one pass by `ALTER TABLE`).
+/// SQLite declares its keys in `CREATE TABLE` and the seed switches their checks off while
+/// loading.
 pub struct Ddl {
     pub tables: Vec<String>,
+    /// Keys, references and indexes of the bulk-loaded tables (write model, event log).
     pub after_load: Vec<String>,
+    /// Keys and indexes of the read-model tables, built after the read models are.
+    pub after_read_models: Vec<String>,
+}
+
+/// Deferred statements of one group of tables.
+#[derive(Default)]
+struct Deferred {
+    keys: Vec<String>,
+    foreign: Vec<String>,
+    indexes: Vec<String>,
+}
+
+impl Deferred {
+    /// Primary keys before the foreign keys that need them, then the indexes.
+    fn into_statements(self) -> Vec<String> {
+        [self.keys, self.foreign, self.indexes].concat()
+    }
 }
 
 pub fn ddl(engine: Engine) -> Ddl {
@@ -181,47 +203,58 @@ pub fn ddl(engine: Engine) -> Ddl {
         .table_ddl(DDL)
         .replace("@EVENTS@", dialect.events_ddl())
         .replace("@EVENT_STORE@", dialect.event_store_ddl());
-    let mut out = Ddl {
-        tables: Vec::new(),
-        after_load: Vec::new(),
-    };
-    let (mut keys, mut foreign, mut indexes) = (Vec::new(), Vec::new(), Vec::new());
+    let mut tables = Vec::new();
+    let (mut loaded, mut read) = (Deferred::default(), Deferred::default());
     for stmt in text.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+        let group = if READ_TABLES.contains(&table_of(stmt)) {
+            &mut read
+        } else {
+            &mut loaded
+        };
         if stmt.starts_with("CREATE INDEX") {
-            indexes.push(stmt.to_string());
-        } else if dialect.keys_after_load() && is_write_table(stmt) {
+            group.indexes.push(stmt.to_string());
+        } else if dialect.keys_after_load() && is_deferred_keys(stmt) {
             // Like `pgbench -i`: load into bare tables, then build keys in one pass each.
             let (table_stmt, pk, fks) = split_constraints(stmt);
-            out.tables.push(table_stmt);
-            keys.extend(pk);
-            foreign.extend(fks);
+            tables.push(table_stmt);
+            group.keys.extend(pk);
+            group.foreign.extend(fks);
         } else {
-            out.tables.push(stmt.to_string());
+            tables.push(stmt.to_string());
         }
     }
-    // Primary keys before the foreign keys that need them.
-    out.after_load.extend(keys);
-    out.after_load.extend(foreign);
-    out.after_load.extend(indexes);
-    out
+    Ddl {
+        tables,
+        after_load: loaded.into_statements(),
+        after_read_models: read.into_statements(),
+    }
 }
 
-fn is_write_table(stmt: &str) -> bool {
-    WRITE_TABLES
-        .iter()
-        .any(|t| stmt.starts_with(&format!("CREATE TABLE {t} ")))
+/// The table a `CREATE TABLE t …` or `CREATE INDEX i ON t(…)` statement is about.
+fn table_of(stmt: &str) -> &str {
+    let rest = match stmt.split_once(" ON ") {
+        Some((head, rest)) if head.starts_with("CREATE INDEX") => rest,
+        _ => stmt.trim_start_matches("CREATE TABLE "),
+    };
+    rest.split(|c: char| c.is_whitespace() || c == '(')
+        .next()
+        .unwrap_or_default()
+}
+
+/// Whether `stmt` creates a table that gets its keys after it is filled: the write tables and
+/// the event log (bulk-loaded) and the read models (built by one `INSERT … SELECT` each):
+/// millions of rows at the large scales, whose keys are cheaper built once than row by row.
+fn is_deferred_keys(stmt: &str) -> bool {
+    let table = table_of(stmt);
+    stmt.starts_with("CREATE TABLE ")
+        && (WRITE_TABLES.contains(&table) || table == EVENT_LOG || READ_TABLES.contains(&table))
 }
 
 /// `CREATE TABLE t (id BIGINT PRIMARY KEY, … c BIGINT NOT NULL REFERENCES p(id), …)` → the
 /// statement without keys, `ALTER TABLE t ADD PRIMARY KEY (id)`, and one
 /// `ALTER TABLE t ADD FOREIGN KEY (c) REFERENCES p(id)` per reference.
 fn split_constraints(stmt: &str) -> (String, Option<String>, Vec<String>) {
-    let table = stmt
-        .trim_start_matches("CREATE TABLE ")
-        .split(|c: char| c.is_whitespace() || c == '(')
-        .next()
-        .unwrap_or_default()
-        .to_string();
+    let table = table_of(stmt);
     let mut pk = None;
     let mut fks = Vec::new();
     let mut lines: Vec<String> = Vec::new();
@@ -477,6 +510,15 @@ mod tests {
         assert!(pg
             .after_load
             .contains(&"ALTER TABLE categories ADD PRIMARY KEY (id)".to_string()));
+        let events = pg
+            .tables
+            .iter()
+            .find(|t| t.starts_with("CREATE TABLE events"))
+            .unwrap();
+        assert!(events.contains("seq BIGSERIAL NOT NULL"), "{events}");
+        assert!(pg
+            .after_load
+            .contains(&"ALTER TABLE events ADD PRIMARY KEY (seq)".to_string()));
         let first_fk = pg
             .after_load
             .iter()

@@ -556,7 +556,7 @@ pub fn render_markdown(report: &Report) -> String {
     );
     md_table(&mut out, &storage_table(r));
     let _ = writeln!(out, "## Plots\n");
-    let colours = BackendKind::ALL
+    let colours = BackendKind::all()
         .iter()
         .map(|k| format!("{k} `{}`", backend_hex(*k)))
         .collect::<Vec<_>>()
@@ -634,7 +634,7 @@ fn html_table(out: &mut String, t: &Table) {
         out.push_str("<tr>");
         for (i, c) in r.iter().enumerate() {
             if i == 0 {
-                let colour = BackendKind::ALL
+                let colour = BackendKind::all()
                     .iter()
                     .find(|k| c.starts_with(k.name()))
                     .map(|k| backend_hex(*k));

@@ -48,14 +48,22 @@ pub struct PlotError {
     pub message: String,
 }
 
-/// The colour of a backend in every plot (Okabe–Ito palette, safe for colour blindness).
+/// Backend colours in registry order (Okabe–Ito palette, safe for colour blindness; yellow,
+/// the faintest on white, last).
+const PALETTE: [RGBColor; 8] = [
+    RGBColor(0x00, 0x72, 0xB2),
+    RGBColor(0xE6, 0x9F, 0x00),
+    RGBColor(0x00, 0x9E, 0x73),
+    RGBColor(0xD5, 0x5E, 0x00),
+    RGBColor(0xCC, 0x79, 0xA7),
+    RGBColor(0x56, 0xB4, 0xE9),
+    RGBColor(0x00, 0x00, 0x00),
+    RGBColor(0xF0, 0xE4, 0x42),
+];
+
+/// The colour of a backend in every plot: its registry place in the palette.
 pub fn backend_rgb(kind: BackendKind) -> RGBColor {
-    match kind {
-        BackendKind::Normalized => RGBColor(0x00, 0x72, 0xB2),
-        BackendKind::CqrsSync => RGBColor(0xE6, 0x9F, 0x00),
-        BackendKind::CqrsAsync => RGBColor(0x00, 0x9E, 0x73),
-        BackendKind::EventSourced => RGBColor(0xCC, 0x79, 0xA7),
-    }
+    PALETTE[kind.index() % PALETTE.len()]
 }
 
 /// [`backend_rgb`] as `#RRGGBB`, the way it appears in the SVG.
@@ -336,6 +344,30 @@ fn no_data(area: &Area, title: &str, what: &str) -> DrawResult {
     Ok(())
 }
 
+/// The latency charts' frame: x from 0 to `xmax`, a log y axis spanning the series' values,
+/// the common caption and margins.
+fn log_y_chart<'a, 'b>(
+    area: &'a Area<'b>,
+    title: &str,
+    xmax: f64,
+    series: &[&(BackendKind, Vec<(f64, f64)>)],
+) -> Result<LogYChart<'a, 'b>, Box<dyn Error>> {
+    let (ylo, yhi) = log_bounds(series.iter().flat_map(|(_, p)| p.iter().map(|(_, y)| *y)));
+    Ok(ChartBuilder::on(area)
+        .caption(title, (FONT, 17))
+        .margin(10)
+        .margin_right(28)
+        .x_label_area_size(42)
+        .y_label_area_size(62)
+        .build_cartesian_2d(0f64..xmax, (ylo..yhi).log_scale())?)
+}
+
+type LogYChart<'a, 'b> = ChartContext<
+    'a,
+    SVGBackend<'b>,
+    Cartesian2d<plotters::coord::types::RangedCoordf64, LogCoord<f64>>,
+>;
+
 /// A percentile-spectrum chart: one line per `(backend, points)`.
 fn spectrum_chart(
     area: &Area,
@@ -351,14 +383,7 @@ fn spectrum_chart(
         .flat_map(|(_, p)| p.iter().map(|(x, _)| *x))
         .fold(0.0_f64, f64::max);
     let xmax = xmax_data.ceil().clamp(2.0, 6.0);
-    let (ylo, yhi) = log_bounds(series.iter().flat_map(|(_, p)| p.iter().map(|(_, y)| *y)));
-    let mut chart = ChartBuilder::on(area)
-        .caption(title, (FONT, 17))
-        .margin(10)
-        .margin_right(28)
-        .x_label_area_size(42)
-        .y_label_area_size(62)
-        .build_cartesian_2d(0f64..xmax, (ylo..yhi).log_scale())?;
+    let mut chart = log_y_chart(area, title, xmax, &series)?;
     chart
         .configure_mesh()
         .x_labels(xmax as usize + 1)
@@ -742,14 +767,8 @@ fn load(root: &Area, results: &Results, levels: &[Level]) -> DrawResult {
             .flat_map(|(_, p)| p.iter().map(|(x, _)| *x))
             .fold(1.0_f64, f64::max)
             * 1.15;
-        let (ylo, yhi) = log_bounds(series.iter().flat_map(|(_, p)| p.iter().map(|(_, y)| *y)));
-        let mut chart = ChartBuilder::on(area)
-            .caption(title, (FONT, 17))
-            .margin(10)
-            .margin_right(28)
-            .x_label_area_size(42)
-            .y_label_area_size(62)
-            .build_cartesian_2d(0f64..xmax, (ylo..yhi).log_scale())?;
+        let series: Vec<_> = series.iter().collect();
+        let mut chart = log_y_chart(area, title, xmax, &series)?;
         chart
             .configure_mesh()
             .y_labels(5)
@@ -800,7 +819,7 @@ mod tests {
     #[test]
     fn backend_colours_are_distinct() {
         let c: std::collections::BTreeSet<String> =
-            BackendKind::ALL.iter().map(|k| backend_hex(*k)).collect();
-        assert_eq!(c.len(), BackendKind::ALL.len());
+            BackendKind::all().into_iter().map(backend_hex).collect();
+        assert_eq!(c.len(), BackendKind::all().len());
     }
 }

@@ -27,6 +27,7 @@ use std::collections::BTreeMap;
 
 use super::stats::{welch, Sample, ALPHA};
 use super::{fmt_bytes, fmt_ms, level_label, levels, Level};
+use crate::backend::normalized;
 use crate::backend::BackendKind;
 use crate::domain::QueryKind;
 use crate::metrics::{IntervalStats, MetricKey};
@@ -393,7 +394,7 @@ fn by_backend<'a>(level: &Level<'a>) -> BTreeMap<BackendKind, &'a BackendRun> {
 /// Overhead of `kind`'s writes over `normalized` at one level, if both ran.
 fn overhead_line(level: &Level, kind: BackendKind) -> Option<String> {
     let runs = by_backend(level);
-    let base = runs.get(&BackendKind::Normalized)?;
+    let base = runs.get(&normalized::KIND)?;
     let run = runs.get(&kind)?;
     let (b50, b99) = (p50(base, MetricKey::Writes)?, p99(base, MetricKey::Writes)?);
     let (n50, n99) = (p50(run, MetricKey::Writes)?, p99(run, MetricKey::Writes)?);
@@ -445,14 +446,7 @@ fn overhead_line(level: &Level, kind: BackendKind) -> Option<String> {
             None => "too few intervals to judge".into(),
         }
     };
-    let what = match kind {
-        BackendKind::CqrsSync => "updating the read models in the write transaction",
-        BackendKind::CqrsAsync => "appending the outbox event",
-        BackendKind::EventSourced => {
-            "rebuilding the aggregates from their streams and appending to the event store"
-        }
-        BackendKind::Normalized => "",
-    };
+    let what = kind.write_also();
     let mut sat = Vec::new();
     for r in [*base, *run] {
         if saturated_in(r, MetricKey::Writes) {
@@ -479,7 +473,7 @@ fn overhead_line(level: &Level, kind: BackendKind) -> Option<String> {
 /// the harness's floor: `(query, ratio, backend)`.
 fn max_read_gain(level: &Level) -> Option<(QueryKind, f64, BackendKind)> {
     let runs = by_backend(level);
-    let base = runs.get(&BackendKind::Normalized)?;
+    let base = runs.get(&normalized::KIND)?;
     QueryKind::ALL
         .into_iter()
         .filter_map(|q| {
@@ -519,7 +513,7 @@ fn lag_lines(level: &Level) -> Vec<String> {
                     .unwrap_or_default()
             ));
         }
-        if m.ryw.probes > 0 && (m.ryw.misses > 0 || run.backend == BackendKind::CqrsAsync) {
+        if m.ryw.probes > 0 && (m.ryw.misses > 0 || run.backend.read_side_lags()) {
             let visible = if m.ryw.time_to_visible.count > 0 {
                 format!(
                     "; a missed write became visible after p50 {} / p99 {}",
@@ -555,7 +549,7 @@ fn storage_lines(level: &Level) -> Vec<String> {
             missing.push(kind.to_string());
             continue;
         };
-        if *kind == BackendKind::Normalized {
+        if *kind == normalized::KIND {
             out.push(format!(
                 "**normalized** stores {} of write tables (its read-model and event-log tables stay empty: {} + {})",
                 fmt_bytes(s.write_tables_bytes),
@@ -588,7 +582,7 @@ fn storage_lines(level: &Level) -> Vec<String> {
 
 fn read_gain_lines(level: &Level) -> Vec<String> {
     let runs = by_backend(level);
-    let Some(base) = runs.get(&BackendKind::Normalized) else {
+    let Some(base) = runs.get(&normalized::KIND) else {
         return Vec::new();
     };
     let mut parts = Vec::new();
@@ -749,7 +743,7 @@ fn crossover(results: &Results, levels: &[Level], fair: bool) -> (Vec<String>, O
         .copied()
         .filter(|k| k.has_read_models())
         .collect();
-    if !results.scenario.backends.contains(&BackendKind::Normalized) || cqrs.is_empty() {
+    if !results.scenario.backends.contains(&normalized::KIND) || cqrs.is_empty() {
         return (
             vec!["needs normalized and at least one CQRS backend in the run".into()],
             None,
@@ -776,7 +770,7 @@ fn crossover(results: &Results, levels: &[Level], fair: bool) -> (Vec<String>, O
     let mut all_saturated_at: Option<String> = None;
     for level in levels {
         let runs = by_backend(level);
-        let Some(norm) = runs.get(&BackendKind::Normalized) else {
+        let Some(norm) = runs.get(&normalized::KIND) else {
             continue;
         };
         let Some(n99) = p99(norm, MetricKey::Writes) else {
@@ -1223,7 +1217,7 @@ pub fn verdict(results: &Results) -> Verdict {
         } else {
             String::new()
         };
-        for kind in [BackendKind::CqrsSync, BackendKind::CqrsAsync] {
+        for kind in BackendKind::all() {
             if let Some(l) = overhead_line(level, kind) {
                 costs.push(format!("{prefix}{l}"));
             }

@@ -669,15 +669,9 @@ impl Walker {
     }
 
     fn backends(&mut self, v: Option<&Value>) -> Vec<BackendKind> {
-        let names = || {
-            BackendKind::ALL
-                .iter()
-                .map(|b| b.name())
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
+        let names = || crate::backend::registry::names().join(", ");
         let items = match v {
-            None => return BackendKind::ALL.to_vec(),
+            None => return BackendKind::all(),
             Some(Value::Array(items)) => items,
             Some(other) => {
                 self.expected("backends", "an array of backend names", other);

@@ -1,3 +1,4 @@
+use crate::backend::{cqrs_async, cqrs_sync, normalized};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
@@ -136,10 +137,7 @@ read_rates = [0, 200, 800.5]
             hot_ops: 0.9
         }
     );
-    assert_eq!(
-        s.backends,
-        vec![BackendKind::CqrsAsync, BackendKind::Normalized]
-    );
+    assert_eq!(s.backends, vec![cqrs_async::KIND, normalized::KIND]);
     assert_eq!(s.projector.batch_size, 100);
     assert_eq!(s.projector.poll_interval, Duration::from_micros(1500));
     assert_eq!(s.sweep, Some(Sweep::ReadRates(vec![0.0, 200.0, 800.5])));
@@ -184,7 +182,7 @@ fn minimal_file_gets_defaults() {
     assert!(s.reads.mix.is_empty());
     assert_eq!(s.product_keys, KeyDist::Uniform);
     assert_eq!(s.user_keys, KeyDist::Uniform);
-    assert_eq!(s.backends, BackendKind::ALL.to_vec());
+    assert_eq!(s.backends, BackendKind::all());
     assert_eq!(s.projector, ProjectorSettings::default());
     assert_eq!(s.projector.batch_size, 500);
     assert_eq!(s.projector.poll_interval, Duration::from_millis(50));
@@ -883,11 +881,7 @@ fn quick_and_ci_are_what_the_runner_expects() {
     // The three CQRS-or-not backends; `event-sourced` is not in the quick scenario yet.
     assert_eq!(
         quick.backends,
-        vec![
-            BackendKind::Normalized,
-            BackendKind::CqrsSync,
-            BackendKind::CqrsAsync
-        ]
+        vec![normalized::KIND, cqrs_sync::KIND, cqrs_async::KIND]
     );
     // Three backends, each warm-up + run, must stay well under a minute.
     assert!((quick.duration + quick.warmup) * 3 <= Duration::from_secs(36));

@@ -168,7 +168,7 @@ pub fn parse_threshold(name: &str, condition: &str) -> Result<Threshold, String>
     let backend = match backend {
         "*" => None,
         b => Some(BackendKind::from_name(b).ok_or_else(|| {
-            let mut names: Vec<&str> = BackendKind::ALL.iter().map(|k| k.name()).collect();
+            let mut names = crate::backend::registry::names();
             names.push("*");
             format!("unknown backend \"{b}\" (expected {})", one_of(&names))
         })?),
@@ -261,11 +261,12 @@ impl<'de> Deserialize<'de> for Thresholds {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::cqrs_async;
 
     #[test]
     fn parses_thresholds() {
         let t = parse_threshold("cqrs-async.lag.p99", "<= 250ms").unwrap();
-        assert_eq!(t.backend, Some(BackendKind::CqrsAsync));
+        assert_eq!(t.backend, Some(cqrs_async::KIND));
         assert_eq!(t.limit, 250_000.0);
         assert_eq!(t.cmp, Cmp::Le);
         assert_eq!(parse_threshold("*.ryw_miss", "<= 5%").unwrap().limit, 0.05);
