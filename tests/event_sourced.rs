@@ -19,7 +19,7 @@ use cqrs_bench::backend::event_sourced;
 use cqrs_bench::backend::{Backend, ExecError, Receipt};
 use cqrs_bench::db::{Db, DbUrl};
 use cqrs_bench::domain::{Command, CommandKind, Event, OrderLine, Query, QueryAnswer, QueryKind};
-use cqrs_bench::projection::event_store::EventStore;
+use cqrs_bench::projection::event_source::EventLog;
 use cqrs_bench::projection::projector::{Projector, ProjectorConfig};
 use cqrs_bench::projection::read_store::SameDatabase;
 use cqrs_bench::projection::{fold, truth, ProjectionName};
@@ -135,7 +135,7 @@ async fn sequential(url: &DbUrl, schema: &str) {
         .await
         .expect("reset");
     let rebuilt = Projector::over(
-        EventStore::new(b.db.clone()),
+        EventLog::event_store(b.db.clone()),
         SameDatabase::new(b.db.clone()),
         ProjectorConfig::default(),
     );

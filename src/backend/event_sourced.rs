@@ -13,7 +13,7 @@
 //! (`Architecture::concurrency`). On SQLite there is one writer connection, so conflicts
 //! cannot happen there.
 //!
-//! The projector reads the store through `projection::event_store::EventStore` into the same
+//! The projector reads the store through `projection::event_source::EventLog::event_store` into the same
 //! read models as `cqrs-async`, and queries read them with the same SQL. Verify folds the
 //! store and compares every read model with the fold.
 
@@ -41,7 +41,7 @@ use crate::domain::aggregate::{
 };
 use crate::domain::{Command, CommandKind, Event};
 use crate::projection::event_source::notify_channel;
-use crate::projection::event_store::EventStore;
+use crate::projection::event_source::EventLog;
 use crate::projection::projector::{LagTracker, Projector, ProjectorError};
 use crate::projection::read_store::SameDatabase;
 use crate::projection::ProjectionName;
@@ -68,13 +68,13 @@ fn backoff(n: u32) -> Duration {
     Duration::from_micros(500u64 << n.min(6))
 }
 
-type StoreProjector = Projector<EventStore, SameDatabase>;
+type StoreProjector = Projector<EventLog, SameDatabase>;
 
 fn open(db: &Db, opts: &BackendOptions) -> Box<dyn Architecture> {
     let wake = Arc::new(Notify::new());
     let (shutdown, shutdown_rx) = watch::channel(false);
     let mut projector = Projector::over(
-        EventStore::new(db.clone()),
+        EventLog::event_store(db.clone()),
         SameDatabase::new(db.clone()),
         opts.projector.clone(),
     );

@@ -67,24 +67,29 @@ impl Dialect {
 
     /// Whether rows can become visible out of their id order (PostgreSQL: a `bigserial` is
     /// taken at insert and seen at commit). Where they can, readers of the outbox must stop at
-    /// the transaction horizon (`outbox_batch`).
+    /// the transaction horizon (`log_batch`).
     pub fn commits_out_of_order(self) -> bool {
         self.0 == Engine::Postgres
     }
 
-    /// Reads the outbox after position `($1, $2)`, at most `$3` events, as
-    /// `xid, seq, stream, payload`. With `horizon`, only events of transactions that have
-    /// finished, in one statement, so the horizon and the rows come from the same snapshot
-    /// (see `projection::event_source`). Without it (SQLite, where seq order is commit order,
-    /// and the naive projector), seq order alone.
-    pub fn outbox_batch(self, horizon: bool) -> &'static str {
+    /// Reads an event log (`table`: the outbox or the event store, which share these columns)
+    /// after position `($1, $2)`, at most `$3` events, as `xid, seq, stream, payload`. With
+    /// `horizon`, only events of transactions that have finished, in one statement, so the
+    /// horizon and the rows come from the same snapshot (see `projection::event_source`).
+    /// Without it (SQLite, where seq order is commit order, and the naive projector), seq
+    /// order alone.
+    pub fn log_batch(self, table: &str, horizon: bool) -> String {
         if horizon && self.commits_out_of_order() {
-            "SELECT xid, seq, stream, payload FROM events WHERE (xid, seq) > ($1, $2) \
-             AND xid < pg_snapshot_xmin(pg_current_snapshot())::text::bigint \
-             ORDER BY xid, seq LIMIT $3"
+            format!(
+                "SELECT xid, seq, stream, payload FROM {table} WHERE (xid, seq) > ($1, $2) \
+                 AND xid < pg_snapshot_xmin(pg_current_snapshot())::text::bigint \
+                 ORDER BY xid, seq LIMIT $3"
+            )
         } else {
-            "SELECT xid, seq, stream, payload FROM events WHERE seq > $2 AND $1 = $1 \
-             ORDER BY seq LIMIT $3"
+            format!(
+                "SELECT xid, seq, stream, payload FROM {table} WHERE seq > $2 AND $1 = $1 \
+                 ORDER BY seq LIMIT $3"
+            )
         }
     }
 
@@ -150,7 +155,7 @@ CREATE INDEX events_position ON events(xid, seq);
     /// conflict). `claim` holds the store-wide unique key an event takes (a review or
     /// price-change id), NULL otherwise. On PostgreSQL every row is stamped with its
     /// transaction's id, exactly as in the outbox, so readers by position stop at the horizon
-    /// and never skip a late commit (`event_store_batch`).
+    /// and never skip a late commit (`log_batch`).
     pub fn event_store_ddl(self) -> &'static str {
         match self.0 {
             Engine::Sqlite => {
@@ -184,20 +189,6 @@ CREATE TABLE es_events (
 CREATE INDEX es_events_position ON es_events(xid, seq);
 "#
             }
-        }
-    }
-
-    /// Reads the event store after position `($1, $2)`, at most `$3` events, as
-    /// `xid, seq, stream, payload`: the outbox's statement (`outbox_batch`) on the store's
-    /// table, with the same horizon on PostgreSQL.
-    pub fn event_store_batch(self, horizon: bool) -> &'static str {
-        if horizon && self.commits_out_of_order() {
-            "SELECT xid, seq, stream, payload FROM es_events WHERE (xid, seq) > ($1, $2) \
-             AND xid < pg_snapshot_xmin(pg_current_snapshot())::text::bigint \
-             ORDER BY xid, seq LIMIT $3"
-        } else {
-            "SELECT xid, seq, stream, payload FROM es_events WHERE seq > $2 AND $1 = $1 \
-             ORDER BY seq LIMIT $3"
         }
     }
 

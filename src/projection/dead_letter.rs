@@ -14,7 +14,7 @@ use std::time::Duration;
 use sqlx::{AnyConnection, Row};
 
 use super::error::ProjectorError;
-use super::event_source::{EventSource, Fetched, Outbox};
+use super::event_source::{EventLog, EventSource, Fetched};
 use super::sql::{apply_batch, ApplyStats, Delivered, Guard};
 use super::ProjectionName;
 use crate::db::{Db, DbError};
@@ -202,14 +202,9 @@ pub async fn replay(db: &Db, projections: &[ProjectionName]) -> Result<ReplayRep
         .map_err(|e| sqlx::Error::Protocol(e.to_string()))?
         .has_event_store();
     let replayed = if store {
-        replay_from(
-            &super::event_store::EventStore::new(db.clone()),
-            db,
-            projections,
-        )
-        .await
+        replay_from(&EventLog::event_store(db.clone()), db, projections).await
     } else {
-        replay_from(&Outbox::new(db.clone()), db, projections).await
+        replay_from(&EventLog::outbox(db.clone()), db, projections).await
     };
     replayed.map_err(|e| match e {
         ProjectorError::Sql(e) | ProjectorError::Db(DbError::Sql(e)) => e,

@@ -15,7 +15,7 @@
 //! horizon back, which shows up as lag (never as loss), and delivery follows xid order rather
 //! than commit order, which the read models absorb through per-row versions and ledgers.
 //! On SQLite one writer commits at a time, so seq order is commit order and `seq > checkpoint`
-//! is safe. (The statements are the dialect's: `Dialect::outbox_batch`.)
+//! is safe. (The statements are the dialect's: `Dialect::log_batch`.)
 
 use std::future::Future;
 use std::sync::Arc;
@@ -136,15 +136,30 @@ pub fn notify_channel(db: &Db) -> String {
     )
 }
 
-/// The outbox table in the write model's database.
+/// An event log table in the write model's database, read by position: the outbox
+/// (`events`) or the event-sourced backend's store (`es_events`, see `event_store`), which
+/// share their reading columns and their late-commit argument.
 #[derive(Clone)]
-pub struct Outbox {
+pub struct EventLog {
     db: Db,
+    table: &'static str,
 }
 
-impl Outbox {
-    pub fn new(db: Db) -> Self {
-        Outbox { db }
+impl EventLog {
+    /// The outbox of the CQRS backends.
+    pub fn outbox(db: Db) -> Self {
+        EventLog {
+            db,
+            table: "events",
+        }
+    }
+
+    /// The event store of the `event-sourced` backend.
+    pub fn event_store(db: Db) -> Self {
+        EventLog {
+            db,
+            table: "es_events",
+        }
     }
 
     async fn read_connection(
@@ -154,7 +169,7 @@ impl Outbox {
     }
 }
 
-impl EventSource for Outbox {
+impl EventSource for EventLog {
     async fn fetch(
         &self,
         from: Position,
@@ -162,8 +177,11 @@ impl EventSource for Outbox {
         delivery: Delivery,
     ) -> Result<Vec<Fetched>, ProjectorError> {
         let mut conn = self.read_connection().await?;
-        let sql = self.db.dialect().outbox_batch(delivery == Delivery::Safe);
-        let rows = sqlx::query(sql)
+        let sql = self
+            .db
+            .dialect()
+            .log_batch(self.table, delivery == Delivery::Safe);
+        let rows = sqlx::query(&sql)
             .bind(from.xid)
             .bind(from.seq)
             .bind(limit)
@@ -174,16 +192,19 @@ impl EventSource for Outbox {
 
     async fn backlog(&self, from: Position, delivery: Delivery) -> Result<i64, ProjectorError> {
         let mut conn = self.read_connection().await?;
+        let table = self.table;
         let n: i64 = match delivery {
             Delivery::Safe => {
-                sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE (xid, seq) > ($1, $2)")
+                let sql = format!("SELECT COUNT(*) FROM {table} WHERE (xid, seq) > ($1, $2)");
+                sqlx::query_scalar(&sql)
                     .bind(from.xid)
                     .bind(from.seq)
                     .fetch_one(&mut *conn)
                     .await?
             }
             Delivery::Tail => {
-                sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE seq > $1")
+                let sql = format!("SELECT COUNT(*) FROM {table} WHERE seq > $1");
+                sqlx::query_scalar(&sql)
                     .bind(from.seq)
                     .fetch_one(&mut *conn)
                     .await?
@@ -197,7 +218,11 @@ impl EventSource for Outbox {
             return Ok(false);
         }
         let mut conn = self.read_connection().await?;
-        let row = sqlx::query("SELECT 1 FROM events WHERE (xid, seq) > ($1, $2) LIMIT 1")
+        let sql = format!(
+            "SELECT 1 FROM {} WHERE (xid, seq) > ($1, $2) LIMIT 1",
+            self.table
+        );
+        let row = sqlx::query(&sql)
             .bind(from.xid)
             .bind(from.seq)
             .fetch_optional(&mut *conn)
@@ -209,7 +234,7 @@ impl EventSource for Outbox {
         let mut conn = self.read_connection().await?;
         let mut out = Vec::with_capacity(seqs.len());
         for chunk in seqs.chunks(rows_per_statement(1)) {
-            out.extend(events_numbered(&mut conn, chunk).await?);
+            out.extend(events_numbered(&mut conn, self.table, chunk).await?);
         }
         out.sort_by_key(|f| f.seq);
         Ok(out)
@@ -226,11 +251,12 @@ impl EventSource for Outbox {
 
 async fn events_numbered(
     conn: &mut AnyConnection,
+    table: &str,
     seqs: &[i64],
 ) -> Result<Vec<Fetched>, ProjectorError> {
     let params: Vec<Param> = seqs.iter().map(|s| Param::Int(*s)).collect();
     let sql = format!(
-        "SELECT xid, seq, stream, payload FROM events WHERE seq IN ({})",
+        "SELECT xid, seq, stream, payload FROM {table} WHERE seq IN ({})",
         values_for(conn, seqs.len(), 1)
     );
     let rows = bind_all(multi_row_query(&sql, seqs.len()), &params)

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch, Notify};
 
 pub use super::error::ProjectorError;
-use super::event_source::{Delivery, EventSource, Fetched, Outbox, Position};
+use super::event_source::{Delivery, EventLog, EventSource, Fetched, Position};
 use super::read_store::{ReadStore, SameDatabase};
 use super::sql::Delivered;
 use super::ProjectionName;
@@ -163,7 +163,7 @@ impl LagTracker {
 
 /// The projector over event source `S` and read store `R` (by default the outbox and the
 /// read tables of the same database).
-pub struct Projector<S = Outbox, R = SameDatabase> {
+pub struct Projector<S = EventLog, R = SameDatabase> {
     source: S,
     store: R,
     config: ProjectorConfig,
@@ -177,7 +177,7 @@ pub struct Projector<S = Outbox, R = SameDatabase> {
 impl Projector {
     /// The projector of a database's outbox into its own read tables.
     pub fn new(db: Db, config: ProjectorConfig) -> Self {
-        Projector::over(Outbox::new(db.clone()), SameDatabase::new(db), config)
+        Projector::over(EventLog::outbox(db.clone()), SameDatabase::new(db), config)
     }
 }
 

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::error::ProjectorError;
+use super::event_source::EventLog;
 use super::event_source::EventSource;
-use super::event_store::EventStore;
 use super::projector::{Projector, ProjectorConfig};
 use super::read_store::ReadStore;
 use super::read_store::SameDatabase;
@@ -40,7 +40,7 @@ pub async fn rebuild(
     };
     if state.has_event_store() {
         let projector = Projector::over(
-            EventStore::new(db.clone()),
+            EventLog::event_store(db.clone()),
             SameDatabase::new(db.clone()),
             config,
         );

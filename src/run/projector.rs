@@ -9,8 +9,8 @@ use tokio::signal::unix::{signal, SignalKind};
 
 use crate::db::state::DbState;
 use crate::db::{Db, DbError};
+use crate::projection::event_source::EventLog;
 use crate::projection::event_source::{pinning_sessions, EventSource};
-use crate::projection::event_store::EventStore;
 use crate::projection::projector::{Projector, ProjectorConfig, ProjectorError};
 use crate::projection::read_store::SameDatabase;
 
@@ -53,7 +53,7 @@ pub async fn run_projector(
     if state.has_event_store() {
         // An event-sourced database: the projector reads the event store.
         let projector = Projector::over(
-            EventStore::new(db.clone()),
+            EventLog::event_store(db.clone()),
             SameDatabase::new(db.clone()),
             config,
         );
