@@ -160,6 +160,10 @@ pub struct BackendRun {
     /// retries on fresh state, commands that gave up); absent for the other backends.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub concurrency: Vec<crate::backend::ConcurrencyCounts>,
+    /// Per materialized view (`matview`): its refreshes, how long they took and the server
+    /// CPU they cost; absent for the other backends.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refreshes: Vec<crate::backend::matview::RefreshReport>,
 }
 
 impl BackendRun {

@@ -13,7 +13,7 @@ use tokio::sync::{watch, Notify};
 
 use super::entry::{Entry, VerifiedAgainst};
 use super::queries::ReadSide;
-use super::{Architecture, BackendKind, BackendOptions, Receipt, Session};
+use super::{Architecture, BackendKind, BackendOptions, Receipt, Session, Written};
 use crate::db::sql::{bind_all, multi_row_query, values_for, Param};
 use crate::db::state::Provisions;
 use crate::db::Db;
@@ -33,6 +33,8 @@ pub const ENTRY: Entry = Entry {
     verified_against: VerifiedAgainst::WriteModel,
     write_also: "appending the outbox event",
     read_side_lags: true,
+    requires: None,
+    in_default_set: true,
     open,
 };
 
@@ -88,9 +90,9 @@ impl Architecture for CqrsAsync {
         })
     }
 
-    fn after_commit(&self, seqs: &[i64], at: Instant) {
+    fn after_commit(&self, written: &Written, at: Instant) {
         if let Some(lag) = &self.lag {
-            lag.committed(seqs, at);
+            lag.committed(&written.seqs, at);
         }
         self.wake.notify_one();
     }

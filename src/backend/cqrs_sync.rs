@@ -24,6 +24,8 @@ pub const ENTRY: Entry = Entry {
     verified_against: VerifiedAgainst::WriteModel,
     write_also: "updating the read models in the write transaction",
     read_side_lags: false,
+    requires: None,
+    in_default_set: true,
     open,
 };
 

@@ -3,7 +3,7 @@
 
 use super::{Architecture, BackendKind, BackendOptions};
 use crate::db::state::Provisions;
-use crate::db::Db;
+use crate::db::{Db, Engine};
 
 /// What verify compares a backend's data with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +33,12 @@ pub struct Entry {
     /// Whether a reader can miss a committed write for a while (the verdict then always
     /// reports read-your-writes).
     pub read_side_lags: bool,
+    /// The engine it needs, if it cannot run on every one (a scenario naming it is refused
+    /// on the others).
+    pub requires: Option<Engine>,
+    /// Whether a scenario that names no backends runs it. The alternatives to CQRS run only
+    /// where a scenario asks for them.
+    pub in_default_set: bool,
     /// Opens the backend's own part on a seeded database.
     pub open: fn(&Db, &BackendOptions) -> Box<dyn Architecture>,
 }

@@ -57,6 +57,8 @@ pub const ENTRY: Entry = Entry {
     verified_against: VerifiedAgainst::EventStore,
     write_also: "rebuilding the aggregates from their streams and appending to the event store",
     read_side_lags: true,
+    requires: None,
+    in_default_set: true,
     open,
 };
 
@@ -334,9 +336,9 @@ impl Architecture for EventSourced {
         })
     }
 
-    fn after_commit(&self, seqs: &[i64], at: Instant) {
+    fn after_commit(&self, written: &Written, at: Instant) {
         if let Some(lag) = &self.lag {
-            lag.committed(seqs, at);
+            lag.committed(&written.seqs, at);
         }
         self.wake.notify_one();
     }

@@ -18,10 +18,12 @@ pub mod cqrs_async;
 pub mod cqrs_sync;
 pub mod entry;
 pub mod event_sourced;
+pub mod matview;
 pub mod normalized;
 pub mod queries;
 pub mod registry;
 pub mod session;
+pub mod triggers;
 pub mod write;
 
 use std::sync::Arc;
@@ -55,6 +57,15 @@ impl BackendKind {
     /// Every registered backend, in registration order.
     pub fn all() -> Vec<BackendKind> {
         registry::BACKENDS.iter().map(|e| e.kind).collect()
+    }
+
+    /// What a scenario that names no backends runs: the registered ones marked for it.
+    pub fn default_set() -> Vec<BackendKind> {
+        registry::BACKENDS
+            .iter()
+            .filter(|e| e.in_default_set)
+            .map(|e| e.kind)
+            .collect()
     }
 
     /// The name in scenarios, on the command line and in reports.
@@ -179,8 +190,8 @@ pub trait Architecture: Send + Sync {
         Box::pin(async { Ok(Vec::new()) })
     }
 
-    /// Told after the transaction committed (at `at`), with the positions it returned.
-    fn after_commit(&self, _seqs: &[i64], _at: Instant) {}
+    /// Told after the transaction committed (at `at`), with what it wrote.
+    fn after_commit(&self, _written: &Written, _at: Instant) {}
 
     /// Where queries read.
     fn read_side(&self) -> ReadSide;
@@ -209,6 +220,11 @@ pub trait Architecture: Send + Sync {
     /// Optimistic-concurrency counters per command type, for backends that retry on
     /// version conflicts (empty for the others).
     fn concurrency(&self) -> Vec<ConcurrencyCounts> {
+        Vec::new()
+    }
+
+    /// What refreshing the read side cost, per view (`matview`; empty for the others).
+    fn refreshes(&self) -> Vec<matview::RefreshReport> {
         Vec::new()
     }
 
@@ -280,11 +296,14 @@ pub struct BackendOptions {
     /// Give each driver worker a connection of its own on PostgreSQL (see `session`); the
     /// caller sets it only when the pool has room for every worker and the projector.
     pub dedicated_sessions: bool,
+    /// When `matview` refreshes its views.
+    pub matview: matview::RefreshSchedule,
 }
 
 impl Default for BackendOptions {
     fn default() -> Self {
         BackendOptions {
+            matview: matview::RefreshSchedule::default(),
             projector: ProjectorConfig::default(),
             run_projector: true,
             lag: None,
@@ -347,9 +366,10 @@ impl Backend {
         conn: &mut AnyConnection,
         cmd: &Command,
     ) -> Result<Receipt, ExecError> {
-        let Written { events, seqs } = self.architecture.write(&self.db, conn, cmd).await?;
+        let written = self.architecture.write(&self.db, conn, cmd).await?;
         let committed_at = Instant::now();
-        self.architecture.after_commit(&seqs, committed_at);
+        self.architecture.after_commit(&written, committed_at);
+        let Written { events, seqs } = written;
         Ok(Receipt {
             events,
             seqs,
@@ -403,6 +423,11 @@ impl Backend {
         self.architecture.concurrency()
     }
 
+    /// What refreshing the read side cost, per view (`matview`; empty otherwise).
+    pub fn refreshes(&self) -> Vec<matview::RefreshReport> {
+        self.architecture.refreshes()
+    }
+
     /// Stops the projector task, if any.
     pub async fn shutdown(self) {
         self.architecture.shutdown().await;
@@ -426,7 +451,7 @@ pub async fn prepare(
         &db,
         &ds,
         provisions,
-        &crate::projection::seed_statements(provisions),
+        &crate::projection::seed_statements(provisions, db.dialect()),
         provisions
             .event_store
             .then_some(crate::projection::apply_seed_batch as crate::db::load::ProjectBatch),

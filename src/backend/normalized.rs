@@ -18,6 +18,8 @@ pub const ENTRY: Entry = Entry {
     verified_against: VerifiedAgainst::Nothing,
     write_also: "",
     read_side_lags: false,
+    requires: None,
+    in_default_set: true,
     open,
 };
 

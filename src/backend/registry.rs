@@ -4,14 +4,27 @@
 //! `ENTRY`) and one entry here.
 
 pub use super::entry::{Entry, VerifiedAgainst};
-use super::{cqrs_async, cqrs_sync, event_sourced, normalized, BackendKind};
+use super::{cqrs_async, cqrs_sync, event_sourced, matview, normalized, triggers, BackendKind};
+use crate::db::Engine;
 
 pub static BACKENDS: &[Entry] = &[
     normalized::ENTRY,
     cqrs_sync::ENTRY,
     cqrs_async::ENTRY,
     event_sourced::ENTRY,
+    triggers::ENTRY,
+    matview::ENTRY,
 ];
+
+/// Why `kind` cannot run on `engine`, if it cannot.
+pub fn refusal(kind: BackendKind, engine: Engine) -> Option<String> {
+    match entry(kind).requires {
+        Some(needed) if needed != engine => {
+            Some(format!("{} needs {}", kind.name(), needed.display_name()))
+        }
+        _ => None,
+    }
+}
 
 /// The entry of `kind`.
 pub fn entry(kind: BackendKind) -> &'static Entry {
@@ -63,7 +76,7 @@ mod tests {
         assert!(BackendKind::all().windows(2).all(|w| w[0] < w[1]));
         assert_eq!(
             names_in_prose(),
-            "normalized, cqrs-sync, cqrs-async or event-sourced"
+            "normalized, cqrs-sync, cqrs-async, event-sourced, triggers or matview"
         );
     }
 }

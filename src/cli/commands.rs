@@ -66,6 +66,9 @@ fn plan_run(args: &RunArgs) -> Result<(Scenario, RunOptions), Failure> {
     if let Some(db) = &args.db {
         opts.db = parse_url(db)?;
     }
+    scenario
+        .refuse_on(opts.db.engine(), &args.scenario)
+        .map_err(Failure::bad_input)?;
     validate_schema_name(&args.schema).map_err(Failure::bad_input)?;
     opts.schema = args.schema.clone();
     opts.keep_db = args.keep_db;

@@ -200,6 +200,26 @@ CREATE INDEX es_events_position ON es_events(xid, seq);
         }
     }
 
+    /// `CREATE MATERIALIZED VIEW name (columns) AS select`, built at once; `None` where the
+    /// engine has none (SQLite).
+    pub fn materialized_view(self, name: &str, columns: &str, select: &str) -> Option<String> {
+        match self.0 {
+            Engine::Postgres => Some(format!(
+                "CREATE MATERIALIZED VIEW {name} ({columns}) AS {select} WITH DATA"
+            )),
+            Engine::Sqlite => None,
+        }
+    }
+
+    /// Recomputes a materialized view while readers keep reading the old contents
+    /// (`CONCURRENTLY`, which needs a unique index on the view); `None` on SQLite.
+    pub fn refresh_materialized_view(self, name: &str) -> Option<String> {
+        match self.0 {
+            Engine::Postgres => Some(format!("REFRESH MATERIALIZED VIEW CONCURRENTLY {name}")),
+            Engine::Sqlite => None,
+        }
+    }
+
     /// Whether the write tables are loaded bare and get their keys after the bulk load (like
     /// `pgbench -i`, PostgreSQL validates each key in one pass by `ALTER TABLE`). SQLite
     /// declares its keys in `CREATE TABLE`, and the seed switches their checks off instead.

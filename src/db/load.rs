@@ -193,8 +193,22 @@ pub async fn seed_with(
     // An event store's read models are projected batch by batch while it loads, by appliers
     // that need their keys; the others are built after the load, then keyed.
     let read_keys = ddl.after_read_models;
-    if !opts.event_store {
+    if opts.matviews {
+        // The read models are views now, indexed by their own statements; their table keys
+        // do not apply (the ledgers, unused, stay tables).
+        statements.extend(read_keys.iter().cloned().filter(|s| {
+            !(s.starts_with("ALTER TABLE ")
+                && schema::READ_MODEL_TABLES.iter().any(|t| {
+                    s.strip_prefix("ALTER TABLE ")
+                        .is_some_and(|rest| rest.starts_with(&format!("{t} ")))
+                }))
+        }));
+    } else if !opts.event_store {
         statements.extend_from_slice(&read_keys);
+    }
+    if opts.triggers {
+        // After the read tables' keys: `daily_sales`'s upsert needs its key.
+        statements.extend(super::triggers::create_statements(db.engine()));
     }
     statements.extend(db.dialect().analyze(schema::READ_TABLES));
     statements.push(ready_statement(opts));

@@ -12,6 +12,7 @@ pub mod schema;
 pub mod sql;
 pub mod state;
 pub mod storage;
+pub mod triggers;
 pub mod url;
 
 pub use pools::{validate_schema_name, Db, DbSettings, DEFAULT_SCHEMA, SQLITE_PRAGMAS};
@@ -32,6 +33,14 @@ impl Engine {
             Engine::Postgres => "postgres",
         }
     }
+
+    /// The engine's name in prose.
+    pub fn display_name(self) -> &'static str {
+        match self {
+            Engine::Sqlite => "SQLite",
+            Engine::Postgres => "PostgreSQL",
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +57,8 @@ pub enum DbError {
     ForeignSchema { schema: String, url: String },
     #[error("{path} holds tables cqrs-bench did not create ({tables}); refusing to touch it (choose another file)")]
     ForeignSqliteFile { path: String, tables: String },
+    #[error("{place} has triggers cqrs-bench did not create ({triggers}); refusing to touch it (drop them or choose another)")]
+    ForeignTriggers { place: String, triggers: String },
     #[error("{url} has no cqrs-bench data (schema \"{schema}\" not found); seed it first")]
     NotSeeded { url: String, schema: String },
     #[error("invalid schema name \"{0}\": use lower-case letters, digits and _")]

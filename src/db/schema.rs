@@ -34,6 +34,15 @@ pub const LOG_TABLES: &[&str] = &[
 /// The event log (the outbox).
 pub const EVENT_LOG: &str = "events";
 
+/// The read models proper (tables, or materialized views for `matview`).
+pub const READ_MODEL_TABLES: &[&str] = &[
+    "product_catalog",
+    "catalog_price_changes",
+    "order_summary",
+    "daily_sales",
+    "product_sales",
+];
+
 /// Read models, with their duplicate-guard ledgers.
 pub const READ_TABLES: &[&str] = &[
     "product_catalog",
@@ -334,6 +343,7 @@ pub async fn ownership(db: &Db) -> DbResult<Ownership> {
             .fetch_one(&db.read)
             .await?;
             if has_meta == 1 && owner_marked(db).await? {
+                no_foreign_triggers(db).await?;
                 Ok(Ownership::Ours)
             } else {
                 Err(DbError::ForeignSchema {
@@ -358,6 +368,7 @@ pub async fn ownership(db: &Db) -> DbResult<Ownership> {
                     .filter(|t| !ours.contains(&t.as_str()))
                     .collect();
                 if foreign.is_empty() {
+                    no_foreign_triggers(db).await?;
                     return Ok(Ownership::Ours);
                 }
                 return Err(DbError::ForeignSqliteFile {
@@ -371,6 +382,23 @@ pub async fn ownership(db: &Db) -> DbResult<Ownership> {
             })
         }
     }
+}
+
+/// Refuses a database of the tool's whose tables carry someone else's triggers: they would
+/// run inside every measured write, and drop would take them along with the tables.
+async fn no_foreign_triggers(db: &Db) -> DbResult<()> {
+    let foreign = super::triggers::foreign(db).await?;
+    if foreign.is_empty() {
+        return Ok(());
+    }
+    let place = match &db.schema {
+        Some(schema) => format!("schema \"{schema}\" in {}", db.url.redacted()),
+        None => db.url.redacted(),
+    };
+    Err(DbError::ForeignTriggers {
+        place,
+        triggers: join_names(&foreign.iter().collect::<Vec<_>>()),
+    })
 }
 
 fn join_names(names: &[&String]) -> String {
@@ -427,9 +455,8 @@ pub async fn recreate(db: &Db) -> DbResult<()> {
             .await?;
     }
     if ownership == Ownership::Ours {
-        for t in all_tables() {
-            tx.execute(format!("DROP TABLE IF EXISTS {t}").as_str())
-                .await?;
+        for stmt in drop_statements(db).await? {
+            tx.execute(stmt.as_str()).await?;
         }
     }
     for stmt in ddl(db.engine()).tables {
@@ -453,9 +480,8 @@ pub async fn drop_all(db: &Db) -> DbResult<()> {
         return Ok(());
     }
     let mut conn = db.write.acquire().await?;
-    for t in all_tables() {
-        conn.execute(format!("DROP TABLE IF EXISTS {t}").as_str())
-            .await?;
+    for stmt in drop_statements(db).await? {
+        conn.execute(stmt.as_str()).await?;
     }
     if let Some(schema) = &db.schema {
         // RESTRICT: if someone put their own objects in, they stay.
@@ -464,6 +490,41 @@ pub async fn drop_all(db: &Db) -> DbResult<()> {
             .await;
     }
     Ok(())
+}
+
+/// What removes everything the tool may have created in a database it owns: its tables
+/// (their triggers go with them), then the triggers' functions.
+async fn drop_statements(db: &Db) -> DbResult<Vec<String>> {
+    let mut out: Vec<String> = matviews(db)
+        .await?
+        .into_iter()
+        .map(|v| format!("DROP MATERIALIZED VIEW IF EXISTS {v}"))
+        .collect();
+    out.extend(
+        all_tables()
+            .into_iter()
+            .map(|t| format!("DROP TABLE IF EXISTS {t}")),
+    );
+    out.extend(super::triggers::drop_statements(db.engine()));
+    Ok(out)
+}
+
+/// The read models that are materialized views in the tool's schema (`matview`); none on
+/// SQLite.
+pub async fn matviews(db: &Db) -> DbResult<Vec<String>> {
+    let Some(schema) = &db.schema else {
+        return Ok(Vec::new());
+    };
+    let views: Vec<String> = sqlx::query_scalar(
+        "SELECT matviewname::text FROM pg_matviews WHERE schemaname = $1 ORDER BY 1",
+    )
+    .bind(schema)
+    .fetch_all(&db.read)
+    .await?;
+    Ok(views
+        .into_iter()
+        .filter(|v| READ_MODEL_TABLES.contains(&v.as_str()))
+        .collect())
 }
 
 /// A value from the meta table (e.g. the seed's dataset description).

@@ -19,6 +19,12 @@ pub struct Provisions {
     /// The event store (`es_events`) as the write model, holding the seed's history, instead
     /// of the normalized write tables (which stay empty); read models are projected from it.
     pub event_store: bool,
+    /// The read models maintained by the database's own triggers on the write tables
+    /// (`db::triggers`).
+    pub triggers: bool,
+    /// The read models as materialized views over the write tables (PostgreSQL), refreshed
+    /// on a schedule, instead of tables.
+    pub matviews: bool,
 }
 
 impl Provisions {
@@ -27,30 +33,60 @@ impl Provisions {
         read_models: false,
         event_log: false,
         event_store: false,
+        triggers: false,
+        matviews: false,
     };
     /// The write model and read models, kept in the write transaction.
     pub const READ_MODELS: Provisions = Provisions {
         read_models: true,
         event_log: false,
         event_store: false,
+        triggers: false,
+        matviews: false,
     };
     /// The write model, read models and the event log they are projected from.
     pub const READ_MODELS_AND_LOG: Provisions = Provisions {
         read_models: true,
         event_log: true,
         event_store: false,
+        triggers: false,
+        matviews: false,
     };
     /// The event store as the write model, and the read models projected from it.
     pub const EVENT_STORE: Provisions = Provisions {
         read_models: true,
         event_log: false,
         event_store: true,
+        triggers: false,
+        matviews: false,
+    };
+    /// The write model, and read models the database keeps up with triggers.
+    pub const TRIGGERS: Provisions = Provisions {
+        read_models: true,
+        event_log: false,
+        event_store: false,
+        triggers: true,
+        matviews: false,
+    };
+    /// The write model, and read models as materialized views over it.
+    pub const MATVIEWS: Provisions = Provisions {
+        read_models: true,
+        event_log: false,
+        event_store: false,
+        triggers: false,
+        matviews: true,
     };
 
     /// The word the meta table records for these provisions.
     fn mark(self) -> &'static str {
         if self.event_store {
             return "read_models+event_store";
+        }
+        if self.triggers {
+            return "read_models+triggers";
+        }
+        if self.matviews {
+            return "matviews";
         }
         match (self.read_models, self.event_log) {
             (false, false) => "normalized",
@@ -67,10 +103,11 @@ impl Provisions {
             Provisions::READ_MODELS,
             Provisions::READ_MODELS_AND_LOG,
             Provisions::EVENT_STORE,
+            Provisions::TRIGGERS,
+            Provisions::MATVIEWS,
             Provisions {
-                read_models: false,
                 event_log: true,
-                event_store: false,
+                ..Provisions::WRITE_MODEL
             },
         ]
         .into_iter()
@@ -115,6 +152,11 @@ impl DbState {
         self.provisions().event_log
     }
 
+    /// Whether the read models are materialized views (`matview`).
+    pub fn has_matviews(&self) -> bool {
+        self.provisions().matviews
+    }
+
     /// Whether the database's write model is the event store.
     pub fn has_event_store(&self) -> bool {
         self.provisions().event_store
@@ -155,6 +197,11 @@ mod tests {
                 "ready:read_models+event_store",
                 DbState::Ready(Provisions::EVENT_STORE),
             ),
+            (
+                "ready:read_models+triggers",
+                DbState::Ready(Provisions::TRIGGERS),
+            ),
+            ("ready:matviews", DbState::Ready(Provisions::MATVIEWS)),
         ] {
             assert_eq!(DbState::parse(text), state);
             assert_eq!(state.to_string(), text);

@@ -106,6 +106,23 @@ impl CpuSnapshot {
     }
 }
 
+/// CPU nanoseconds a local PostgreSQL server process (`pid`, from `pg_backend_pid()`) has
+/// used so far, from `/proc/<pid>/schedstat`; `None` when the server is not on this machine
+/// (no such process, or one that is not `postgres`).
+pub fn server_process_ns(pid: u32) -> Option<u64> {
+    let dir = std::path::Path::new("/proc").join(pid.to_string());
+    let comm = std::fs::read_to_string(dir.join("comm")).ok()?;
+    if comm.trim() != "postgres" {
+        return None;
+    }
+    std::fs::read_to_string(dir.join("schedstat"))
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
 /// CPU time of the tool's threads over a stretch of load.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DriverCpu {

@@ -34,7 +34,7 @@ pub fn duration_us(d: Duration) -> u64 {
 }
 
 /// Records `us` (clamped to the histogram range); never panics.
-pub(crate) fn record_us(h: &mut Histogram<u64>, us: u64) {
+pub fn record_us(h: &mut Histogram<u64>, us: u64) {
     h.saturating_record(us.clamp(LOWEST_US, HIGHEST_US));
 }
 

@@ -40,9 +40,9 @@ pub mod cpu;
 mod latency;
 
 pub use cpu::{CpuSnapshot, DriverCpu};
-use latency::{add_histogram, p50_p99_max, record_us, round_to};
+use latency::{add_histogram, p50_p99_max, round_to};
 pub use latency::{
-    duration_us, new_histogram, LatencyStats, HIGHEST_US, LOWEST_US, SIGNIFICANT_DIGITS,
+    duration_us, new_histogram, record_us, LatencyStats, HIGHEST_US, LOWEST_US, SIGNIFICANT_DIGITS,
     SPECTRUM_MAX_POINTS, SPECTRUM_TICKS_PER_HALF_DISTANCE,
 };
 

@@ -240,9 +240,16 @@ pub fn diff(actual: &ReadModels, expected: &ReadModels) -> BTreeMap<ProjectionNa
 }
 
 /// What seeding runs after the rows are loaded for a dataset that provisions `p`: the read
-/// models built from the normalized tables and, with an event log, checkpoints at its end.
-pub fn seed_statements(p: crate::db::state::Provisions) -> Vec<String> {
+/// models built from the normalized tables (or, for `matview`, as views of them) and, with an
+/// event log, checkpoints at its end.
+pub fn seed_statements(
+    p: crate::db::state::Provisions,
+    dialect: crate::db::dialect::Dialect,
+) -> Vec<String> {
     let mut v = Vec::new();
+    if p.matviews {
+        return truth::matview_statements(dialect);
+    }
     if p.event_store {
         // The read models were projected from the store while it was loaded
         // (`apply_seed_batch`); the projector carries on from the store's end.

@@ -153,6 +153,15 @@ impl LagTracker {
         }
     }
 
+    /// A write committed at `committed` became visible to readers at `visible`, measured by
+    /// a read side without positions (a refreshed view).
+    pub fn observed(&self, committed: Instant, visible: Instant) {
+        let _ = self.sink.send(LagSample {
+            applied_at: visible,
+            lag: visible.saturating_duration_since(committed),
+        });
+    }
+
     /// Forgets events applied before any writer of this process registered them (seed
     /// events, other processes' events), so the map does not grow.
     pub fn forget_unmatched(&self) {

@@ -8,7 +8,8 @@ use sqlx::{AnyConnection, Row};
 use super::{
     CatalogRow, DailySalesRow, OrderSummaryRow, PriceChangeEntry, ProductSalesRow, ReadModels,
 };
-use crate::domain::MICROS_PER_DAY;
+use crate::db::dialect::Dialect;
+use crate::domain::{Event, MICROS_PER_DAY};
 
 struct TableDef {
     table: &'static str,
@@ -83,6 +84,49 @@ pub fn build_statements() -> Vec<String> {
         .iter()
         .map(|t| format!("INSERT INTO {} ({}) {}", t.table, t.columns, truth_sql(t)))
         .collect()
+}
+
+/// For `matview`: each read table replaced by a materialized view of its truth, with the
+/// unique index on its key that `REFRESH … CONCURRENTLY` needs. (Their secondary indexes are
+/// the read tables', created afterwards by the seed.) Empty where the engine has no
+/// materialized views.
+pub fn matview_statements(dialect: Dialect) -> Vec<String> {
+    let mut out = Vec::new();
+    for t in &TABLES {
+        let Some(create) = dialect.materialized_view(t.table, t.columns, &truth_sql(t)) else {
+            return Vec::new();
+        };
+        out.push(format!("DROP TABLE {}", t.table));
+        out.push(create);
+        out.push(format!(
+            "CREATE UNIQUE INDEX {table}_key ON {table} ({key})",
+            table = t.table,
+            key = t.key
+        ));
+    }
+    out
+}
+
+/// The read models' names, which are also the materialized views' for `matview`.
+pub fn read_model_names() -> impl Iterator<Item = &'static str> {
+    TABLES.iter().map(|t| t.table)
+}
+
+/// The read models whose rows `event` changes (what a reader of them waits for, when they
+/// are refreshed rather than kept up event by event).
+pub fn read_models_changed_by(event: &Event) -> &'static [&'static str] {
+    match event {
+        Event::ProductAdded { .. } => &["product_catalog", "product_sales"],
+        Event::OrderPlaced { .. } | Event::OrderCancelled { .. } => &[
+            "product_catalog",
+            "order_summary",
+            "daily_sales",
+            "product_sales",
+        ],
+        Event::OrderPaid { .. } | Event::OrderShipped { .. } => &["order_summary"],
+        Event::ReviewAdded { .. } | Event::StockAdjusted { .. } => &["product_catalog"],
+        Event::PriceChanged { .. } => &["product_catalog", "catalog_price_changes"],
+    }
 }
 
 /// Where the rows come from.

@@ -244,6 +244,7 @@ async fn run_one(
                 run_projector: true,
                 lag: Some(lag.clone()),
                 dedicated_sessions: pool_size >= pool_for_workers,
+                matview: s.refresh_schedule(),
             },
         )
         .await?,
@@ -348,6 +349,7 @@ async fn run_one(
 
     let projector_stats = backend.projector().map(|p| p.stats.clone());
     let concurrency = backend.concurrency();
+    let refreshes = backend.refreshes();
     if let Ok(b) = Arc::try_unwrap(backend) {
         b.shutdown().await;
     }
@@ -420,6 +422,7 @@ async fn run_one(
             storage,
             kept_database,
             concurrency,
+            refreshes,
             outage,
         },
         environment,

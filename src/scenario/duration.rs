@@ -80,6 +80,11 @@ pub fn format_duration(d: Duration) -> String {
 
 /// `#[serde(with = "...")]` for a `Duration` stored as a duration string (`"30s"`). Reading
 /// also accepts a plain integer, taken as milliseconds.
+/// A duration that serializes as its text (`"500ms"`), for maps of them.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct DurationText(#[serde(with = "serde_text")] pub Duration);
+
 pub(crate) mod serde_text {
     use std::time::Duration;
 

@@ -94,6 +94,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 pub use duration::{format_duration, parse_duration};
 
+use crate::backend::matview::RefreshSchedule;
 use crate::backend::BackendKind;
 use crate::dataset::DatasetSpec;
 use crate::domain::{CommandKind, QueryKind};
@@ -210,6 +211,24 @@ impl Default for ProjectorSettings {
     }
 }
 
+/// `[matview]`: the refresh interval of every view, and overrides per view.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MatviewSettings {
+    #[serde(with = "duration::serde_text")]
+    pub refresh_interval: Duration,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub views: BTreeMap<String, duration::DurationText>,
+}
+
+impl Default for MatviewSettings {
+    fn default() -> Self {
+        MatviewSettings {
+            refresh_interval: RefreshSchedule::default().every,
+            views: BTreeMap::new(),
+        }
+    }
+}
+
 /// A validated scenario. Durations serialize as duration strings (`"30s"`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Scenario {
@@ -231,6 +250,9 @@ pub struct Scenario {
     pub sweep: Option<Sweep>,
     pub ryw_share: f64,
     pub thresholds: Thresholds,
+    /// When `matview` refreshes its views (`[matview]`).
+    #[serde(default)]
+    pub matview: MatviewSettings,
 }
 
 impl Scenario {
@@ -317,6 +339,39 @@ impl Scenario {
             user_keys: self.user_keys.clone(),
             write_interval_us,
         }
+    }
+
+    /// When `matview` refreshes each view.
+    pub fn refresh_schedule(&self) -> RefreshSchedule {
+        RefreshSchedule {
+            every: self.matview.refresh_interval,
+            per_view: self
+                .matview
+                .views
+                .iter()
+                .map(|(k, v)| (k.clone(), v.0))
+                .collect(),
+        }
+    }
+
+    /// The backends this scenario names that cannot run on `engine`, as one problem for the
+    /// file (`backends: matview needs PostgreSQL`).
+    pub fn refuse_on(&self, engine: crate::db::Engine, file: &Path) -> Result<(), ScenarioError> {
+        let refused: Vec<String> = self
+            .backends
+            .iter()
+            .filter_map(|b| crate::backend::registry::refusal(*b, engine))
+            .collect();
+        if refused.is_empty() {
+            return Ok(());
+        }
+        Err(ScenarioError {
+            file: file.display().to_string(),
+            problems: vec![Problem {
+                path: "backends".into(),
+                message: refused.join("; "),
+            }],
+        })
     }
 
     /// The projector settings, in the default (exactly-once) mode.

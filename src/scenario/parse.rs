@@ -8,7 +8,7 @@ use toml::{Table, Value};
 
 use super::duration::{format_duration, parse_duration};
 use super::thresholds::{parse_threshold, Thresholds};
-use super::{Load, Problem, ProjectorSettings, Rate, Scenario, Sweep};
+use super::{Load, MatviewSettings, Problem, ProjectorSettings, Rate, Scenario, Sweep};
 use crate::backend::BackendKind;
 use crate::dataset::spec::{estimated_bytes, field_max, MAX_DATASET_BYTES};
 use crate::dataset::DatasetSpec;
@@ -29,6 +29,7 @@ const TOP_KEYS: &[&str] = &[
     "sweep",
     "ryw_share",
     "thresholds",
+    "matview",
 ];
 const DATASET_KEYS: &[&str] = &[
     "categories",
@@ -43,6 +44,7 @@ const LOAD_KEYS: &[&str] = &["rate", "workers", "mix"];
 const KEYS_KEYS: &[&str] = &["products", "users"];
 const DIST_KEYS: &[&str] = &["kind", "exponent", "hot_keys", "hot_ops"];
 const PROJECTOR_KEYS: &[&str] = &["batch_size", "poll_interval", "redeliver"];
+const MATVIEW_KEYS: &[&str] = &["refresh_interval", "views"];
 const SWEEP_KEYS: &[&str] = &["read_rates", "readers"];
 const DIST_KINDS: &str = "uniform, zipf, hotspot";
 const DEFAULT_WORKERS: u32 = 4;
@@ -174,6 +176,7 @@ pub(super) fn scenario(root: &Table, name: &str) -> Result<Scenario, Vec<Problem
         }),
     };
     let thresholds = w.thresholds(root.get("thresholds"));
+    let matview = w.matview(root.get("matview"));
 
     // Cross-field checks, only on values that are themselves valid.
     let sweep_given = root.contains_key("sweep");
@@ -224,6 +227,7 @@ pub(super) fn scenario(root: &Table, name: &str) -> Result<Scenario, Vec<Problem
         sweep,
         ryw_share: ryw_share.unwrap_or_default(),
         thresholds,
+        matview,
     })
 }
 
@@ -671,7 +675,7 @@ impl Walker {
     fn backends(&mut self, v: Option<&Value>) -> Vec<BackendKind> {
         let names = || crate::backend::registry::names().join(", ");
         let items = match v {
-            None => return BackendKind::all(),
+            None => return BackendKind::default_set(),
             Some(Value::Array(items)) => items,
             Some(other) => {
                 self.expected("backends", "an array of backend names", other);
@@ -702,6 +706,41 @@ impl Walker {
             }
         }
         out
+    }
+
+    fn matview(&mut self, v: Option<&Value>) -> MatviewSettings {
+        let mut settings = MatviewSettings::default();
+        let Some(t) = v.and_then(|v| self.table(v, "matview")) else {
+            return settings;
+        };
+        self.unknown_keys(t, "matview", MATVIEW_KEYS);
+        if let Some(v) = t.get("refresh_interval") {
+            if let Some(d) = self.duration_positive(v, "matview.refresh_interval") {
+                settings.refresh_interval = d;
+            }
+        }
+        let views = crate::backend::matview::RefreshSchedule::views();
+        if let Some(t) = t.get("views").and_then(|v| self.table(v, "matview.views")) {
+            for (name, v) in t {
+                let path = format!("matview.views.{name}");
+                if !views.contains(&name.as_str()) {
+                    self.problem(
+                        &path,
+                        format!(
+                            "unknown view {name:?} (expected one of: {})",
+                            views.join(", ")
+                        ),
+                    );
+                    continue;
+                }
+                if let Some(d) = self.duration_positive(v, &path) {
+                    settings
+                        .views
+                        .insert(name.clone(), super::duration::DurationText(d));
+                }
+            }
+        }
+        settings
     }
 
     fn projector(&mut self, v: Option<&Value>) -> ProjectorSettings {

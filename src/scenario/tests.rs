@@ -182,7 +182,18 @@ fn minimal_file_gets_defaults() {
     assert!(s.reads.mix.is_empty());
     assert_eq!(s.product_keys, KeyDist::Uniform);
     assert_eq!(s.user_keys, KeyDist::Uniform);
-    assert_eq!(s.backends, BackendKind::all());
+    // The alternatives to CQRS run only where a scenario names them.
+    assert_eq!(s.backends, BackendKind::default_set());
+    assert!(!s
+        .backends
+        .iter()
+        .any(|b| b.name() == "matview" || b.name() == "triggers"));
+    assert_eq!(s.backends.len(), 4);
+    assert_eq!(s.matview, MatviewSettings::default());
+    assert_eq!(
+        s.refresh_schedule().interval("daily_sales"),
+        Duration::from_secs(1)
+    );
     assert_eq!(s.projector, ProjectorSettings::default());
     assert_eq!(s.projector.batch_size, 500);
     assert_eq!(s.projector.poll_interval, Duration::from_millis(50));
@@ -409,7 +420,7 @@ fn unknown_and_duplicate_backends() {
     assert_problem(
         &text,
         "backends[1]",
-        "unknown backend \"cqrs\" (expected one of: normalized, cqrs-sync, cqrs-async, event-sourced)",
+        "unknown backend \"cqrs\" (expected one of: normalized, cqrs-sync, cqrs-async, event-sourced, triggers, matview)",
     );
     assert_problem(&text, "backends[2]", "duplicate backend \"normalized\"");
     assert_problem(&text, "backends[3]", "expected a string, got an integer");
@@ -418,6 +429,58 @@ fn unknown_and_duplicate_backends() {
         "backends",
         "expected an array of backend names, got a string",
     );
+}
+
+#[test]
+fn matview_refresh_intervals() {
+    let s = parse(&with(
+        "backends = [\"normalized\", \"matview\"]",
+        "[matview]\nrefresh_interval = \"500ms\"\n[matview.views]\ndaily_sales = \"5s\"",
+    ))
+    .expect("valid");
+    let schedule = s.refresh_schedule();
+    assert_eq!(
+        schedule.interval("product_catalog"),
+        Duration::from_millis(500)
+    );
+    assert_eq!(schedule.interval("daily_sales"), Duration::from_secs(5));
+    // Round-trips through results.json.
+    let back: Scenario = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
+    assert_eq!(back.matview, s.matview);
+    assert_problem(
+        &with("", "[matview]\nrefresh_interval = \"0s\""),
+        "matview.refresh_interval",
+        "must be > 0",
+    );
+    assert_problem(
+        &with("", "[matview]\nrefresh = \"1s\""),
+        "matview.refresh",
+        "unknown key",
+    );
+    assert_problem(
+        &with("", "[matview.views]\nsales = \"1s\""),
+        "matview.views.sales",
+        "unknown view \"sales\" (expected one of: product_catalog,",
+    );
+    assert_problem(
+        &with("", "[matview.views]\norder_summary = 5"),
+        "matview.views.order_summary",
+        "",
+    );
+}
+
+#[test]
+fn matview_is_refused_on_sqlite() {
+    let s = parse(&with("backends = [\"normalized\", \"matview\"]", "")).expect("valid");
+    let file = std::path::Path::new("scenarios/x.toml");
+    let e = s.refuse_on(crate::db::Engine::Sqlite, file).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "scenarios/x.toml: backends: matview needs PostgreSQL"
+    );
+    assert!(s.refuse_on(crate::db::Engine::Postgres, file).is_ok());
+    let plain = parse(&with("backends = [\"triggers\"]", "")).expect("valid");
+    assert!(plain.refuse_on(crate::db::Engine::Sqlite, file).is_ok());
 }
 
 #[test]

@@ -35,6 +35,10 @@ pub trait Target: Send + Sync + 'static {
     type Session: Send;
     /// A session for a worker of the write lane (`writes`) or of the read lane.
     fn session(&self, writes: bool) -> Self::Session;
+    /// A session for a read-your-writes probe that outlives the write's worker.
+    fn probe_session(&self) -> Self::Session {
+        self.session(false)
+    }
     fn execute(
         &self,
         s: &mut Self::Session,
@@ -57,6 +61,10 @@ impl Target for Backend {
     type Session = Session;
     fn session(&self, writes: bool) -> Session {
         Backend::session(self, writes)
+    }
+    /// Checks a connection out per look: probes come and go, and must not each hold one.
+    fn probe_session(&self) -> Session {
+        Session::shared()
     }
     fn execute(
         &self,
@@ -138,8 +146,15 @@ const RYW_STREAM: u64 = 3;
 
 /// How long after the end of the run an op that came due before the end may still start.
 pub const END_GRACE: Duration = Duration::from_millis(250);
-/// How often a read-your-writes probe looks again.
+/// How often a read-your-writes probe looks again: every millisecond at first, then every
+/// 1/50 of the time waited so far (so the time it took is known within 2 %), at most every
+/// 20 ms: a read side a second behind is not asked a thousand times a second per probe.
 const RYW_POLL: Duration = Duration::from_millis(1);
+const RYW_POLL_MAX: Duration = Duration::from_millis(20);
+
+fn ryw_poll_after(waited: Duration) -> Duration {
+    (waited / 50).clamp(RYW_POLL, RYW_POLL_MAX)
+}
 
 /// When op `i` of a lane at `rate` ops/s is due.
 fn due_at(start: Instant, i: u64, rate: f64) -> Instant {
@@ -198,6 +213,7 @@ pub async fn drive<T: Target>(
     let pacer = Pacer::shared();
     let mut tasks = Vec::new();
     let mut lanes = Vec::new();
+    let probes = Arc::new(Mutex::new(tokio::task::JoinSet::new()));
     for (is_write, lane) in [(true, cfg.writes), (false, cfg.reads)] {
         if !lane.active() {
             continue;
@@ -221,6 +237,7 @@ pub async fn drive<T: Target>(
                 ryw_share: cfg.ryw_share,
                 ryw_timeout: cfg.ryw_timeout,
                 seed: cfg.seed,
+                probes: probes.clone(),
             };
             tasks.push(tokio::spawn(worker.run()));
         }
@@ -228,6 +245,9 @@ pub async fn drive<T: Target>(
     for t in tasks {
         let _ = t.await;
     }
+    // Probes still waiting for their write (each ends by its timeout at the latest).
+    let mut waiting = std::mem::take(&mut *probes.lock().expect("probes lock"));
+    while waiting.join_next().await.is_some() {}
     let mut rec = recorder.lock().expect("recorder lock");
     for (is_write, lane, started) in lanes {
         if let Pace::PerSecond(rate) = lane.pace {
@@ -271,6 +291,8 @@ struct Worker<T> {
     ryw_share: f64,
     ryw_timeout: Duration,
     seed: u64,
+    /// Read-your-writes probes polling off the lane (see `probe`).
+    probes: Arc<Mutex<tokio::task::JoinSet<()>>>,
 }
 
 impl<T: Target> Worker<T> {
@@ -354,7 +376,9 @@ impl<T: Target> Worker<T> {
     }
 
     /// Reads right after the write returned; if the write is not visible yet, polls until it
-    /// is (or the timeout passes) and records how long that took.
+    /// is (or the timeout passes) and records how long that took. The polling runs in a task
+    /// of its own: a worker of the write lane waiting for a read side that lags by a second
+    /// would start its next writes a second late.
     async fn probe(&self, session: &mut T::Session, receipt: &Receipt) {
         let committed = receipt.committed_at.unwrap_or_else(Instant::now);
         let at = Instant::now();
@@ -367,19 +391,34 @@ impl<T: Target> Worker<T> {
                 );
             }
             Ok(false) => {
+                let target = self.target.clone();
+                let recorder = self.recorder.clone();
+                let pacer = self.pacer;
+                let receipt = receipt.clone();
                 let deadline = at + self.ryw_timeout;
-                let mut seen = None;
-                while Instant::now() < deadline {
-                    self.sleep_until(Instant::now() + RYW_POLL).await;
-                    if let Ok(true) = self.target.is_visible(session, receipt).await {
-                        seen = Some(Instant::now().saturating_duration_since(committed));
-                        break;
+                let poll = async move {
+                    let mut session = target.probe_session();
+                    let mut seen = None;
+                    while Instant::now() < deadline {
+                        let next = Instant::now() + ryw_poll_after(at.elapsed());
+                        match pacer {
+                            Some(p) => p.sleep_until(next).await,
+                            None => tokio::time::sleep_until(next.into()).await,
+                        }
+                        if let Ok(true) = target.is_visible(&mut session, &receipt).await {
+                            seen = Some(Instant::now().saturating_duration_since(committed));
+                            break;
+                        }
                     }
-                }
-                self.recorder
-                    .lock()
-                    .expect("recorder lock")
-                    .record_ryw(at, false, seen);
+                    recorder
+                        .lock()
+                        .expect("recorder lock")
+                        .record_ryw(at, false, seen);
+                };
+                let mut probes = self.probes.lock().expect("probes lock");
+                // Finished probes are reaped as new ones start, so the set stays small.
+                while probes.try_join_next().is_some() {}
+                probes.spawn(poll);
             }
             Err(_) => {}
         }
