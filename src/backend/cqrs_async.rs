@@ -35,6 +35,9 @@ pub const ENTRY: Entry = Entry {
     read_side_lags: true,
     requires: None,
     in_default_set: true,
+    lag_name: "projection lag",
+    operations: "one database, plus a projector to run and watch (checkpoints, dead letters, rebuilds); readers must tolerate its lag",
+    alternative_to_cqrs: None,
     open,
 };
 

@@ -26,6 +26,9 @@ pub const ENTRY: Entry = Entry {
     read_side_lags: false,
     requires: None,
     in_default_set: true,
+    lag_name: "",
+    operations: "one database; read-model code in every write path of the application",
+    alternative_to_cqrs: None,
     open,
 };
 

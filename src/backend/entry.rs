@@ -39,6 +39,14 @@ pub struct Entry {
     /// Whether a scenario that names no backends runs it. The alternatives to CQRS run only
     /// where a scenario asks for them.
     pub in_default_set: bool,
+    /// What its read side's lag is called (`projection lag`, `view staleness`); empty when
+    /// the read side never lags.
+    pub lag_name: &'static str,
+    /// What it takes to run, in plain words, for the verdict's comparison.
+    pub operations: &'static str,
+    /// For a simpler alternative to CQRS, what it is called in the verdict's question ("would
+    /// a materialized view have been enough here?"); `None` for the others.
+    pub alternative_to_cqrs: Option<&'static str>,
     /// Opens the backend's own part on a seeded database.
     pub open: fn(&Db, &BackendOptions) -> Box<dyn Architecture>,
 }

@@ -59,6 +59,9 @@ pub const ENTRY: Entry = Entry {
     read_side_lags: true,
     requires: None,
     in_default_set: true,
+    lag_name: "projection lag",
+    operations: "an event store as the write model, aggregate rehydration and a projector; schema changes become event versioning",
+    alternative_to_cqrs: None,
     open,
 };
 

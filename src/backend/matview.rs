@@ -41,10 +41,13 @@ pub const ENTRY: Entry = Entry {
     help: "read models as materialized views of the write tables, refreshed on a schedule (PostgreSQL)",
     provisions: Provisions::MATVIEWS,
     verified_against: VerifiedAgainst::WriteModel,
-    write_also: "",
+    write_also: "none: the views are refreshed apart from the writes",
     read_side_lags: true,
     requires: Some(Engine::Postgres),
     in_default_set: false,
+    lag_name: "view staleness",
+    operations: "one PostgreSQL database and a refresh schedule; every refresh recomputes its whole view",
+    alternative_to_cqrs: Some("materialized views"),
     open,
 };
 

@@ -114,6 +114,21 @@ impl BackendKind {
         registry::entry(self).write_also
     }
 
+    /// What its read side's lag is called (empty if it never lags).
+    pub fn lag_name(self) -> &'static str {
+        registry::entry(self).lag_name
+    }
+
+    /// What it takes to run, in plain words.
+    pub fn operations(self) -> &'static str {
+        registry::entry(self).operations
+    }
+
+    /// What it is called as a simpler alternative to CQRS, if it is one.
+    pub fn alternative_to_cqrs(self) -> Option<&'static str> {
+        registry::entry(self).alternative_to_cqrs
+    }
+
     /// Whether a reader can miss a committed write for a while (its read side lags).
     pub fn read_side_lags(self) -> bool {
         registry::entry(self).read_side_lags

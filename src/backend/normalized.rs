@@ -20,6 +20,9 @@ pub const ENTRY: Entry = Entry {
     read_side_lags: false,
     requires: None,
     in_default_set: true,
+    lag_name: "",
+    operations: "one database and nothing else",
+    alternative_to_cqrs: None,
     open,
 };
 

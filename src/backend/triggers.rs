@@ -22,6 +22,9 @@ pub const ENTRY: Entry = Entry {
     read_side_lags: false,
     requires: None,
     in_default_set: false,
+    lag_name: "",
+    operations: "one database; the read-model logic lives in the database as triggers, deployed and migrated with the schema and invisible to the application's own tests",
+    alternative_to_cqrs: Some("read models kept by database triggers"),
     open,
 };
 

@@ -367,6 +367,49 @@ fn query_table(results: &Results) -> Table {
     Table { head, rows }
 }
 
+/// One row per refreshed view of each `matview` run; `None` when no run refreshed views.
+fn refresh_table(results: &Results) -> Option<Table> {
+    let head = [
+        "run",
+        "view",
+        "every",
+        "refreshes",
+        "failed",
+        "duration p50",
+        "p99",
+        "max",
+        "server CPU",
+    ];
+    let rows: Vec<Vec<String>> = results
+        .runs
+        .iter()
+        .flat_map(|run| {
+            run.refreshes.iter().map(move |v| {
+                vec![
+                    run.label(),
+                    v.view.clone(),
+                    fmt_ms(v.interval_ms as f64 * 1000.0),
+                    v.refreshes.to_string(),
+                    v.failed.to_string(),
+                    fmt_ms(v.duration.p50_us as f64),
+                    fmt_ms(v.duration.p99_us as f64),
+                    fmt_ms(v.duration.max_us as f64),
+                    v.server_cpu_seconds
+                        .map(|c| format!("{c:.2} s"))
+                        .unwrap_or_else(|| "not measured".into()),
+                ]
+            })
+        })
+        .collect();
+    (!rows.is_empty()).then(|| Table {
+        head: head.iter().map(|h| h.to_string()).collect(),
+        rows,
+    })
+}
+
+/// What the refresh table's figures are.
+const REFRESH_NOTE: &str = "A view's staleness (its lag) runs from a write's commit to the end of the first refresh that started after it; the duration is one `REFRESH MATERIALIZED VIEW CONCURRENTLY`, the CPU that of the server process running the refreshes (measured only when the server runs on this machine). The schedule waits `every` after each refresh ends.";
+
 fn storage_table(results: &Results) -> Table {
     let head = [
         "run",
@@ -555,6 +598,11 @@ pub fn render_markdown(report: &Report) -> String {
         "## Storage (measured from the database, indexes included)\n"
     );
     md_table(&mut out, &storage_table(r));
+    if let Some(t) = refresh_table(r) {
+        let _ = writeln!(out, "## Materialized-view refreshes\n");
+        md_table(&mut out, &t);
+        let _ = writeln!(out, "{REFRESH_NOTE}\n");
+    }
     let _ = writeln!(out, "## Plots\n");
     let colours = BackendKind::all()
         .iter()
@@ -769,6 +817,11 @@ pub fn render_html(report: &Report) -> String {
     html_table(&mut out, &query_table(r));
     out.push_str("<h2 id=\"storage\">Storage <span class=\"note\">(measured from the database, indexes included)</span></h2>\n");
     html_table(&mut out, &storage_table(r));
+    if let Some(t) = refresh_table(r) {
+        out.push_str("<h2 id=\"refreshes\">Materialized-view refreshes</h2>\n");
+        html_table(&mut out, &t);
+        let _ = writeln!(out, "<p class=\"note\">{}</p>", html_escape(REFRESH_NOTE));
+    }
 
     out.push_str("<h2 id=\"plots\">Plots</h2>\n<p class=\"legend\">");
     for k in &r.scenario.backends {

@@ -23,6 +23,8 @@
 //!   late). Then the harness, not the backend, set the numbers: the run is invalid and the
 //!   verdict names no winner.
 
+mod alternatives;
+
 use std::collections::BTreeMap;
 
 use super::stats::{welch, Sample, ALPHA};
@@ -498,12 +500,19 @@ fn lag_lines(level: &Level) -> Vec<String> {
         let m = &run.metrics;
         if m.lag.count > 0 {
             out.push(format!(
-                "**{}** projection lag: p50 {}, p99 {}, max {} over {} events{}",
+                "**{}** {}: p50 {}, p99 {}, max {} over {} {}{}",
                 run.backend,
+                run.backend.lag_name(),
                 fmt_ms(m.lag.p50_us as f64),
                 fmt_ms(m.lag.p99_us as f64),
                 fmt_ms(m.lag.max_us as f64),
                 m.lag.count,
+                // A projector measures each event; a refreshed view each write.
+                if run.projector.is_some() {
+                    "events"
+                } else {
+                    "writes"
+                },
                 run.projector
                     .as_ref()
                     .map(|p| format!(
@@ -1186,8 +1195,9 @@ pub fn verdict(results: &Results) -> Verdict {
             }
             for run in level.runs.iter().filter(|r| r.metrics.lag.count > 0) {
                 headline_parts.push(format!(
-                    "{} pays with a projection lag of p99 {}{}",
+                    "{} pays with a {} of p99 {}{}",
                     run.backend,
+                    run.backend.lag_name(),
                     fmt_ms(run.metrics.lag.p99_us as f64),
                     if run.metrics.ryw.probes > 0 {
                         format!(
@@ -1217,7 +1227,10 @@ pub fn verdict(results: &Results) -> Verdict {
         } else {
             String::new()
         };
-        for kind in BackendKind::all() {
+        for kind in BackendKind::all()
+            .into_iter()
+            .filter(|k| *k != normalized::KIND)
+        {
             if let Some(l) = overhead_line(level, kind) {
                 costs.push(format!("{prefix}{l}"));
             }
@@ -1266,6 +1279,10 @@ pub fn verdict(results: &Results) -> Verdict {
             title: "What CQRS buys here".into(),
             lines: gains,
         });
+    }
+
+    if let Some(section) = alternatives::section(&levels) {
+        sections.push(section);
     }
 
     let (cross_lines, cross_headline) = crossover(results, &levels, fair);

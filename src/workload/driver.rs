@@ -192,13 +192,14 @@ pub async fn drive_measured<T: Target>(
     progress: Arc<Progress>,
 ) -> (Instant, Option<DriverCpu>) {
     let before = CpuSnapshot::take();
-    drive(target, stream, cfg, start, recorder, progress.clone()).await;
-    let end = Instant::now();
+    let end = drive(target, stream, cfg, start, recorder, progress.clone()).await;
     (end, before.until(&CpuSnapshot::take(), progress.ops()))
 }
 
 /// Drives `target` with the op stream until the configured duration has passed, recording
-/// into `recorder`. Returns when every worker has finished its last op.
+/// into `recorder`. Returns when every worker has finished its last op and every
+/// read-your-writes probe its last look, with the moment the workers finished (the end of
+/// the load: probes still waiting do not stretch it).
 pub async fn drive<T: Target>(
     target: Arc<T>,
     stream: Arc<OpStream>,
@@ -206,7 +207,7 @@ pub async fn drive<T: Target>(
     start: Instant,
     recorder: Arc<Mutex<Recorder>>,
     progress: Arc<Progress>,
-) {
+) -> Instant {
     let end = start + cfg.duration;
     // Without its thread the pacer cannot be precise; the run would still be correct, so a
     // machine that refuses a thread gets the runtime's own timer rather than no run.
@@ -245,6 +246,7 @@ pub async fn drive<T: Target>(
     for t in tasks {
         let _ = t.await;
     }
+    let workers_done = Instant::now();
     // Probes still waiting for their write (each ends by its timeout at the latest).
     let mut waiting = std::mem::take(&mut *probes.lock().expect("probes lock"));
     while waiting.join_next().await.is_some() {}
@@ -258,6 +260,7 @@ pub async fn drive<T: Target>(
             );
         }
     }
+    workers_done
 }
 
 enum Op {
