@@ -38,6 +38,7 @@ pub const ENTRY: Entry = Entry {
     lag_name: "projection lag",
     operations: "one database, plus a projector to run and watch (checkpoints, dead letters, rebuilds); readers must tolerate its lag",
     alternative_to_cqrs: None,
+    needs_replica: false,
     open,
 };
 

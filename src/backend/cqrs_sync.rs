@@ -29,6 +29,7 @@ pub const ENTRY: Entry = Entry {
     lag_name: "",
     operations: "one database; read-model code in every write path of the application",
     alternative_to_cqrs: None,
+    needs_replica: false,
     open,
 };
 

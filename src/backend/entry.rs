@@ -47,6 +47,9 @@ pub struct Entry {
     /// For a simpler alternative to CQRS, what it is called in the verdict's question ("would
     /// a materialized view have been enough here?"); `None` for the others.
     pub alternative_to_cqrs: Option<&'static str>,
+    /// Whether it reads from a standby of the database (`--replica-db`), which it cannot
+    /// open without.
+    pub needs_replica: bool,
     /// Opens the backend's own part on a seeded database.
     pub open: fn(&Db, &BackendOptions) -> Box<dyn Architecture>,
 }

@@ -62,6 +62,7 @@ pub const ENTRY: Entry = Entry {
     lag_name: "projection lag",
     operations: "an event store as the write model, aggregate rehydration and a projector; schema changes become event versioning",
     alternative_to_cqrs: None,
+    needs_replica: false,
     open,
 };
 

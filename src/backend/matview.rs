@@ -48,6 +48,7 @@ pub const ENTRY: Entry = Entry {
     lag_name: "view staleness",
     operations: "one PostgreSQL database and a refresh schedule; every refresh recomputes its whole view",
     alternative_to_cqrs: Some("materialized views"),
+    needs_replica: false,
     open,
 };
 

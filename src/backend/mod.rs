@@ -22,6 +22,7 @@ pub mod matview;
 pub mod normalized;
 pub mod queries;
 pub mod registry;
+pub mod replica;
 pub mod session;
 pub mod triggers;
 pub mod write;
@@ -211,6 +212,12 @@ pub trait Architecture: Send + Sync {
     /// Where queries read.
     fn read_side(&self) -> ReadSide;
 
+    /// The database queries and read-your-writes probes read from: the backend's own,
+    /// unless it reads a standby of it.
+    fn reads_from<'a>(&'a self, db: &'a Db) -> &'a Db {
+        db
+    }
+
     /// Whether a reader already sees what `receipt` wrote (read-your-writes). Immediate
     /// unless the read side lags the write.
     fn is_visible<'a>(
@@ -313,12 +320,15 @@ pub struct BackendOptions {
     pub dedicated_sessions: bool,
     /// When `matview` refreshes its views.
     pub matview: matview::RefreshSchedule,
+    /// The hot standby `replica` reads from (opened on the same schema).
+    pub replica: Option<Db>,
 }
 
 impl Default for BackendOptions {
     fn default() -> Self {
         BackendOptions {
             matview: matview::RefreshSchedule::default(),
+            replica: None,
             projector: ProjectorConfig::default(),
             run_projector: true,
             lag: None,
@@ -339,6 +349,9 @@ impl Backend {
     /// told not to).
     pub async fn open(kind: BackendKind, db: Db, opts: BackendOptions) -> Result<Self, DbError> {
         crate::db::schema::require_ours(&db).await?;
+        if registry::entry(kind).needs_replica && opts.replica.is_none() {
+            return Err(DbError::NoReplica(kind.name()));
+        }
         let architecture = (registry::entry(kind).open)(&db, &opts);
         Ok(Backend {
             kind,
@@ -401,7 +414,8 @@ impl Backend {
         session: &mut Session,
         q: &Query,
     ) -> Result<QueryAnswer, sqlx::Error> {
-        let mut conn = session.take(&self.db.read).await?;
+        let reader = self.architecture.reads_from(&self.db);
+        let mut conn = session.take(&reader.read).await?;
         let result = queries::run(&mut conn, self.architecture.read_side(), q).await;
         session.give_back(conn, result.is_ok());
         result

@@ -23,6 +23,7 @@ pub const ENTRY: Entry = Entry {
     lag_name: "",
     operations: "one database and nothing else",
     alternative_to_cqrs: None,
+    needs_replica: false,
     open,
 };
 

@@ -4,7 +4,9 @@
 //! `ENTRY`) and one entry here.
 
 pub use super::entry::{Entry, VerifiedAgainst};
-use super::{cqrs_async, cqrs_sync, event_sourced, matview, normalized, triggers, BackendKind};
+use super::{
+    cqrs_async, cqrs_sync, event_sourced, matview, normalized, replica, triggers, BackendKind,
+};
 use crate::db::Engine;
 
 pub static BACKENDS: &[Entry] = &[
@@ -14,6 +16,7 @@ pub static BACKENDS: &[Entry] = &[
     event_sourced::ENTRY,
     triggers::ENTRY,
     matview::ENTRY,
+    replica::ENTRY,
 ];
 
 /// Why `kind` cannot run on `engine`, if it cannot.
@@ -76,7 +79,7 @@ mod tests {
         assert!(BackendKind::all().windows(2).all(|w| w[0] < w[1]));
         assert_eq!(
             names_in_prose(),
-            "normalized, cqrs-sync, cqrs-async, event-sourced, triggers or matview"
+            "normalized, cqrs-sync, cqrs-async, event-sourced, triggers, matview or replica"
         );
     }
 }

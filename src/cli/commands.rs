@@ -69,6 +69,29 @@ fn plan_run(args: &RunArgs) -> Result<(Scenario, RunOptions), Failure> {
     scenario
         .refuse_on(opts.db.engine(), &args.scenario)
         .map_err(Failure::bad_input)?;
+    if let Some(standby) = &args.replica_db {
+        let standby = parse_url(standby)?;
+        if standby.engine() != crate::db::Engine::Postgres {
+            return Err(Failure::bad_input(anyhow!(
+                "--replica-db: {} is not a PostgreSQL URL (a hot standby of --db)",
+                standby.redacted()
+            )));
+        }
+        opts.replica_db = Some(standby);
+    }
+    let needs_replica: Vec<&str> = scenario
+        .backends
+        .iter()
+        .filter(|b| crate::backend::registry::entry(**b).needs_replica)
+        .map(|b| b.name())
+        .collect();
+    if !needs_replica.is_empty() && opts.replica_db.is_none() {
+        return Err(Failure::bad_input(anyhow!(
+            "{}: backends: {} reads from a hot standby: give its URL with --replica-db",
+            args.scenario.display(),
+            needs_replica.join(", ")
+        )));
+    }
     validate_schema_name(&args.schema).map_err(Failure::bad_input)?;
     opts.schema = args.schema.clone();
     opts.keep_db = args.keep_db;

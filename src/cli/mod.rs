@@ -113,6 +113,9 @@ pub struct RunArgs {
     /// Database: sqlite://PATH (default: files in the output folder) or postgres://…
     #[arg(long)]
     pub db: Option<String>,
+    /// A hot standby of --db (postgres://…), which the `replica` backend reads from.
+    #[arg(long)]
+    pub replica_db: Option<String>,
     /// Schema prefix on PostgreSQL (each backend gets <prefix>_<backend>).
     #[arg(long, default_value = DEFAULT_SCHEMA)]
     pub schema: String,

@@ -59,6 +59,16 @@ pub enum DbError {
     ForeignSqliteFile { path: String, tables: String },
     #[error("{place} has triggers cqrs-bench did not create ({triggers}); refusing to touch it (drop them or choose another)")]
     ForeignTriggers { place: String, triggers: String },
+    #[error("{0} reads from a hot standby: give its URL with --replica-db")]
+    NoReplica(&'static str),
+    #[error("--replica-db {url} is not a hot standby (pg_is_in_recovery() is false there)")]
+    NotAStandby { url: String },
+    #[error("the standby {url} did not show schema \"{schema}\" within {seconds} s of seeding the primary: is it a standby of --db?")]
+    StandbyBehind {
+        url: String,
+        schema: String,
+        seconds: u64,
+    },
     #[error("{url} has no cqrs-bench data (schema \"{schema}\" not found); seed it first")]
     NotSeeded { url: String, schema: String },
     #[error("invalid schema name \"{0}\": use lower-case letters, digits and _")]

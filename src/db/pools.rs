@@ -73,6 +73,14 @@ pub struct Db {
     pub pool_size: u32,
 }
 
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db")
+            .field("location", &self.location())
+            .finish()
+    }
+}
+
 /// Pragmas set on every SQLite connection (and reported with each run).
 pub const SQLITE_PRAGMAS: &[(&str, &str)] = &[
     ("journal_mode", "WAL"),
@@ -133,6 +141,18 @@ impl Db {
         schema: &str,
         pool_size: u32,
         mode: OpenMode,
+    ) -> DbResult<Db> {
+        Db::open_waiting(url, schema, pool_size, mode, Duration::from_secs(10)).await
+    }
+
+    /// [`Db::open_with`], with how long a PostgreSQL connection may take to come from the
+    /// pool (reconnects to a server that went away are retried for that long).
+    async fn open_waiting(
+        url: &DbUrl,
+        schema: &str,
+        pool_size: u32,
+        mode: OpenMode,
+        acquire_timeout: Duration,
     ) -> DbResult<Db> {
         sqlx::any::install_default_drivers();
         validate_schema_name(schema)?;
@@ -206,7 +226,7 @@ impl Db {
                 let set_path = format!("SET search_path TO {schema}");
                 let pool = pool_options()
                     .max_connections(pool_size)
-                    .acquire_timeout(Duration::from_secs(10))
+                    .acquire_timeout(acquire_timeout)
                     .after_connect(move |conn, _| {
                         let set_path = set_path.clone();
                         Box::pin(async move {
@@ -225,6 +245,56 @@ impl Db {
                     pool_size,
                 })
             }
+        }
+    }
+
+    /// Opens a hot standby of a database just seeded on its primary: refuses a server that is
+    /// not in recovery, then waits (up to `wait`) until the seeded schema has been replayed
+    /// there, ready.
+    pub async fn open_standby(
+        url: &DbUrl,
+        schema: &str,
+        pool_size: u32,
+        wait: Duration,
+    ) -> DbResult<Db> {
+        // Reads of a standby that went away fail within a second and are counted, rather
+        // than wait for it as long as writers wait for the primary.
+        let db = Db::open_waiting(
+            url,
+            schema,
+            pool_size,
+            OpenMode::Existing,
+            Duration::from_secs(1),
+        )
+        .await?;
+        let in_recovery: bool = sqlx::query_scalar("SELECT pg_is_in_recovery()")
+            .fetch_one(&db.read)
+            .await?;
+        if !in_recovery {
+            db.close().await;
+            return Err(DbError::NotAStandby {
+                url: url.redacted(),
+            });
+        }
+        let deadline = std::time::Instant::now() + wait;
+        loop {
+            let ready = matches!(schema::ownership(&db).await, Ok(schema::Ownership::Ours))
+                && matches!(
+                    super::state::DbState::read(&db).await,
+                    Ok(super::state::DbState::Ready(_))
+                );
+            if ready {
+                return Ok(db);
+            }
+            if std::time::Instant::now() >= deadline {
+                db.close().await;
+                return Err(DbError::StandbyBehind {
+                    url: url.redacted(),
+                    schema: schema.to_string(),
+                    seconds: wait.as_secs(),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 

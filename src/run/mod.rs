@@ -39,6 +39,8 @@ pub struct RunOptions {
     pub catch_up_timeout: Duration,
     /// Threads of the async runtime the run is driven on (recorded; the caller builds it).
     pub threads: usize,
+    /// A hot standby of `db`, which `replica` reads from.
+    pub replica_db: Option<DbUrl>,
 }
 
 impl RunOptions {
@@ -56,6 +58,7 @@ impl RunOptions {
             show_progress: true,
             catch_up_timeout: Duration::from_secs(300),
             threads: 1,
+            replica_db: None,
         }
     }
 }
@@ -195,6 +198,9 @@ const MIN_POOL: u32 = 8;
 
 /// Connections for `workers` driver workers to keep one each, plus one for the projector and
 /// one spare (backlog checks, settings); at least `MIN_POOL`.
+/// How long a standby may take to replay a freshly seeded dataset.
+const STANDBY_WAIT: Duration = Duration::from_secs(300);
+
 fn pool_size_for(workers: u32) -> u32 {
     (workers + 2).max(MIN_POOL)
 }
@@ -220,6 +226,15 @@ async fn run_one(
     let pool_size = opts.pool_size.unwrap_or(pool_for_workers);
     let (db, seed_report) =
         prepare(&url, &schema_name, kind, s.seed, &s.dataset, pool_size).await?;
+    let replica = match (
+        &opts.replica_db,
+        crate::backend::registry::entry(kind).needs_replica,
+    ) {
+        (Some(standby), true) => {
+            Some(Db::open_standby(standby, &schema_name, pool_size, STANDBY_WAIT).await?)
+        }
+        _ => None,
+    };
     let settings = db.settings().await?;
     let environment = Environment {
         engine: settings.engine.name().into(),
@@ -245,6 +260,7 @@ async fn run_one(
                 lag: Some(lag.clone()),
                 dedicated_sessions: pool_size >= pool_for_workers,
                 matview: s.refresh_schedule(),
+                replica,
             },
         )
         .await?,

@@ -373,34 +373,35 @@ impl<T: Target> Worker<T> {
         if let Ok(receipt) = result {
             let mut rng = Rng::derive(self.seed, RYW_STREAM, i);
             if self.ryw_share > 0.0 && rng.chance(self.ryw_share) {
-                self.probe(session, &receipt).await;
+                self.probe(&receipt);
             }
         }
     }
 
     /// Reads right after the write returned; if the write is not visible yet, polls until it
-    /// is (or the timeout passes) and records how long that took. The polling runs in a task
-    /// of its own: a worker of the write lane waiting for a read side that lags by a second
-    /// would start its next writes a second late.
-    async fn probe(&self, session: &mut T::Session, receipt: &Receipt) {
-        let committed = receipt.committed_at.unwrap_or_else(Instant::now);
-        let at = Instant::now();
-        match self.target.is_visible(session, receipt).await {
-            Ok(true) => {
-                self.recorder.lock().expect("recorder lock").record_ryw(
-                    at,
-                    true,
-                    Some(Duration::ZERO),
-                );
-            }
-            Ok(false) => {
-                let target = self.target.clone();
-                let recorder = self.recorder.clone();
-                let pacer = self.pacer;
-                let receipt = receipt.clone();
-                let deadline = at + self.ryw_timeout;
-                let poll = async move {
-                    let mut session = target.probe_session();
+    /// is (or the timeout passes) and records how long that took. The probe runs in a task of
+    /// its own, on a session of its own: a worker of the write lane waiting for a read side
+    /// that lags by a second, or for a standby that is down, would start its next writes late.
+    fn probe(&self, receipt: &Receipt) {
+        let target = self.target.clone();
+        let recorder = self.recorder.clone();
+        let pacer = self.pacer;
+        let receipt = receipt.clone();
+        let timeout = self.ryw_timeout;
+        let probe = async move {
+            let committed = receipt.committed_at.unwrap_or_else(Instant::now);
+            let mut session = target.probe_session();
+            let at = Instant::now();
+            match target.is_visible(&mut session, &receipt).await {
+                Ok(true) => {
+                    recorder.lock().expect("recorder lock").record_ryw(
+                        at,
+                        true,
+                        Some(Duration::ZERO),
+                    );
+                }
+                Ok(false) => {
+                    let deadline = at + timeout;
                     let mut seen = None;
                     while Instant::now() < deadline {
                         let next = Instant::now() + ryw_poll_after(at.elapsed());
@@ -417,14 +418,15 @@ impl<T: Target> Worker<T> {
                         .lock()
                         .expect("recorder lock")
                         .record_ryw(at, false, seen);
-                };
-                let mut probes = self.probes.lock().expect("probes lock");
-                // Finished probes are reaped as new ones start, so the set stays small.
-                while probes.try_join_next().is_some() {}
-                probes.spawn(poll);
+                }
+                // The read side could not be asked (a standby down): no probe to count.
+                Err(_) => {}
             }
-            Err(_) => {}
-        }
+        };
+        let mut probes = self.probes.lock().expect("probes lock");
+        // Finished probes are reaped as new ones start, so the set stays small.
+        while probes.try_join_next().is_some() {}
+        probes.spawn(probe);
     }
 
     async fn read(&self, session: &mut T::Session, q: &Query, t: Timing) {
