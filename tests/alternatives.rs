@@ -86,8 +86,7 @@ async fn foreign_trigger_is_refused_and_kept(url: &DbUrl, schema: &str) {
     db.close().await;
     let err = prepare(url, schema, triggers::KIND, 1, &small_dataset(), 2)
         .await
-        .err()
-        .expect("a database with someone else's trigger must be refused");
+        .expect_err("a database with someone else's trigger must be refused");
     assert!(matches!(err, DbError::ForeignTriggers { .. }), "{err}");
     assert!(err.to_string().contains("audit_reviews"), "{err}");
     assert_eq!(err.exit_code(), 2);

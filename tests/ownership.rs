@@ -35,8 +35,7 @@ async fn refuses_foreign_postgres_schema() {
 
     let err = prepare(&url, &schema, cqrs_async::KIND, 1, &small_dataset(), 2)
         .await
-        .err()
-        .expect("seeding a foreign schema must fail");
+        .expect_err("seeding a foreign schema must fail");
     assert!(matches!(err, DbError::ForeignSchema { .. }), "{err}");
     assert!(err.to_string().contains(&schema), "{err}");
 
@@ -74,8 +73,7 @@ async fn refuses_foreign_sqlite_file() {
         .unwrap();
     let err = prepare(&url, "cqrs_bench", normalized::KIND, 1, &small_dataset(), 1)
         .await
-        .err()
-        .expect("seeding a foreign file must fail");
+        .expect_err("seeding a foreign file must fail");
     assert!(matches!(err, DbError::ForeignSqliteFile { .. }), "{err}");
     let skus: Vec<String> = sqlx::query_scalar("SELECT sku FROM products")
         .fetch_all(&db.read)

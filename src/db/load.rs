@@ -196,13 +196,18 @@ pub async fn seed_with(
     if opts.matviews {
         // The read models are views now, indexed by their own statements; their table keys
         // do not apply (the ledgers, unused, stay tables).
-        statements.extend(read_keys.iter().cloned().filter(|s| {
-            !(s.starts_with("ALTER TABLE ")
-                && schema::READ_MODEL_TABLES.iter().any(|t| {
-                    s.strip_prefix("ALTER TABLE ")
-                        .is_some_and(|rest| rest.starts_with(&format!("{t} ")))
-                }))
-        }));
+        statements.extend(
+            read_keys
+                .iter()
+                .filter(|s| {
+                    !(s.starts_with("ALTER TABLE ")
+                        && schema::READ_MODEL_TABLES.iter().any(|t| {
+                            s.strip_prefix("ALTER TABLE ")
+                                .is_some_and(|rest| rest.starts_with(&format!("{t} ")))
+                        }))
+                })
+                .cloned(),
+        );
     } else if !opts.event_store {
         statements.extend_from_slice(&read_keys);
     }
