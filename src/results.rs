@@ -160,6 +160,9 @@ pub struct BackendRun {
     /// retries on fresh state, commands that gave up); absent for the other backends.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub concurrency: Vec<crate::backend::ConcurrencyCounts>,
+    /// What rehydrating streams and appending cost (`event-sourced`; absent otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_store: Option<crate::metrics::event_store::EventStoreStats>,
 }
 
 impl BackendRun {

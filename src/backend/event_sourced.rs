@@ -13,6 +13,12 @@
 //! (`Architecture::concurrency`). On SQLite there is one writer connection, so conflicts
 //! cannot happen there.
 //!
+//! **Snapshots** (`[event_sourcing] snapshot_every = N`, `BackendOptions::snapshot_every`):
+//! a stream is loaded from its latest snapshot plus the events after it (`rehydrate`), and
+//! an append that takes a stream `N` versions past its last snapshot stores a new one in the
+//! same transaction. What each load and append costs is recorded
+//! (`metrics::event_store`, `Architecture::event_store`).
+//!
 //! The projector reads the store through `projection::event_source::EventLog::event_store` into the same
 //! read models as `cqrs-async`, and queries read them with the same SQL. Verify folds the
 //! store and compares every read model with the fold.
@@ -27,6 +33,7 @@ use tokio::sync::{watch, Notify, OnceCell};
 
 use super::entry::{Entry, VerifiedAgainst};
 use super::queries::ReadSide;
+use super::rehydrate::{self, snapshot_due};
 use super::{
     Architecture, BackendKind, BackendOptions, ConcurrencyCounts, ExecError, Receipt, Session,
     Written,
@@ -39,7 +46,8 @@ use crate::domain::aggregate::{
     claim, claim_of, decide, evolve_order, evolve_product, occurred_at, streams_of, user_of,
     Decision, OrderAggregate, ProductAggregate,
 };
-use crate::domain::{Command, CommandKind, Event};
+use crate::domain::{Command, CommandKind};
+use crate::metrics::event_store::{EventStoreRecorder, EventStoreStats};
 use crate::projection::event_source::notify_channel;
 use crate::projection::event_source::EventLog;
 use crate::projection::projector::{LagTracker, Projector, ProjectorError};
@@ -95,6 +103,8 @@ fn open(db: &Db, opts: &BackendOptions) -> Box<dyn Architecture> {
         lag: opts.lag.clone(),
         users: OnceCell::new(),
         counters: Default::default(),
+        snapshot_every: opts.snapshot_every,
+        costs: EventStoreRecorder::new(opts.snapshot_every),
     })
 }
 
@@ -117,6 +127,24 @@ pub struct EventSourced {
     users: OnceCell<i64>,
     /// Per `CommandKind::ALL` index.
     counters: [Counters; 7],
+    /// Snapshot a stream every this many versions (0: never; loads then skip the snapshot
+    /// table too).
+    snapshot_every: u32,
+    costs: EventStoreRecorder,
+}
+
+/// A stream a command loaded: its name, the version read (bumped as events are assigned to
+/// it), the snapshot it started from, and its aggregate.
+struct Touched {
+    stream: String,
+    version: i64,
+    snapshot_version: i64,
+    aggregate: Aggregate,
+}
+
+enum Aggregate {
+    Order,
+    Product(i64),
 }
 
 /// One attempt's outcome besides success.
@@ -130,41 +158,6 @@ impl<E: Into<ExecError>> From<E> for Failed {
     fn from(e: E) -> Self {
         Failed::Exec(e.into())
     }
-}
-
-/// A stream as read: its rebuilt aggregate and its last version (0: empty).
-struct Loaded<A> {
-    state: A,
-    version: i64,
-}
-
-async fn load_stream<A>(
-    conn: &mut AnyConnection,
-    stream: &str,
-    init: A,
-    evolve: fn(A, &Event) -> A,
-) -> Result<Loaded<A>, ExecError> {
-    let rows =
-        sqlx::query("SELECT version, payload FROM es_events WHERE stream = $1 ORDER BY version")
-            .bind(stream)
-            .fetch_all(&mut *conn)
-            .await?;
-    let mut loaded = Loaded {
-        state: init,
-        version: 0,
-    };
-    for row in rows {
-        let version: i64 = row.try_get(0)?;
-        let payload: String = row.try_get(1)?;
-        let event = Event::from_json(&payload).map_err(|e| {
-            ExecError::Db(sqlx::Error::Protocol(format!(
-                "event store: {stream} version {version}: unreadable payload: {e}"
-            )))
-        })?;
-        loaded.state = evolve(loaded.state, &event);
-        loaded.version = version;
-    }
-    Ok(loaded)
 }
 
 fn is_unique_violation(e: &sqlx::Error) -> bool {
@@ -202,14 +195,23 @@ impl EventSourced {
         users: i64,
         cmd: &Command,
     ) -> Result<Written, Failed> {
+        self.costs.attempt();
+        let snapshots = self.snapshot_every > 0;
         let mut tx = sqlx::Connection::begin(&mut *conn).await?;
         let (order_id, mut product_ids) = streams_of(cmd);
-        let mut versions: Vec<(String, i64)> = Vec::new();
+        let mut touched: Vec<Touched> = Vec::new();
         let mut order: Option<OrderAggregate> = None;
         if let Some(id) = order_id {
             let stream = format!("order-{id}");
-            let loaded = load_stream(&mut tx, &stream, None, evolve_order).await?;
-            versions.push((stream, loaded.version));
+            let loaded = rehydrate::load(&mut tx, &stream, None, evolve_order, snapshots).await?;
+            self.costs
+                .rehydrated(loaded.took, loaded.events_read, loaded.snapshot_version > 0);
+            touched.push(Touched {
+                stream,
+                version: loaded.version,
+                snapshot_version: loaded.snapshot_version,
+                aggregate: Aggregate::Order,
+            });
             order = loaded.state;
         }
         if let (Command::CancelOrder { .. }, Some(o)) = (cmd, &order) {
@@ -224,9 +226,16 @@ impl EventSourced {
         };
         for id in product_ids {
             let stream = format!("product-{id}");
-            let loaded: Loaded<ProductAggregate> =
-                load_stream(&mut tx, &stream, None, evolve_product).await?;
-            versions.push((stream, loaded.version));
+            let loaded: rehydrate::Loaded<ProductAggregate> =
+                rehydrate::load(&mut tx, &stream, None, evolve_product, snapshots).await?;
+            self.costs
+                .rehydrated(loaded.took, loaded.events_read, loaded.snapshot_version > 0);
+            touched.push(Touched {
+                stream,
+                version: loaded.version,
+                snapshot_version: loaded.snapshot_version,
+                aggregate: Aggregate::Product(id),
+            });
             decision.products.insert(id, loaded.state);
         }
         if let Some(c) = claim_of(cmd) {
@@ -247,10 +256,10 @@ impl EventSourced {
         let mut params: Vec<Param> = Vec::with_capacity(events.len() * 6);
         for e in &events {
             let stream = e.stream();
-            let version = match versions.iter_mut().find(|(s, _)| *s == stream) {
-                Some((_, v)) => {
-                    *v += 1;
-                    *v
+            let version = match touched.iter_mut().find(|t| t.stream == stream) {
+                Some(t) => {
+                    t.version += 1;
+                    t.version
                 }
                 None => {
                     return Err(Failed::Exec(ExecError::Db(sqlx::Error::Protocol(format!(
@@ -267,6 +276,7 @@ impl EventSourced {
                 claim(e).into(),
             ]);
         }
+        let appending = Instant::now();
         let sql = format!(
             "INSERT INTO es_events (stream, version, kind, payload, occurred_at, claim) \
              VALUES {} RETURNING seq",
@@ -287,6 +297,26 @@ impl EventSourced {
             .iter()
             .map(|r| r.try_get::<i64, _>(0))
             .collect::<Result<Vec<_>, _>>()?;
+        // Snapshots after the append, in its transaction: a lost race never reaches them.
+        let mut written = 0;
+        for t in &touched {
+            if !snapshot_due(self.snapshot_every, t.snapshot_version, t.version) {
+                continue;
+            }
+            let mine = events.iter().filter(|e| e.stream() == t.stream);
+            match t.aggregate {
+                Aggregate::Order => {
+                    let state = mine.fold(decision.order.clone(), evolve_order);
+                    rehydrate::save_snapshot(&mut tx, &t.stream, t.version, &state).await?;
+                }
+                Aggregate::Product(id) => {
+                    let start = decision.products.get(&id).copied().flatten();
+                    let state = mine.fold(start, evolve_product);
+                    rehydrate::save_snapshot(&mut tx, &t.stream, t.version, &state).await?;
+                }
+            }
+            written += 1;
+        }
         if let Some(notify) = self.notify {
             sqlx::query(notify)
                 .bind(&self.channel)
@@ -294,7 +324,10 @@ impl EventSourced {
                 .await?;
         }
         match tx.commit().await {
-            Ok(()) => Ok(Written { events, seqs }),
+            Ok(()) => {
+                self.costs.appended(appending.elapsed(), written);
+                Ok(Written { events, seqs })
+            }
             Err(e) if is_unique_violation(&e) => Err(Failed::Conflict),
             Err(e) => Err(e.into()),
         }
@@ -392,6 +425,10 @@ impl Architecture for EventSourced {
                 gave_up: c.gave_up.load(Ordering::Relaxed),
             })
             .collect()
+    }
+
+    fn event_store(&self) -> Option<EventStoreStats> {
+        Some(self.costs.stats())
     }
 
     fn shutdown(mut self: Box<Self>) -> BoxFuture<'static, ()> {

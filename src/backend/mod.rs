@@ -21,6 +21,7 @@ pub mod event_sourced;
 pub mod normalized;
 pub mod queries;
 pub mod registry;
+pub mod rehydrate;
 pub mod session;
 pub mod write;
 
@@ -34,6 +35,7 @@ use sqlx::AnyConnection;
 use crate::db::state::Provisions;
 use crate::db::{Db, DbError};
 use crate::domain::{Command, DomainError, Event, Query, QueryAnswer};
+use crate::metrics::event_store::EventStoreStats;
 use crate::projection::projector::{LagTracker, Projector, ProjectorConfig, ProjectorError};
 pub use cqrs_async::append_events;
 use queries::ReadSide;
@@ -212,6 +214,11 @@ pub trait Architecture: Send + Sync {
         Vec::new()
     }
 
+    /// What rehydration and appends cost, for backends with an event store as write model.
+    fn event_store(&self) -> Option<EventStoreStats> {
+        None
+    }
+
     /// Stops whatever the backend runs in the background.
     fn shutdown(self: Box<Self>) -> BoxFuture<'static, ()> {
         Box::pin(async {})
@@ -280,6 +287,8 @@ pub struct BackendOptions {
     /// Give each driver worker a connection of its own on PostgreSQL (see `session`); the
     /// caller sets it only when the pool has room for every worker and the projector.
     pub dedicated_sessions: bool,
+    /// `event-sourced`: snapshot a stream every this many versions (0: no snapshots).
+    pub snapshot_every: u32,
 }
 
 impl Default for BackendOptions {
@@ -289,6 +298,7 @@ impl Default for BackendOptions {
             run_projector: true,
             lag: None,
             dedicated_sessions: false,
+            snapshot_every: 0,
         }
     }
 }
@@ -401,6 +411,11 @@ impl Backend {
     /// Optimistic-concurrency counters per command type (`event-sourced`; empty otherwise).
     pub fn concurrency(&self) -> Vec<ConcurrencyCounts> {
         self.architecture.concurrency()
+    }
+
+    /// Rehydration and append costs (`event-sourced`; `None` otherwise).
+    pub fn event_store(&self) -> Option<EventStoreStats> {
+        self.architecture.event_store()
     }
 
     /// Stops the projector task, if any.

@@ -244,6 +244,7 @@ async fn run_one(
                 run_projector: true,
                 lag: Some(lag.clone()),
                 dedicated_sessions: pool_size >= pool_for_workers,
+                snapshot_every: s.event_sourcing.snapshot_every,
             },
         )
         .await?,
@@ -348,6 +349,7 @@ async fn run_one(
 
     let projector_stats = backend.projector().map(|p| p.stats.clone());
     let concurrency = backend.concurrency();
+    let event_store = backend.event_store();
     if let Ok(b) = Arc::try_unwrap(backend) {
         b.shutdown().await;
     }
@@ -420,6 +422,7 @@ async fn run_one(
             storage,
             kept_database,
             concurrency,
+            event_store,
             outage,
         },
         environment,
