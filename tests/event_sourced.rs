@@ -5,8 +5,10 @@
 //!   product's stock is ever negative, the projected read models equal the fold over the
 //!   store (verify), and a rebuild from the store gives them back.
 //! - Concurrent writers on one hot product (PostgreSQL, where writers really race): the same
-//!   invariants, version conflicts happen and are counted, and every command ends accepted,
-//!   refused or given up.
+//!   invariants, version conflicts happen and are counted, every command ends accepted,
+//!   refused or given up, and at most 1% give up.
+//! - Snapshots (every 3 versions), on both engines: every stream loads to the same state from
+//!   its latest snapshot plus the tail as from its first event.
 
 mod common;
 
@@ -275,6 +277,14 @@ async fn concurrent_writers_on_a_hot_product_postgres() {
         "8 writers on one product never raced"
     );
     assert_eq!(total(|c| c.gave_up), gave_up);
+    // The back-off is sized for this (backend::backoff): the old fixed schedule (8 attempts,
+    // 64 ms of pauses) left 3-6% of these commands giving up; the jittered one none in ten
+    // runs. At most 1% may.
+    assert!(
+        gave_up * 100 <= (WRITERS * EACH) as u64,
+        "{gave_up} of {} commands gave up",
+        WRITERS * EACH
+    );
     assert_eq!(
         total(|c| c.conflicts),
         total(|c| c.retries) + total(|c| c.gave_up)

@@ -7,8 +7,9 @@
 //! **Optimistic concurrency.** Nothing is locked while deciding. The store is unique on
 //! `(stream, version)` (and on the review / price-change claim), so when another writer
 //! appended to a stream after it was read, the append fails on the unique key: a conflict.
-//! The command is then retried in a new transaction on fresh state, up to `MAX_ATTEMPTS`
-//! attempts with exponential back-off, and re-decided (a retry may now be refused, e.g. out
+//! The command is then retried in a new transaction on fresh state after a jittered,
+//! bounded back-off (`backoff::DEFAULT`: at most 32 attempts and 250 ms of pauses), and
+//! re-decided (a retry may now be refused, e.g. out
 //! of stock). Conflicts, retries and give-ups are counted per command type
 //! (`Architecture::concurrency`). On SQLite there is one writer connection, so conflicts
 //! cannot happen there.
@@ -31,6 +32,7 @@ use futures::future::BoxFuture;
 use sqlx::{AnyConnection, Row};
 use tokio::sync::{watch, Notify, OnceCell};
 
+use super::backoff::{self, Jitter};
 use super::entry::{Entry, VerifiedAgainst};
 use super::queries::ReadSide;
 use super::rehydrate::{self, snapshot_due};
@@ -68,14 +70,6 @@ pub const ENTRY: Entry = Entry {
     open,
 };
 
-/// Attempts per command before it gives up on conflicts.
-pub const MAX_ATTEMPTS: u32 = 8;
-
-/// The pause before retry `n` (0-based): 0.5 ms doubling, at most 32 ms.
-fn backoff(n: u32) -> Duration {
-    Duration::from_micros(500u64 << n.min(6))
-}
-
 type StoreProjector = Projector<EventLog, SameDatabase>;
 
 fn open(db: &Db, opts: &BackendOptions) -> Box<dyn Architecture> {
@@ -105,6 +99,12 @@ fn open(db: &Db, opts: &BackendOptions) -> Box<dyn Architecture> {
         counters: Default::default(),
         snapshot_every: opts.snapshot_every,
         costs: EventStoreRecorder::new(opts.snapshot_every),
+        jitter: Jitter::seeded(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(0),
+        ),
     })
 }
 
@@ -131,6 +131,8 @@ pub struct EventSourced {
     /// table too).
     snapshot_every: u32,
     costs: EventStoreRecorder,
+    /// Spreads the back-off pauses of writers that collided.
+    jitter: Jitter,
 }
 
 /// A stream a command loaded: its name, the version read (bumped as events are assigned to
@@ -344,23 +346,27 @@ impl Architecture for EventSourced {
         Box::pin(async move {
             let users = self.users(db).await?;
             let counters = self.counters(cmd.kind());
-            let mut attempt = 0;
+            let (mut failed, mut slept) = (0, Duration::ZERO);
             loop {
                 match self.attempt(conn, users, cmd).await {
                     Ok(done) => return Ok(done),
                     Err(Failed::Exec(e)) => return Err(e),
                     Err(Failed::Conflict) => {
                         counters.conflicts.fetch_add(1, Ordering::Relaxed);
-                        attempt += 1;
-                        if attempt >= MAX_ATTEMPTS {
+                        failed += 1;
+                        let Some(pause) = backoff::DEFAULT.pause(failed, slept, self.jitter.draw())
+                        else {
                             counters.gave_up.fetch_add(1, Ordering::Relaxed);
                             return Err(ExecError::GaveUp {
                                 command: cmd.kind().name(),
-                                attempts: MAX_ATTEMPTS,
+                                attempts: failed,
                             });
-                        }
+                        };
                         counters.retries.fetch_add(1, Ordering::Relaxed);
-                        tokio::time::sleep(backoff(attempt - 1)).await;
+                        // The timer rounds up to the millisecond: what counts is what was slept.
+                        let before = Instant::now();
+                        tokio::time::sleep(pause).await;
+                        slept += before.elapsed();
                     }
                 }
             }

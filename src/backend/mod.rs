@@ -14,6 +14,7 @@
 //! registry entry, with no match arm to add anywhere; the box costs one allocation per
 //! command, next to a database round trip.
 
+pub mod backoff;
 pub mod cqrs_async;
 pub mod cqrs_sync;
 pub mod entry;
