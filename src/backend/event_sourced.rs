@@ -20,20 +20,21 @@
 //! same transaction. What each load and append costs is recorded
 //! (`metrics::event_store`, `Architecture::event_store`).
 //!
-//! The projector reads the store through `projection::event_source::EventLog::event_store` into the same
-//! read models as `cqrs-async`, and queries read them with the same SQL. Verify folds the
-//! store and compares every read model with the fold.
+//! The projector reads the store through `projection::event_source::EventLog::event_store`
+//! into the same read models as `cqrs-async`, with the same start-up and read-your-writes
+//! check (`projected`), and queries read them with the same SQL. Verify folds the store and
+//! compares every read model with the fold.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
 use sqlx::{AnyConnection, Row};
-use tokio::sync::{watch, Notify, OnceCell};
+use tokio::sync::OnceCell;
 
 use super::backoff::{self, Jitter};
 use super::entry::{Entry, VerifiedAgainst};
+use super::projected::Projected;
 use super::queries::ReadSide;
 use super::rehydrate::{self, snapshot_due};
 use super::{
@@ -50,11 +51,8 @@ use crate::domain::aggregate::{
 };
 use crate::domain::{Command, CommandKind};
 use crate::metrics::event_store::{EventStoreRecorder, EventStoreStats};
-use crate::projection::event_source::notify_channel;
 use crate::projection::event_source::EventLog;
-use crate::projection::projector::{LagTracker, Projector, ProjectorError};
-use crate::projection::read_store::SameDatabase;
-use crate::projection::ProjectionName;
+use crate::projection::projector::ProjectorError;
 
 pub const KIND: BackendKind = BackendKind::new("event-sourced");
 
@@ -70,31 +68,9 @@ pub const ENTRY: Entry = Entry {
     open,
 };
 
-type StoreProjector = Projector<EventLog, SameDatabase>;
-
 fn open(db: &Db, opts: &BackendOptions) -> Box<dyn Architecture> {
-    let wake = Arc::new(Notify::new());
-    let (shutdown, shutdown_rx) = watch::channel(false);
-    let mut projector = Projector::over(
-        EventLog::event_store(db.clone()),
-        SameDatabase::new(db.clone()),
-        opts.projector.clone(),
-    );
-    if let Some(lag) = &opts.lag {
-        projector = projector.with_lag(lag.clone());
-    }
-    let projector = Arc::new(projector);
-    let task = opts
-        .run_projector
-        .then(|| tokio::spawn(projector.clone().run(wake.clone(), shutdown_rx)));
     Box::new(EventSourced {
-        notify: db.dialect().notify(),
-        channel: notify_channel(db),
-        wake,
-        shutdown,
-        task,
-        projector,
-        lag: opts.lag.clone(),
+        read_side: Projected::start(db, EventLog::event_store(db.clone()), opts),
         users: OnceCell::new(),
         counters: Default::default(),
         snapshot_every: opts.snapshot_every,
@@ -116,13 +92,8 @@ struct Counters {
 }
 
 pub struct EventSourced {
-    notify: Option<&'static str>,
-    channel: String,
-    wake: Arc<Notify>,
-    shutdown: watch::Sender<bool>,
-    task: Option<tokio::task::JoinHandle<()>>,
-    projector: Arc<StoreProjector>,
-    lag: Option<Arc<LagTracker>>,
+    /// The projector from the store into the read models.
+    read_side: Projected,
     /// The seeded user count (users are `1..=n`), read once.
     users: OnceCell<i64>,
     /// Per `CommandKind::ALL` index.
@@ -319,12 +290,7 @@ impl EventSourced {
             }
             written += 1;
         }
-        if let Some(notify) = self.notify {
-            sqlx::query(notify)
-                .bind(&self.channel)
-                .execute(&mut *tx)
-                .await?;
-        }
+        self.read_side.notify_in(&mut tx).await?;
         match tx.commit().await {
             Ok(()) => {
                 self.costs.appended(appending.elapsed(), written);
@@ -374,10 +340,7 @@ impl Architecture for EventSourced {
     }
 
     fn after_commit(&self, seqs: &[i64], at: Instant) {
-        if let Some(lag) = &self.lag {
-            lag.committed(seqs, at);
-        }
-        self.wake.notify_one();
+        self.read_side.after_commit(seqs, at);
     }
 
     fn read_side(&self) -> ReadSide {
@@ -390,34 +353,11 @@ impl Architecture for EventSourced {
         session: &'a mut Session,
         receipt: &'a Receipt,
     ) -> BoxFuture<'a, Result<bool, sqlx::Error>> {
-        Box::pin(async move {
-            let Some(&seq) = receipt.seqs.iter().max() else {
-                return Ok(true);
-            };
-            let mut conn = session.take(&db.read).await?;
-            let result = covers(&mut conn, seq).await;
-            session.give_back(conn, result.is_ok());
-            result
-        })
+        Box::pin(self.read_side.is_visible(db, session, receipt))
     }
 
     fn wait_caught_up(&self, timeout: Duration) -> BoxFuture<'_, Result<(), ProjectorError>> {
-        Box::pin(async move {
-            let deadline = Instant::now() + timeout;
-            loop {
-                if self.task.is_none() {
-                    self.projector.catch_up().await?;
-                }
-                if self.projector.backlog().await? == 0 {
-                    return Ok(());
-                }
-                if Instant::now() >= deadline {
-                    return Err(ProjectorError::Timeout(timeout));
-                }
-                self.wake.notify_one();
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-        })
+        Box::pin(self.read_side.wait_caught_up(timeout))
     }
 
     fn concurrency(&self) -> Vec<ConcurrencyCounts> {
@@ -437,26 +377,7 @@ impl Architecture for EventSourced {
         Some(self.costs.stats())
     }
 
-    fn shutdown(mut self: Box<Self>) -> BoxFuture<'static, ()> {
-        Box::pin(async move {
-            let _ = self.shutdown.send(true);
-            if let Some(task) = self.task.take() {
-                let _ = task.await;
-            }
-        })
+    fn shutdown(self: Box<Self>) -> BoxFuture<'static, ()> {
+        Box::pin(self.read_side.shutdown())
     }
-}
-
-/// Whether every read model's checkpoint covers store event `seq` (as `cqrs-async` does for
-/// the outbox).
-async fn covers(conn: &mut AnyConnection, seq: i64) -> Result<bool, sqlx::Error> {
-    let row = sqlx::query(
-        "SELECT COUNT(*) FROM projection_checkpoints c, es_events e \
-         WHERE e.seq = $1 AND (c.xid, c.seq) >= (e.xid, e.seq)",
-    )
-    .bind(seq)
-    .fetch_one(&mut *conn)
-    .await?;
-    let covered: i64 = row.try_get(0)?;
-    Ok(covered as usize >= ProjectionName::ALL.len())
 }

@@ -20,6 +20,7 @@ pub mod cqrs_sync;
 pub mod entry;
 pub mod event_sourced;
 pub mod normalized;
+pub mod projected;
 pub mod queries;
 pub mod registry;
 pub mod rehydrate;
