@@ -228,6 +228,10 @@ mod tests {
         ] {
             assert!(line.contains(needle), "{needle:?} not in: {line}");
         }
+        assert!(
+            !line.contains("  "),
+            "one sentence, no runs of spaces: {line}"
+        );
         // The sample alone has no event-sourced run: no such section.
         let plain: Results =
             serde_json::from_str(include_str!("../../reports/sample/results.json")).unwrap();

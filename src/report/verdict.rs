@@ -532,7 +532,11 @@ fn event_sourcing_line(level: &Level) -> Option<String> {
         _ => String::new(),
     };
     Some(format!(
-        "**{}** vs **cqrs-async** (same events, but cqrs-async decides on normalized rows): {latency};          it pays for rebuilding each stream it touches (rehydration p50 {} / p99 {}, {} / {} events read; {snapshots})          and for optimistic concurrency ({conflicts}); append p50 {} / p99 {}.          It buys a write model that is the history itself: every change kept as an event, no          normalized tables to keep in step with the log, no locks held while deciding{storage}",
+        "**{}** vs **cqrs-async** (same events, but cqrs-async decides on normalized rows): {latency}; \
+         it pays for rebuilding each stream it touches (rehydration p50 {} / p99 {}, {} / {} events read; {snapshots}) \
+         and for optimistic concurrency ({conflicts}); append p50 {} / p99 {}. \
+         It buys a write model that is the history itself: every change kept as an event, no \
+         normalized tables to keep in step with the log, no locks held while deciding{storage}",
         v.es,
         fmt_ms(f.rehydration_p50_us as f64),
         fmt_ms(f.rehydration_p99_us as f64),
