@@ -124,59 +124,59 @@ pub fn versus_async(runs: &[&BackendRun]) -> Option<EsVersusAsync> {
 }
 
 #[cfg(test)]
+use serde_json::{json, Value};
+
+/// The committed sample run (normalized, cqrs-sync, cqrs-async) plus an event-sourced run
+/// made from its cqrs-async run with recorded costs: writes at twice cqrs-async's p50 and
+/// p99, 30 conflicts in 1,000 attempts, 2 give-ups, snapshots every 10 versions.
+#[cfg(test)]
+pub(crate) fn sample_with_event_sourced() -> crate::results::Results {
+    let mut v: Value =
+        serde_json::from_str(include_str!("../../reports/sample/results.json")).unwrap();
+    let runs = v["runs"].as_array_mut().unwrap();
+    let mut es = runs
+        .iter()
+        .find(|r| r["backend"] == "cqrs-async")
+        .unwrap()
+        .clone();
+    es["backend"] = json!("event-sourced");
+    let lat = &mut es["metrics"]["ops"]["write"]["latency"];
+    assert_eq!(
+        (lat["p50_us"].clone(), lat["p99_us"].clone()),
+        (json!(687), json!(11023))
+    );
+    lat["p50_us"] = json!(1374);
+    lat["p99_us"] = json!(22046);
+    es["concurrency"] = json!([
+        { "command": "place_order", "conflicts": 26, "retries": 24, "gave_up": 2 },
+        { "command": "restock", "conflicts": 4, "retries": 4, "gave_up": 0 }
+    ]);
+    let latency = |p50: u64, p99: u64| {
+        json!({ "count": 100, "min_us": 1, "mean_us": 1.0, "p50_us": p50, "p90_us": p99,
+                "p99_us": p99, "p999_us": p99, "p9999_us": p99, "max_us": p99,
+                "spectrum": [] })
+    };
+    es["event_store"] = json!({
+        "snapshot_every": 10, "attempts": 1000, "rehydrations": 2000, "from_snapshot": 500,
+        "rehydration_time": latency(120, 900),
+        "events_read": { "mean": 3.5, "p50": 3, "p99": 9, "max": 40 },
+        "append_time": latency(400, 5000),
+        "snapshots_written": 150
+    });
+    es["storage"] = json!({
+        "write_tables_bytes": 0, "read_tables_bytes": 487424, "event_log_bytes": 4194304
+    });
+    runs.push(es);
+    serde_json::from_value(v).unwrap()
+}
+
+#[cfg(test)]
 mod tests {
-    use serde_json::{json, Value};
-
     use super::*;
-    use crate::report::verdict::verdict;
-    use crate::results::Results;
-
-    /// The committed sample run (normalized, cqrs-sync, cqrs-async) plus an event-sourced run
-    /// made from its cqrs-async run with recorded costs: writes at twice cqrs-async's p50 and
-    /// p99, 30 conflicts in 1,000 attempts, 2 give-ups, snapshots every 10 versions.
-    fn with_event_sourced() -> Results {
-        let mut v: Value =
-            serde_json::from_str(include_str!("../../reports/sample/results.json")).unwrap();
-        let runs = v["runs"].as_array_mut().unwrap();
-        let mut es = runs
-            .iter()
-            .find(|r| r["backend"] == "cqrs-async")
-            .unwrap()
-            .clone();
-        es["backend"] = json!("event-sourced");
-        let lat = &mut es["metrics"]["ops"]["write"]["latency"];
-        assert_eq!(
-            (lat["p50_us"].clone(), lat["p99_us"].clone()),
-            (json!(687), json!(11023))
-        );
-        lat["p50_us"] = json!(1374);
-        lat["p99_us"] = json!(22046);
-        es["concurrency"] = json!([
-            { "command": "place_order", "conflicts": 26, "retries": 24, "gave_up": 2 },
-            { "command": "restock", "conflicts": 4, "retries": 4, "gave_up": 0 }
-        ]);
-        let latency = |p50: u64, p99: u64| {
-            json!({ "count": 100, "min_us": 1, "mean_us": 1.0, "p50_us": p50, "p90_us": p99,
-                    "p99_us": p99, "p999_us": p99, "p9999_us": p99, "max_us": p99,
-                    "spectrum": [] })
-        };
-        es["event_store"] = json!({
-            "snapshot_every": 10, "attempts": 1000, "rehydrations": 2000, "from_snapshot": 500,
-            "rehydration_time": latency(120, 900),
-            "events_read": { "mean": 3.5, "p50": 3, "p99": 9, "max": 40 },
-            "append_time": latency(400, 5000),
-            "snapshots_written": 150
-        });
-        es["storage"] = json!({
-            "write_tables_bytes": 0, "read_tables_bytes": 487424, "event_log_bytes": 4194304
-        });
-        runs.push(es);
-        serde_json::from_value(v).unwrap()
-    }
 
     #[test]
     fn figures_of_a_recorded_run() {
-        let r = with_event_sourced();
+        let r = sample_with_event_sourced();
         let es = r.runs.iter().find(|r| r.event_store.is_some()).unwrap();
         let f = figures(es).unwrap();
         assert_eq!(f.conflicts, 30);
@@ -203,41 +203,5 @@ mod tests {
             .filter(|r| r.backend != cqrs_async::KIND)
             .collect();
         assert!(versus_async(&no_async).is_none());
-    }
-
-    #[test]
-    fn the_verdict_says_what_event_sourcing_costs_and_buys() {
-        let v = verdict(&with_event_sourced());
-        let section = v
-            .sections
-            .iter()
-            .find(|s| s.title == "Event sourcing vs cqrs-async")
-            .unwrap_or_else(|| panic!("no event-sourcing section: {v:#?}"));
-        assert_eq!(section.lines.len(), 1);
-        let line = &section.lines[0];
-        for needle in [
-            "**event-sourced** vs **cqrs-async**",
-            "writes take 2.00× as long at p50",
-            "2.00× at p99",
-            "3.0% of attempts lost a race on a stream version",
-            "**2 commands gave up**",
-            "snapshots every 10 versions, 25% of loads from one",
-            "3 / 9 events read",
-            "It buys a write model that is the history itself",
-            "4.00 MiB of it the event store",
-        ] {
-            assert!(line.contains(needle), "{needle:?} not in: {line}");
-        }
-        assert!(
-            !line.contains("  "),
-            "one sentence, no runs of spaces: {line}"
-        );
-        // The sample alone has no event-sourced run: no such section.
-        let plain: Results =
-            serde_json::from_str(include_str!("../../reports/sample/results.json")).unwrap();
-        assert!(verdict(&plain)
-            .sections
-            .iter()
-            .all(|s| s.title != "Event sourcing vs cqrs-async"));
     }
 }

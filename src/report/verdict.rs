@@ -1416,3 +1416,45 @@ pub fn verdict(results: &Results) -> Verdict {
         sections,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::event_sourcing::sample_with_event_sourced;
+
+    #[test]
+    fn the_verdict_says_what_event_sourcing_costs_and_buys() {
+        let v = verdict(&sample_with_event_sourced());
+        let section = v
+            .sections
+            .iter()
+            .find(|s| s.title == "Event sourcing vs cqrs-async")
+            .unwrap_or_else(|| panic!("no event-sourcing section: {v:#?}"));
+        assert_eq!(section.lines.len(), 1);
+        let line = &section.lines[0];
+        for needle in [
+            "**event-sourced** vs **cqrs-async**",
+            "writes take 2.00× as long at p50",
+            "2.00× at p99",
+            "3.0% of attempts lost a race on a stream version",
+            "**2 commands gave up**",
+            "snapshots every 10 versions, 25% of loads from one",
+            "3 / 9 events read",
+            "It buys a write model that is the history itself",
+            "4.00 MiB of it the event store",
+        ] {
+            assert!(line.contains(needle), "{needle:?} not in: {line}");
+        }
+        assert!(
+            !line.contains("  "),
+            "one sentence, no runs of spaces: {line}"
+        );
+        // The sample alone has no event-sourced run: no such section.
+        let plain: Results =
+            serde_json::from_str(include_str!("../../reports/sample/results.json")).unwrap();
+        assert!(verdict(&plain)
+            .sections
+            .iter()
+            .all(|s| s.title != "Event sourcing vs cqrs-async"));
+    }
+}
