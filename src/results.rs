@@ -164,6 +164,9 @@ pub struct BackendRun {
     /// CPU they cost; absent for the other backends.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub refreshes: Vec<crate::backend::matview::RefreshReport>,
+    /// What rehydrating streams and appending cost (`event-sourced`; absent otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_store: Option<crate::metrics::event_store::EventStoreStats>,
 }
 
 impl BackendRun {

@@ -213,15 +213,26 @@ fn load_schema() -> Value {
 
 /// Runs the ci scenario for normalized and cqrs-async (3 s) and returns results.json.
 fn real_results() -> Value {
+    real_results_of("normalized,cqrs-async", None)
+}
+
+/// Runs the ci scenario for `backends` (3 s), with an extra scenario section appended when
+/// given, and returns results.json.
+fn real_results_of(backends: &str, extra: Option<&str>) -> Value {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("out");
-    let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/ci.toml");
+    let mut scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/ci.toml");
+    if let Some(extra) = extra {
+        let text = std::fs::read_to_string(&scenario).expect("ci.toml");
+        scenario = dir.path().join("ci.toml");
+        std::fs::write(&scenario, format!("{text}\n{extra}\n")).expect("write scenario");
+    }
     let o = Command::new(BIN)
         .args([
             "run",
             scenario.to_str().unwrap(),
             "--backends",
-            "normalized,cqrs-async",
+            backends,
             "--duration",
             "3s",
             "--quiet",
@@ -393,6 +404,40 @@ fn real_results_match_the_schema_and_the_check_can_fail() {
 
 /// Every property of every object schema has a `type` and a `description`, and every object
 /// with listed properties says which are required.
+/// An event-sourced run with snapshots: its concurrency counters, event-store costs and the
+/// scenario's [event_sourcing] section are documented too.
+#[test]
+fn event_sourced_results_match_the_schema() {
+    let schema = load_schema();
+    let validator = Validator { root: &schema };
+    let results = real_results_of(
+        "event-sourced",
+        Some("[event_sourcing]\nsnapshot_every = 5"),
+    );
+    assert_eq!(results["scenario"]["event_sourcing"]["snapshot_every"], 5);
+    let run = &results["runs"][0];
+    assert!(
+        run["event_store"]["rehydrations"].as_u64().unwrap() > 0,
+        "{run}"
+    );
+    assert!(run["event_store"]["snapshots_written"].as_u64().unwrap() > 0);
+    assert!(run["concurrency"].as_array().is_some_and(|c| !c.is_empty()));
+    let errors = validator.validate(&results);
+    assert!(
+        errors.is_empty(),
+        "results.json does not match docs/results.schema.json:\n{}",
+        errors.join("\n")
+    );
+    let mut bad = results.clone();
+    bad["runs"][0]["event_store"]["rehydration_time"] = json!("fast");
+    assert_invalid(
+        &validator,
+        &bad,
+        "a mistyped event_store field",
+        "$.runs[0].event_store.rehydration_time",
+    );
+}
+
 #[test]
 fn every_property_is_typed_and_described() {
     let schema = load_schema();

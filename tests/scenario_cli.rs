@@ -392,3 +392,22 @@ fn dataset_sizes_beyond_what_the_tool_takes() {
     p.dataset = replace_line(&p.dataset, "reviews", "reviews = 9000000000");
     expect_invalid("huge_dataset", &p.text(), &["dataset"]);
 }
+
+#[test]
+fn snapshot_every_negative_or_fractional() {
+    let mut p = Parts::valid();
+    p.keys.push_str("\n[event_sourcing]\nsnapshot_every = -5\n");
+    expect_invalid(
+        "snapshot_negative",
+        &p.text(),
+        &["event_sourcing.snapshot_every"],
+    );
+    let mut p = Parts::valid();
+    p.keys
+        .push_str("\n[event_sourcing]\nsnapshot_every = 1.5\n");
+    expect_invalid(
+        "snapshot_fraction",
+        &p.text(),
+        &["event_sourcing.snapshot_every"],
+    );
+}

@@ -7,26 +7,36 @@
 //! **Optimistic concurrency.** Nothing is locked while deciding. The store is unique on
 //! `(stream, version)` (and on the review / price-change claim), so when another writer
 //! appended to a stream after it was read, the append fails on the unique key: a conflict.
-//! The command is then retried in a new transaction on fresh state, up to `MAX_ATTEMPTS`
-//! attempts with exponential back-off, and re-decided (a retry may now be refused, e.g. out
+//! The command is then retried in a new transaction on fresh state after a jittered,
+//! bounded back-off (`backoff::DEFAULT`: at most 32 attempts and 250 ms of pauses), and
+//! re-decided (a retry may now be refused, e.g. out
 //! of stock). Conflicts, retries and give-ups are counted per command type
 //! (`Architecture::concurrency`). On SQLite there is one writer connection, so conflicts
 //! cannot happen there.
 //!
-//! The projector reads the store through `projection::event_source::EventLog::event_store` into the same
-//! read models as `cqrs-async`, and queries read them with the same SQL. Verify folds the
-//! store and compares every read model with the fold.
+//! **Snapshots** (`[event_sourcing] snapshot_every = N`, `BackendOptions::snapshot_every`):
+//! a stream is loaded from its latest snapshot plus the events after it (`rehydrate`), and
+//! an append that takes a stream `N` versions past its last snapshot stores a new one in the
+//! same transaction. What each load and append costs is recorded
+//! (`metrics::event_store`, `Architecture::event_store`).
+//!
+//! The projector reads the store through `projection::event_source::EventLog::event_store`
+//! into the same read models as `cqrs-async`, with the same start-up and read-your-writes
+//! check (`projected`), and queries read them with the same SQL. Verify folds the store and
+//! compares every read model with the fold.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
 use sqlx::{AnyConnection, Row};
-use tokio::sync::{watch, Notify, OnceCell};
+use tokio::sync::OnceCell;
 
+use super::backoff::{self, Jitter};
 use super::entry::{Entry, VerifiedAgainst};
+use super::projected::Projected;
 use super::queries::ReadSide;
+use super::rehydrate::{self, snapshot_due};
 use super::{
     Architecture, BackendKind, BackendOptions, ConcurrencyCounts, ExecError, Receipt, Session,
     Written,
@@ -39,12 +49,10 @@ use crate::domain::aggregate::{
     claim, claim_of, decide, evolve_order, evolve_product, occurred_at, streams_of, user_of,
     Decision, OrderAggregate, ProductAggregate,
 };
-use crate::domain::{Command, CommandKind, Event};
-use crate::projection::event_source::notify_channel;
+use crate::domain::{Command, CommandKind};
+use crate::metrics::event_store::{EventStoreRecorder, EventStoreStats};
 use crate::projection::event_source::EventLog;
-use crate::projection::projector::{LagTracker, Projector, ProjectorError};
-use crate::projection::read_store::SameDatabase;
-use crate::projection::ProjectionName;
+use crate::projection::projector::ProjectorError;
 
 pub const KIND: BackendKind = BackendKind::new("event-sourced");
 
@@ -66,41 +74,19 @@ pub const ENTRY: Entry = Entry {
     open,
 };
 
-/// Attempts per command before it gives up on conflicts.
-pub const MAX_ATTEMPTS: u32 = 8;
-
-/// The pause before retry `n` (0-based): 0.5 ms doubling, at most 32 ms.
-fn backoff(n: u32) -> Duration {
-    Duration::from_micros(500u64 << n.min(6))
-}
-
-type StoreProjector = Projector<EventLog, SameDatabase>;
-
 fn open(db: &Db, opts: &BackendOptions) -> Box<dyn Architecture> {
-    let wake = Arc::new(Notify::new());
-    let (shutdown, shutdown_rx) = watch::channel(false);
-    let mut projector = Projector::over(
-        EventLog::event_store(db.clone()),
-        SameDatabase::new(db.clone()),
-        opts.projector.clone(),
-    );
-    if let Some(lag) = &opts.lag {
-        projector = projector.with_lag(lag.clone());
-    }
-    let projector = Arc::new(projector);
-    let task = opts
-        .run_projector
-        .then(|| tokio::spawn(projector.clone().run(wake.clone(), shutdown_rx)));
     Box::new(EventSourced {
-        notify: db.dialect().notify(),
-        channel: notify_channel(db),
-        wake,
-        shutdown,
-        task,
-        projector,
-        lag: opts.lag.clone(),
+        read_side: Projected::start(db, EventLog::event_store(db.clone()), opts),
         users: OnceCell::new(),
         counters: Default::default(),
+        snapshot_every: opts.snapshot_every,
+        costs: EventStoreRecorder::new(opts.snapshot_every),
+        jitter: Jitter::seeded(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(0),
+        ),
     })
 }
 
@@ -112,17 +98,32 @@ struct Counters {
 }
 
 pub struct EventSourced {
-    notify: Option<&'static str>,
-    channel: String,
-    wake: Arc<Notify>,
-    shutdown: watch::Sender<bool>,
-    task: Option<tokio::task::JoinHandle<()>>,
-    projector: Arc<StoreProjector>,
-    lag: Option<Arc<LagTracker>>,
+    /// The projector from the store into the read models.
+    read_side: Projected,
     /// The seeded user count (users are `1..=n`), read once.
     users: OnceCell<i64>,
     /// Per `CommandKind::ALL` index.
     counters: [Counters; 7],
+    /// Snapshot a stream every this many versions (0: never; loads then skip the snapshot
+    /// table too).
+    snapshot_every: u32,
+    costs: EventStoreRecorder,
+    /// Spreads the back-off pauses of writers that collided.
+    jitter: Jitter,
+}
+
+/// A stream a command loaded: its name, the version read (bumped as events are assigned to
+/// it), the snapshot it started from, and its aggregate.
+struct Touched {
+    stream: String,
+    version: i64,
+    snapshot_version: i64,
+    aggregate: Aggregate,
+}
+
+enum Aggregate {
+    Order,
+    Product(i64),
 }
 
 /// One attempt's outcome besides success.
@@ -136,41 +137,6 @@ impl<E: Into<ExecError>> From<E> for Failed {
     fn from(e: E) -> Self {
         Failed::Exec(e.into())
     }
-}
-
-/// A stream as read: its rebuilt aggregate and its last version (0: empty).
-struct Loaded<A> {
-    state: A,
-    version: i64,
-}
-
-async fn load_stream<A>(
-    conn: &mut AnyConnection,
-    stream: &str,
-    init: A,
-    evolve: fn(A, &Event) -> A,
-) -> Result<Loaded<A>, ExecError> {
-    let rows =
-        sqlx::query("SELECT version, payload FROM es_events WHERE stream = $1 ORDER BY version")
-            .bind(stream)
-            .fetch_all(&mut *conn)
-            .await?;
-    let mut loaded = Loaded {
-        state: init,
-        version: 0,
-    };
-    for row in rows {
-        let version: i64 = row.try_get(0)?;
-        let payload: String = row.try_get(1)?;
-        let event = Event::from_json(&payload).map_err(|e| {
-            ExecError::Db(sqlx::Error::Protocol(format!(
-                "event store: {stream} version {version}: unreadable payload: {e}"
-            )))
-        })?;
-        loaded.state = evolve(loaded.state, &event);
-        loaded.version = version;
-    }
-    Ok(loaded)
 }
 
 fn is_unique_violation(e: &sqlx::Error) -> bool {
@@ -208,14 +174,23 @@ impl EventSourced {
         users: i64,
         cmd: &Command,
     ) -> Result<Written, Failed> {
+        self.costs.attempt();
+        let snapshots = self.snapshot_every > 0;
         let mut tx = sqlx::Connection::begin(&mut *conn).await?;
         let (order_id, mut product_ids) = streams_of(cmd);
-        let mut versions: Vec<(String, i64)> = Vec::new();
+        let mut touched: Vec<Touched> = Vec::new();
         let mut order: Option<OrderAggregate> = None;
         if let Some(id) = order_id {
             let stream = format!("order-{id}");
-            let loaded = load_stream(&mut tx, &stream, None, evolve_order).await?;
-            versions.push((stream, loaded.version));
+            let loaded = rehydrate::load(&mut tx, &stream, None, evolve_order, snapshots).await?;
+            self.costs
+                .rehydrated(loaded.took, loaded.events_read, loaded.snapshot_version > 0);
+            touched.push(Touched {
+                stream,
+                version: loaded.version,
+                snapshot_version: loaded.snapshot_version,
+                aggregate: Aggregate::Order,
+            });
             order = loaded.state;
         }
         if let (Command::CancelOrder { .. }, Some(o)) = (cmd, &order) {
@@ -230,9 +205,16 @@ impl EventSourced {
         };
         for id in product_ids {
             let stream = format!("product-{id}");
-            let loaded: Loaded<ProductAggregate> =
-                load_stream(&mut tx, &stream, None, evolve_product).await?;
-            versions.push((stream, loaded.version));
+            let loaded: rehydrate::Loaded<ProductAggregate> =
+                rehydrate::load(&mut tx, &stream, None, evolve_product, snapshots).await?;
+            self.costs
+                .rehydrated(loaded.took, loaded.events_read, loaded.snapshot_version > 0);
+            touched.push(Touched {
+                stream,
+                version: loaded.version,
+                snapshot_version: loaded.snapshot_version,
+                aggregate: Aggregate::Product(id),
+            });
             decision.products.insert(id, loaded.state);
         }
         if let Some(c) = claim_of(cmd) {
@@ -253,10 +235,10 @@ impl EventSourced {
         let mut params: Vec<Param> = Vec::with_capacity(events.len() * 6);
         for e in &events {
             let stream = e.stream();
-            let version = match versions.iter_mut().find(|(s, _)| *s == stream) {
-                Some((_, v)) => {
-                    *v += 1;
-                    *v
+            let version = match touched.iter_mut().find(|t| t.stream == stream) {
+                Some(t) => {
+                    t.version += 1;
+                    t.version
                 }
                 None => {
                     return Err(Failed::Exec(ExecError::Db(sqlx::Error::Protocol(format!(
@@ -273,6 +255,7 @@ impl EventSourced {
                 claim(e).into(),
             ]);
         }
+        let appending = Instant::now();
         let sql = format!(
             "INSERT INTO es_events (stream, version, kind, payload, occurred_at, claim) \
              VALUES {} RETURNING seq",
@@ -293,14 +276,32 @@ impl EventSourced {
             .iter()
             .map(|r| r.try_get::<i64, _>(0))
             .collect::<Result<Vec<_>, _>>()?;
-        if let Some(notify) = self.notify {
-            sqlx::query(notify)
-                .bind(&self.channel)
-                .execute(&mut *tx)
-                .await?;
+        // Snapshots after the append, in its transaction: a lost race never reaches them.
+        let mut written = 0;
+        for t in &touched {
+            if !snapshot_due(self.snapshot_every, t.snapshot_version, t.version) {
+                continue;
+            }
+            let mine = events.iter().filter(|e| e.stream() == t.stream);
+            match t.aggregate {
+                Aggregate::Order => {
+                    let state = mine.fold(decision.order.clone(), evolve_order);
+                    rehydrate::save_snapshot(&mut tx, &t.stream, t.version, &state).await?;
+                }
+                Aggregate::Product(id) => {
+                    let start = decision.products.get(&id).copied().flatten();
+                    let state = mine.fold(start, evolve_product);
+                    rehydrate::save_snapshot(&mut tx, &t.stream, t.version, &state).await?;
+                }
+            }
+            written += 1;
         }
+        self.read_side.notify_in(&mut tx).await?;
         match tx.commit().await {
-            Ok(()) => Ok(Written { events, seqs }),
+            Ok(()) => {
+                self.costs.appended(appending.elapsed(), written);
+                Ok(Written { events, seqs })
+            }
             Err(e) if is_unique_violation(&e) => Err(Failed::Conflict),
             Err(e) => Err(e.into()),
         }
@@ -317,23 +318,27 @@ impl Architecture for EventSourced {
         Box::pin(async move {
             let users = self.users(db).await?;
             let counters = self.counters(cmd.kind());
-            let mut attempt = 0;
+            let (mut failed, mut slept) = (0, Duration::ZERO);
             loop {
                 match self.attempt(conn, users, cmd).await {
                     Ok(done) => return Ok(done),
                     Err(Failed::Exec(e)) => return Err(e),
                     Err(Failed::Conflict) => {
                         counters.conflicts.fetch_add(1, Ordering::Relaxed);
-                        attempt += 1;
-                        if attempt >= MAX_ATTEMPTS {
+                        failed += 1;
+                        let Some(pause) = backoff::DEFAULT.pause(failed, slept, self.jitter.draw())
+                        else {
                             counters.gave_up.fetch_add(1, Ordering::Relaxed);
                             return Err(ExecError::GaveUp {
                                 command: cmd.kind().name(),
-                                attempts: MAX_ATTEMPTS,
+                                attempts: failed,
                             });
-                        }
+                        };
                         counters.retries.fetch_add(1, Ordering::Relaxed);
-                        tokio::time::sleep(backoff(attempt - 1)).await;
+                        // The timer rounds up to the millisecond: what counts is what was slept.
+                        let before = Instant::now();
+                        tokio::time::sleep(pause).await;
+                        slept += before.elapsed();
                     }
                 }
             }
@@ -341,10 +346,7 @@ impl Architecture for EventSourced {
     }
 
     fn after_commit(&self, written: &Written, at: Instant) {
-        if let Some(lag) = &self.lag {
-            lag.committed(&written.seqs, at);
-        }
-        self.wake.notify_one();
+        self.read_side.after_commit(&written.seqs, at);
     }
 
     fn read_side(&self) -> ReadSide {
@@ -357,34 +359,11 @@ impl Architecture for EventSourced {
         session: &'a mut Session,
         receipt: &'a Receipt,
     ) -> BoxFuture<'a, Result<bool, sqlx::Error>> {
-        Box::pin(async move {
-            let Some(&seq) = receipt.seqs.iter().max() else {
-                return Ok(true);
-            };
-            let mut conn = session.take(&db.read).await?;
-            let result = covers(&mut conn, seq).await;
-            session.give_back(conn, result.is_ok());
-            result
-        })
+        Box::pin(self.read_side.is_visible(db, session, receipt))
     }
 
     fn wait_caught_up(&self, timeout: Duration) -> BoxFuture<'_, Result<(), ProjectorError>> {
-        Box::pin(async move {
-            let deadline = Instant::now() + timeout;
-            loop {
-                if self.task.is_none() {
-                    self.projector.catch_up().await?;
-                }
-                if self.projector.backlog().await? == 0 {
-                    return Ok(());
-                }
-                if Instant::now() >= deadline {
-                    return Err(ProjectorError::Timeout(timeout));
-                }
-                self.wake.notify_one();
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-        })
+        Box::pin(self.read_side.wait_caught_up(timeout))
     }
 
     fn concurrency(&self) -> Vec<ConcurrencyCounts> {
@@ -400,26 +379,11 @@ impl Architecture for EventSourced {
             .collect()
     }
 
-    fn shutdown(mut self: Box<Self>) -> BoxFuture<'static, ()> {
-        Box::pin(async move {
-            let _ = self.shutdown.send(true);
-            if let Some(task) = self.task.take() {
-                let _ = task.await;
-            }
-        })
+    fn event_store(&self) -> Option<EventStoreStats> {
+        Some(self.costs.stats())
     }
-}
 
-/// Whether every read model's checkpoint covers store event `seq` (as `cqrs-async` does for
-/// the outbox).
-async fn covers(conn: &mut AnyConnection, seq: i64) -> Result<bool, sqlx::Error> {
-    let row = sqlx::query(
-        "SELECT COUNT(*) FROM projection_checkpoints c, es_events e \
-         WHERE e.seq = $1 AND (c.xid, c.seq) >= (e.xid, e.seq)",
-    )
-    .bind(seq)
-    .fetch_one(&mut *conn)
-    .await?;
-    let covered: i64 = row.try_get(0)?;
-    Ok(covered as usize >= ProjectionName::ALL.len())
+    fn shutdown(self: Box<Self>) -> BoxFuture<'static, ()> {
+        Box::pin(self.read_side.shutdown())
+    }
 }

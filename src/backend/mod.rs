@@ -14,14 +14,17 @@
 //! registry entry, with no match arm to add anywhere; the box costs one allocation per
 //! command, next to a database round trip.
 
+pub mod backoff;
 pub mod cqrs_async;
 pub mod cqrs_sync;
 pub mod entry;
 pub mod event_sourced;
 pub mod matview;
 pub mod normalized;
+pub mod projected;
 pub mod queries;
 pub mod registry;
+pub mod rehydrate;
 pub mod replica;
 pub mod session;
 pub mod triggers;
@@ -37,6 +40,7 @@ use sqlx::AnyConnection;
 use crate::db::state::Provisions;
 use crate::db::{Db, DbError};
 use crate::domain::{Command, DomainError, Event, Query, QueryAnswer};
+use crate::metrics::event_store::EventStoreStats;
 use crate::projection::projector::{LagTracker, Projector, ProjectorConfig, ProjectorError};
 pub use cqrs_async::append_events;
 use queries::ReadSide;
@@ -250,6 +254,11 @@ pub trait Architecture: Send + Sync {
         Vec::new()
     }
 
+    /// What rehydration and appends cost, for backends with an event store as write model.
+    fn event_store(&self) -> Option<EventStoreStats> {
+        None
+    }
+
     /// Stops whatever the backend runs in the background.
     fn shutdown(self: Box<Self>) -> BoxFuture<'static, ()> {
         Box::pin(async {})
@@ -322,6 +331,8 @@ pub struct BackendOptions {
     pub matview: matview::RefreshSchedule,
     /// The hot standby `replica` reads from (opened on the same schema).
     pub replica: Option<Db>,
+    /// `event-sourced`: snapshot a stream every this many versions (0: no snapshots).
+    pub snapshot_every: u32,
 }
 
 impl Default for BackendOptions {
@@ -333,6 +344,7 @@ impl Default for BackendOptions {
             run_projector: true,
             lag: None,
             dedicated_sessions: false,
+            snapshot_every: 0,
         }
     }
 }
@@ -455,6 +467,11 @@ impl Backend {
     /// What refreshing the read side cost, per view (`matview`; empty otherwise).
     pub fn refreshes(&self) -> Vec<matview::RefreshReport> {
         self.architecture.refreshes()
+    }
+
+    /// Rehydration and append costs (`event-sourced`; `None` otherwise).
+    pub fn event_store(&self) -> Option<EventStoreStats> {
+        self.architecture.event_store()
     }
 
     /// Stops the projector task, if any.

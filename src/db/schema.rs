@@ -23,8 +23,9 @@ pub const WRITE_TABLES: &[&str] = &[
 ];
 
 /// Event log and projector bookkeeping, and the event store (`es_events`, the
-/// `event-sourced` backend's write model).
+/// `event-sourced` backend's write model, with its aggregate snapshots `es_snapshots`).
 pub const LOG_TABLES: &[&str] = &[
+    "es_snapshots",
     "es_events",
     EVENT_LOG,
     "projection_checkpoints",
@@ -115,6 +116,11 @@ CREATE TABLE price_history (
 CREATE INDEX price_history_product ON price_history(product_id, id);
 @EVENTS@
 @EVENT_STORE@
+CREATE TABLE es_snapshots (
+    stream TEXT PRIMARY KEY,
+    version BIGINT NOT NULL,
+    state TEXT NOT NULL
+);
 CREATE TABLE projection_checkpoints (
     projection TEXT PRIMARY KEY,
     xid BIGINT NOT NULL,

@@ -25,8 +25,8 @@ use std::collections::BTreeMap;
 
 use super::{Command, DomainError, Event, OrderStatus, PricedLine, ProductState};
 
-/// An order as its stream rebuilds it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// An order as its stream rebuilds it (serialized as the `event-sourced` backend's snapshot).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct OrderAggregate {
     pub order_id: i64,
     pub user_id: i64,

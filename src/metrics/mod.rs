@@ -37,6 +37,7 @@ use serde::{Deserialize, Serialize};
 use crate::domain::{CommandKind, QueryKind};
 
 pub mod cpu;
+pub mod event_store;
 mod latency;
 
 pub use cpu::{CpuSnapshot, DriverCpu};

@@ -162,6 +162,11 @@ impl EventLog {
         }
     }
 
+    /// The table it reads.
+    pub fn table(&self) -> &'static str {
+        self.table
+    }
+
     async fn read_connection(
         &self,
     ) -> Result<sqlx::pool::PoolConnection<sqlx::Any>, ProjectorError> {

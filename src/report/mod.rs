@@ -7,9 +7,11 @@
 //! - [`plot`]: the SVG plots (plotters).
 //! - [`verdict`]: who is fastest, what CQRS costs and buys here, thresholds, correctness.
 //! - [`compare`]: two runs, metric by metric, with Welch's t-test.
-//! - [`stats`]: the statistics behind both.
+//! - [`stats`]: the statistics behind both; [`event_sourcing`]: the event-sourced backend's
+//!   figures (event-store costs, the comparison with `cqrs-async`).
 
 pub mod compare;
+pub mod event_sourcing;
 pub mod plot;
 pub mod stats;
 pub mod table;
@@ -410,6 +412,66 @@ fn refresh_table(results: &Results) -> Option<Table> {
 /// What the refresh table's figures are.
 const REFRESH_NOTE: &str = "A view's staleness (its lag) runs from a write's commit to the end of the first refresh that started after it; the duration is one `REFRESH MATERIALIZED VIEW CONCURRENTLY`, the CPU that of the server process running the refreshes (measured only when the server runs on this machine). The schedule waits `every` after each refresh ends.";
 
+/// Per event-sourced run: what its appends and rehydrations cost, its conflicts and store
+/// size; `None` when no run recorded event-store costs.
+fn event_store_table(results: &Results) -> Option<Table> {
+    let head = [
+        "run",
+        "append p50 / p99",
+        "rehydration p50 / p99",
+        "events read per stream p50 / p99 / max",
+        "snapshots (every / loads from one)",
+        "conflict rate",
+        "gave up",
+        "event-store size",
+    ];
+    let rows: Vec<Vec<String>> = results
+        .runs
+        .iter()
+        .filter_map(|run| {
+            let f = event_sourcing::figures(run)?;
+            Some(vec![
+                run.label(),
+                format!("{} / {}", fmt_us(f.append_p50_us), fmt_us(f.append_p99_us)),
+                format!(
+                    "{} / {}",
+                    fmt_us(f.rehydration_p50_us),
+                    fmt_us(f.rehydration_p99_us)
+                ),
+                format!(
+                    "{} / {} / {}",
+                    f.events_read_p50, f.events_read_p99, f.events_read_max
+                ),
+                if f.snapshot_every > 0 {
+                    format!(
+                        "{} / {:.0}%",
+                        f.snapshot_every,
+                        f.from_snapshot_share * 100.0
+                    )
+                } else {
+                    "off".into()
+                },
+                format!("{:.2}%", f.conflict_rate * 100.0),
+                f.gave_up.to_string(),
+                f.store_bytes
+                    .map(fmt_bytes)
+                    .unwrap_or_else(|| "not measured".into()),
+            ])
+        })
+        .collect();
+    (!rows.is_empty()).then(|| Table {
+        head: head.iter().map(|s| s.to_string()).collect(),
+        rows,
+    })
+}
+
+/// What the event-store table shows, in words.
+const EVENT_STORE_NOTE: &str = "Over the whole run, warm-up included. Append: a successful \
+attempt's insert into the store, its snapshots and the commit. Rehydration: loading one stream \
+a command touches (its latest snapshot, if any, then the events after it, folded). Conflict \
+rate: version conflicts per command attempt (each is retried on fresh state after a back-off). \
+Event-store size: the store, its snapshots and the projector's bookkeeping.";
+
 fn storage_table(results: &Results) -> Table {
     let head = [
         "run",
@@ -602,6 +664,11 @@ pub fn render_markdown(report: &Report) -> String {
         let _ = writeln!(out, "## Materialized-view refreshes\n");
         md_table(&mut out, &t);
         let _ = writeln!(out, "{REFRESH_NOTE}\n");
+    }
+    if let Some(t) = event_store_table(r) {
+        let _ = writeln!(out, "## Event store\n");
+        md_table(&mut out, &t);
+        let _ = writeln!(out, "{EVENT_STORE_NOTE}\n");
     }
     let _ = writeln!(out, "## Plots\n");
     let colours = BackendKind::all()
@@ -821,6 +888,15 @@ pub fn render_html(report: &Report) -> String {
         out.push_str("<h2 id=\"refreshes\">Materialized-view refreshes</h2>\n");
         html_table(&mut out, &t);
         let _ = writeln!(out, "<p class=\"note\">{}</p>", html_escape(REFRESH_NOTE));
+    }
+    if let Some(t) = event_store_table(r) {
+        out.push_str("<h2 id=\"event-store\">Event store</h2>\n");
+        html_table(&mut out, &t);
+        let _ = writeln!(
+            out,
+            "<p class=\"note\">{}</p>",
+            html_escape(EVENT_STORE_NOTE)
+        );
     }
 
     out.push_str("<h2 id=\"plots\">Plots</h2>\n<p class=\"legend\">");

@@ -13,6 +13,9 @@
 //! - **Do reads hurt writes?**: the crossover along the read-load sweep, the first level at
 //!   which CQRS writes are significantly better than normalized's (above the floor) or
 //!   normalized saturates while a CQRS backend keeps up, and what each CQRS backend does there.
+//! - **Event sourcing vs `cqrs-async`** (when both ran): what keeping events as the write
+//!   model costs (write latency ratio, version conflicts, give-ups, rehydration) and buys
+//!   (no normalized write tables, the full history as the truth, no locks while deciding).
 //! - **Thresholds** (evaluated by [`crate::check`]) and correctness (verify, errors).
 //!
 //! Two ways a run can fall behind its open-loop load are told apart:
@@ -27,6 +30,7 @@ mod alternatives;
 
 use std::collections::BTreeMap;
 
+use super::event_sourcing::versus_async;
 use super::stats::{welch, Sample, ALPHA};
 use super::{fmt_bytes, fmt_ms, level_label, levels, Level};
 use crate::backend::normalized;
@@ -468,6 +472,80 @@ fn overhead_line(level: &Level, kind: BackendKind) -> Option<String> {
         "**{kind}** writes vs normalized (extra work: {what}): {}, {} — {judgement}{sat_note}",
         part("p50", n50, b50, f50),
         part("p99", n99, b99, f99),
+    ))
+}
+
+/// The sentence comparing event-sourced with `cqrs-async` at one level, if both ran.
+fn event_sourcing_line(level: &Level) -> Option<String> {
+    let v = versus_async(&level.runs)?;
+    let f = &v.figures;
+    let runs = by_backend(level);
+    let floor = match (runs.get(&v.es), runs.get(&crate::backend::cqrs_async::KIND)) {
+        (Some(a), Some(b)) => floor_of(a, b, true, "p99"),
+        _ => None,
+    };
+    let latency = if below_floor(v.es_write_p99_us, v.async_write_p99_us, floor) {
+        format!(
+            "write p99 {} vs {}: {}",
+            fmt_ms(v.es_write_p99_us as f64),
+            fmt_ms(v.async_write_p99_us as f64),
+            below_resolution("p99", floor.unwrap_or_default())
+        )
+    } else {
+        format!(
+            "writes take {:.2}× as long at p50 ({} vs {}) and {:.2}× at p99 ({} vs {})",
+            v.p50_ratio,
+            fmt_ms(v.es_write_p50_us as f64),
+            fmt_ms(v.async_write_p50_us as f64),
+            v.p99_ratio,
+            fmt_ms(v.es_write_p99_us as f64),
+            fmt_ms(v.async_write_p99_us as f64),
+        )
+    };
+    let snapshots = if f.snapshot_every > 0 {
+        format!(
+            "snapshots every {} versions, {:.0}% of loads from one",
+            f.snapshot_every,
+            f.from_snapshot_share * 100.0
+        )
+    } else {
+        "no snapshots".to_string()
+    };
+    let conflicts = if f.conflicts == 0 {
+        "no version conflicts".to_string()
+    } else {
+        format!(
+            "{:.1}% of attempts lost a race on a stream version and were retried{}",
+            f.conflict_rate * 100.0,
+            if f.gave_up > 0 {
+                format!(", **{} commands gave up**", f.gave_up)
+            } else {
+                ", none gave up".to_string()
+            }
+        )
+    };
+    let storage = match (v.es_total_bytes, v.async_total_bytes, f.store_bytes) {
+        (Some(e), Some(a), Some(store)) => format!(
+            "; it keeps {} in all ({} of it the event store, its only write model) against {} for cqrs-async",
+            fmt_bytes(e),
+            fmt_bytes(store),
+            fmt_bytes(a)
+        ),
+        _ => String::new(),
+    };
+    Some(format!(
+        "**{}** vs **cqrs-async** (same events, but cqrs-async decides on normalized rows): {latency}; \
+         it pays for rebuilding each stream it touches (rehydration p50 {} / p99 {}, {} / {} events read; {snapshots}) \
+         and for optimistic concurrency ({conflicts}); append p50 {} / p99 {}. \
+         It buys a write model that is the history itself: every change kept as an event, no \
+         normalized tables to keep in step with the log, no locks held while deciding{storage}",
+        v.es,
+        fmt_ms(f.rehydration_p50_us as f64),
+        fmt_ms(f.rehydration_p99_us as f64),
+        f.events_read_p50,
+        f.events_read_p99,
+        fmt_ms(f.append_p50_us as f64),
+        fmt_ms(f.append_p99_us as f64),
     ))
 }
 
@@ -1284,6 +1362,23 @@ pub fn verdict(results: &Results) -> Verdict {
     if let Some(section) = alternatives::section(&levels) {
         sections.push(section);
     }
+    let mut es = Vec::new();
+    for level in &levels {
+        if let Some(l) = event_sourcing_line(level) {
+            let prefix = if levels.len() > 1 {
+                format!("at {}: ", level_label(level))
+            } else {
+                String::new()
+            };
+            es.push(format!("{prefix}{l}"));
+        }
+    }
+    if !es.is_empty() {
+        sections.push(Section {
+            title: "Event sourcing vs cqrs-async".into(),
+            lines: es,
+        });
+    }
 
     let (cross_lines, cross_headline) = crossover(results, &levels, fair);
     if let Some(h) = cross_headline {
@@ -1335,5 +1430,47 @@ pub fn verdict(results: &Results) -> Verdict {
         fair,
         headline,
         sections,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::event_sourcing::sample_with_event_sourced;
+
+    #[test]
+    fn the_verdict_says_what_event_sourcing_costs_and_buys() {
+        let v = verdict(&sample_with_event_sourced());
+        let section = v
+            .sections
+            .iter()
+            .find(|s| s.title == "Event sourcing vs cqrs-async")
+            .unwrap_or_else(|| panic!("no event-sourcing section: {v:#?}"));
+        assert_eq!(section.lines.len(), 1);
+        let line = &section.lines[0];
+        for needle in [
+            "**event-sourced** vs **cqrs-async**",
+            "writes take 2.00× as long at p50",
+            "2.00× at p99",
+            "3.0% of attempts lost a race on a stream version",
+            "**2 commands gave up**",
+            "snapshots every 10 versions, 25% of loads from one",
+            "3 / 9 events read",
+            "It buys a write model that is the history itself",
+            "4.00 MiB of it the event store",
+        ] {
+            assert!(line.contains(needle), "{needle:?} not in: {line}");
+        }
+        assert!(
+            !line.contains("  "),
+            "one sentence, no runs of spaces: {line}"
+        );
+        // The sample alone has no event-sourced run: no such section.
+        let plain: Results =
+            serde_json::from_str(include_str!("../../reports/sample/results.json")).unwrap();
+        assert!(verdict(&plain)
+            .sections
+            .iter()
+            .all(|s| s.title != "Event sourcing vs cqrs-async"));
     }
 }

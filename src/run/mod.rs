@@ -261,6 +261,7 @@ async fn run_one(
                 dedicated_sessions: pool_size >= pool_for_workers,
                 matview: s.refresh_schedule(),
                 replica,
+                snapshot_every: s.event_sourcing.snapshot_every,
             },
         )
         .await?,
@@ -366,6 +367,7 @@ async fn run_one(
     let projector_stats = backend.projector().map(|p| p.stats.clone());
     let concurrency = backend.concurrency();
     let refreshes = backend.refreshes();
+    let event_store = backend.event_store();
     if let Ok(b) = Arc::try_unwrap(backend) {
         b.shutdown().await;
     }
@@ -439,6 +441,7 @@ async fn run_one(
             kept_database,
             concurrency,
             refreshes,
+            event_store,
             outage,
         },
         environment,

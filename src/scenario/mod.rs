@@ -57,6 +57,10 @@
 //! poll_interval = "50ms"  # > 0; default "50ms"
 //! redeliver = 0.0         # fault injection: share of events delivered twice, in [0, 1]; default 0
 //!
+//! [event_sourcing]     # optional; the event-sourced backend
+//! snapshot_every = 0   # integer >= 0: store a stream's aggregate snapshot once it has grown
+//!                      # this many versions past its last one; 0 (default) = no snapshots
+//!
 //! [sweep]              # optional; exactly one of the two lists, non-empty; every backend
 //! read_rates = [0, 200, 800]  # runs at every point: open-loop reads at each rate (>= 0), or
 //! # readers = [0, 1, 4, 16]   # closed-loop reads ("max") with that many workers (>= 0; 0 = the
@@ -74,8 +78,8 @@
 //! found inside a table is reported with that hint.
 //!
 //! Top-level keys (all others are problems): `description`, `seed`, `duration`, `warmup`,
-//! `dataset`, `writes`, `reads`, `keys`, `backends`, `projector`, `sweep`, `ryw_share`,
-//! `thresholds`. At least one of writes and reads must carry load: a non-zero rate, or reads
+//! `dataset`, `writes`, `reads`, `keys`, `backends`, `projector`, `event_sourcing`, `sweep`,
+//! `ryw_share`, `thresholds`. At least one of writes and reads must carry load: a non-zero rate, or reads
 //! given by a sweep (a sweep point overrides `reads.rate`, and for `readers` also
 //! `reads.workers`).
 
@@ -229,6 +233,13 @@ impl Default for MatviewSettings {
     }
 }
 
+/// The `event-sourced` backend's settings.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventSourcingSettings {
+    /// Versions a stream grows past its last snapshot before the next is stored (0: none).
+    pub snapshot_every: u32,
+}
+
 /// A validated scenario. Durations serialize as duration strings (`"30s"`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Scenario {
@@ -247,6 +258,9 @@ pub struct Scenario {
     pub user_keys: KeyDist,
     pub backends: Vec<BackendKind>,
     pub projector: ProjectorSettings,
+    /// Absent in results written before snapshots existed: off.
+    #[serde(default)]
+    pub event_sourcing: EventSourcingSettings,
     pub sweep: Option<Sweep>,
     pub ryw_share: f64,
     pub thresholds: Thresholds,

@@ -8,7 +8,9 @@ use toml::{Table, Value};
 
 use super::duration::{format_duration, parse_duration};
 use super::thresholds::{parse_threshold, Thresholds};
-use super::{Load, MatviewSettings, Problem, ProjectorSettings, Rate, Scenario, Sweep};
+use super::{
+    EventSourcingSettings, Load, MatviewSettings, Problem, ProjectorSettings, Rate, Scenario, Sweep,
+};
 use crate::backend::BackendKind;
 use crate::dataset::spec::{estimated_bytes, field_max, MAX_DATASET_BYTES};
 use crate::dataset::DatasetSpec;
@@ -26,6 +28,7 @@ const TOP_KEYS: &[&str] = &[
     "keys",
     "backends",
     "projector",
+    "event_sourcing",
     "sweep",
     "ryw_share",
     "thresholds",
@@ -45,6 +48,7 @@ const KEYS_KEYS: &[&str] = &["products", "users"];
 const DIST_KEYS: &[&str] = &["kind", "exponent", "hot_keys", "hot_ops"];
 const PROJECTOR_KEYS: &[&str] = &["batch_size", "poll_interval", "redeliver"];
 const MATVIEW_KEYS: &[&str] = &["refresh_interval", "views"];
+const EVENT_SOURCING_KEYS: &[&str] = &["snapshot_every"];
 const SWEEP_KEYS: &[&str] = &["read_rates", "readers"];
 const DIST_KINDS: &str = "uniform, zipf, hotspot";
 const DEFAULT_WORKERS: u32 = 4;
@@ -163,6 +167,7 @@ pub(super) fn scenario(root: &Table, name: &str) -> Result<Scenario, Vec<Problem
     let (product_keys, user_keys) = w.keys(root.get("keys"));
     let backends = w.backends(root.get("backends"));
     let projector = w.projector(root.get("projector"));
+    let event_sourcing = w.event_sourcing(root.get("event_sourcing"));
     let sweep = w.sweep(root.get("sweep"));
     let ryw_share = match root.get("ryw_share") {
         None => Some(0.0),
@@ -224,6 +229,7 @@ pub(super) fn scenario(root: &Table, name: &str) -> Result<Scenario, Vec<Problem
         user_keys,
         backends,
         projector,
+        event_sourcing,
         sweep,
         ryw_share: ryw_share.unwrap_or_default(),
         thresholds,
@@ -769,6 +775,20 @@ impl Walker {
                         format!("must be between 0 and 1, got {x}"),
                     );
                 }
+            }
+        }
+        settings
+    }
+
+    fn event_sourcing(&mut self, v: Option<&Value>) -> EventSourcingSettings {
+        let mut settings = EventSourcingSettings::default();
+        let Some(t) = v.and_then(|v| self.table(v, "event_sourcing")) else {
+            return settings;
+        };
+        self.unknown_keys(t, "event_sourcing", EVENT_SOURCING_KEYS);
+        if let Some(v) = t.get("snapshot_every") {
+            if let Some(n) = self.u32_min(v, "event_sourcing.snapshot_every", 0) {
+                settings.snapshot_every = n;
             }
         }
         settings

@@ -1027,3 +1027,62 @@ fn rate_serde() {
     );
     assert!(serde_json::from_str::<Rate>("\"fast\"").is_err());
 }
+
+#[test]
+fn snapshot_every_defaults_to_off_and_takes_an_integer() {
+    let s = parse(BASE).unwrap();
+    assert_eq!(s.event_sourcing.snapshot_every, 0);
+    let s = parse(&with("", "[event_sourcing]\nsnapshot_every = 50")).unwrap();
+    assert_eq!(s.event_sourcing.snapshot_every, 50);
+    let s = parse(&with("", "[event_sourcing]\nsnapshot_every = 0")).unwrap();
+    assert_eq!(s.event_sourcing, EventSourcingSettings::default());
+}
+
+#[test]
+fn snapshot_every_negative_or_not_an_integer_is_a_problem() {
+    let path = "event_sourcing.snapshot_every";
+    assert_problem(
+        &with("", "[event_sourcing]\nsnapshot_every = -1"),
+        path,
+        "must be >= 0, got -1",
+    );
+    assert_problem(
+        &with("", "[event_sourcing]\nsnapshot_every = 2.5"),
+        path,
+        "expected an integer, got a float",
+    );
+    assert_problem(
+        &with("", "[event_sourcing]\nsnapshot_every = \"10\""),
+        path,
+        "expected an integer, got a string",
+    );
+    assert_problem(
+        &with("", "[event_sourcing]\nsnapshot_every = 5000000000"),
+        path,
+        "must be <=",
+    );
+    assert_problem(
+        &with("", "[event_sourcing]\nsnapshots = 10"),
+        "event_sourcing.snapshots",
+        "unknown key (expected one of: snapshot_every)",
+    );
+    assert_problem(
+        &with("event_sourcing = 3", ""),
+        "event_sourcing",
+        "expected a table",
+    );
+}
+
+#[test]
+fn snapshot_every_round_trips_through_results_json() {
+    let s = parse(&with("", "[event_sourcing]\nsnapshot_every = 7")).unwrap();
+    let json = serde_json::to_value(&s).unwrap();
+    assert_eq!(json["event_sourcing"]["snapshot_every"], 7);
+    let back: Scenario = serde_json::from_value(json.clone()).unwrap();
+    assert_eq!(back, s);
+    // Results written before the section existed read as snapshots off.
+    let mut old = json;
+    old.as_object_mut().unwrap().remove("event_sourcing");
+    let back: Scenario = serde_json::from_value(old).unwrap();
+    assert_eq!(back.event_sourcing.snapshot_every, 0);
+}
