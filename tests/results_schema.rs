@@ -522,3 +522,36 @@ fn the_validator_rejects_what_it_should() {
         "prefixItems"
     );
 }
+
+/// A recorded matview/triggers run on PostgreSQL (the verdict's fixture) matches the schema:
+/// `[matview]`, each view's refreshes, the alternatives' backend names.
+#[test]
+fn matview_results_match_the_schema() {
+    let schema = load_schema();
+    let validator = Validator { root: &schema };
+    let results: Value =
+        serde_json::from_str(include_str!("data/alternatives-results.json")).unwrap();
+    let matview = results["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|r| r["backend"] == "matview")
+        .expect("a matview run");
+    assert!(results["runs"][matview]["refreshes"]
+        .as_array()
+        .is_some_and(|r| r.len() == 5));
+    let errors = validator.validate(&results);
+    assert!(
+        errors.is_empty(),
+        "results.json does not match docs/results.schema.json:\n{}",
+        errors.join("\n")
+    );
+    let mut bad = results.clone();
+    bad["runs"][matview]["refreshes"][0]["refreshes"] = json!(-1);
+    assert_invalid(
+        &validator,
+        &bad,
+        "a negative refresh count",
+        &format!("$.runs[{matview}].refreshes[0].refreshes"),
+    );
+}
