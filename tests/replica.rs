@@ -16,6 +16,9 @@ use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_cqrs-bench");
 
+/// One private cluster and run at a time: two at once on a small machine measure each other.
+static ONE_CLUSTER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn scenario() -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("scenarios/read-replica.toml")
@@ -60,6 +63,7 @@ fn replica_reads_the_standby_and_measures_replication_lag() {
     if pg_url("replica_reads_the_standby_and_measures_replication_lag").is_none() {
         return;
     }
+    let _one = ONE_CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
     let Some(c) = PgCluster::start("replica_reads_the_standby_and_measures_replication_lag") else {
         return;
     };
@@ -141,6 +145,7 @@ fn a_standby_restart_costs_reads_not_writes() {
     if pg_url("a_standby_restart_costs_reads_not_writes").is_none() {
         return;
     }
+    let _one = ONE_CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
     let Some(c) = PgCluster::start("a_standby_restart_costs_reads_not_writes") else {
         return;
     };
