@@ -274,3 +274,54 @@ fn matview_scenario_is_refused_on_sqlite() {
     // Refused before anything was created.
     assert!(!dir.path().join("out").exists());
 }
+
+#[test]
+fn check_gates_on_the_alternatives_thresholds() {
+    let Some(_) = pg_url("check_gates_on_the_alternatives_thresholds") else {
+        return;
+    };
+    let url = std::env::var(PG_ENV).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let scenario =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/matview-dashboard.toml");
+    let junit = dir.path().join("junit.xml");
+    let o = std::process::Command::new(BIN)
+        .args([
+            "check",
+            scenario.to_str().unwrap(),
+            "--db",
+            &url,
+            "--schema",
+            &unique_schema("chk"),
+            "--backends",
+            "triggers,matview",
+            "--duration",
+            "4s",
+            "--quiet",
+            "--out",
+            dir.path().join("out").to_str().unwrap(),
+            "--junit",
+            junit.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let lag_line = stdout
+        .lines()
+        .find(|l| l.contains("matview.lag.p99"))
+        .unwrap_or_else(|| panic!("no matview lag line in:\n{stdout}"));
+    assert!(lag_line.starts_with("PASS"), "{lag_line}");
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("PASS") && l.contains("triggers") && l.contains("write.p99")),
+        "{stdout}"
+    );
+    assert!(std::fs::read_to_string(&junit).unwrap().contains("matview"));
+}

@@ -274,6 +274,14 @@ mod tests {
         assert!(parse_threshold("*.write.place_order.p999", "< 1s").is_ok());
         assert!(parse_threshold("*.read.search.p99", "< 20ms").is_ok());
         assert!(parse_threshold("*.throughput.write", ">= 90").is_ok());
+        // The alternatives' staleness is lag like any other.
+        let mv = parse_threshold("matview.lag.p99", "<= 2s").unwrap();
+        assert_eq!(mv.backend, Some(crate::backend::matview::KIND));
+        assert_eq!(mv.limit, 2_000_000.0);
+        let rep = parse_threshold("replica.ryw_miss", "<= 10%").unwrap();
+        assert_eq!(rep.backend, Some(crate::backend::replica::KIND));
+        assert_eq!(rep.limit, 0.1);
+        assert!(parse_threshold("triggers.write.p99", "<= 50ms").is_ok());
     }
 
     #[test]
