@@ -159,28 +159,47 @@ fn an_order(order_id: i64, user_id: i64) -> Command {
     }
 }
 
+/// A seeded `matview` backend with a lag tracker, opened with `opts` (its `lag` set here).
+async fn open_matview(
+    url: &DbUrl,
+    opts: BackendOptions,
+) -> (
+    Db,
+    Backend,
+    tokio::sync::mpsc::UnboundedReceiver<cqrs_bench::projection::projector::LagSample>,
+) {
+    let schema = unique_schema("mv");
+    let (db, _) = prepare(url, &schema, matview::KIND, 1, &small_dataset(), 4)
+        .await
+        .unwrap();
+    let (lag, samples) = LagTracker::new();
+    let b = Backend::open(
+        matview::KIND,
+        db.clone(),
+        BackendOptions {
+            lag: Some(lag),
+            ..opts
+        },
+    )
+    .await
+    .unwrap();
+    (db, b, samples)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_view_is_stale_until_a_refresh_that_started_after_the_commit() {
     let Some(url) = pg_url("a_view_is_stale_until_a_refresh_that_started_after_the_commit") else {
         return;
     };
-    let schema = unique_schema("mvstale");
-    let (db, _) = prepare(&url, &schema, matview::KIND, 1, &small_dataset(), 4)
-        .await
-        .unwrap();
-    let (lag, mut samples) = LagTracker::new();
     // No scheduled refreshes: the test decides when the views are refreshed.
-    let b = Backend::open(
-        matview::KIND,
-        db.clone(),
+    let (db, b, mut samples) = open_matview(
+        &url,
         BackendOptions {
             run_projector: false,
-            lag: Some(lag),
             ..BackendOptions::default()
         },
     )
-    .await
-    .unwrap();
+    .await;
     let user = 3;
     let before = orders_of(&b, user).await;
     let receipt = b.execute(&an_order(1_000_000, user)).await.unwrap();
@@ -207,16 +226,9 @@ async fn scheduled_refreshes_make_a_write_visible_and_measure_its_lag() {
     let Some(url) = pg_url("scheduled_refreshes_make_a_write_visible_and_measure_its_lag") else {
         return;
     };
-    let schema = unique_schema("mvsched");
-    let (db, _) = prepare(&url, &schema, matview::KIND, 1, &small_dataset(), 4)
-        .await
-        .unwrap();
-    let (lag, mut samples) = LagTracker::new();
-    let b = Backend::open(
-        matview::KIND,
-        db.clone(),
+    let (db, b, mut samples) = open_matview(
+        &url,
         BackendOptions {
-            lag: Some(lag),
             matview: matview::RefreshSchedule {
                 every: Duration::from_millis(100),
                 per_view: [("daily_sales".to_string(), Duration::from_millis(300))]
@@ -226,8 +238,7 @@ async fn scheduled_refreshes_make_a_write_visible_and_measure_its_lag() {
             ..BackendOptions::default()
         },
     )
-    .await
-    .unwrap();
+    .await;
     let receipt = b.execute(&an_order(1_000_001, 5)).await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     while !b.is_visible(&receipt).await.unwrap() {

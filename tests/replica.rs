@@ -19,6 +19,13 @@ const BIN: &str = env!("CARGO_BIN_EXE_cqrs-bench");
 /// One private cluster and run at a time: two at once on a small machine measure each other.
 static ONE_CLUSTER: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
+/// A private primary and standby for `test`, held alone, or `None` after saying why not.
+fn cluster_for(test: &str) -> Option<(std::sync::MutexGuard<'static, ()>, PgCluster)> {
+    pg_url(test)?;
+    let one = ONE_CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
+    Some((one, PgCluster::start(test)?))
+}
+
 fn scenario() -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("scenarios/read-replica.toml")
@@ -60,11 +67,8 @@ fn run_of<'a>(r: &'a Value, backend: &str) -> &'a Value {
 
 #[test]
 fn replica_reads_the_standby_and_measures_replication_lag() {
-    if pg_url("replica_reads_the_standby_and_measures_replication_lag").is_none() {
-        return;
-    }
-    let _one = ONE_CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
-    let Some(c) = PgCluster::start("replica_reads_the_standby_and_measures_replication_lag") else {
+    let Some((_one, c)) = cluster_for("replica_reads_the_standby_and_measures_replication_lag")
+    else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -142,11 +146,7 @@ fn replica_without_a_standby_is_refused() {
 
 #[test]
 fn a_standby_restart_costs_reads_not_writes() {
-    if pg_url("a_standby_restart_costs_reads_not_writes").is_none() {
-        return;
-    }
-    let _one = ONE_CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
-    let Some(c) = PgCluster::start("a_standby_restart_costs_reads_not_writes") else {
+    let Some((_one, c)) = cluster_for("a_standby_restart_costs_reads_not_writes") else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -157,6 +157,7 @@ fn a_standby_restart_costs_reads_not_writes() {
         "14s",
         &["--backends", "replica", "--keep-db", "--schema", "restart"],
     )
+    .stdout(std::process::Stdio::null())
     .spawn()
     .unwrap();
     // Seeding and the warm-up take a few seconds; then the standby goes away for ~2 s.
