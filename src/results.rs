@@ -160,6 +160,10 @@ pub struct BackendRun {
     /// retries on fresh state, commands that gave up); absent for the other backends.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub concurrency: Vec<crate::backend::ConcurrencyCounts>,
+    /// The lag in parts (`cqrs-broker`: commit → published, published → applied, commit →
+    /// applied, every event of the run); absent for the other backends.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lag_parts: Vec<crate::projection::lag_parts::LagPart>,
 }
 
 impl BackendRun {

@@ -4,13 +4,14 @@
 //! `ENTRY`) and one entry here.
 
 pub use super::entry::{Entry, VerifiedAgainst};
-use super::{cqrs_async, cqrs_sync, event_sourced, normalized, BackendKind};
+use super::{cqrs_async, cqrs_broker, cqrs_sync, event_sourced, normalized, BackendKind};
 
 pub static BACKENDS: &[Entry] = &[
     normalized::ENTRY,
     cqrs_sync::ENTRY,
     cqrs_async::ENTRY,
     event_sourced::ENTRY,
+    cqrs_broker::ENTRY,
 ];
 
 /// The entry of `kind`.
@@ -63,7 +64,7 @@ mod tests {
         assert!(BackendKind::all().windows(2).all(|w| w[0] < w[1]));
         assert_eq!(
             names_in_prose(),
-            "normalized, cqrs-sync, cqrs-async or event-sourced"
+            "normalized, cqrs-sync, cqrs-async, event-sourced or cqrs-broker"
         );
     }
 }

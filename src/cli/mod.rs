@@ -155,6 +155,9 @@ pub struct RunArgs {
     /// helps a machine with cores to spare for the driver.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub threads: u16,
+    /// NATS server of cqrs-broker (comma-separated for a cluster); JetStream must be enabled.
+    #[arg(long, default_value = crate::broker::DEFAULT_URL)]
+    pub nats: String,
 }
 
 #[derive(clap::Args)]

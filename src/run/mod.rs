@@ -9,7 +9,8 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::backend::{prepare, Backend, BackendKind, BackendOptions, VerifiedAgainst};
+use crate::backend::{prepare, Backend, BackendKind, BackendOptions, OpenError, VerifiedAgainst};
+use crate::broker::BrokerOptions;
 use crate::db::{Db, DbError, DbUrl, OpenMode, DEFAULT_SCHEMA};
 use crate::metrics::Recorder;
 use crate::projection::projector::{LagTracker, ProjectorError, ProjectorMode};
@@ -39,6 +40,8 @@ pub struct RunOptions {
     pub catch_up_timeout: Duration,
     /// Threads of the async runtime the run is driven on (recorded; the caller builds it).
     pub threads: usize,
+    /// The broker of `cqrs-broker` (`--nats`).
+    pub broker: BrokerOptions,
 }
 
 impl RunOptions {
@@ -56,6 +59,7 @@ impl RunOptions {
             show_progress: true,
             catch_up_timeout: Duration::from_secs(300),
             threads: 1,
+            broker: BrokerOptions::default(),
         }
     }
 }
@@ -66,6 +70,8 @@ pub enum RunError {
     Db(#[from] DbError),
     #[error(transparent)]
     Projector(#[from] ProjectorError),
+    #[error(transparent)]
+    Open(#[from] OpenError),
     #[error(transparent)]
     Verify(#[from] VerifyError),
     #[error("cannot write {path}: {source}")]
@@ -83,6 +89,7 @@ impl RunError {
         match self {
             RunError::Db(e) => e.exit_code(),
             RunError::Io { .. } => 2,
+            RunError::Open(e) => e.exit_code(),
             RunError::Projector(_) | RunError::Verify(_) => 3,
         }
     }
@@ -243,6 +250,10 @@ async fn run_one(
                 projector,
                 run_projector: true,
                 lag: Some(lag.clone()),
+                broker: BrokerOptions {
+                    keep: opts.keep_db,
+                    ..opts.broker.clone()
+                },
                 dedicated_sessions: pool_size >= pool_for_workers,
             },
         )
@@ -346,7 +357,8 @@ async fn run_one(
     let _ = lag_task.await;
     let metrics = Recorder::finish_shared(recorder, load_end);
 
-    let projector_stats = backend.projector().map(|p| p.stats.clone());
+    let projector_stats = backend.projector_stats();
+    let lag_parts = backend.lag_parts();
     let concurrency = backend.concurrency();
     if let Ok(b) = Arc::try_unwrap(backend) {
         b.shutdown().await;
@@ -421,6 +433,7 @@ async fn run_one(
             kept_database,
             concurrency,
             outage,
+            lag_parts,
         },
         environment,
     ))
