@@ -1,7 +1,7 @@
 //! The JetStream source of `cqrs-broker`: the projector reads the stream the relay publishes
 //! to through a durable pull consumer. A position is the stream sequence (`Position { xid: 0,
 //! seq }`), stored as the read models' checkpoint in the same transaction as their rows; an
-//! event's own seq (for the ledgers and dead letters) is its outbox seq, from `Nats-Msg-Id`.
+//! event's own seq (for the ledgers and dead letters) is its outbox seq, from `Cqrs-Seq`.
 //!
 //! Acknowledgement comes after the commit (`ack`), so a crash between the two makes the
 //! server deliver again, and so do an ack after the ack-wait, a lost ack and a consumer
@@ -25,7 +25,7 @@ use tokio::sync::{watch, Mutex, Notify};
 
 use super::error::ProjectorError;
 use super::event_source::{Delivery, EventLog, EventSource, Fetched, Position};
-use super::relay::STREAM_HEADER;
+use super::relay::{SEQ_HEADER, STREAM_HEADER};
 use super::sql::Delivered;
 use crate::broker::{stream, BrokerError, Names};
 use crate::domain::Event;
@@ -156,7 +156,7 @@ impl JetStreamSource {
 }
 
 /// A message as the projector sees it: its stream seq as position, the outbox seq from
-/// `Nats-Msg-Id` as the event's seq; an unreadable one is returned as such, to be
+/// `Cqrs-Seq` as the event's seq; an unreadable one is returned as such, to be
 /// dead-lettered.
 fn decode(stream_seq: u64, m: &jetstream::Message) -> Fetched {
     let header = |name: &str| {
@@ -165,7 +165,7 @@ fn decode(stream_seq: u64, m: &jetstream::Message) -> Fetched {
             .and_then(|h| h.get(name))
             .map(|v| v.as_str().to_string())
     };
-    let seq = header(async_nats::header::NATS_MESSAGE_ID.as_ref())
+    let seq = header(SEQ_HEADER)
         .and_then(|s| s.parse::<i64>().ok())
         .unwrap_or(-(stream_seq as i64));
     let stream = header(STREAM_HEADER).unwrap_or_default();

@@ -1,7 +1,7 @@
 //! The relay of `cqrs-broker`: reads the outbox in delivery order (the same horizon-safe read
 //! as the projector's, `EventLog`) and publishes each event to the JetStream stream, then
 //! records how far it got in its own table (`broker_relay`). Every message carries
-//! `Nats-Msg-Id` = the event's outbox seq, so a relay that published and died before
+//! `Nats-Msg-Id` = the event's outbox seq (and `Cqrs-Seq`, the same), so a relay that published and died before
 //! recording (and so publishes the same events again) is deduplicated by the stream: each
 //! event is in the stream once.
 
@@ -20,6 +20,10 @@ use crate::db::{Db, DbError};
 
 /// The header naming the aggregate stream an event belongs to (dead letters use it).
 pub const STREAM_HEADER: &str = "Cqrs-Stream";
+/// The header carrying the event's outbox seq (the ledgers' key). `Nats-Msg-Id` carries it
+/// too, but only for the stream's deduplication: a copy published outside the duplicate
+/// window is still the same event.
+pub const SEQ_HEADER: &str = "Cqrs-Seq";
 
 /// Told after each published batch: `(outbox seq, stream seq)` of each event, and when.
 pub type OnPublished = Arc<dyn Fn(&[(i64, u64)], Instant) + Send + Sync>;
@@ -121,6 +125,7 @@ impl Relay {
                 async_nats::header::NATS_MESSAGE_ID,
                 f.seq.to_string().as_str(),
             );
+            headers.insert(SEQ_HEADER, f.seq.to_string().as_str());
             headers.insert(STREAM_HEADER, f.stream.as_str());
             let ack = self
                 .js

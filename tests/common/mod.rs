@@ -2,6 +2,8 @@
 //! `CQRS_BENCH_TEST_PG`, and unique schema names.
 #![allow(dead_code)]
 
+pub mod nats;
+
 use std::io::Read;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
