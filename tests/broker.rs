@@ -401,3 +401,41 @@ fn a_nats_restart_mid_run_loses_nothing() {
     assert_eq!(run["verify"]["mismatches"], 0, "{}", run["verify"]);
     assert!(run["projector"]["events"].as_u64().unwrap() > 200);
 }
+
+#[test]
+fn a_three_node_cluster_survives_losing_a_node_mid_run() {
+    let mut cluster = common::nats::NatsCluster::start();
+    let url = cluster.url();
+    // The cluster elects its JetStream leader after the routes are up.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while rt.block_on(broker::connect(&url)).is_err() {
+        assert!(Instant::now() < deadline, "the cluster did not form");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let mut cmd = bin();
+    cmd.arg("run")
+        .arg(scenario(dir.path(), 8))
+        .args(["--quiet", "--backends", "cqrs-broker", "--nats", &url])
+        .args(["--nats-replicas", "3", "--out"])
+        .arg(&out);
+    let run = std::thread::spawn(move || run_with_limit(cmd, Duration::from_secs(180)));
+    std::thread::sleep(Duration::from_secs(4));
+    // The first node is the one the client tries first: it loses its server.
+    cluster.nodes[0].kill();
+    let done = run.join().unwrap();
+    assert_eq!(done.code, Some(0), "{}\n{}", done.stdout, done.stderr);
+    let results: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    let run = &results["runs"][0];
+    assert_eq!(run["verify"]["mismatches"], 0, "{}", run["verify"]);
+    assert!(run["projector"]["events"].as_u64().unwrap() > 300);
+    eprintln!(
+        "cluster failover: lag p99 {} µs, max {} µs, {} events",
+        run["metrics"]["lag"]["p99_us"],
+        run["metrics"]["lag"]["max_us"],
+        run["projector"]["events"]
+    );
+}

@@ -101,7 +101,8 @@ pub async fn connect(url: &str) -> Result<async_nats::jetstream::Context, Broker
     let connect = async_nats::ConnectOptions::new()
         .connection_timeout(CONNECT_TIMEOUT)
         .request_timeout(Some(Duration::from_secs(5)))
-        .connect(url);
+        // A cluster's servers, comma-separated: the client picks one and fails over.
+        .connect(url.split(',').map(str::trim).collect::<Vec<&str>>());
     let client = match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
         Ok(Ok(client)) => client,
         Ok(Err(e)) => {

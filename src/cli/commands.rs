@@ -74,6 +74,7 @@ fn plan_run(args: &RunArgs) -> Result<(Scenario, RunOptions), Failure> {
     opts.show_progress = !args.quiet;
     opts.threads = usize::from(args.threads);
     opts.broker.url = args.nats.clone();
+    opts.broker.replicas = usize::from(args.nats_replicas);
     Ok((scenario, opts))
 }
 
