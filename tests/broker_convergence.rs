@@ -140,7 +140,7 @@ async fn run_case(nats: &str, plan: &Plan, mode: ProjectorMode) -> Result<(), St
     let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(plan.stream_seed);
     let mut copies = 0u64;
     loop {
-        let before = relay.checkpoint().await.map_err(|e| e.to_string())?;
+        let before = relay.published_to().await.map_err(|e| e.to_string())?;
         if relay.step().await.map_err(|e| e.to_string())? == 0 {
             break;
         }

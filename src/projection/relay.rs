@@ -4,6 +4,12 @@
 //! `Nats-Msg-Id` = the event's outbox seq (and `Cqrs-Seq`, the same), so a relay that published and died before
 //! recording (and so publishes the same events again) is deduplicated by the stream: each
 //! event is in the stream once.
+//!
+//! That deduplication is also why the relay records its position lazily: at most every
+//! `MARK_EVERY` while busy, and whenever it runs out of events. A relay that dies republishes
+//! what it published since its last record, and the stream drops those copies; recording
+//! after every batch would put one more write per batch on the database's writer (SQLite's
+//! single connection, which the commands and the projector need).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -11,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
 use sqlx::Row;
-use tokio::sync::{watch, Notify};
+use tokio::sync::{watch, Mutex, Notify};
 
 use super::error::ProjectorError;
 use super::event_source::{Delivery, EventLog, EventSource, Fetched, Position};
@@ -27,6 +33,17 @@ pub const SEQ_HEADER: &str = "Cqrs-Seq";
 
 /// Told after each published batch: `(outbox seq, stream seq)` of each event, and when.
 pub type OnPublished = Arc<dyn Fn(&[(i64, u64)], Instant) + Send + Sync>;
+
+/// How often a busy relay records its position.
+pub const MARK_EVERY: Duration = Duration::from_millis(100);
+
+/// Where the relay stands: published up to `pos`, of which `unmarked` events are not yet
+/// recorded, last recorded at `marked_at`.
+struct Standing {
+    pos: Position,
+    unmarked: usize,
+    marked_at: Instant,
+}
 
 /// Counters the relay keeps.
 #[derive(Debug, Default)]
@@ -47,6 +64,7 @@ pub struct Relay {
     batch_size: i64,
     poll_interval: Duration,
     on_published: Option<OnPublished>,
+    standing: Mutex<Option<Standing>>,
     pub stats: Arc<RelayStats>,
 }
 
@@ -66,6 +84,7 @@ impl Relay {
             batch_size,
             poll_interval,
             on_published: None,
+            standing: Mutex::new(None),
             stats: Arc::new(RelayStats::default()),
         }
     }
@@ -80,31 +99,59 @@ impl Relay {
         checkpoint(&self.db, &self.names).await
     }
 
-    /// Events committed to the outbox and not yet recorded as published.
+    /// The outbox position published up to (recorded or not).
+    pub async fn published_to(&self) -> Result<Position, ProjectorError> {
+        match &*self.standing.lock().await {
+            Some(s) => Ok(s.pos),
+            None => self.checkpoint().await,
+        }
+    }
+
+    /// Events committed to the outbox and not yet published.
     pub async fn backlog(&self) -> Result<i64, ProjectorError> {
-        let from = self.checkpoint().await?;
+        let from = self.published_to().await?;
         self.log.backlog(from, Delivery::Safe).await
     }
 
-    /// Publishes one batch and records it. Returns the events published.
+    /// Publishes one batch; records the position when `MARK_EVERY` has passed since the
+    /// last record, or when there was nothing to publish. Returns the events published.
     pub async fn step(&self) -> Result<usize, ProjectorError> {
-        let (batch, _) = self.publish_batch().await?;
+        let mut standing = self.standing.lock().await;
+        if standing.is_none() {
+            *standing = Some(Standing {
+                pos: self.checkpoint().await?,
+                unmarked: 0,
+                marked_at: Instant::now(),
+            });
+        }
+        let s = standing.as_mut().expect("just set");
+        let (batch, _) = self.publish_batch(s.pos).await?;
         if let Some(last) = batch.last() {
-            self.mark(last.pos, batch.len()).await?;
+            s.pos = last.pos;
+            s.unmarked += batch.len();
+        }
+        if s.unmarked > 0 && (batch.is_empty() || s.marked_at.elapsed() >= MARK_EVERY) {
+            self.mark(s.pos, s.unmarked).await?;
+            s.unmarked = 0;
+            s.marked_at = Instant::now();
         }
         Ok(batch.len())
     }
 
-    /// Fault drill: publishes one batch and stops before recording it, as a relay killed
-    /// between the two would. Returns the stream's acknowledgements (stream seq, duplicate).
+    /// Fault drill: publishes one batch after the recorded position and stops before
+    /// recording it, as a relay killed between the two would. Returns the stream's
+    /// acknowledgements (stream seq, duplicate).
     pub async fn step_without_marking(&self) -> Result<Vec<(u64, bool)>, ProjectorError> {
-        Ok(self.publish_batch().await?.1)
+        let from = self.checkpoint().await?;
+        Ok(self.publish_batch(from).await?.1)
     }
 
-    /// Reads the next batch after the checkpoint and publishes it: every message sent, then
-    /// every acknowledgement awaited, in order.
-    async fn publish_batch(&self) -> Result<(Vec<Fetched>, Vec<(u64, bool)>), ProjectorError> {
-        let from = self.checkpoint().await?;
+    /// Reads the next batch after `from` and publishes it: every message sent, then every
+    /// acknowledgement awaited, in order.
+    async fn publish_batch(
+        &self,
+        from: Position,
+    ) -> Result<(Vec<Fetched>, Vec<(u64, bool)>), ProjectorError> {
         let batch = self
             .log
             .fetch(from, self.batch_size, Delivery::Safe)
