@@ -95,9 +95,22 @@ fn config() -> ProjectorConfig {
 
 #[tokio::test]
 async fn relay_killed_between_publish_and_mark_is_deduplicated() {
-    let server = NatsServer::start();
     let (_dir, url) = sqlite_url("relay_kill");
-    let (db, backend) = seeded(&url, "main", &server.url(), Duration::from_secs(5)).await;
+    relay_kill(&url, "main").await;
+}
+
+#[tokio::test]
+async fn relay_killed_between_publish_and_mark_is_deduplicated_on_postgres() {
+    let Some(url) = pg_url("relay_killed_between_publish_and_mark_is_deduplicated_on_postgres")
+    else {
+        return;
+    };
+    relay_kill(&url, &unique_schema("relay_kill")).await;
+}
+
+async fn relay_kill(url: &DbUrl, schema: &str) {
+    let server = NatsServer::start();
+    let (db, backend) = seeded(url, schema, &server.url(), Duration::from_secs(5)).await;
     let events = write(&backend, 0, 300).await;
     assert!(events > 200, "{events} events");
     let js = broker::connect(&server.url()).await.expect("connect");
@@ -143,14 +156,29 @@ async fn relay_killed_between_publish_and_mark_is_deduplicated() {
     backend.shutdown().await;
     // The tool deletes the stream it created.
     assert!(js.get_stream(&names.stream).await.is_err());
+    if db.schema.is_some() {
+        cleanup(&db).await;
+    }
 }
 
 #[tokio::test]
 async fn consumer_killed_between_commit_and_ack_is_absorbed() {
-    let server = NatsServer::start();
     let (_dir, url) = sqlite_url("consumer_kill");
+    consumer_kill(&url, "main").await;
+}
+
+#[tokio::test]
+async fn consumer_killed_between_commit_and_ack_is_absorbed_on_postgres() {
+    let Some(url) = pg_url("consumer_killed_between_commit_and_ack_is_absorbed_on_postgres") else {
+        return;
+    };
+    consumer_kill(&url, &unique_schema("consumer_kill")).await;
+}
+
+async fn consumer_kill(url: &DbUrl, schema: &str) {
+    let server = NatsServer::start();
     let ack_wait = Duration::from_secs(1);
-    let (db, backend) = seeded(&url, "main", &server.url(), ack_wait).await;
+    let (db, backend) = seeded(url, schema, &server.url(), ack_wait).await;
     let events = write(&backend, 0, 300).await;
     let js = broker::connect(&server.url()).await.expect("connect");
     let names = cqrs_broker::names_of(&db);
@@ -209,6 +237,9 @@ async fn consumer_killed_between_commit_and_ack_is_absorbed() {
         before
     );
     backend.shutdown().await;
+    if db.schema.is_some() {
+        cleanup(&db).await;
+    }
 }
 
 #[tokio::test]
