@@ -22,6 +22,7 @@ import sys
 #   format     leaf helpers for numbers, durations and tables (imports nothing of the crate)
 #   domain     commands, events, queries, domain errors
 #   db         engines, dialect, schema, storage helpers
+#   broker     NATS JetStream: connecting, the run's stream and consumer (names, ownership)
 #   dataset    the pure, streaming dataset generator (when present)
 #   metrics    histograms and their typed keys
 #   projection folds, SQL projections, event sources, read stores, projector, rebuild
@@ -41,6 +42,7 @@ LAYERS = [
     "dataset",
     "db",
     "metrics",
+    "broker",
     "projection",
     "backend",
     "workload",

@@ -3,6 +3,7 @@
 //! model is correct. See DESIGN.md in the project's shared notes for the architecture.
 
 pub mod backend;
+pub mod broker;
 pub mod check;
 pub mod cli;
 pub mod dataset;

@@ -167,6 +167,10 @@ pub struct BackendRun {
     /// What rehydrating streams and appending cost (`event-sourced`; absent otherwise).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event_store: Option<crate::metrics::event_store::EventStoreStats>,
+    /// The lag in parts (`cqrs-broker`: commit → published, published → applied, commit →
+    /// applied, every event of the run); absent for the other backends.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lag_parts: Vec<crate::projection::lag_parts::LagPart>,
 }
 
 impl BackendRun {

@@ -8,6 +8,7 @@
 //! | `normalized` | nothing                                   | normalized joins |
 //! | `cqrs-sync`  | applies the events to the read models     | read models      |
 //! | `cqrs-async` | appends the events to the outbox          | read models, kept up by the projector |
+//! | `cqrs-broker` | appends the events to the outbox; a relay publishes them to NATS JetStream | read models, kept up by a projector consuming the stream |
 //! | `event-sourced` | *is* the write: decides on state rebuilt from the event store and appends to it (`Architecture::write`) | read models, projected from the store |
 //!
 //! A trait object rather than an enum over the backends: a new backend is a file and a
@@ -16,6 +17,7 @@
 
 pub mod backoff;
 pub mod cqrs_async;
+pub mod cqrs_broker;
 pub mod cqrs_sync;
 pub mod entry;
 pub mod event_sourced;
@@ -41,7 +43,10 @@ use crate::db::state::Provisions;
 use crate::db::{Db, DbError};
 use crate::domain::{Command, DomainError, Event, Query, QueryAnswer};
 use crate::metrics::event_store::EventStoreStats;
-use crate::projection::projector::{LagTracker, Projector, ProjectorConfig, ProjectorError};
+use crate::projection::lag_parts::LagPart;
+use crate::projection::projector::{
+    LagTracker, Projector, ProjectorConfig, ProjectorError, ProjectorStats,
+};
 pub use cqrs_async::append_events;
 use queries::ReadSide;
 pub use registry::VerifiedAgainst;
@@ -213,6 +218,12 @@ pub trait Architecture: Send + Sync {
     /// Told after the transaction committed (at `at`), with what it wrote.
     fn after_commit(&self, _written: &Written, _at: Instant) {}
 
+    /// Connects and starts what the backend needs beyond its database (a broker), once,
+    /// before the first command. Nothing by default.
+    fn start(&self) -> BoxFuture<'_, Result<(), ProjectorError>> {
+        Box::pin(async { Ok(()) })
+    }
+
     /// Where queries read.
     fn read_side(&self) -> ReadSide;
 
@@ -236,6 +247,17 @@ pub trait Architecture: Send + Sync {
     /// The projector keeping the read side up, if there is one.
     fn projector(&self) -> Option<&Arc<Projector>> {
         None
+    }
+
+    /// The counters of the projector keeping the read side up, whatever it reads from.
+    fn projector_stats(&self) -> Option<Arc<ProjectorStats>> {
+        self.projector().map(|p| p.stats.clone())
+    }
+
+    /// The lag in parts, for a backend whose events pass through more than one hop (empty
+    /// for the others).
+    fn lag_parts(&self) -> Vec<LagPart> {
+        Vec::new()
     }
 
     /// Waits until the read side shows every committed write.
@@ -309,6 +331,24 @@ impl From<DbError> for ExecError {
     }
 }
 
+/// Why a backend could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error(transparent)]
+    Start(#[from] ProjectorError),
+}
+
+impl OpenError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            OpenError::Db(e) => e.exit_code(),
+            OpenError::Start(e) => e.exit_code(),
+        }
+    }
+}
+
 /// What a committed command left behind.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Receipt {
@@ -324,6 +364,8 @@ pub struct BackendOptions {
     /// Run the async projector inside this process (tests may drive it by hand instead).
     pub run_projector: bool,
     pub lag: Option<Arc<LagTracker>>,
+    /// The broker of `cqrs-broker` (ignored by the other backends).
+    pub broker: crate::broker::BrokerOptions,
     /// Give each driver worker a connection of its own on PostgreSQL (see `session`); the
     /// caller sets it only when the pool has room for every worker and the projector.
     pub dedicated_sessions: bool,
@@ -343,6 +385,7 @@ impl Default for BackendOptions {
             projector: ProjectorConfig::default(),
             run_projector: true,
             lag: None,
+            broker: crate::broker::BrokerOptions::default(),
             dedicated_sessions: false,
             snapshot_every: 0,
         }
@@ -358,13 +401,14 @@ pub struct Backend {
 
 impl Backend {
     /// Opens a backend on a seeded database (for `cqrs-async`, starting its projector unless
-    /// told not to).
-    pub async fn open(kind: BackendKind, db: Db, opts: BackendOptions) -> Result<Self, DbError> {
+    /// told not to; for `cqrs-broker`, connecting to its broker first).
+    pub async fn open(kind: BackendKind, db: Db, opts: BackendOptions) -> Result<Self, OpenError> {
         crate::db::schema::require_ours(&db).await?;
         if registry::entry(kind).needs_replica && opts.replica.is_none() {
-            return Err(DbError::NoReplica(kind.name()));
+            return Err(DbError::NoReplica(kind.name()).into());
         }
         let architecture = (registry::entry(kind).open)(&db, &opts);
+        architecture.start().await?;
         Ok(Backend {
             kind,
             db,
@@ -436,6 +480,16 @@ impl Backend {
     /// The projector of the async backend (for driving it by hand and for its counters).
     pub fn projector(&self) -> Option<&Arc<Projector>> {
         self.architecture.projector()
+    }
+
+    /// The counters of the projector keeping the read side up, if any.
+    pub fn projector_stats(&self) -> Option<Arc<ProjectorStats>> {
+        self.architecture.projector_stats()
+    }
+
+    /// The lag in parts (`cqrs-broker`; empty otherwise).
+    pub fn lag_parts(&self) -> Vec<LagPart> {
+        self.architecture.lag_parts()
     }
 
     /// Waits until every committed event is in the read models (async backend; immediate for

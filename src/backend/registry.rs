@@ -5,7 +5,8 @@
 
 pub use super::entry::{Entry, VerifiedAgainst};
 use super::{
-    cqrs_async, cqrs_sync, event_sourced, matview, normalized, replica, triggers, BackendKind,
+    cqrs_async, cqrs_broker, cqrs_sync, event_sourced, matview, normalized, replica, triggers,
+    BackendKind,
 };
 use crate::db::Engine;
 
@@ -14,6 +15,7 @@ pub static BACKENDS: &[Entry] = &[
     cqrs_sync::ENTRY,
     cqrs_async::ENTRY,
     event_sourced::ENTRY,
+    cqrs_broker::ENTRY,
     triggers::ENTRY,
     matview::ENTRY,
     replica::ENTRY,
@@ -79,7 +81,7 @@ mod tests {
         assert!(BackendKind::all().windows(2).all(|w| w[0] < w[1]));
         assert_eq!(
             names_in_prose(),
-            "normalized, cqrs-sync, cqrs-async, event-sourced, triggers, matview or replica"
+            "normalized, cqrs-sync, cqrs-async, event-sourced, cqrs-broker, triggers, matview or replica"
         );
     }
 }

@@ -10,7 +10,7 @@ use super::{
     CheckArgs, Cmd, CompareArgs, DbArgs, DeadLetterArgs, Failure, ProjectorArgs, RebuildArgs,
     ReportArgs, RunArgs, SeedArgs,
 };
-use crate::backend::{prepare, BackendKind};
+use crate::backend::{cqrs_broker, prepare, BackendKind};
 use crate::check;
 use crate::db::{schema, validate_schema_name, Db, DbError, DbUrl, OpenMode};
 use crate::format::one_of;
@@ -99,6 +99,8 @@ fn plan_run(args: &RunArgs) -> Result<(Scenario, RunOptions), Failure> {
     opts.pool_size = args.pool_size.map(|n| n.max(1));
     opts.show_progress = !args.quiet;
     opts.threads = usize::from(args.threads);
+    opts.broker.url = args.nats.clone();
+    opts.broker.replicas = usize::from(args.nats_replicas);
     Ok((scenario, opts))
 }
 
@@ -112,6 +114,13 @@ async fn execute_run(scenario: &Scenario, opts: &RunOptions) -> Result<Results, 
             opts.db.engine().name(),
             format_duration(scenario.duration)
         );
+    }
+    if scenario.backends.contains(&cqrs_broker::KIND) {
+        // Like the database's: one connection attempt before anything is seeded, so an
+        // unreachable broker is a one-line error in seconds.
+        crate::broker::connect(&opts.broker.url)
+            .await
+            .map_err(Failure::bad_input)?;
     }
     let results = run_scenario(scenario, opts).await?;
     report::write_report(&results, &opts.out_dir).map_err(Failure::bad_input)?;

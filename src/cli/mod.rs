@@ -158,6 +158,12 @@ pub struct RunArgs {
     /// helps a machine with cores to spare for the driver.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub threads: u16,
+    /// NATS server of cqrs-broker (comma-separated for a cluster); JetStream must be enabled.
+    #[arg(long, default_value = crate::broker::DEFAULT_URL)]
+    pub nats: String,
+    /// Copies of cqrs-broker's stream a JetStream cluster keeps (1 on a single server).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=5))]
+    pub nats_replicas: u8,
 }
 
 #[derive(clap::Args)]

@@ -22,7 +22,8 @@ pub const WRITE_TABLES: &[&str] = &[
     "price_history",
 ];
 
-/// Event log and projector bookkeeping, and the event store (`es_events`, the
+/// Event log and projector bookkeeping (with `broker_relay`, the `cqrs-broker` relay's record
+/// of its stream and how far it published), and the event store (`es_events`, the
 /// `event-sourced` backend's write model, with its aggregate snapshots `es_snapshots`).
 pub const LOG_TABLES: &[&str] = &[
     "es_snapshots",
@@ -30,6 +31,7 @@ pub const LOG_TABLES: &[&str] = &[
     EVENT_LOG,
     "projection_checkpoints",
     "dead_letters",
+    "broker_relay",
 ];
 
 /// The event log (the outbox).
@@ -135,6 +137,13 @@ CREATE TABLE dead_letters (
     error TEXT NOT NULL,
     attempts BIGINT NOT NULL,
     PRIMARY KEY (projection, seq)
+);
+CREATE TABLE broker_relay (
+    stream TEXT PRIMARY KEY,
+    consumer TEXT NOT NULL,
+    xid BIGINT NOT NULL,
+    seq BIGINT NOT NULL,
+    published BIGINT NOT NULL
 );
 CREATE TABLE product_catalog (
     product_id BIGINT PRIMARY KEY,

@@ -16,6 +16,8 @@ pub enum ProjectorError {
     NoEventLog(String),
     #[error("projector did not catch up within {0:?}")]
     Timeout(Duration),
+    #[error(transparent)]
+    Broker(#[from] crate::broker::BrokerError),
 }
 
 impl ProjectorError {
@@ -25,6 +27,7 @@ impl ProjectorError {
         match self {
             ProjectorError::Db(e) => e.exit_code(),
             ProjectorError::NoEventLog(_) => 2,
+            ProjectorError::Broker(e) => e.exit_code(),
             ProjectorError::Sql(_)
             | ProjectorError::Payload { .. }
             | ProjectorError::Timeout(_) => 3,

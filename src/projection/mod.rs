@@ -3,16 +3,21 @@
 //! `truth` computes what each read model must hold from the normalized tables, and
 //! `projector` runs the SQL applier asynchronously, reading an `event_source` (the outbox)
 //! into a `read_store` (the same database); `dead_letter` parks poison events and `rebuild`
-//! replays the log into emptied read models.
+//! replays the log into emptied read models. For `cqrs-broker`, `relay` publishes the outbox
+//! to NATS JetStream, `jetstream` is the source that consumes it, and `lag_parts` measures
+//! the way in between.
 
 pub mod dead_letter;
 pub mod error;
 pub mod event_source;
 pub mod event_store;
 pub mod fold;
+pub mod jetstream;
+pub mod lag_parts;
 pub mod projector;
 pub mod read_store;
 pub mod rebuild;
+pub mod relay;
 pub mod sql;
 pub mod truth;
 

@@ -178,7 +178,8 @@ pub struct Projector<S = EventLog, R = SameDatabase> {
     config: ProjectorConfig,
     projections: Vec<ProjectionName>,
     pub stats: Arc<ProjectorStats>,
-    lag: Option<Arc<LagTracker>>,
+    /// Told of every committed batch (the run's lag, and a broker's lag in parts).
+    lag: Vec<Arc<LagTracker>>,
     redelivery: Mutex<Vec<Fetched>>,
     rng: Mutex<ChaCha8Rng>,
 }
@@ -199,14 +200,14 @@ impl<S: EventSource, R: ReadStore> Projector<S, R> {
             config,
             projections: ProjectionName::ALL.to_vec(),
             stats: Arc::new(ProjectorStats::default()),
-            lag: None,
+            lag: Vec::new(),
             redelivery: Mutex::new(Vec::new()),
             rng: Mutex::new(ChaCha8Rng::seed_from_u64(0x5EED_DE11)),
         }
     }
 
     pub fn with_lag(mut self, lag: Arc<LagTracker>) -> Self {
-        self.lag = Some(lag);
+        self.lag.push(lag);
         self
     }
 
@@ -380,9 +381,11 @@ impl<S: EventSource, R: ReadStore> Projector<S, R> {
         self.stats
             .duplicates
             .fetch_add(duplicates, Ordering::Relaxed);
-        if let Some(lag) = &self.lag {
+        if !self.lag.is_empty() {
             let seqs: Vec<i64> = batch.iter().map(|f| f.seq).collect();
-            lag.applied(&seqs, at);
+            for lag in &self.lag {
+                lag.applied(&seqs, at);
+            }
         }
         if let Some(last) = batch.last() {
             self.source.ack(last.pos).await?;

@@ -465,12 +465,79 @@ fn event_store_table(results: &Results) -> Option<Table> {
     })
 }
 
+/// Lag in parts of the broker runs, next to the lag of the other runs whose read side lags
+/// (the in-database outbox); `None` without a broker run.
+fn lag_parts_table(results: &Results) -> Option<Table> {
+    if results.runs.iter().all(|r| r.lag_parts.is_empty()) {
+        return None;
+    }
+    let cell = |s: &crate::metrics::LatencyStats| {
+        if s.count == 0 {
+            "-".to_string()
+        } else {
+            format!("{} / {}", fmt_us(s.p50_us), fmt_us(s.p99_us))
+        }
+    };
+    let rows = results
+        .runs
+        .iter()
+        .filter(|r| {
+            !r.lag_parts.is_empty() || (r.backend.read_side_lags() && r.metrics.lag.count > 0)
+        })
+        .map(|run| {
+            let part = |name: &str| {
+                run.lag_parts
+                    .iter()
+                    .find(|p| p.part == name)
+                    .map(|p| cell(&p.lag))
+                    .unwrap_or_else(|| "-".into())
+            };
+            if run.lag_parts.is_empty() {
+                vec![
+                    run.label(),
+                    "-".into(),
+                    "-".into(),
+                    cell(&run.metrics.lag),
+                    cell(&run.metrics.lag),
+                ]
+            } else {
+                vec![
+                    run.label(),
+                    part("published"),
+                    part("delivered"),
+                    part("end_to_end"),
+                    cell(&run.metrics.lag),
+                ]
+            }
+        })
+        .collect();
+    Some(Table {
+        head: [
+            "run",
+            "commit → published p50 / p99",
+            "published → applied p50 / p99",
+            "commit → applied p50 / p99 (all events)",
+            "lag p50 / p99 (measured, after warm-up)",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect(),
+        rows,
+    })
+}
+
 /// What the event-store table shows, in words.
 const EVENT_STORE_NOTE: &str = "Over the whole run, warm-up included. Append: a successful \
 attempt's insert into the store, its snapshots and the commit. Rehydration: loading one stream \
 a command touches (its latest snapshot, if any, then the events after it, folded). Conflict \
 rate: version conflicts per command attempt (each is retried on fresh state after a back-off). \
 Event-store size: the store, its snapshots and the projector's bookkeeping.";
+
+/// What the lag-parts table shows, in words.
+const LAG_PARTS_NOTE: &str = "The broker's events go commit → relay publish \
+     (acknowledged by the stream) → projector commit; the parts cover every event of the run, \
+     warm-up included. Runs without a broker read the outbox in their own database: their lag \
+     is one hop.";
 
 fn storage_table(results: &Results) -> Table {
     let head = [
@@ -652,6 +719,11 @@ pub fn render_markdown(report: &Report) -> String {
         None => {
             let _ = writeln!(out, "{HARNESS_NOT_MEASURED}\n");
         }
+    }
+    if let Some(t) = lag_parts_table(r) {
+        let _ = writeln!(out, "## Lag in parts (broker)\n");
+        md_table(&mut out, &t);
+        let _ = writeln!(out, "{LAG_PARTS_NOTE}\n");
     }
     let _ = writeln!(out, "## Read latency per query\n");
     md_table(&mut out, &query_table(r));
@@ -879,6 +951,11 @@ pub fn render_html(report: &Report) -> String {
                 html_escape(HARNESS_NOT_MEASURED)
             );
         }
+    }
+    if let Some(t) = lag_parts_table(r) {
+        out.push_str("<h2 id=\"lag-parts\">Lag in parts (broker)</h2>\n");
+        html_table(&mut out, &t);
+        let _ = writeln!(out, "<p>{}</p>", html_escape(LAG_PARTS_NOTE));
     }
     out.push_str("<h2 id=\"queries\">Read latency per query</h2>\n");
     html_table(&mut out, &query_table(r));

@@ -9,7 +9,8 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::backend::{prepare, Backend, BackendKind, BackendOptions, VerifiedAgainst};
+use crate::backend::{prepare, Backend, BackendKind, BackendOptions, OpenError, VerifiedAgainst};
+use crate::broker::BrokerOptions;
 use crate::db::{Db, DbError, DbUrl, OpenMode, DEFAULT_SCHEMA};
 use crate::metrics::Recorder;
 use crate::projection::projector::{LagTracker, ProjectorError, ProjectorMode};
@@ -41,6 +42,8 @@ pub struct RunOptions {
     pub threads: usize,
     /// A hot standby of `db`, which `replica` reads from.
     pub replica_db: Option<DbUrl>,
+    /// The broker of `cqrs-broker` (`--nats`).
+    pub broker: BrokerOptions,
 }
 
 impl RunOptions {
@@ -59,6 +62,7 @@ impl RunOptions {
             catch_up_timeout: Duration::from_secs(300),
             threads: 1,
             replica_db: None,
+            broker: BrokerOptions::default(),
         }
     }
 }
@@ -69,6 +73,8 @@ pub enum RunError {
     Db(#[from] DbError),
     #[error(transparent)]
     Projector(#[from] ProjectorError),
+    #[error(transparent)]
+    Open(#[from] OpenError),
     #[error(transparent)]
     Verify(#[from] VerifyError),
     #[error("cannot write {path}: {source}")]
@@ -86,6 +92,7 @@ impl RunError {
         match self {
             RunError::Db(e) => e.exit_code(),
             RunError::Io { .. } => 2,
+            RunError::Open(e) => e.exit_code(),
             RunError::Projector(_) | RunError::Verify(_) => 3,
         }
     }
@@ -258,6 +265,10 @@ async fn run_one(
                 projector,
                 run_projector: true,
                 lag: Some(lag.clone()),
+                broker: BrokerOptions {
+                    keep: opts.keep_db,
+                    ..opts.broker.clone()
+                },
                 dedicated_sessions: pool_size >= pool_for_workers,
                 matview: s.refresh_schedule(),
                 replica,
@@ -364,7 +375,8 @@ async fn run_one(
     let _ = lag_task.await;
     let metrics = Recorder::finish_shared(recorder, load_end);
 
-    let projector_stats = backend.projector().map(|p| p.stats.clone());
+    let projector_stats = backend.projector_stats();
+    let lag_parts = backend.lag_parts();
     let concurrency = backend.concurrency();
     let refreshes = backend.refreshes();
     let event_store = backend.event_store();
@@ -443,6 +455,7 @@ async fn run_one(
             refreshes,
             event_store,
             outage,
+            lag_parts,
         },
         environment,
     ))

@@ -420,7 +420,7 @@ fn unknown_and_duplicate_backends() {
     assert_problem(
         &text,
         "backends[1]",
-        "unknown backend \"cqrs\" (expected one of: normalized, cqrs-sync, cqrs-async, event-sourced, triggers, matview, replica)",
+        "unknown backend \"cqrs\" (expected one of: normalized, cqrs-sync, cqrs-async, event-sourced, cqrs-broker, triggers, matview, replica)",
     );
     assert_problem(&text, "backends[2]", "duplicate backend \"normalized\"");
     assert_problem(&text, "backends[3]", "expected a string, got an integer");

@@ -2,6 +2,7 @@
 //! `CQRS_BENCH_TEST_PG`, and unique schema names.
 #![allow(dead_code)]
 
+pub mod nats;
 pub mod pg_cluster;
 
 use std::io::Read;
