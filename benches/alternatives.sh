@@ -19,6 +19,7 @@ url="${1:?give a PostgreSQL URL}"
 scale="${SCALE:-1}"
 parts="${PARTS:-1 2 3}"
 work="$(mktemp -d /tmp/cqrs-bench-alt.XXXX)"
+chmod 755 "$work" # the private servers run as postgres and live inside it
 bin=target/release/cqrs-bench
 schema=cqrs_bench_altbench
 pgbin="$(ls -d /usr/lib/postgresql/*/bin | sort | tail -n1)"
