@@ -1,4 +1,4 @@
-//! The backends: one module each (`normalized`, `cqrs_sync`, `cqrs_async`), listed once in
+//! The backends: one module each (`normalized`, `cqrs_sync`, `cqrs_async`, …), listed once in
 //! `registry`. They share the write model (`write`), the queries (`queries`) and the driver's
 //! sessions (`session`), and differ in what else the write transaction does, where queries
 //! read and what "visible to a reader" means; each says so through `Architecture`.
@@ -10,6 +10,9 @@
 //! | `cqrs-async` | appends the events to the outbox          | read models, kept up by the projector |
 //! | `cqrs-broker` | appends the events to the outbox; a relay publishes them to NATS JetStream | read models, kept up by a projector consuming the stream |
 //! | `event-sourced` | *is* the write: decides on state rebuilt from the event store and appends to it (`Architecture::write`) | read models, projected from the store |
+//! | `triggers`   | nothing in the application: the database's triggers update the read models | read models |
+//! | `matview`    | nothing: materialized views of the write tables are refreshed on a schedule | the views |
+//! | `replica`    | nothing: a hot standby replays the primary's WAL | normalized joins, on the standby (`Architecture::reads_from`) |
 //!
 //! A trait object rather than an enum over the backends: a new backend is a file and a
 //! registry entry, with no match arm to add anywhere; the box costs one allocation per
