@@ -407,6 +407,7 @@ impl Backend {
     /// told not to; for `cqrs-broker`, connecting to its broker first).
     pub async fn open(kind: BackendKind, db: Db, opts: BackendOptions) -> Result<Self, OpenError> {
         crate::db::schema::require_ours(&db).await?;
+        crate::db::schema::no_foreign_triggers(&db).await?;
         if registry::entry(kind).needs_replica && opts.replica.is_none() {
             return Err(DbError::NoReplica(kind.name()).into());
         }

@@ -358,7 +358,6 @@ pub async fn ownership(db: &Db) -> DbResult<Ownership> {
             .fetch_one(&db.read)
             .await?;
             if has_meta == 1 && owner_marked(db).await? {
-                no_foreign_triggers(db).await?;
                 Ok(Ownership::Ours)
             } else {
                 Err(DbError::ForeignSchema {
@@ -383,7 +382,6 @@ pub async fn ownership(db: &Db) -> DbResult<Ownership> {
                     .filter(|t| !ours.contains(&t.as_str()))
                     .collect();
                 if foreign.is_empty() {
-                    no_foreign_triggers(db).await?;
                     return Ok(Ownership::Ours);
                 }
                 return Err(DbError::ForeignSqliteFile {
@@ -399,9 +397,10 @@ pub async fn ownership(db: &Db) -> DbResult<Ownership> {
     }
 }
 
-/// Refuses a database of the tool's whose tables carry someone else's triggers: they would
-/// run inside every measured write, and drop would take them along with the tables.
-async fn no_foreign_triggers(db: &Db) -> DbResult<()> {
+/// Refuses a database of the tool's whose tables carry someone else's triggers where the tool
+/// would write or drop: they would run inside every measured write, and reseeding or `drop`
+/// would take them along with the tables. (Reading, as verify does, is left alone.)
+pub async fn no_foreign_triggers(db: &Db) -> DbResult<()> {
     let foreign = super::triggers::foreign(db).await?;
     if foreign.is_empty() {
         return Ok(());
@@ -470,6 +469,7 @@ pub async fn recreate(db: &Db) -> DbResult<()> {
             .await?;
     }
     if ownership == Ownership::Ours {
+        no_foreign_triggers(db).await?;
         for stmt in drop_statements(db).await? {
             tx.execute(stmt.as_str()).await?;
         }
@@ -494,6 +494,7 @@ pub async fn drop_all(db: &Db) -> DbResult<()> {
     if ownership(db).await? == Ownership::Empty {
         return Ok(());
     }
+    no_foreign_triggers(db).await?;
     let mut conn = db.write.acquire().await?;
     for stmt in drop_statements(db).await? {
         conn.execute(stmt.as_str()).await?;
