@@ -12,33 +12,11 @@ use common::*;
 use cqrs_bench::backend::event_sourced;
 use cqrs_bench::backend::{registry, Backend, BackendKind, ExecError};
 use cqrs_bench::db::DbUrl;
-use cqrs_bench::domain::{CommandKind, Query, QueryKind};
+use cqrs_bench::domain::Query;
 use cqrs_bench::verify::verify;
-use cqrs_bench::workload::keys::KeyDist;
-use cqrs_bench::workload::mix::{MixSpec, OpStream};
+use cqrs_bench::workload::mix::OpStream;
 
 const COMMANDS: u64 = 2_000;
-
-fn mix() -> MixSpec {
-    MixSpec {
-        writes: [
-            (CommandKind::PlaceOrder, 40.0),
-            (CommandKind::PayOrder, 15.0),
-            (CommandKind::ShipOrder, 10.0),
-            (CommandKind::CancelOrder, 10.0),
-            (CommandKind::AddReview, 15.0),
-            (CommandKind::ChangePrice, 5.0),
-            (CommandKind::Restock, 5.0),
-        ]
-        .into_iter()
-        .collect(),
-        reads: QueryKind::ALL.iter().map(|k| (*k, 1.0)).collect(),
-        // Skewed keys so hot products run out of stock and get rejected orders.
-        product_keys: KeyDist::Zipf { exponent: 1.2 },
-        user_keys: KeyDist::Uniform,
-        write_interval_us: 5_000_000,
-    }
-}
 
 /// Every query kind over many keys: all products' pages, every user's orders, searches.
 fn probe_queries(stream: &OpStream, spec: &cqrs_bench::dataset::DatasetSpec) -> Vec<Query> {
@@ -68,7 +46,7 @@ async fn answers(b: &Backend, qs: &[Query]) -> Vec<String> {
 
 async fn replay_and_compare(url_for: impl Fn(BackendKind) -> (DbUrl, String)) {
     let spec = small_dataset();
-    let stream = OpStream::new(7, &spec, &mix());
+    let stream = OpStream::new(7, &spec, &common::mixed_commands());
     let mut backends = Vec::new();
     for kind in BackendKind::all() {
         let (url, schema) = url_for(kind);

@@ -13,35 +13,13 @@ use common::*;
 use cqrs_bench::backend::{cqrs_broker, prepare, Backend, BackendOptions};
 use cqrs_bench::broker::{self, BrokerOptions};
 use cqrs_bench::db::{Db, DbUrl};
-use cqrs_bench::domain::{CommandKind, QueryKind};
 use cqrs_bench::projection::event_source::EventLog;
 use cqrs_bench::projection::jetstream::{ConsumerFaults, JetStreamSource};
 use cqrs_bench::projection::projector::{Projector, ProjectorConfig};
 use cqrs_bench::projection::read_store::SameDatabase;
 use cqrs_bench::projection::relay::Relay;
 use cqrs_bench::verify::verify;
-use cqrs_bench::workload::keys::KeyDist;
-use cqrs_bench::workload::mix::{MixSpec, OpStream};
-
-fn mix() -> MixSpec {
-    MixSpec {
-        writes: [
-            (CommandKind::PlaceOrder, 40.0),
-            (CommandKind::PayOrder, 15.0),
-            (CommandKind::ShipOrder, 10.0),
-            (CommandKind::CancelOrder, 10.0),
-            (CommandKind::AddReview, 15.0),
-            (CommandKind::ChangePrice, 5.0),
-            (CommandKind::Restock, 5.0),
-        ]
-        .into_iter()
-        .collect(),
-        reads: QueryKind::ALL.iter().map(|k| (*k, 1.0)).collect(),
-        product_keys: KeyDist::Zipf { exponent: 1.2 },
-        user_keys: KeyDist::Uniform,
-        write_interval_us: 5_000_000,
-    }
-}
+use cqrs_bench::workload::mix::OpStream;
 
 /// A seeded `cqrs-broker` database and the backend on it, relay and projector driven by hand
 /// (`wait_caught_up` steps them).
@@ -69,7 +47,7 @@ async fn seeded(url: &DbUrl, schema: &str, nats: &str, ack_wait: Duration) -> (D
 
 /// Executes commands `from..to` of the seeded stream; returns how many committed events.
 async fn write(backend: &Backend, from: u64, to: u64) -> usize {
-    let stream = OpStream::new(5, &small_dataset(), &mix());
+    let stream = OpStream::new(5, &small_dataset(), &common::mixed_commands());
     let mut events = 0;
     for i in from..to {
         let cmd = stream.write_op(i).expect("write op");

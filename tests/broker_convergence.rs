@@ -19,15 +19,13 @@ use common::sqlite_url;
 use cqrs_bench::backend::{cqrs_broker, prepare, Backend, BackendOptions};
 use cqrs_bench::broker::{self, BrokerOptions};
 use cqrs_bench::dataset::DatasetSpec;
-use cqrs_bench::domain::{CommandKind, QueryKind};
 use cqrs_bench::projection::event_source::{EventLog, EventSource};
 use cqrs_bench::projection::jetstream::{ConsumerFaults, JetStreamSource};
 use cqrs_bench::projection::projector::{Projector, ProjectorConfig, ProjectorMode};
 use cqrs_bench::projection::read_store::SameDatabase;
 use cqrs_bench::projection::relay::{Relay, SEQ_HEADER, STREAM_HEADER};
 use cqrs_bench::verify::verify;
-use cqrs_bench::workload::keys::KeyDist;
-use cqrs_bench::workload::mix::{MixSpec, OpStream};
+use cqrs_bench::workload::mix::OpStream;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestError, TestRng, TestRunner};
 
@@ -42,26 +40,6 @@ fn spec() -> DatasetSpec {
         reviews: 20,
         price_changes: 5,
         days: 3,
-    }
-}
-
-fn mix() -> MixSpec {
-    MixSpec {
-        writes: [
-            (CommandKind::PlaceOrder, 40.0),
-            (CommandKind::PayOrder, 15.0),
-            (CommandKind::ShipOrder, 10.0),
-            (CommandKind::CancelOrder, 10.0),
-            (CommandKind::AddReview, 15.0),
-            (CommandKind::ChangePrice, 5.0),
-            (CommandKind::Restock, 5.0),
-        ]
-        .into_iter()
-        .collect(),
-        reads: QueryKind::ALL.iter().map(|k| (*k, 1.0)).collect(),
-        product_keys: KeyDist::Zipf { exponent: 1.2 },
-        user_keys: KeyDist::Uniform,
-        write_interval_us: 5_000_000,
     }
 }
 
@@ -122,7 +100,7 @@ async fn run_case(nats: &str, plan: &Plan, mode: ProjectorMode) -> Result<(), St
     )
     .await
     .map_err(|e| format!("open: {e}"))?;
-    let ops = OpStream::new(plan.stream_seed, &spec(), &mix());
+    let ops = OpStream::new(plan.stream_seed, &spec(), &common::mixed_commands());
     for i in 0..plan.commands {
         let _ = backend.execute(&ops.write_op(i).expect("op")).await;
     }

@@ -140,3 +140,27 @@ pub fn run_with_limit(mut cmd: Command, limit: Duration) -> Finished {
         elapsed,
     }
 }
+
+/// Every command kind in a fixed mix, every query, Zipf-skewed products so hot ones run out
+/// of stock and get rejected orders: the op stream the agreement and convergence tests replay.
+pub fn mixed_commands() -> cqrs_bench::workload::mix::MixSpec {
+    use cqrs_bench::domain::{CommandKind, QueryKind};
+    use cqrs_bench::workload::keys::KeyDist;
+    cqrs_bench::workload::mix::MixSpec {
+        writes: [
+            (CommandKind::PlaceOrder, 40.0),
+            (CommandKind::PayOrder, 15.0),
+            (CommandKind::ShipOrder, 10.0),
+            (CommandKind::CancelOrder, 10.0),
+            (CommandKind::AddReview, 15.0),
+            (CommandKind::ChangePrice, 5.0),
+            (CommandKind::Restock, 5.0),
+        ]
+        .into_iter()
+        .collect(),
+        reads: QueryKind::ALL.iter().map(|k| (*k, 1.0)).collect(),
+        product_keys: KeyDist::Zipf { exponent: 1.2 },
+        user_keys: KeyDist::Uniform,
+        write_interval_us: 5_000_000,
+    }
+}
