@@ -171,6 +171,10 @@ pub struct BackendRun {
     /// applied, every event of the run); absent for the other backends.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub lag_parts: Vec<crate::projection::lag_parts::LagPart>,
+    /// Where the read models were, when they had a database of their own (`--read-db`),
+    /// password removed; absent when they were in the write database.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_store: Option<String>,
 }
 
 impl BackendRun {

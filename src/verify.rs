@@ -80,6 +80,10 @@ pub enum VerifyError {
     Db(#[from] DbError),
     #[error("{0} has no read models (it holds a `normalized` dataset); nothing to verify")]
     NoReadModels(String),
+    #[error("{0} keeps its read models in a separate read store: verify it with --read-db")]
+    ReadModelsElsewhere(String),
+    #[error("{0} is a read store: verify it with its write database (--db) and --read-db")]
+    OnlyReadStore(String),
 }
 
 impl VerifyError {
@@ -87,7 +91,9 @@ impl VerifyError {
     pub fn exit_code(&self) -> u8 {
         match self {
             VerifyError::Db(e) => e.exit_code(),
-            VerifyError::NoReadModels(_) => 2,
+            VerifyError::NoReadModels(_)
+            | VerifyError::ReadModelsElsewhere(_)
+            | VerifyError::OnlyReadStore(_) => 2,
         }
     }
 }
@@ -96,6 +102,12 @@ impl VerifyError {
 pub async fn verify(db: &Db) -> Result<VerifyReport, VerifyError> {
     schema::require_ours(db).await?;
     let state = DbState::read(db).await?;
+    if state.is_read_store() {
+        return Err(VerifyError::OnlyReadStore(db.location()));
+    }
+    if !state.has_read_models() && state.has_event_log() {
+        return Err(VerifyError::ReadModelsElsewhere(db.location()));
+    }
     if !state.has_read_models() {
         return Err(VerifyError::NoReadModels(db.url.redacted()));
     }
@@ -115,10 +127,35 @@ pub async fn verify(db: &Db) -> Result<VerifyReport, VerifyError> {
             }
         }
     }
+    compare_tables(db, db).await
+}
+
+/// Verifies the read models of a separate read store (`--read-db`) against the truth from
+/// its write database.
+pub async fn verify_read_store(write: &Db, read: &Db) -> Result<VerifyReport, VerifyError> {
+    schema::require_ours(write).await?;
+    schema::require_ours(read).await?;
+    if !DbState::read(read).await?.is_read_store() {
+        return Err(DbError::NotReadStore(read.location()).into());
+    }
+    let state = DbState::read(write).await?;
+    if state.has_read_models() || !state.has_event_log() {
+        return Err(DbError::NoSeparateReadStore {
+            backend: "this database",
+            supported: "a write database seeded with --read-db".into(),
+        }
+        .into());
+    }
+    compare_tables(read, write).await
+}
+
+/// Every read table of `read` against the truth computed from the write tables of `write`
+/// (the same database, or the read store's write database).
+async fn compare_tables(read: &Db, write: &Db) -> Result<VerifyReport, VerifyError> {
     // Two connections walk the read tables and the truth side by side, in key order: memory
     // stays flat however large the read models are.
-    let mut actual = db.read.acquire().await.map_err(DbError::from)?;
-    let mut expected = db.read.acquire().await.map_err(DbError::from)?;
+    let mut actual = read.read.acquire().await.map_err(DbError::from)?;
+    let mut expected = write.read.acquire().await.map_err(DbError::from)?;
     let mut models = Vec::new();
     for p in ProjectionName::ALL {
         let mut check = ModelCheck {

@@ -39,6 +39,7 @@ pub const ENTRY: Entry = Entry {
     operations: "one database, plus a projector to run and watch (checkpoints, dead letters, rebuilds); readers must tolerate its lag",
     alternative_to_cqrs: None,
     needs_replica: false,
+    separate_read_store: true,
     open,
 };
 
@@ -72,6 +73,10 @@ impl Architecture for CqrsAsync {
 
     fn read_side(&self) -> ReadSide {
         ReadSide::ReadModels
+    }
+
+    fn reads_from<'a>(&'a self, db: &'a Db) -> &'a Db {
+        self.read_side.reads_from(db)
     }
 
     fn is_visible<'a>(

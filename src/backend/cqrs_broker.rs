@@ -53,6 +53,7 @@ pub const ENTRY: Entry = Entry {
     operations: "one database, a NATS JetStream server (or cluster) and a relay and a projector to run and watch; the read store can live elsewhere",
     alternative_to_cqrs: None,
     needs_replica: false,
+    separate_read_store: true,
     open,
 };
 
@@ -62,6 +63,7 @@ pub type BrokerProjector = Projector<JetStreamSource, SameDatabase>;
 fn open(db: &Db, opts: &BackendOptions) -> Box<dyn Architecture> {
     Box::new(CqrsBroker {
         db: db.clone(),
+        read_store: opts.read_store.clone(),
         names: names_of(db),
         broker: opts.broker.clone(),
         config: opts.projector.clone(),
@@ -98,6 +100,8 @@ pub fn names_of(db: &Db) -> Names {
 
 pub struct CqrsBroker {
     db: Db,
+    /// The read models' own database (`--read-db`), when they are not in `db`.
+    read_store: Option<Db>,
     names: Names,
     broker: BrokerOptions,
     config: ProjectorConfig,
@@ -125,7 +129,7 @@ impl CqrsBroker {
         let js = broker::connect(&self.broker.url).await?;
         if !relay::is_recorded(&self.db, &self.names).await? {
             broker::stream::create_fresh(&js, &self.names, &self.broker).await?;
-            relay::record_fresh(&self.db, &self.names).await?;
+            relay::record_fresh(&self.db, self.read_store.as_ref(), &self.names).await?;
         }
         let published = self.published.clone();
         let parts = self.parts.clone();
@@ -156,7 +160,7 @@ impl CqrsBroker {
         .await?;
         let mut projector = Projector::over(
             source,
-            SameDatabase::new(self.db.clone()),
+            SameDatabase::new(self.reads_from(&self.db).clone()),
             self.config.clone(),
         );
         if let Some(lag) = &self.lag {
@@ -240,6 +244,10 @@ impl Architecture for CqrsBroker {
         ReadSide::ReadModels
     }
 
+    fn reads_from<'a>(&'a self, db: &'a Db) -> &'a Db {
+        self.read_store.as_ref().unwrap_or(db)
+    }
+
     fn is_visible<'a>(
         &'a self,
         db: &'a Db,
@@ -259,7 +267,7 @@ impl Architecture for CqrsBroker {
             else {
                 return Ok(false);
             };
-            let mut conn = session.take(&db.read).await?;
+            let mut conn = session.take(&self.reads_from(db).read).await?;
             let result = read_checkpoints(&mut conn).await;
             session.give_back(conn, result.is_ok());
             let checkpoints = result?;

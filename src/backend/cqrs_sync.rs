@@ -30,6 +30,7 @@ pub const ENTRY: Entry = Entry {
     operations: "one database; read-model code in every write path of the application",
     alternative_to_cqrs: None,
     needs_replica: false,
+    separate_read_store: false,
     open,
 };
 

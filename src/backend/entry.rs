@@ -50,6 +50,10 @@ pub struct Entry {
     /// Whether it reads from a standby of the database (`--replica-db`), which it cannot
     /// open without.
     pub needs_replica: bool,
+    /// Whether its read models can live in a database of their own (`--read-db`): only
+    /// where a projector feeds them from an event log, not where the write transaction or
+    /// the database itself keeps them.
+    pub separate_read_store: bool,
     /// Opens the backend's own part on a seeded database.
     pub open: fn(&Db, &BackendOptions) -> Box<dyn Architecture>,
 }

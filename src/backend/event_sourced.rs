@@ -71,6 +71,7 @@ pub const ENTRY: Entry = Entry {
     operations: "an event store as the write model, aggregate rehydration and a projector; schema changes become event versioning",
     alternative_to_cqrs: None,
     needs_replica: false,
+    separate_read_store: false,
     open,
 };
 

@@ -49,6 +49,7 @@ pub const ENTRY: Entry = Entry {
     operations: "one PostgreSQL database and a refresh schedule; every refresh recomputes its whole view",
     alternative_to_cqrs: Some("materialized views"),
     needs_replica: false,
+    separate_read_store: false,
     open,
 };
 

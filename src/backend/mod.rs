@@ -28,6 +28,7 @@ pub mod matview;
 pub mod normalized;
 pub mod projected;
 pub mod queries;
+pub mod read_db;
 pub mod registry;
 pub mod rehydrate;
 pub mod replica;
@@ -378,6 +379,9 @@ pub struct BackendOptions {
     pub replica: Option<Db>,
     /// `event-sourced`: snapshot a stream every this many versions (0: no snapshots).
     pub snapshot_every: u32,
+    /// A separate read store (`--read-db`, made by `read_db::prepare`) that the projector
+    /// feeds and queries read, instead of the write database's own read tables.
+    pub read_store: Option<Db>,
 }
 
 impl Default for BackendOptions {
@@ -391,6 +395,7 @@ impl Default for BackendOptions {
             broker: crate::broker::BrokerOptions::default(),
             dedicated_sessions: false,
             snapshot_every: 0,
+            read_store: None,
         }
     }
 }
@@ -410,6 +415,16 @@ impl Backend {
         crate::db::schema::no_foreign_triggers(&db).await?;
         if registry::entry(kind).needs_replica && opts.replica.is_none() {
             return Err(DbError::NoReplica(kind.name()).into());
+        }
+        if let Some(read) = &opts.read_store {
+            if !read_db::supported(kind) {
+                return Err(DbError::NoSeparateReadStore {
+                    backend: kind.name(),
+                    supported: registry::with_separate_read_store(),
+                }
+                .into());
+            }
+            read_db::require_read_store(read).await?;
         }
         let architecture = (registry::entry(kind).open)(&db, &opts);
         architecture.start().await?;
@@ -548,9 +563,20 @@ pub async fn prepare(
     spec: &crate::dataset::DatasetSpec,
     pool_size: u32,
 ) -> Result<(Db, crate::db::load::SeedReport), DbError> {
+    prepare_provisioned(url, schema, kind.provisions(), seed, spec, pool_size).await
+}
+
+/// Like `prepare`, with what the dataset holds besides the write model given.
+pub async fn prepare_provisioned(
+    url: &crate::db::DbUrl,
+    schema: &str,
+    provisions: Provisions,
+    seed: u64,
+    spec: &crate::dataset::DatasetSpec,
+    pool_size: u32,
+) -> Result<(Db, crate::db::load::SeedReport), DbError> {
     let db = Db::open(url, schema, pool_size).await?;
     let ds = crate::dataset::Dataset::generate(seed, spec);
-    let provisions = kind.provisions();
     let report = crate::db::load::seed_with(
         &db,
         &ds,

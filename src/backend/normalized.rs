@@ -24,6 +24,7 @@ pub const ENTRY: Entry = Entry {
     operations: "one database and nothing else",
     alternative_to_cqrs: None,
     needs_replica: false,
+    separate_read_store: false,
     open,
 };
 

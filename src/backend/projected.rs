@@ -12,9 +12,10 @@ use tokio::sync::{watch, Notify};
 
 use super::{BackendOptions, Receipt, Session};
 use crate::db::Db;
+use crate::projection::event_source::Position;
 use crate::projection::event_source::{notify_channel, EventLog};
 use crate::projection::projector::{LagTracker, Projector, ProjectorError};
-use crate::projection::read_store::SameDatabase;
+use crate::projection::read_store::{read_checkpoints, SameDatabase};
 use crate::projection::ProjectionName;
 
 pub struct Projected {
@@ -28,17 +29,23 @@ pub struct Projected {
     task: Option<tokio::task::JoinHandle<()>>,
     projector: Arc<Projector>,
     lag: Option<Arc<LagTracker>>,
+    /// The read models' own database (`--read-db`), when they are not in the log's.
+    read_store: Option<Db>,
 }
 
 impl Projected {
-    /// A projector from `log` into the read models of `db`, started unless `opts` say not to
-    /// (tests may drive it by hand instead).
+    /// A projector from `log` into the read models of `db`, or of the separate read store
+    /// `opts` name, started unless `opts` say not to (tests may drive it by hand instead).
     pub fn start(db: &Db, log: EventLog, opts: &BackendOptions) -> Self {
         let wake = Arc::new(Notify::new());
         let (shutdown, shutdown_rx) = watch::channel(false);
         let table = log.table();
-        let mut projector =
-            Projector::over(log, SameDatabase::new(db.clone()), opts.projector.clone());
+        let store = opts.read_store.as_ref().unwrap_or(db);
+        let mut projector = Projector::over(
+            log,
+            SameDatabase::new(store.clone()),
+            opts.projector.clone(),
+        );
         if let Some(lag) = &opts.lag {
             projector = projector.with_lag(lag.clone());
         }
@@ -55,7 +62,13 @@ impl Projected {
             task,
             projector,
             lag: opts.lag.clone(),
+            read_store: opts.read_store.clone(),
         }
+    }
+
+    /// Where the read models are: the separate read store, if any, else `db`.
+    pub fn reads_from<'a>(&'a self, db: &'a Db) -> &'a Db {
+        self.read_store.as_ref().unwrap_or(db)
     }
 
     pub fn projector(&self) -> &Arc<Projector> {
@@ -92,10 +105,23 @@ impl Projected {
         let Some(&seq) = receipt.seqs.iter().max() else {
             return Ok(true);
         };
-        let mut conn = session.take(&db.read).await?;
-        let result = covers(&mut conn, self.table, seq).await;
+        let Some(store) = &self.read_store else {
+            let mut conn = session.take(&db.read).await?;
+            let result = covers(&mut conn, self.table, seq).await;
+            session.give_back(conn, result.is_ok());
+            return result;
+        };
+        // The event's position is in the log's database, the checkpoints in the read store's.
+        let Some(pos) = position_of(&db.read, self.table, seq).await? else {
+            return Ok(false);
+        };
+        let mut conn = session.take(&store.read).await?;
+        let result = read_checkpoints(&mut conn).await;
         session.give_back(conn, result.is_ok());
-        result
+        let checkpoints = result?;
+        Ok(ProjectionName::ALL
+            .iter()
+            .all(|p| checkpoints.get(p).is_some_and(|c| *c >= pos)))
     }
 
     /// Waits until the projector has applied every committed event (driving it here when
@@ -124,6 +150,23 @@ impl Projected {
             let _ = task.await;
         }
     }
+}
+
+/// The position of event `seq` in `table`, if it is there.
+async fn position_of(
+    pool: &sqlx::AnyPool,
+    table: &str,
+    seq: i64,
+) -> Result<Option<Position>, sqlx::Error> {
+    let sql = format!("SELECT xid, seq FROM {table} WHERE seq = $1");
+    let row = sqlx::query(&sql).bind(seq).fetch_optional(pool).await?;
+    row.map(|r| {
+        Ok(Position {
+            xid: r.try_get(0)?,
+            seq: r.try_get(1)?,
+        })
+    })
+    .transpose()
 }
 
 /// Whether every read model's checkpoint covers event `seq` of `table`. The checkpoint

@@ -51,7 +51,20 @@ pub fn names() -> Vec<&'static str> {
 
 /// The names as prose: `a, b or c`.
 pub fn names_in_prose() -> String {
-    let names = names();
+    prose(&names())
+}
+
+/// The backends whose read models can live in a database of their own, as prose.
+pub fn with_separate_read_store() -> String {
+    let names: Vec<&str> = BACKENDS
+        .iter()
+        .filter(|e| e.separate_read_store)
+        .map(|e| e.kind.name())
+        .collect();
+    prose(&names)
+}
+
+fn prose(names: &[&str]) -> String {
     match names.split_last() {
         Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
         _ => names.join(""),

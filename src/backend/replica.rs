@@ -41,6 +41,7 @@ pub const ENTRY: Entry = Entry {
     operations: "a primary and a hot standby with streaming replication: a second server to run, watch and fail over, and an application that sends each query to the right one",
     alternative_to_cqrs: Some("a read replica"),
     needs_replica: true,
+    separate_read_store: false,
     open,
 };
 

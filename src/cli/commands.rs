@@ -8,21 +8,21 @@ use anyhow::{anyhow, Context};
 
 use super::{
     CheckArgs, Cmd, CompareArgs, DbArgs, DeadLetterArgs, Failure, ProjectorArgs, RebuildArgs,
-    ReportArgs, RunArgs, SeedArgs,
+    ReportArgs, RunArgs, SeedArgs, VerifyArgs,
 };
 use crate::backend::{cqrs_broker, prepare, BackendKind};
 use crate::check;
 use crate::db::{schema, validate_schema_name, Db, DbError, DbUrl, OpenMode};
 use crate::format::one_of;
 use crate::projection::projector::ProjectorConfig;
-use crate::projection::rebuild::rebuild;
+use crate::projection::rebuild::{rebuild, rebuild_into};
 use crate::projection::{dead_letter, ProjectionName};
 use crate::report::{self, table};
 use crate::results::Results;
 use crate::run::projector::run_projector;
 use crate::run::{default_out_dir, run_scenario, RunOptions};
 use crate::scenario::{format_duration, parse_duration, Scenario};
-use crate::verify::verify;
+use crate::verify::{verify, verify_read_store};
 
 /// Runs the subcommand.
 pub async fn dispatch(command: Cmd) -> Result<(), Failure> {
@@ -94,6 +94,9 @@ fn plan_run(args: &RunArgs) -> Result<(Scenario, RunOptions), Failure> {
     }
     validate_schema_name(&args.schema).map_err(Failure::bad_input)?;
     opts.schema = args.schema.clone();
+    if let Some(read) = &args.read_db {
+        opts.read_db = Some(plan_read_store(&args.scenario, &scenario, &opts, read)?);
+    }
     opts.keep_db = args.keep_db;
     opts.projector_mode = args.projector;
     opts.pool_size = args.pool_size.map(|n| n.max(1));
@@ -102,6 +105,47 @@ fn plan_run(args: &RunArgs) -> Result<(Scenario, RunOptions), Failure> {
     opts.broker.url = args.nats.clone();
     opts.broker.replicas = usize::from(args.nats_replicas);
     Ok((scenario, opts))
+}
+
+/// The separate read store of a run (`--read-db`): the same engine as --db, somewhere else,
+/// and only for backends whose read models a projector feeds.
+fn plan_read_store(
+    file: &Path,
+    scenario: &Scenario,
+    opts: &RunOptions,
+    read: &str,
+) -> Result<DbUrl, Failure> {
+    let read = parse_url(read)?;
+    if read.engine() != opts.db.engine() {
+        return Err(Failure::bad_input(anyhow!(
+            "--read-db: {} is {}, --db is {}: the read store uses the same engine",
+            read.redacted(),
+            read.engine().display_name(),
+            opts.db.engine().display_name()
+        )));
+    }
+    if read.same_database(&opts.db) {
+        return Err(Failure::bad_input(anyhow!(
+            "--read-db: {} is the database of --db; give another database or file",
+            read.redacted()
+        )));
+    }
+    let refused: Vec<&str> = scenario
+        .backends
+        .iter()
+        .filter(|b| !crate::backend::read_db::supported(**b))
+        .map(|b| b.name())
+        .collect();
+    if !refused.is_empty() {
+        return Err(Failure::bad_input(anyhow!(
+            "{}: backends: {} keep no read models apart from the write model; with --read-db \
+             run {}",
+            file.display(),
+            refused.join(", "),
+            crate::backend::registry::with_separate_read_store()
+        )));
+    }
+    Ok(read)
 }
 
 /// Runs the scenario, writes its report, and prints the summary.
@@ -208,11 +252,28 @@ async fn open_ours(args: &DbArgs, pool_size: u32) -> Result<Db, Failure> {
     Ok(db)
 }
 
+/// A separate read store named on the command line (`--read-db`), with the schema of --db.
+async fn open_read_store(url: &str, schema: &str) -> Result<Db, Failure> {
+    let url = parse_url(url)?;
+    let db = Db::open_with(&url, schema, 2, OpenMode::Existing).await?;
+    schema::require_ours(&db).await?;
+    Ok(db)
+}
+
 async fn cmd_rebuild(args: RebuildArgs) -> Result<(), Failure> {
     let projections = parse_projection(&args.projection)?;
     // A connection per read model: on PostgreSQL they are rebuilt concurrently.
     let db = open_ours(&args.db, projections.len() as u32 + 1).await?;
-    let report = rebuild(&db, &projections, args.batch_size.max(1)).await?;
+    let report = match &args.read_db {
+        None => rebuild(&db, &projections, args.batch_size.max(1)).await?,
+        Some(read) => {
+            let read = open_read_store(read, &args.db.schema).await?;
+            crate::backend::read_db::require_read_store(&read).await?;
+            let report = rebuild_into(&db, &read, &projections, args.batch_size.max(1)).await?;
+            read.close().await;
+            report
+        }
+    };
     let names: Vec<&str> = projections.iter().map(|p| p.name()).collect();
     println!(
         "rebuilt {} from {} events in {:.2}s ({:.0} events/s)",
@@ -317,9 +378,17 @@ async fn cmd_seed(args: SeedArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-async fn cmd_verify(args: DbArgs) -> Result<(), Failure> {
-    let db = open_ours(&args, 2).await?;
-    let report = verify(&db).await?;
+async fn cmd_verify(args: VerifyArgs) -> Result<(), Failure> {
+    let db = open_ours(&args.db, 2).await?;
+    let report = match &args.read_db {
+        None => verify(&db).await?,
+        Some(read) => {
+            let read = open_read_store(read, &args.db.schema).await?;
+            let report = verify_read_store(&db, &read).await?;
+            read.close().await;
+            report
+        }
+    };
     for m in &report.models {
         println!(
             "{:<16} {:>8} rows expected {:>8} found {:>6} mismatches",

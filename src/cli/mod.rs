@@ -31,7 +31,7 @@ pub enum Cmd {
     Seed(SeedArgs),
     /// Compare every read model with the truth computed from the normalized tables (on an
     /// event-sourced database: with a fold over the event store).
-    Verify(DbArgs),
+    Verify(VerifyArgs),
     /// Write report.md, report.html and plots/*.svg from a saved results.json.
     Report(ReportArgs),
     /// Compare two runs of the same scenario, metric by metric, with Welch's t-test.
@@ -76,9 +76,23 @@ pub struct CheckArgs {
 }
 
 #[derive(clap::Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// The separate read store of --db (a run's --read-db, same schema name), whose read
+    /// models are compared with the truth from --db.
+    #[arg(long)]
+    pub read_db: Option<String>,
+}
+
+#[derive(clap::Args)]
 pub struct RebuildArgs {
     #[command(flatten)]
     pub db: DbArgs,
+    /// Rebuild the read models of this separate read store of --db (same schema name) from
+    /// --db's event log.
+    #[arg(long)]
+    pub read_db: Option<String>,
     /// Only this read model (product_catalog, order_summary, daily_sales, product_sales).
     #[arg(long)]
     pub projection: Option<String>,
@@ -116,6 +130,10 @@ pub struct RunArgs {
     /// A hot standby of --db (postgres://…), which the `replica` backend reads from.
     #[arg(long)]
     pub replica_db: Option<String>,
+    /// A separate read store for the async backends' read models (sqlite://PATH or
+    /// postgres://…, the same engine as --db; one file or schema per backend, like --db).
+    #[arg(long)]
+    pub read_db: Option<String>,
     /// Schema prefix on PostgreSQL (each backend gets <prefix>_<backend>).
     #[arg(long, default_value = DEFAULT_SCHEMA)]
     pub schema: String,

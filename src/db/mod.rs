@@ -69,6 +69,17 @@ pub enum DbError {
         schema: String,
         seconds: u64,
     },
+    #[error(
+        "{0} is not a read store of cqrs-bench's (--read-db): it holds a seeded dataset, or none"
+    )]
+    NotReadStore(String),
+    #[error(
+        "{backend} keeps no read models apart from its write model; --read-db is for {supported}"
+    )]
+    NoSeparateReadStore {
+        backend: &'static str,
+        supported: String,
+    },
     #[error("{url} has no cqrs-bench data (schema \"{schema}\" not found); seed it first")]
     NotSeeded { url: String, schema: String },
     #[error("invalid schema name \"{0}\": use lower-case letters, digits and _")]

@@ -25,6 +25,9 @@ pub struct Provisions {
     /// The read models as materialized views over the write tables (PostgreSQL), refreshed
     /// on a schedule, instead of tables.
     pub matviews: bool,
+    /// The read models alone, in a database of their own (`--read-db`), fed from another
+    /// database's event log; the write tables here stay empty.
+    pub read_store: bool,
 }
 
 impl Provisions {
@@ -35,6 +38,7 @@ impl Provisions {
         event_store: false,
         triggers: false,
         matviews: false,
+        read_store: false,
     };
     /// The write model and read models, kept in the write transaction.
     pub const READ_MODELS: Provisions = Provisions {
@@ -43,6 +47,7 @@ impl Provisions {
         event_store: false,
         triggers: false,
         matviews: false,
+        read_store: false,
     };
     /// The write model, read models and the event log they are projected from.
     pub const READ_MODELS_AND_LOG: Provisions = Provisions {
@@ -51,6 +56,7 @@ impl Provisions {
         event_store: false,
         triggers: false,
         matviews: false,
+        read_store: false,
     };
     /// The event store as the write model, and the read models projected from it.
     pub const EVENT_STORE: Provisions = Provisions {
@@ -59,6 +65,7 @@ impl Provisions {
         event_store: true,
         triggers: false,
         matviews: false,
+        read_store: false,
     };
     /// The write model, and read models the database keeps up with triggers.
     pub const TRIGGERS: Provisions = Provisions {
@@ -67,6 +74,7 @@ impl Provisions {
         event_store: false,
         triggers: true,
         matviews: false,
+        read_store: false,
     };
     /// The write model, and read models as materialized views over it.
     pub const MATVIEWS: Provisions = Provisions {
@@ -75,6 +83,19 @@ impl Provisions {
         event_store: false,
         triggers: false,
         matviews: true,
+        read_store: false,
+    };
+    /// The read models alone, fed from another database's log (`--read-db`).
+    pub const READ_STORE: Provisions = Provisions {
+        read_models: true,
+        read_store: true,
+        ..Provisions::WRITE_MODEL
+    };
+    /// A write side whose read models live in another database: the write model and the
+    /// event log they are projected from.
+    pub const LOG_ONLY: Provisions = Provisions {
+        event_log: true,
+        ..Provisions::WRITE_MODEL
     };
 
     /// The word the meta table records for these provisions.
@@ -87,6 +108,9 @@ impl Provisions {
         }
         if self.matviews {
             return "matviews";
+        }
+        if self.read_store {
+            return "read_store";
         }
         match (self.read_models, self.event_log) {
             (false, false) => "normalized",
@@ -105,10 +129,8 @@ impl Provisions {
             Provisions::EVENT_STORE,
             Provisions::TRIGGERS,
             Provisions::MATVIEWS,
-            Provisions {
-                event_log: true,
-                ..Provisions::WRITE_MODEL
-            },
+            Provisions::READ_STORE,
+            Provisions::LOG_ONLY,
         ]
         .into_iter()
         .find(|p| p.mark() == mark)
@@ -157,6 +179,11 @@ impl DbState {
         self.provisions().matviews
     }
 
+    /// Whether the database holds only read models fed from another's log (`--read-db`).
+    pub fn is_read_store(&self) -> bool {
+        self.provisions().read_store
+    }
+
     /// Whether the database's write model is the event store.
     pub fn has_event_store(&self) -> bool {
         self.provisions().event_store
@@ -202,6 +229,8 @@ mod tests {
                 DbState::Ready(Provisions::TRIGGERS),
             ),
             ("ready:matviews", DbState::Ready(Provisions::MATVIEWS)),
+            ("ready:read_store", DbState::Ready(Provisions::READ_STORE)),
+            ("ready:event_log", DbState::Ready(Provisions::LOG_ONLY)),
         ] {
             assert_eq!(DbState::parse(text), state);
             assert_eq!(state.to_string(), text);

@@ -113,6 +113,39 @@ impl DbUrl {
         }
     }
 
+    /// Whether two URLs name the same database: the same SQLite file, or the same database
+    /// on the same PostgreSQL server (users and options aside).
+    pub fn same_database(&self, other: &DbUrl) -> bool {
+        if self.engine != other.engine {
+            return false;
+        }
+        match self.engine {
+            Engine::Sqlite => {
+                let absolute =
+                    |u: &DbUrl| u.sqlite_path().and_then(|p| std::path::absolute(p).ok());
+                absolute(self) == absolute(other)
+            }
+            Engine::Postgres => {
+                let place = |u: &DbUrl| {
+                    sqlx::postgres::PgConnectOptions::from_str(&u.raw)
+                        .ok()
+                        .map(|o| {
+                            (
+                                o.get_host().to_string(),
+                                o.get_port(),
+                                o.get_database().map(str::to_string),
+                            )
+                        })
+                };
+                // A URL that does not parse is the same only as itself.
+                match (place(self), place(other)) {
+                    (Some(a), Some(b)) => a == b,
+                    _ => self.raw == other.raw,
+                }
+            }
+        }
+    }
+
     pub(super) fn connect_string(&self, mode: OpenMode) -> String {
         match self.engine {
             // mode=rwc creates the file when missing, mode=rw does not.

@@ -53,6 +53,29 @@ pub async fn rebuild(
     rebuild_with(projector, projections).await
 }
 
+/// Rebuilds the read models of a separate read store (`--read-db`) from the event log of its
+/// write database, as `rebuild` does within one database.
+pub async fn rebuild_into(
+    write: &Db,
+    read: &Db,
+    projections: &[ProjectionName],
+    batch_size: i64,
+) -> Result<RebuildReport, ProjectorError> {
+    if !DbState::read(write).await?.has_event_log() {
+        return Err(ProjectorError::NoEventLog(write.url.redacted()));
+    }
+    let config = ProjectorConfig {
+        batch_size,
+        ..ProjectorConfig::default()
+    };
+    let projector = Projector::over(
+        EventLog::outbox(write.clone()),
+        SameDatabase::new(read.clone()),
+        config,
+    );
+    rebuild_with(projector.with_projections(projections), projections).await
+}
+
 async fn rebuild_with<S: EventSource, R: ReadStore>(
     projector: Projector<S, R>,
     projections: &[ProjectionName],

@@ -277,8 +277,18 @@ pub async fn is_recorded(db: &Db, names: &Names) -> Result<bool, ProjectorError>
 
 /// Records a freshly created stream and its consumer: the relay starts after the seed's
 /// history (already in the read models) and the read models' checkpoints at the stream's
-/// start, in one transaction.
-pub async fn record_fresh(db: &Db, names: &Names) -> Result<(), ProjectorError> {
+/// start, in one transaction. With the read models in a database of their own
+/// (`read_store`), their checkpoints are set first, in a transaction there: until the stream
+/// is recorded here, opening the backend again starts over.
+pub async fn record_fresh(
+    db: &Db,
+    read_store: Option<&Db>,
+    names: &Names,
+) -> Result<(), ProjectorError> {
+    const AT_STREAM_START: &str = "UPDATE projection_checkpoints SET xid = 0, seq = 0";
+    if let Some(read) = read_store {
+        sqlx::query(AT_STREAM_START).execute(&read.write).await?;
+    }
     let mut conn = db.write.acquire().await.map_err(DbError::from)?;
     let mut tx = sqlx::Connection::begin(&mut *conn).await?;
     let end = sqlx::query("SELECT xid, seq FROM events ORDER BY xid DESC, seq DESC LIMIT 1")
@@ -301,9 +311,9 @@ pub async fn record_fresh(db: &Db, names: &Names) -> Result<(), ProjectorError> 
     .bind(seq)
     .execute(&mut *tx)
     .await?;
-    sqlx::query("UPDATE projection_checkpoints SET xid = 0, seq = 0")
-        .execute(&mut *tx)
-        .await?;
+    if read_store.is_none() {
+        sqlx::query(AT_STREAM_START).execute(&mut *tx).await?;
+    }
     tx.commit().await?;
     Ok(())
 }

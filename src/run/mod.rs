@@ -9,7 +9,10 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::backend::{prepare, Backend, BackendKind, BackendOptions, OpenError, VerifiedAgainst};
+use crate::backend::{
+    prepare, prepare_provisioned, read_db, Backend, BackendKind, BackendOptions, OpenError,
+    VerifiedAgainst,
+};
 use crate::broker::BrokerOptions;
 use crate::db::{Db, DbError, DbUrl, OpenMode, DEFAULT_SCHEMA};
 use crate::metrics::Recorder;
@@ -19,7 +22,7 @@ use crate::results::{
     FORMAT_VERSION,
 };
 use crate::scenario::{Rate, Scenario, Sweep};
-use crate::verify::{verify, VerifyError};
+use crate::verify::{verify, verify_read_store, VerifyError};
 use crate::workload::driver::{drive_measured, DriverConfig, Lane, Pace, Progress};
 use crate::workload::floor::calibrate;
 use crate::workload::mix::{stream_hash, OpStream, HASHED_OPS};
@@ -44,6 +47,10 @@ pub struct RunOptions {
     pub replica_db: Option<DbUrl>,
     /// The broker of `cqrs-broker` (`--nats`).
     pub broker: BrokerOptions,
+    /// Where the async backends' read models go instead of their write database
+    /// (`--read-db`): like `db`, a SQLite path or a PostgreSQL URL, one file or schema per
+    /// backend.
+    pub read_db: Option<DbUrl>,
 }
 
 impl RunOptions {
@@ -63,6 +70,7 @@ impl RunOptions {
             threads: 1,
             replica_db: None,
             broker: BrokerOptions::default(),
+            read_db: None,
         }
     }
 }
@@ -141,6 +149,13 @@ fn points(s: &Scenario) -> Vec<(Option<SweepPoint>, Lane)> {
 /// The database a backend runs on.
 pub fn backend_target(opts: &RunOptions, kind: BackendKind) -> (DbUrl, String) {
     Db::backend_location(&opts.db, &opts.schema, kind.ident())
+}
+
+/// Where a backend's separate read store goes (`--read-db`), if there is one.
+pub fn read_store_target(opts: &RunOptions, kind: BackendKind) -> Option<(DbUrl, String)> {
+    opts.read_db
+        .as_ref()
+        .map(|url| Db::backend_location(url, &opts.schema, kind.ident()))
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> RunError + '_ {
@@ -231,8 +246,30 @@ async fn run_one(
     // Room for every worker to keep a connection; an explicit smaller pool is shared instead.
     let pool_for_workers = pool_size_for(workers);
     let pool_size = opts.pool_size.unwrap_or(pool_for_workers);
-    let (db, seed_report) =
-        prepare(&url, &schema_name, kind, s.seed, &s.dataset, pool_size).await?;
+    let read_target = read_store_target(opts, kind);
+    let (db, seed_report) = match &read_target {
+        None => prepare(&url, &schema_name, kind, s.seed, &s.dataset, pool_size).await?,
+        Some(_) => {
+            let provisions = read_db::write_side_provisions(kind);
+            prepare_provisioned(
+                &url,
+                &schema_name,
+                provisions,
+                s.seed,
+                &s.dataset,
+                pool_size,
+            )
+            .await?
+        }
+    };
+    let read_store = match &read_target {
+        Some((read_url, read_schema)) => Some(
+            read_db::prepare(&db, read_url, read_schema, pool_size)
+                .await?
+                .0,
+        ),
+        None => None,
+    };
     let replica = match (
         &opts.replica_db,
         crate::backend::registry::entry(kind).needs_replica,
@@ -273,6 +310,7 @@ async fn run_one(
                 matview: s.refresh_schedule(),
                 replica,
                 snapshot_every: s.event_sourcing.snapshot_every,
+                read_store: read_store.clone(),
             },
         )
         .await?,
@@ -388,15 +426,33 @@ async fn run_one(
     // larger database at the end of a longer run does not raise the run's memory peak.
     db.close().await;
     let db = Db::open_with(&url, &schema_name, 2, OpenMode::Existing).await?;
-    let verify_report = if kind.verified_against() != VerifiedAgainst::Nothing {
-        Some(verify(&db).await?)
-    } else {
-        None
+    let read_store = match (read_store, &read_target) {
+        (Some(store), Some((read_url, read_schema))) => {
+            store.close().await;
+            Some(Db::open_with(read_url, read_schema, 2, OpenMode::Existing).await?)
+        }
+        _ => None,
+    };
+    let verify_report = match &read_store {
+        Some(store) => Some(verify_read_store(&db, store).await?),
+        None if kind.verified_against() != VerifiedAgainst::Nothing => Some(verify(&db).await?),
+        None => None,
     };
     // Table sizes while the database still exists (None when the engine cannot tell).
-    let storage = crate::db::storage::measure(&db).await?;
+    // With a read store, the read tables' size is the store's.
+    let storage = match (&read_store, crate::db::storage::measure(&db).await?) {
+        (Some(store), Some(write)) => {
+            crate::db::storage::measure(store)
+                .await?
+                .map(|read| crate::db::storage::Storage {
+                    read_tables_bytes: read.read_tables_bytes,
+                    ..write
+                })
+        }
+        (_, storage) => storage,
+    };
     let dead_letters = if kind.has_event_log() || kind.provisions().event_store {
-        crate::projection::dead_letter::list(&db)
+        crate::projection::dead_letter::list(read_store.as_ref().unwrap_or(&db))
             .await
             .map_err(DbError::from)?
             .len() as u64
@@ -431,13 +487,23 @@ async fn run_one(
         read_achieved: achieved("read"),
     };
     let outage = crate::results::Outage::from_metrics(&metrics);
+    let read_store_location = read_store.as_ref().map(|store| store.location());
     let kept_database = if opts.keep_db {
-        Some(db.location())
+        Some(match &read_store {
+            Some(store) => format!("{}, read store {}", db.location(), store.location()),
+            None => db.location(),
+        })
     } else {
         db.discard().await;
+        if let Some(store) = &read_store {
+            store.discard().await;
+        }
         None
     };
     db.close().await;
+    if let Some(store) = &read_store {
+        store.close().await;
+    }
     Ok((
         BackendRun {
             backend: kind,
@@ -456,6 +522,7 @@ async fn run_one(
             event_store,
             outage,
             lag_parts,
+            read_store: read_store_location,
         },
         environment,
     ))
