@@ -122,6 +122,13 @@ async fn relay_kill(url: &DbUrl, schema: &str) {
         100,
         Duration::from_millis(20),
     );
+    // All 100 visible first: another test's open transaction on the server may hold the
+    // outbox's horizon back for a moment.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while relay.backlog().await.expect("backlog") < 100 {
+        assert!(Instant::now() < deadline, "the outbox horizon did not move");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let acks = relay.step_without_marking().await.expect("publish");
     assert_eq!(acks.len(), 100);
     assert!(acks.iter().all(|(_, dup)| !dup));
