@@ -232,6 +232,13 @@ fn a_run_with_a_read_store_verifies_and_keeps_both_for_verify_and_rebuild() {
             .contains("r.cqrs_async.db"),
         "{backend_run}"
     );
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(
+        report
+            .lines()
+            .any(|l| l.contains("read models in") && l.contains("r.cqrs_async.db")),
+        "{report}"
+    );
     let w = format!("sqlite://{}", dir.path().join("w.cqrs_async.db").display());
     let r = format!("sqlite://{}", dir.path().join("r.cqrs_async.db").display());
     let ok = run(&["verify", "--db", &w, "--read-db", &r]);

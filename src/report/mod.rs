@@ -651,6 +651,18 @@ fn facts(results: &Results) -> Vec<(String, String)> {
                 .join(", "),
         ));
     }
+    let stores: Vec<String> = results
+        .runs
+        .iter()
+        .filter_map(|r| {
+            r.read_store
+                .as_ref()
+                .map(|at| format!("{}: `{at}`", r.backend))
+        })
+        .collect();
+    if !stores.is_empty() {
+        v.push(("read models in".into(), stores.join(", ")));
+    }
     v
 }
 
