@@ -196,6 +196,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn tells_the_same_database_apart_from_another() {
+        let u = |s: &str| DbUrl::parse(s).unwrap();
+        let pg = u("postgres://postgres@127.0.0.1:5432/test");
+        assert!(pg.same_database(&u(
+            "postgres://other:pw@127.0.0.1:5432/test?sslmode=disable"
+        )));
+        assert!(!pg.same_database(&u("postgres://postgres@127.0.0.1:5432/postgres")));
+        assert!(!pg.same_database(&u("postgres://postgres@127.0.0.1:5433/test")));
+        let file = u("sqlite:///tmp/x/a.db");
+        assert!(!file.same_database(&u("sqlite:///tmp/x/b.db")));
+        assert!(file.same_database(&u("sqlite:///tmp/x/a.db?mode=rw")));
+        assert!(!file.same_database(&pg));
+    }
+
+    #[test]
     fn redacts_passwords() {
         assert_eq!(
             redact_url("postgres://bob:s3cret@db:5432/x"),
