@@ -273,6 +273,9 @@ async fn run_one(
                 matview: s.refresh_schedule(),
                 replica,
                 snapshot_every: s.event_sourcing.snapshot_every,
+                search: true,
+                search_dir: None,
+                search_lag: None,
             },
         )
         .await?,

@@ -188,7 +188,7 @@ pub(super) fn scenario(root: &Table, name: &str) -> Result<Scenario, Vec<Problem
     let writes_active = writes.rate.is_some_and(|r| !r.is_zero());
     let reads_active = reads.rate.is_some_and(|r| !r.is_zero()) || sweep_given;
     let writes_mix = w.finish_mix(writes.mix, writes_active, "writes", &CommandKind::ALL);
-    let reads_mix = w.finish_mix(reads.mix, reads_active, "reads", &QueryKind::ALL);
+    let reads_mix = w.finish_mix(reads.mix, reads_active, "reads", &QueryKind::DEFAULT_MIX);
     if writes.rate.is_some() && !writes_active {
         match &sweep {
             None if !sweep_given && reads.rate.is_some_and(|r| r.is_zero()) => w.problem(

@@ -217,7 +217,7 @@ rate = 3
     .unwrap();
     let m = s.mix_spec();
     assert!(m.writes.is_empty(), "a rate-0 side sends nothing");
-    assert_eq!(m.reads.len(), QueryKind::ALL.len());
+    assert_eq!(m.reads.len(), QueryKind::DEFAULT_MIX.len());
     assert_eq!(m.write_interval_us, 1_000);
     // The scenario itself keeps the mix as written.
     assert_eq!(s.writes.mix.len(), 1);
@@ -591,7 +591,7 @@ fn sweep_elements_are_checked() {
     // 0 readers: the baseline point of the sweep.
     assert_eq!(s.sweep, Some(Sweep::Readers(vec![0, 1, 4, 16])));
     // Reads come from the sweep: they get a default mix.
-    assert_eq!(s.reads.mix.len(), QueryKind::ALL.len());
+    assert_eq!(s.reads.mix.len(), QueryKind::DEFAULT_MIX.len());
 }
 
 #[test]
