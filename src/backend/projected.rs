@@ -239,6 +239,9 @@ impl SearchSide {
         if self.index.committed()? == Position::default() && self.index.searcher().num_docs() == 0 {
             self.projector.store().seed_from_catalog(&self.db).await?;
         }
+        // Without a task here, a projector in another process may keep the index: leave it
+        // the writer's lock.
+        self.index.release_writer();
         if self.run {
             let task = tokio::spawn(
                 self.projector

@@ -198,6 +198,12 @@ impl SearchIndex {
         Ok(())
     }
 
+    /// Lets go of the writer (and its lock on the index), so another process can write; the
+    /// next commit here takes it again.
+    pub fn release_writer(&self) {
+        *self.writer.lock().expect("writer lock") = None;
+    }
+
     /// The index document of `row`.
     pub fn document(&self, row: &CatalogRow) -> TantivyDocument {
         let f = &self.fields;
