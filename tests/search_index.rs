@@ -114,6 +114,113 @@ async fn verify_and_rebuild_the_index_on_postgres() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_text_search_without_a_word_is_refused_everywhere() {
+    let spec = small_dataset();
+    for kind in [cqrs_bench::backend::normalized::KIND, cqrs_async::KIND] {
+        let (_dir, url) = sqlite_url(kind.ident());
+        let b = open_backend(&url, "cqrs_bench", kind, 1, &spec, false).await;
+        let q = |terms: Vec<String>| cqrs_bench::domain::Query::TextSearch {
+            terms,
+            category_id: 0,
+            min_cents: 0,
+            max_cents: 1_000_000,
+            min_rating: 0,
+            in_stock: false,
+            sort: cqrs_bench::domain::TextSort::Relevance,
+            limit: 10,
+        };
+        for terms in [vec![], vec!["!!".to_string(), " ".to_string()]] {
+            let e = b
+                .query(&q(terms.clone()))
+                .await
+                .expect_err("no word to search for");
+            assert!(e.to_string().contains("no word"), "{}: {e}", b.kind);
+        }
+        assert!(b.query(&q(vec!["Oak!".into()])).await.is_ok());
+        b.shutdown().await;
+    }
+}
+
+/// A short run with text searches on SQLite: search freshness, skew samples and the index's
+/// verification land in results.json.
+#[test]
+fn a_run_measures_search_freshness_and_skew() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("search.toml");
+    std::fs::write(
+        &scenario,
+        r#"
+description = "search run"
+seed = 3
+duration = "4s"
+warmup = "1s"
+backends = ["normalized", "cqrs-async"]
+ryw_share = 0.5
+[dataset]
+categories = 5
+products = 500
+users = 100
+orders = 200
+reviews = 300
+price_changes = 50
+days = 3
+extra_product_indexes = 3
+[writes]
+rate = 100
+workers = 2
+mix = { place_order = 40, restock = 30, change_price = 30 }
+[reads]
+rate = 100
+workers = 2
+mix = { text_search = 1 }
+"#,
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let o = Command::new(env!("CARGO_BIN_EXE_cqrs-bench"))
+        .args(["run", scenario.to_str().unwrap(), "--quiet", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let results: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    let runs = results["runs"].as_array().unwrap();
+    for run in runs {
+        let m = &run["metrics"];
+        assert!(m["ops"]["read.text_search"]["count"].as_u64().unwrap() > 100);
+        let asynchronous = run["backend"] == "cqrs-async";
+        let fresh = m["search_freshness"]["count"].as_u64().unwrap();
+        let skew = m["search_skew"]["samples"].as_u64().unwrap();
+        assert_eq!(
+            fresh > 0,
+            asynchronous,
+            "{}: freshness {fresh}",
+            run["backend"]
+        );
+        assert_eq!(skew > 0, asynchronous, "{}: skew {skew}", run["backend"]);
+        if asynchronous {
+            assert!(m["search_freshness"]["p50_us"].as_u64().unwrap() > 0);
+            assert!(m["ryw"]["probes"].as_u64().unwrap() > 0);
+            let models = run["verify"]["models"].as_array().unwrap();
+            let search = models
+                .iter()
+                .find(|m| m["read_model"] == "product_search")
+                .expect("the index was verified");
+            assert_eq!(search["mismatches"], 0);
+            assert_eq!(search["rows_actual"], 500);
+        }
+    }
+    // The run's databases and their search indexes are gone.
+    let left: Vec<_> = std::fs::read_dir(&out)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".search"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
 fn search_projector(url: &DbUrl, schema: &str, extra: &[&str]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_cqrs-bench"))
         .args(["projector", "--search", "--db", &url.raw_for_connect()])

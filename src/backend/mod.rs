@@ -510,6 +510,13 @@ impl Backend {
         self.architecture.search()
     }
 
+    /// How many events of the log the search index is behind the SQL product catalog right
+    /// now (negative: ahead); `None` without an index or when the database cannot tell.
+    pub async fn search_skew(&self) -> Option<i64> {
+        let search = self.architecture.search()?;
+        search.skew().await.ok()
+    }
+
     /// The counters of the projector keeping the read side up, if any.
     pub fn projector_stats(&self) -> Option<Arc<ProjectorStats>> {
         self.architecture.projector_stats()

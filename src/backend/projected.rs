@@ -34,6 +34,8 @@ pub struct SearchSide {
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
     shutdown: watch::Receiver<bool>,
     db: Db,
+    /// The log's table (`events` or `es_events`).
+    table: &'static str,
 }
 
 pub struct Projected {
@@ -207,6 +209,44 @@ impl Projected {
 }
 
 impl SearchSide {
+    /// Events of the log the SQL product catalog covers and the index does not (negative:
+    /// the other way round): the two read sides' skew.
+    pub async fn skew(&self) -> Result<i64, ProjectorError> {
+        let index = self.index.searchable();
+        let mut conn = self
+            .db
+            .read
+            .acquire()
+            .await
+            .map_err(crate::db::DbError::from)?;
+        let sql = crate::projection::read_store::read_checkpoints(&mut conn)
+            .await?
+            .get(&ProjectionName::ProductCatalog)
+            .copied()
+            .unwrap_or_default();
+        let (lo, hi, sign) = if sql >= index {
+            (index, sql, 1)
+        } else {
+            (sql, index, -1)
+        };
+        if lo == hi {
+            return Ok(0);
+        }
+        let q = format!(
+            "SELECT COUNT(*) FROM {} WHERE (xid > $1 OR (xid = $1 AND seq > $2)) \
+             AND (xid < $3 OR (xid = $3 AND seq <= $4))",
+            self.table
+        );
+        let n: i64 = sqlx::query_scalar(&q)
+            .bind(lo.xid)
+            .bind(lo.seq)
+            .bind(hi.xid)
+            .bind(hi.seq)
+            .fetch_one(&mut *conn)
+            .await?;
+        Ok(sign * n)
+    }
+
     /// Opens (or creates) the index where `opts` say, with a projector over `log` that stops
     /// when `shutdown` turns true.
     fn open(
@@ -216,6 +256,7 @@ impl SearchSide {
         shutdown: watch::Receiver<bool>,
     ) -> Result<Self, SearchError> {
         let index = SearchIndex::open(&index_dir(db, opts.search_dir.as_deref()))?;
+        let table = log.table();
         let mut projector =
             Projector::over(log, SearchStore::new(index.clone()), opts.projector.clone())
                 .with_projections(&[ProjectionName::ProductSearch]);
@@ -230,6 +271,7 @@ impl SearchSide {
             task: Mutex::new(None),
             shutdown,
             db: db.clone(),
+            table,
         })
     }
 

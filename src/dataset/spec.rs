@@ -16,7 +16,15 @@ pub struct DatasetSpec {
     /// How many days of history the seeded orders span, ending at `start_at`.
     #[serde(default = "default_days")]
     pub days: i64,
+    /// Secondary indexes added on the normalized `products` table (0 to
+    /// `MAX_EXTRA_PRODUCT_INDEXES`, from `db::schema::EXTRA_PRODUCT_INDEXES` in order): what
+    /// each costs the writes, against what it buys the searches.
+    #[serde(default)]
+    pub extra_product_indexes: i64,
 }
+
+/// Most extra indexes a dataset may put on `products`.
+pub const MAX_EXTRA_PRODUCT_INDEXES: i64 = 20;
 
 fn default_days() -> i64 {
     30
@@ -32,6 +40,7 @@ impl Default for DatasetSpec {
             reviews: 5_000,
             price_changes: 1_000,
             days: 30,
+            extra_product_indexes: 0,
         }
     }
 }
@@ -207,6 +216,7 @@ mod tests {
             reviews: MAX_ROWS,
             price_changes: MAX_ROWS,
             days: MAX_DAYS,
+            extra_product_indexes: 0,
         };
         assert!(estimated_bytes(&spec) > MAX_DATASET_BYTES);
     }

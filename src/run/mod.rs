@@ -24,6 +24,9 @@ use crate::workload::driver::{drive_measured, DriverConfig, Lane, Pace, Progress
 use crate::workload::floor::calibrate;
 use crate::workload::mix::{stream_hash, OpStream, HASHED_OPS};
 
+/// How often the skew between the search index and the SQL read models is sampled.
+const SKEW_SAMPLE_EVERY: Duration = Duration::from_millis(250);
+
 #[derive(Debug, Clone)]
 pub struct RunOptions {
     /// Where the databases go: a SQLite path (each backend gets its own file next to it) or a
@@ -255,6 +258,7 @@ async fn run_one(
         threads: opts.threads,
     };
     let (lag, mut lag_rx) = LagTracker::new();
+    let (search_lag, mut search_lag_rx) = LagTracker::new();
     let mut projector = s.projector_config();
     projector.mode = opts.projector_mode;
     let backend = Arc::new(
@@ -275,13 +279,14 @@ async fn run_one(
                 snapshot_every: s.event_sourcing.snapshot_every,
                 search: true,
                 search_dir: None,
-                search_lag: None,
+                search_lag: Some(search_lag.clone()),
             },
         )
         .await?,
     );
     // Events of the seed were applied before this process registered anything.
     lag.forget_unmatched();
+    search_lag.forget_unmatched();
 
     let cfg = DriverConfig {
         duration: s.duration,
@@ -311,12 +316,22 @@ async fn run_one(
                     .expect("recorder lock")
                     .record_lag(sample.applied_at, sample.lag);
             };
+            let record_search = |sample: crate::projection::projector::LagSample| {
+                recorder
+                    .lock()
+                    .expect("recorder lock")
+                    .record_search_lag(sample.applied_at, sample.lag);
+            };
             loop {
                 tokio::select! {
                     Some(sample) = lag_rx.recv() => record(sample),
+                    Some(sample) = search_lag_rx.recv() => record_search(sample),
                     _ = &mut lag_stopped => {
                         while let Ok(sample) = lag_rx.try_recv() {
                             record(sample);
+                        }
+                        while let Ok(sample) = search_lag_rx.try_recv() {
+                            record_search(sample);
                         }
                         return;
                     }
@@ -324,6 +339,22 @@ async fn run_one(
             }
         })
     };
+    // Skew between the search index and the SQL read models, sampled while the load runs.
+    let skew_task = backend.search().is_some().then(|| {
+        let backend = backend.clone();
+        let recorder = recorder.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(SKEW_SAMPLE_EVERY).await;
+                if let Some(behind) = backend.search_skew().await {
+                    recorder
+                        .lock()
+                        .expect("recorder lock")
+                        .record_skew(Instant::now(), behind);
+                }
+            }
+        })
+    });
     let label = format!(
         "{}{}",
         kind.name(),
@@ -365,6 +396,9 @@ async fn run_one(
     )
     .await;
     if let Some(t) = ticker {
+        t.abort();
+    }
+    if let Some(t) = skew_task {
         t.abort();
     }
     if let Some(bar) = &bar {
@@ -437,6 +471,8 @@ async fn run_one(
     let kept_database = if opts.keep_db {
         Some(db.location())
     } else {
+        // The search index goes with the database it describes.
+        let _ = crate::projection::search::discard(&db, None);
         db.discard().await;
         None
     };

@@ -108,6 +108,7 @@ read_rates = [0, 200, 800.5]
             reviews: 10,
             price_changes: 3,
             days: 5,
+            extra_product_indexes: 0,
         }
     );
     assert_eq!(s.writes.rate, Rate::PerSecond(200.0));

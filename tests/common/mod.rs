@@ -58,6 +58,7 @@ pub fn small_dataset() -> DatasetSpec {
         reviews: 400,
         price_changes: 80,
         days: 10,
+        extra_product_indexes: 0,
     }
 }
 
