@@ -299,3 +299,52 @@ async fn killed_search_projector_resumes_on_postgres() {
     };
     kill_mid_batch_and_resume(url, unique_schema("kill_search")).await;
 }
+
+/// `[dataset] extra_product_indexes = N` puts exactly the first N extra indexes on `products`
+/// (the twenty-indexes question), on either engine.
+async fn extra_indexes_are_created(url: DbUrl, schema: String) {
+    for n in [0, 7, 20] {
+        let spec = cqrs_bench::dataset::DatasetSpec {
+            extra_product_indexes: n,
+            ..small_dataset()
+        };
+        let (db, _) = cqrs_bench::backend::prepare(
+            &url,
+            &schema,
+            cqrs_bench::backend::normalized::KIND,
+            1,
+            &spec,
+            2,
+        )
+        .await
+        .unwrap();
+        let sql = if db.is_pg() {
+            "SELECT COUNT(*) FROM pg_indexes WHERE schemaname = current_schema() \
+             AND tablename = 'products' AND indexname LIKE 'products_extra_%'"
+        } else {
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'products' \
+             AND name LIKE 'products_extra_%'"
+        };
+        let found: i64 = sqlx::query_scalar(sql).fetch_one(&db.read).await.unwrap();
+        assert_eq!(found, n, "extra indexes on products");
+        if db.is_pg() {
+            cleanup(&db).await;
+        } else {
+            db.close().await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn extra_product_indexes_on_sqlite() {
+    let (_dir, url) = sqlite_url("extra");
+    extra_indexes_are_created(url, "cqrs_bench".into()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn extra_product_indexes_on_postgres() {
+    let Some(url) = pg_url("extra_product_indexes_on_postgres") else {
+        return;
+    };
+    extra_indexes_are_created(url, unique_schema("extra")).await;
+}
