@@ -19,7 +19,7 @@ use crate::results::{
     FORMAT_VERSION,
 };
 use crate::scenario::{Rate, Scenario, Sweep};
-use crate::verify::{verify, VerifyError};
+use crate::verify::{verify_with, VerifyError};
 use crate::workload::driver::{drive_measured, DriverConfig, Lane, Pace, Progress};
 use crate::workload::floor::calibrate;
 use crate::workload::mix::{stream_hash, OpStream, HASHED_OPS};
@@ -257,6 +257,11 @@ async fn run_one(
         projector_mode: opts.projector_mode,
         threads: opts.threads,
     };
+    // The search index lives beside a SQLite file (in the output folder too, by default);
+    // for a PostgreSQL schema, in the run's output folder.
+    let search_dir = db
+        .is_pg()
+        .then(|| opts.out_dir.join(format!("{schema_name}.search")));
     let (lag, mut lag_rx) = LagTracker::new();
     let (search_lag, mut search_lag_rx) = LagTracker::new();
     let mut projector = s.projector_config();
@@ -278,7 +283,7 @@ async fn run_one(
                 replica,
                 snapshot_every: s.event_sourcing.snapshot_every,
                 search: true,
-                search_dir: None,
+                search_dir: search_dir.clone(),
                 search_lag: Some(search_lag.clone()),
             },
         )
@@ -426,7 +431,7 @@ async fn run_one(
     db.close().await;
     let db = Db::open_with(&url, &schema_name, 2, OpenMode::Existing).await?;
     let verify_report = if kind.verified_against() != VerifiedAgainst::Nothing {
-        Some(verify(&db).await?)
+        Some(verify_with(&db, search_dir.as_deref()).await?)
     } else {
         None
     };
@@ -472,7 +477,7 @@ async fn run_one(
         Some(db.location())
     } else {
         // The search index goes with the database it describes.
-        let _ = crate::projection::search::discard(&db, None);
+        let _ = crate::projection::search::discard(&db, search_dir.as_deref());
         db.discard().await;
         None
     };
