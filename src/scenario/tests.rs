@@ -306,7 +306,7 @@ fn mix_entries_are_checked() {
     assert_problem(
         &with("", "[reads]\nrate = 1\nmix = { place_order = 1 }"),
         "reads.mix.place_order",
-        "unknown query (expected one of: product_page, user_orders, search, daily_revenue, top_products)",
+        "unknown query (expected one of: product_page, user_orders, search, daily_revenue, top_products, text_search)",
     );
     assert_problem(
         &with("", "mix = 3"),
@@ -677,7 +677,7 @@ fn dataset_is_checked() {
     assert_problem(
         &text,
         "dataset.produts",
-        "unknown key (expected one of: categories, products, users, orders, reviews, price_changes, days)",
+        "unknown key (expected one of: categories, products, users, orders, reviews, price_changes, days, extra_product_indexes)",
     );
     assert_problem(&text, "dataset.products", "must be >= 1, got 0");
     assert_problem(&text, "dataset.orders", "must be >= 0, got -1");
