@@ -27,6 +27,7 @@
 //!   verdict names no winner.
 
 mod alternatives;
+pub mod story;
 
 use std::collections::BTreeMap;
 
@@ -51,6 +52,8 @@ pub struct Verdict {
     /// No run's driver fell behind, so every run is a valid measurement and a winner may be
     /// named (saturated runs are valid: saturation is a finding).
     pub fair: bool,
+    /// For a story scenario, the one-sentence answer to its question (it opens the report).
+    pub answer: Option<story::Answer>,
     /// The short answer, one or two sentences.
     pub headline: String,
     pub sections: Vec<Section>,
@@ -1428,6 +1431,7 @@ pub fn verdict(results: &Results) -> Verdict {
     }
     Verdict {
         fair,
+        answer: story::answer(results, &levels),
         headline,
         sections,
     }
