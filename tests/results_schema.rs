@@ -562,10 +562,13 @@ fn matview_results_match_the_schema() {
 fn story_results_match_the_schema() {
     let schema = load_schema();
     let validator = Validator { root: &schema };
-    for (name, text) in [(
-        "read-model-lag",
-        include_str!("data/read-model-lag-results.json"),
-    )] {
+    for (name, text) in [
+        (
+            "read-model-lag",
+            include_str!("data/read-model-lag-results.json"),
+        ),
+        ("dashboard", include_str!("data/dashboard-results.json")),
+    ] {
         let results: Value = serde_json::from_str(text).unwrap();
         assert_eq!(results["scenario"]["story"], json!(name));
         let errors = validator.validate(&results);
