@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::run_with_limit;
+use common::{pg_url, run_with_limit, unique_schema, PG_ENV};
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_cqrs-bench");
@@ -70,6 +70,12 @@ fn run_story(name: &str, dataset: &str, replace: &str, extra: &[&str]) -> (Value
         );
     }
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    let answer = html
+        .find("<h2 id=\"answer\">Answer</h2>")
+        .expect("an answer in the HTML");
+    let facts = html.find("<table class=\"facts\">").unwrap();
+    assert!(answer < facts, "{name}: the HTML answer is not first");
     (results, md)
 }
 
@@ -137,4 +143,24 @@ fn dashboard_story_runs_verifies_and_answers_first() {
         answer.contains("![Do reads hurt writes? p99 against read load](plots/load.svg)"),
         "{answer}"
     );
+}
+
+/// The same story on PostgreSQL, where the projector reads the outbox below the xid horizon.
+#[test]
+fn read_model_lag_story_on_postgres() {
+    let Some(_) = pg_url("read_model_lag_story_on_postgres") else {
+        return;
+    };
+    let url = std::env::var(PG_ENV).unwrap();
+    let schema = unique_schema("story");
+    let (results, md) = run_story(
+        "read-model-lag",
+        "categories = 4, products = 60, users = 60, orders = 200, reviews = 50, price_changes = 10, days = 5",
+        "",
+        &["--duration", "3s", "--db", &url, "--schema", &schema],
+    );
+    assert_eq!(results["environment"]["engine"], "postgres");
+    let answer = answer_of(&md);
+    assert!(answer.contains("on **cqrs-async** "), "{answer}");
+    assert!(answer.contains("on **cqrs-sync**"), "{answer}");
 }

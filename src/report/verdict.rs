@@ -17,6 +17,8 @@
 //!   model costs (write latency ratio, version conflicts, give-ups, rehydration) and buys
 //!   (no normalized write tables, the full history as the truth, no locks while deciding).
 //! - **Thresholds** (evaluated by [`crate::check`]) and correctness (verify, errors).
+//! - For a story scenario (`story = "…"`), the **answer** to its question in one sentence
+//!   ([`story`]), which opens the report.
 //!
 //! Two ways a run can fall behind its open-loop load are told apart:
 //! - the **system saturated** (`metrics.saturated`: ops came due while every worker was busy,
@@ -60,6 +62,13 @@ pub struct Verdict {
 }
 
 impl Verdict {
+    /// A story's answer without markup, for a terminal.
+    pub fn plain_answer(&self) -> Option<String> {
+        self.answer
+            .as_ref()
+            .map(|a| a.sentence.replace("**", "").replace('`', ""))
+    }
+
     /// The headline without markup, for a terminal.
     pub fn plain_headline(&self) -> String {
         self.headline.replace("**", "").replace('`', "")
