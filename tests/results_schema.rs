@@ -555,3 +555,30 @@ fn matview_results_match_the_schema() {
         &format!("$.runs[{matview}].refreshes[0].refreshes"),
     );
 }
+
+/// The story fixtures (the verdict's recorded runs) match the schema, and a story the tool
+/// does not know is refused.
+#[test]
+fn story_results_match_the_schema() {
+    let schema = load_schema();
+    let validator = Validator { root: &schema };
+    for (name, text) in [
+        (
+            "read-model-lag",
+            include_str!("data/read-model-lag-results.json"),
+        ),
+        ("dashboard", include_str!("data/dashboard-results.json")),
+    ] {
+        let results: Value = serde_json::from_str(text).unwrap();
+        assert_eq!(results["scenario"]["story"], json!(name));
+        let errors = validator.validate(&results);
+        assert!(
+            errors.is_empty(),
+            "{name}: results.json does not match docs/results.schema.json:\n{}",
+            errors.join("\n")
+        );
+        let mut bad = results.clone();
+        bad["scenario"]["story"] = json!("dashboards");
+        assert_invalid(&validator, &bad, "an unknown story", "$.scenario.story");
+    }
+}

@@ -460,7 +460,11 @@ fn cmd_report(args: ReportArgs) -> Result<(), Failure> {
             .unwrap_or_default()
     });
     let written = report::write_report(&results, &out).map_err(Failure::bad_input)?;
-    println!("{}", report::verdict::verdict(&results).plain_headline());
+    let verdict = report::verdict::verdict(&results);
+    if let Some(answer) = verdict.plain_answer() {
+        println!("{answer}");
+    }
+    println!("{}", verdict.plain_headline());
     println!("report: {}", written.html.display());
     println!("        {}", written.markdown.display());
     println!(

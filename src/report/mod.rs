@@ -755,12 +755,34 @@ fn md_table(out: &mut String, t: &Table) {
     out.push('\n');
 }
 
+/// The plot a story's answer shows, if it has one and it was drawn.
+fn answer_plot<'r>(report: &'r Report) -> Option<&'r Plot> {
+    let name = report.verdict.answer.as_ref()?.plot.as_ref()?;
+    report.plots.iter().find(|p| &p.name == name)
+}
+
+/// The plots after the answer's own.
+fn other_plots<'r>(report: &'r Report) -> impl Iterator<Item = &'r Plot> {
+    let shown = answer_plot(report).map(|p| p.name.clone());
+    report
+        .plots
+        .iter()
+        .filter(move |p| Some(&p.name) != shown.as_ref())
+}
+
 /// `report.md`.
 pub fn render_markdown(report: &Report) -> String {
     let r = report.results;
     let mut out = String::new();
     let _ = writeln!(out, "# cqrs-bench report: {}\n", r.scenario.name);
     let _ = writeln!(out, "> {}\n", r.scenario.description);
+    if let Some(a) = &report.verdict.answer {
+        let _ = writeln!(out, "## Answer\n\n{}\n", a.sentence);
+        if let Some(p) = answer_plot(report) {
+            let _ = writeln!(out, "![{}](plots/{}.svg)\n", p.title, p.name);
+            let _ = writeln!(out, "{}\n", p.caption);
+        }
+    }
     let _ = writeln!(out, "| | |\n|---|---|");
     for (k, v) in facts(r) {
         let _ = writeln!(out, "| {k} | {} |", md_cell(&v));
@@ -820,7 +842,7 @@ pub fn render_markdown(report: &Report) -> String {
         .collect::<Vec<_>>()
         .join(", ");
     let _ = writeln!(out, "Colours in every plot: {colours}.\n");
-    for p in &report.plots {
+    for p in other_plots(report) {
         let _ = writeln!(out, "### {}\n", p.title);
         let _ = writeln!(out, "![{}](plots/{}.svg)\n", p.title, p.name);
         let _ = writeln!(out, "{}\n", p.caption);
@@ -935,6 +957,7 @@ h1 { font-size: 1.7rem; margin-bottom: 0.2rem; }
 h2 { font-size: 1.3rem; margin-top: 2.2rem; border-bottom: 1px solid #ddd; padding-bottom: 0.3rem; }
 h3 { font-size: 1.05rem; margin: 1.2rem 0 0.4rem; }
 .description { color: #444; font-size: 1.05rem; margin-top: 0; }
+.answer { font-size: 1.15rem; border-left: 4px solid #0072B2; padding: 0.4rem 0.8rem; background: #f4f8fb; }
 .facts { border-collapse: collapse; font-size: 0.9rem; }
 .facts th { text-align: left; padding: 2px 16px 2px 0; color: #555; font-weight: 600; white-space: nowrap; vertical-align: top; }
 .facts td { padding: 2px 0; text-align: left; white-space: normal; border: 0; }
@@ -960,6 +983,17 @@ footer { margin-top: 3rem; color: #666; font-size: 0.85rem; }
 "#;
 
 /// `report.html`: one file, no network (inline CSS and SVG, no scripts).
+fn html_figure(out: &mut String, p: &Plot) {
+    let _ = writeln!(
+        out,
+        "<figure id=\"plot-{name}\" data-plot=\"{name}\">\n<h3>{title}</h3>\n{svg}\n<figcaption>{caption}</figcaption>\n</figure>",
+        name = html_escape(&p.name),
+        title = html_escape(&p.title),
+        svg = inline_svg(&p.svg),
+        caption = inline_html(&p.caption)
+    );
+}
+
 pub fn render_html(report: &Report) -> String {
     let r = report.results;
     let mut out = String::new();
@@ -976,6 +1010,16 @@ pub fn render_html(report: &Report) -> String {
         html_escape(&r.scenario.name),
         html_escape(&r.scenario.description)
     );
+    if let Some(a) = &report.verdict.answer {
+        let _ = writeln!(
+            out,
+            "<h2 id=\"answer\">Answer</h2>\n<p class=\"answer\">{}</p>",
+            inline_html(&a.sentence)
+        );
+        if let Some(p) = answer_plot(report) {
+            html_figure(&mut out, p);
+        }
+    }
     out.push_str("<table class=\"facts\">\n");
     for (k, v) in facts(r) {
         let _ = writeln!(
@@ -1062,15 +1106,8 @@ pub fn render_html(report: &Report) -> String {
         );
     }
     out.push_str("— the same colour in every plot.</p>\n");
-    for p in &report.plots {
-        let _ = writeln!(
-            out,
-            "<figure id=\"plot-{name}\" data-plot=\"{name}\">\n<h3>{title}</h3>\n{svg}\n<figcaption>{caption}</figcaption>\n</figure>",
-            name = html_escape(&p.name),
-            title = html_escape(&p.title),
-            svg = inline_svg(&p.svg),
-            caption = inline_html(&p.caption)
-        );
+    for p in other_plots(report) {
+        html_figure(&mut out, p);
     }
     let _ = writeln!(
         out,

@@ -17,6 +17,8 @@
 //!   model costs (write latency ratio, version conflicts, give-ups, rehydration) and buys
 //!   (no normalized write tables, the full history as the truth, no locks while deciding).
 //! - **Thresholds** (evaluated by [`crate::check`]) and correctness (verify, errors).
+//! - For a story scenario (`story = "…"`), the **answer** to its question in one sentence
+//!   ([`story`]), which opens the report.
 //!
 //! Two ways a run can fall behind its open-loop load are told apart:
 //! - the **system saturated** (`metrics.saturated`: ops came due while every worker was busy,
@@ -27,6 +29,7 @@
 //!   verdict names no winner.
 
 mod alternatives;
+pub mod story;
 
 use std::collections::BTreeMap;
 
@@ -51,12 +54,21 @@ pub struct Verdict {
     /// No run's driver fell behind, so every run is a valid measurement and a winner may be
     /// named (saturated runs are valid: saturation is a finding).
     pub fair: bool,
+    /// For a story scenario, the one-sentence answer to its question (it opens the report).
+    pub answer: Option<story::Answer>,
     /// The short answer, one or two sentences.
     pub headline: String,
     pub sections: Vec<Section>,
 }
 
 impl Verdict {
+    /// A story's answer without markup, for a terminal.
+    pub fn plain_answer(&self) -> Option<String> {
+        self.answer
+            .as_ref()
+            .map(|a| a.sentence.replace("**", "").replace('`', ""))
+    }
+
     /// The headline without markup, for a terminal.
     pub fn plain_headline(&self) -> String {
         self.headline.replace("**", "").replace('`', "")
@@ -1428,6 +1440,7 @@ pub fn verdict(results: &Results) -> Verdict {
     }
     Verdict {
         fair,
+        answer: story::answer(results, &levels),
         headline,
         sections,
     }

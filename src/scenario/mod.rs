@@ -19,6 +19,8 @@
 //! warmup = "5s"        # default "0s"; must be shorter than duration
 //! backends = ["normalized", "cqrs-sync", "cqrs-async"]  # default all three; non-empty, no duplicates
 //! ryw_share = 0.1      # share of writes followed by a read-your-writes probe, in [0, 1]; default 0
+//! story = "dashboard"  # optional: the failure story told (dashboard, monthly-report,
+//!                      # denormalization, read-model-lag); the report opens with its answer
 //!
 //! [dataset]            # optional; every key defaults to DatasetSpec::default()
 //! categories = 20      # integers; categories, products, users, days >= 1; the rest >= 0
@@ -79,12 +81,14 @@
 //!
 //! Top-level keys (all others are problems): `description`, `seed`, `duration`, `warmup`,
 //! `dataset`, `writes`, `reads`, `keys`, `backends`, `projector`, `event_sourcing`, `sweep`,
-//! `ryw_share`, `thresholds`. At least one of writes and reads must carry load: a non-zero rate, or reads
+//! `ryw_share`, `thresholds`, `matview`, `story`. At least one of writes and reads must carry
+//! load: a non-zero rate, or reads
 //! given by a sweep (a sweep point overrides `reads.rate`, and for `readers` also
 //! `reads.workers`).
 
 mod duration;
 mod parse;
+pub mod story;
 #[cfg(test)]
 mod tests;
 pub mod thresholds;
@@ -97,6 +101,7 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 pub use duration::{format_duration, parse_duration};
+pub use story::Story;
 
 use crate::backend::matview::RefreshSchedule;
 use crate::backend::BackendKind;
@@ -267,6 +272,9 @@ pub struct Scenario {
     /// When `matview` refreshes its views (`[matview]`).
     #[serde(default)]
     pub matview: MatviewSettings,
+    /// The failure story this scenario tells (`story`), whose answer opens the report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub story: Option<Story>,
 }
 
 impl Scenario {

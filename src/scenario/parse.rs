@@ -9,7 +9,8 @@ use toml::{Table, Value};
 use super::duration::{format_duration, parse_duration};
 use super::thresholds::{parse_threshold, Thresholds};
 use super::{
-    EventSourcingSettings, Load, MatviewSettings, Problem, ProjectorSettings, Rate, Scenario, Sweep,
+    EventSourcingSettings, Load, MatviewSettings, Problem, ProjectorSettings, Rate, Scenario,
+    Story, Sweep,
 };
 use crate::backend::BackendKind;
 use crate::dataset::spec::{
@@ -35,6 +36,7 @@ const TOP_KEYS: &[&str] = &[
     "ryw_share",
     "thresholds",
     "matview",
+    "story",
 ];
 const DATASET_KEYS: &[&str] = &[
     "categories",
@@ -185,6 +187,7 @@ pub(super) fn scenario(root: &Table, name: &str) -> Result<Scenario, Vec<Problem
     };
     let thresholds = w.thresholds(root.get("thresholds"));
     let matview = w.matview(root.get("matview"));
+    let story = root.get("story").and_then(|v| w.story(v));
 
     // Cross-field checks, only on values that are themselves valid.
     let sweep_given = root.contains_key("sweep");
@@ -237,6 +240,7 @@ pub(super) fn scenario(root: &Table, name: &str) -> Result<Scenario, Vec<Problem
         ryw_share: ryw_share.unwrap_or_default(),
         thresholds,
         matview,
+        story,
     })
 }
 
@@ -692,6 +696,22 @@ impl Walker {
             return None;
         }
         Some(x)
+    }
+
+    fn story(&mut self, v: &Value) -> Option<Story> {
+        let name = self.string(v, "story")?;
+        let story = Story::from_name(name);
+        if story.is_none() {
+            let names: Vec<&str> = Story::ALL.iter().map(|s| s.name()).collect();
+            self.problem(
+                "story",
+                format!(
+                    "unknown story {name:?} (expected one of: {})",
+                    names.join(", ")
+                ),
+            );
+        }
+        story
     }
 
     fn backends(&mut self, v: Option<&Value>) -> Vec<BackendKind> {

@@ -1087,3 +1087,16 @@ fn snapshot_every_round_trips_through_results_json() {
     let back: Scenario = serde_json::from_value(old).unwrap();
     assert_eq!(back.event_sourcing.snapshot_every, 0);
 }
+
+#[test]
+fn story_is_optional_named_and_checked() {
+    assert_eq!(parse(BASE).unwrap().story, None);
+    let s = parse(&with("story = \"read-model-lag\"", "")).unwrap();
+    assert_eq!(s.story, Some(Story::ReadModelLag));
+    assert_problem(
+        &with("story = \"dashboards\"", ""),
+        "story",
+        "unknown story \"dashboards\" (expected one of: dashboard, monthly-report, denormalization, read-model-lag)",
+    );
+    assert_problem(&with("story = 3", ""), "story", "a string");
+}

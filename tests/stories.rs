@@ -1,0 +1,166 @@
+//! The failure stories (issue [stories] 18) as scenarios: each `scenarios/<story>.toml` runs at
+//! a small size — the file's workload with a small dataset and a short duration — completes,
+//! verifies, and its report opens with the answer to its question (then the plot that shows
+//! it). The verdict sentences themselves are tested on recorded results in
+//! `src/report/verdict/story/`.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use common::{pg_url, run_with_limit, unique_schema, PG_ENV};
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_cqrs-bench");
+
+/// `scenarios/<name>.toml` with its `[dataset]` replaced by `dataset` (TOML inline-table
+/// body), a one-second warm-up and the top-level `replace` (TOML lines), written under the
+/// same file name into `dir`, so the scenario keeps its name.
+fn shrunk(dir: &Path, name: &str, dataset: &str, replace: &str) -> PathBuf {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("scenarios/{name}.toml"));
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut root: toml::Table = text.parse().unwrap();
+    assert!(root.contains_key("story"), "{name} tells a story");
+    let small: toml::Table = format!("dataset = {{ {dataset} }}").parse().unwrap();
+    root.insert("dataset".into(), small["dataset"].clone());
+    root.insert("warmup".into(), toml::Value::String("1s".into()));
+    let replace: toml::Table = replace.parse().unwrap();
+    for (k, v) in replace {
+        assert!(root.contains_key(&k), "{name} has no {k} to replace");
+        root.insert(k, v);
+    }
+    let out = dir.join(format!("{name}.toml"));
+    std::fs::write(&out, toml::to_string(&root).unwrap()).unwrap();
+    out
+}
+
+/// Runs a shrunk story scenario; returns its results and report.md.
+fn run_story(name: &str, dataset: &str, replace: &str, extra: &[&str]) -> (Value, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = shrunk(dir.path(), name, dataset, replace);
+    let out = dir.path().join("out");
+    let mut cmd = Command::new(BIN);
+    cmd.arg("run")
+        .arg(&scenario)
+        .args(["--quiet", "--out"])
+        .arg(&out)
+        .args(extra);
+    let done = run_with_limit(cmd, Duration::from_secs(120));
+    assert_eq!(
+        done.code,
+        Some(0),
+        "{name}: {}\n{}",
+        done.stdout,
+        done.stderr
+    );
+    let results: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    for run in results["runs"].as_array().unwrap() {
+        // normalized has no read model to verify.
+        if run["backend"] == "normalized" {
+            continue;
+        }
+        assert_eq!(
+            run["verify"]["mismatches"],
+            serde_json::json!(0),
+            "{name}: {} did not verify",
+            run["backend"]
+        );
+    }
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    let answer = html
+        .find("<h2 id=\"answer\">Answer</h2>")
+        .expect("an answer in the HTML");
+    let facts = html.find("<table class=\"facts\">").unwrap();
+    assert!(answer < facts, "{name}: the HTML answer is not first");
+    (results, md)
+}
+
+/// The report's first section is the answer: right after the title and the question.
+fn answer_of(md: &str) -> &str {
+    let sections: Vec<&str> = md.split("\n## ").collect();
+    assert!(
+        sections.len() > 1 && sections[1].starts_with("Answer\n"),
+        "the first section is not the answer:\n{md}"
+    );
+    sections[1]
+}
+
+#[test]
+fn read_model_lag_story_runs_verifies_and_answers_first() {
+    let (results, md) = run_story(
+        "read-model-lag",
+        "categories = 4, products = 60, users = 60, orders = 200, reviews = 50, price_changes = 10, days = 5",
+        "",
+        &["--duration", "4s"],
+    );
+    assert_eq!(results["scenario"]["story"], "read-model-lag");
+    let answer = answer_of(&md);
+    // Every async backend of the scenario is named with its share and its p99, or as never
+    // missing; the sync control is named too.
+    for backend in ["cqrs-async", "event-sourced"] {
+        let named = answer.contains(&format!("on **{backend}** "));
+        assert!(named, "{backend} missing from:\n{answer}");
+        assert!(
+            answer.contains(
+                "of users would not see their order right after placing it; it appears after p99"
+            ) || answer.contains(&format!(
+                "on **{backend}** every user would see their order"
+            )),
+            "{answer}"
+        );
+    }
+    assert!(answer.contains("on **cqrs-sync**"), "{answer}");
+    assert!(
+        answer.contains("![Projection lag](plots/lag.svg)"),
+        "{answer}"
+    );
+}
+
+#[test]
+fn dashboard_story_runs_verifies_and_answers_first() {
+    let (results, md) = run_story(
+        "dashboard-under-load",
+        "categories = 4, products = 100, users = 100, orders = 1000, reviews = 200, price_changes = 20, days = 10",
+        "sweep = { readers = [0, 2] }",
+        &["--duration", "3s", "--backends", "normalized,cqrs-sync"],
+    );
+    assert_eq!(results["scenario"]["story"], "dashboard");
+    let answer = answer_of(&md);
+    // Either normalized breaks at 2 readers (named, with cqrs-sync there), or nothing breaks
+    // up to 2 readers: which one is the machine's business, the sentence's shape is not.
+    let broke = answer.contains("normalized order writes break at **2 readers**: write p99 ")
+        && answer.contains("there **cqrs-sync** ");
+    let held = answer.contains(
+        "writes break up to **2 readers** (the most readers tried): normalized write p99 ",
+    ) || answer.contains("normalized order writes do not break up to **2 readers**");
+    assert!(broke || held, "{answer}");
+    assert!(answer.contains("at 0 readers"), "{answer}");
+    assert!(
+        answer.contains("![Do reads hurt writes? p99 against read load](plots/load.svg)"),
+        "{answer}"
+    );
+}
+
+/// The same story on PostgreSQL, where the projector reads the outbox below the xid horizon.
+#[test]
+fn read_model_lag_story_on_postgres() {
+    let Some(_) = pg_url("read_model_lag_story_on_postgres") else {
+        return;
+    };
+    let url = std::env::var(PG_ENV).unwrap();
+    let schema = unique_schema("story");
+    let (results, md) = run_story(
+        "read-model-lag",
+        "categories = 4, products = 60, users = 60, orders = 200, reviews = 50, price_changes = 10, days = 5",
+        "",
+        &["--duration", "3s", "--db", &url, "--schema", &schema],
+    );
+    assert_eq!(results["environment"]["engine"], "postgres");
+    let answer = answer_of(&md);
+    assert!(answer.contains("on **cqrs-async** "), "{answer}");
+    assert!(answer.contains("on **cqrs-sync**"), "{answer}");
+}
