@@ -40,7 +40,6 @@ fn spec() -> DatasetSpec {
         reviews: 20,
         price_changes: 5,
         days: 3,
-        extra_product_indexes: 0,
     }
 }
 

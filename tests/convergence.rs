@@ -82,7 +82,6 @@ fn spec() -> DatasetSpec {
         reviews: 8,
         price_changes: 3,
         days: 2,
-        extra_product_indexes: 0,
     }
 }
 

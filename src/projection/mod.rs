@@ -18,7 +18,6 @@ pub mod projector;
 pub mod read_store;
 pub mod rebuild;
 pub mod relay;
-pub mod search;
 pub mod sql;
 pub mod truth;
 
@@ -26,8 +25,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-/// The read models: the four SQL ones (`ALL`, in the database) and the product search index
-/// (`ProductSearch`, in tantivy beside it, fed by a projector of its own).
+/// The four read models.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ProjectionName {
@@ -35,7 +33,6 @@ pub enum ProjectionName {
     OrderSummary,
     DailySales,
     ProductSales,
-    ProductSearch,
 }
 
 impl ProjectionName {
@@ -52,11 +49,9 @@ impl ProjectionName {
             ProjectionName::OrderSummary => "order_summary",
             ProjectionName::DailySales => "daily_sales",
             ProjectionName::ProductSales => "product_sales",
-            ProjectionName::ProductSearch => "product_search",
         }
     }
 
-    /// One of the SQL read models (`ALL`) by name.
     pub fn from_name(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|p| p.name() == name)
     }
@@ -68,7 +63,6 @@ impl ProjectionName {
             ProjectionName::OrderSummary => &["order_summary"],
             ProjectionName::DailySales => &["daily_sales"],
             ProjectionName::ProductSales => &["product_sales"],
-            ProjectionName::ProductSearch => &[],
         }
     }
 
@@ -79,7 +73,6 @@ impl ProjectionName {
             ProjectionName::OrderSummary => None,
             ProjectionName::DailySales => Some("daily_sales_applied"),
             ProjectionName::ProductSales => Some("product_sales_applied"),
-            ProjectionName::ProductSearch => None,
         }
     }
 }
@@ -245,7 +238,6 @@ pub fn diff(actual: &ReadModels, expected: &ReadModels) -> BTreeMap<ProjectionNa
                 &expected.product_sales,
                 &mut d,
             ),
-            ProjectionName::ProductSearch => {}
         }
         out.insert(p, d);
     }
