@@ -33,6 +33,7 @@ fn dataset() -> DatasetSpec {
         reviews: 1_000,
         price_changes: 300,
         days: 30,
+        extra_product_indexes: 0,
     }
 }
 

@@ -71,6 +71,7 @@ fn rows(rm: &ReadModels, p: ProjectionName) -> usize {
         ProjectionName::OrderSummary => rm.order_summary.len(),
         ProjectionName::DailySales => rm.daily_sales.len(),
         ProjectionName::ProductSales => rm.product_sales.len(),
+        ProjectionName::ProductSearch => rm.product_catalog.len(),
     }
 }
 
@@ -84,6 +85,8 @@ pub enum VerifyError {
     ReadModelsElsewhere(String),
     #[error("{0} is a read store: verify it with its write database (--db) and --read-db")]
     OnlyReadStore(String),
+    #[error(transparent)]
+    Search(#[from] crate::projection::search::SearchError),
 }
 
 impl VerifyError {
@@ -94,12 +97,69 @@ impl VerifyError {
             VerifyError::NoReadModels(_)
             | VerifyError::ReadModelsElsewhere(_)
             | VerifyError::OnlyReadStore(_) => 2,
+            VerifyError::Search(e) => e.exit_code(),
         }
     }
 }
 
-/// Verifies the read models of a database the tool seeded.
+/// Verifies the read models of a database the tool seeded, and its search index if it has
+/// one where `search::index_dir` puts it by default.
 pub async fn verify(db: &Db) -> Result<VerifyReport, VerifyError> {
+    verify_with(db, None).await
+}
+
+/// Verifies the read models, and the search index in `search_dir` (default:
+/// `search::index_dir`) if there is one there: every document against the product
+/// catalog's truth.
+pub async fn verify_with(
+    db: &Db,
+    search_dir: Option<&std::path::Path>,
+) -> Result<VerifyReport, VerifyError> {
+    let mut report = verify_sql(db).await?;
+    if let Some(check) = verify_search(db, search_dir).await? {
+        report.mismatches += check.mismatches;
+        report.models.push(check);
+    }
+    Ok(report)
+}
+
+/// The search index in `dir` (default: `search::index_dir`) against the truth; `None` if
+/// there is no index there.
+pub async fn verify_search(
+    db: &Db,
+    dir: Option<&std::path::Path>,
+) -> Result<Option<ModelCheck>, VerifyError> {
+    use crate::projection::search::{index_dir, verify::check_index, SearchIndex};
+    let dir = index_dir(db, dir);
+    if !SearchIndex::exists(&dir) {
+        return Ok(None);
+    }
+    let state = DbState::read(db).await?;
+    let expected = if state.has_event_store() {
+        let log = crate::projection::event_store::read_store(db)
+            .await
+            .map_err(|e| DbError::from(sqlx::Error::Protocol(e.to_string())))?;
+        crate::projection::fold::fold(log.iter().map(|d| &d.event)).product_catalog
+    } else {
+        let mut conn = db.read.acquire().await.map_err(DbError::from)?;
+        truth::load_catalog_from(&mut conn, truth::Source::Truth)
+            .await
+            .map_err(DbError::from)?
+    };
+    let index = SearchIndex::open(&dir)?;
+    let check = tokio::task::spawn_blocking(move || check_index(&index, &expected, SHOWN_DIFFS))
+        .await
+        .map_err(|e| crate::projection::search::SearchError::Task(e.to_string()))??;
+    Ok(Some(ModelCheck {
+        read_model: ProjectionName::ProductSearch,
+        rows_expected: check.rows_expected,
+        rows_actual: check.rows_actual,
+        mismatches: check.mismatches,
+        first_diffs: check.first_diffs,
+    }))
+}
+
+async fn verify_sql(db: &Db) -> Result<VerifyReport, VerifyError> {
     schema::require_ours(db).await?;
     let state = DbState::read(db).await?;
     if state.is_read_store() {

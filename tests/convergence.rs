@@ -82,6 +82,7 @@ fn spec() -> DatasetSpec {
         reviews: 8,
         price_changes: 3,
         days: 2,
+        extra_product_indexes: 0,
     }
 }
 

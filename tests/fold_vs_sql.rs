@@ -28,6 +28,7 @@ fn tiny() -> DatasetSpec {
         reviews: 20,
         price_changes: 5,
         days: 3,
+        extra_product_indexes: 0,
     }
 }
 

@@ -411,3 +411,36 @@ fn snapshot_every_negative_or_fractional() {
         &["event_sourcing.snapshot_every"],
     );
 }
+
+#[test]
+fn extra_product_indexes_out_of_range() {
+    // Issue [search] 16: 0 to 20 extra indexes on `products`.
+    for (n, bad) in [
+        ("21", true),
+        ("-1", true),
+        ("\"five\"", true),
+        ("20", false),
+    ] {
+        let mut p = Parts::valid();
+        p.dataset
+            .push_str(&format!("extra_product_indexes = {n}\n"));
+        if bad {
+            expect_invalid(
+                "extra_indexes",
+                &p.text(),
+                &["dataset.extra_product_indexes"],
+            );
+        } else {
+            let s = cqrs_bench::scenario::Scenario::parse(&p.text(), "ok.toml", "ok")
+                .unwrap_or_else(|e| panic!("20 extra indexes are allowed:\n{e}"));
+            assert_eq!(s.dataset.extra_product_indexes, 20);
+        }
+    }
+}
+
+#[test]
+fn unknown_query_name_in_mix() {
+    let mut p = Parts::valid();
+    p.reads = replace_line(&p.reads, "mix", "mix = { text_search = 1, text_serch = 2 }");
+    expect_invalid("unknown_query", &p.text(), &["reads.mix.text_serch"]);
+}

@@ -92,6 +92,14 @@ impl Architecture for CqrsAsync {
         Some(self.read_side.projector())
     }
 
+    fn search(&self) -> Option<&super::projected::SearchSide> {
+        self.read_side.search()
+    }
+
+    fn start(&self) -> BoxFuture<'_, Result<(), ProjectorError>> {
+        Box::pin(self.read_side.start_search())
+    }
+
     fn wait_caught_up(&self, timeout: Duration) -> BoxFuture<'_, Result<(), ProjectorError>> {
         Box::pin(self.read_side.wait_caught_up(timeout))
     }

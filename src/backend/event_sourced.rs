@@ -367,6 +367,14 @@ impl Architecture for EventSourced {
         Box::pin(self.read_side.wait_caught_up(timeout))
     }
 
+    fn search(&self) -> Option<&super::projected::SearchSide> {
+        self.read_side.search()
+    }
+
+    fn start(&self) -> BoxFuture<'_, Result<(), ProjectorError>> {
+        Box::pin(self.read_side.start_search())
+    }
+
     fn concurrency(&self) -> Vec<ConcurrencyCounts> {
         CommandKind::ALL
             .iter()

@@ -253,6 +253,12 @@ pub trait Architecture: Send + Sync {
         None
     }
 
+    /// The search index `text_search` reads, if the backend keeps one (else it is answered
+    /// with SQL like every query).
+    fn search(&self) -> Option<&projected::SearchSide> {
+        None
+    }
+
     /// The counters of the projector keeping the read side up, whatever it reads from.
     fn projector_stats(&self) -> Option<Arc<ProjectorStats>> {
         self.projector().map(|p| p.stats.clone())
@@ -382,6 +388,13 @@ pub struct BackendOptions {
     /// A separate read store (`--read-db`, made by `read_db::prepare`) that the projector
     /// feeds and queries read, instead of the write database's own read tables.
     pub read_store: Option<Db>,
+    /// `cqrs-async` and `event-sourced`: keep the product search index beside the SQL read
+    /// models (on by default).
+    pub search: bool,
+    /// Where the search index lives (default: `search::index_dir`).
+    pub search_dir: Option<std::path::PathBuf>,
+    /// Told of every write's commit and of every search-index commit: search freshness.
+    pub search_lag: Option<Arc<LagTracker>>,
 }
 
 impl Default for BackendOptions {
@@ -396,6 +409,9 @@ impl Default for BackendOptions {
             dedicated_sessions: false,
             snapshot_every: 0,
             read_store: None,
+            search: true,
+            search_dir: None,
+            search_lag: None,
         }
     }
 }
@@ -489,6 +505,9 @@ impl Backend {
         session: &mut Session,
         q: &Query,
     ) -> Result<QueryAnswer, sqlx::Error> {
+        if let (Query::TextSearch { .. }, Some(search)) = (q, self.architecture.search()) {
+            return text_search_in(search.index.clone(), q.clone()).await;
+        }
         let reader = self.architecture.reads_from(&self.db);
         let mut conn = session.take(&reader.read).await?;
         let result = queries::run(&mut conn, self.architecture.read_side(), q).await;
@@ -499,6 +518,18 @@ impl Backend {
     /// The projector of the async backend (for driving it by hand and for its counters).
     pub fn projector(&self) -> Option<&Arc<Projector>> {
         self.architecture.projector()
+    }
+
+    /// The search index's read side (`cqrs-async`, `event-sourced`; `None` otherwise).
+    pub fn search(&self) -> Option<&projected::SearchSide> {
+        self.architecture.search()
+    }
+
+    /// How many events of the log the search index is behind the SQL product catalog right
+    /// now (negative: ahead); `None` without an index or when the database cannot tell.
+    pub async fn search_skew(&self) -> Option<i64> {
+        let search = self.architecture.search()?;
+        search.skew().await.ok()
     }
 
     /// The counters of the projector keeping the read side up, if any.
@@ -553,6 +584,47 @@ impl Backend {
     }
 }
 
+/// `text_search` answered from the search index, on a blocking thread (tantivy's reads are
+/// synchronous). Its errors travel as the query's database errors, as every read's do.
+async fn text_search_in(
+    index: Arc<crate::projection::search::SearchIndex>,
+    q: Query,
+) -> Result<QueryAnswer, sqlx::Error> {
+    let Query::TextSearch {
+        terms,
+        category_id,
+        min_cents,
+        max_cents,
+        min_rating,
+        in_stock,
+        sort,
+        limit,
+    } = q
+    else {
+        unreachable!("only text_search reads the index")
+    };
+    let words = queries::search_words(&terms)?;
+    tokio::task::spawn_blocking(move || {
+        crate::projection::search::query::text_search(
+            &index,
+            &crate::projection::search::query::TextQuery {
+                words: &words,
+                category_id,
+                min_cents,
+                max_cents,
+                min_rating,
+                in_stock,
+                sort,
+                limit,
+            },
+        )
+    })
+    .await
+    .map_err(|e| sqlx::Error::Protocol(format!("search task: {e}")))?
+    .map(QueryAnswer::TextSearch)
+    .map_err(|e| sqlx::Error::Protocol(e.to_string()))
+}
+
 /// Opens `url` (schema `schema` on PostgreSQL), seeds the dataset for `kind` and returns the
 /// database, ready for `Backend::open`.
 pub async fn prepare(
@@ -576,6 +648,8 @@ pub async fn prepare_provisioned(
     pool_size: u32,
 ) -> Result<(Db, crate::db::load::SeedReport), DbError> {
     let db = Db::open(url, schema, pool_size).await?;
+    // A search index left beside an earlier dataset of this name describes other data.
+    crate::projection::search::discard(&db, None).map_err(|e| DbError::from(sqlx::Error::Io(e)))?;
     let ds = crate::dataset::Dataset::generate(seed, spec);
     let report = crate::db::load::seed_with(
         &db,

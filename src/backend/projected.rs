@@ -3,20 +3,40 @@
 //! start-up, the wake-ups (in-process after a commit, and a notification statement for
 //! projectors in other processes where the engine has one), the read-your-writes check, the
 //! wait for catching up, and the shutdown. The backends differ only in which log it reads.
+//!
+//! Beside it, unless told not to, a second projector over the same log keeps the product
+//! search index (tantivy, `projection::search`) with its own checkpoint in the index's
+//! commits: the two read sides apply separately, as a search engine beside a database must,
+//! and a reader sees a write once both cover it.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use std::sync::Mutex;
 
 use sqlx::{AnyConnection, Row};
 use tokio::sync::{watch, Notify};
 
 use super::{BackendOptions, Receipt, Session};
 use crate::db::Db;
-use crate::projection::event_source::Position;
-use crate::projection::event_source::{notify_channel, EventLog};
+use crate::projection::event_source::{notify_channel, EventLog, Position};
 use crate::projection::projector::{LagTracker, Projector, ProjectorError};
 use crate::projection::read_store::{read_checkpoints, SameDatabase};
+use crate::projection::search::{index_dir, SearchError, SearchIndex, SearchStore};
 use crate::projection::ProjectionName;
+
+/// The search index's read side: its projector and, once started, the projector's task.
+pub struct SearchSide {
+    pub index: Arc<SearchIndex>,
+    pub projector: Arc<Projector<EventLog, SearchStore>>,
+    wake: Arc<Notify>,
+    run: bool,
+    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    shutdown: watch::Receiver<bool>,
+    db: Db,
+    /// The log's table (`events` or `es_events`).
+    table: &'static str,
+}
 
 pub struct Projected {
     /// The statement that wakes projectors in other processes, where the engine has one.
@@ -29,6 +49,10 @@ pub struct Projected {
     task: Option<tokio::task::JoinHandle<()>>,
     projector: Arc<Projector>,
     lag: Option<Arc<LagTracker>>,
+    search: Option<SearchSide>,
+    /// Why the search index could not be opened (reported by `start_search`).
+    search_failed: Mutex<Option<SearchError>>,
+    search_lag: Option<Arc<LagTracker>>,
     /// The read models' own database (`--read-db`), when they are not in the log's.
     read_store: Option<Db>,
 }
@@ -36,10 +60,20 @@ pub struct Projected {
 impl Projected {
     /// A projector from `log` into the read models of `db`, or of the separate read store
     /// `opts` name, started unless `opts` say not to (tests may drive it by hand instead).
+    /// The search index is kept only beside read models in the log's own database: it is
+    /// filled from the catalog and its skew counted in the log, both in one database.
     pub fn start(db: &Db, log: EventLog, opts: &BackendOptions) -> Self {
         let wake = Arc::new(Notify::new());
         let (shutdown, shutdown_rx) = watch::channel(false);
         let table = log.table();
+        let (search, search_failed) = if opts.search && opts.read_store.is_none() {
+            match SearchSide::open(db, log.clone(), opts, shutdown_rx.clone()) {
+                Ok(s) => (Some(s), None),
+                Err(e) => (None, Some(e)),
+            }
+        } else {
+            (None, None)
+        };
         let store = opts.read_store.as_ref().unwrap_or(db);
         let mut projector = Projector::over(
             log,
@@ -62,8 +96,15 @@ impl Projected {
             task,
             projector,
             lag: opts.lag.clone(),
+            search,
+            search_failed: Mutex::new(search_failed),
+            search_lag: opts.search_lag.clone(),
             read_store: opts.read_store.clone(),
         }
+    }
+
+    pub fn projector(&self) -> &Arc<Projector> {
+        &self.projector
     }
 
     /// Where the read models are: the separate read store, if any, else `db`.
@@ -71,8 +112,21 @@ impl Projected {
         self.read_store.as_ref().unwrap_or(db)
     }
 
-    pub fn projector(&self) -> &Arc<Projector> {
-        &self.projector
+    /// The search index's read side, if it has one.
+    pub fn search(&self) -> Option<&SearchSide> {
+        self.search.as_ref()
+    }
+
+    /// Fills a new search index from the product catalog and starts its projector (once,
+    /// before the first command).
+    pub async fn start_search(&self) -> Result<(), ProjectorError> {
+        if let Some(e) = self.search_failed.lock().expect("search lock").take() {
+            return Err(e.into());
+        }
+        match &self.search {
+            Some(s) => s.start().await,
+            None => Ok(()),
+        }
     }
 
     /// Wakes projectors in other processes once `tx` commits (nothing where the engine has
@@ -92,7 +146,13 @@ impl Projected {
         if let Some(lag) = &self.lag {
             lag.committed(seqs, at);
         }
+        if let Some(lag) = &self.search_lag {
+            lag.committed(seqs, at);
+        }
         self.wake.notify_one();
+        if let Some(s) = &self.search {
+            s.wake.notify_one();
+        }
     }
 
     /// Whether every read model's checkpoint covers the receipt's last event.
@@ -107,12 +167,21 @@ impl Projected {
         };
         let Some(store) = &self.read_store else {
             let mut conn = session.take(&db.read).await?;
-            let result = covers(&mut conn, self.table, seq).await;
+            let mut result = covers(&mut conn, self.table, seq).await;
+            if let (Ok(true), Some(s)) = (&result, &self.search) {
+                result = position_of(&mut conn, self.table, seq)
+                    .await
+                    .map(|pos| pos.is_some_and(|p| s.index.searchable() >= p));
+            }
             session.give_back(conn, result.is_ok());
             return result;
         };
         // The event's position is in the log's database, the checkpoints in the read store's.
-        let Some(pos) = position_of(&db.read, self.table, seq).await? else {
+        let pos = {
+            let mut conn = db.read.acquire().await?;
+            position_of(&mut conn, self.table, seq).await?
+        };
+        let Some(pos) = pos else {
             return Ok(false);
         };
         let mut conn = session.take(&store.read).await?;
@@ -132,8 +201,20 @@ impl Projected {
             if self.task.is_none() {
                 self.projector.catch_up().await?;
             }
-            if self.projector.backlog().await? == 0 {
+            if let Some(s) = &self.search {
+                if !s.run {
+                    s.projector.catch_up().await?;
+                }
+            }
+            let search_backlog = match &self.search {
+                Some(s) => s.projector.backlog().await?,
+                None => 0,
+            };
+            if self.projector.backlog().await? == 0 && search_backlog == 0 {
                 return Ok(());
+            }
+            if let Some(s) = &self.search {
+                s.wake.notify_one();
             }
             if Instant::now() >= deadline {
                 return Err(ProjectorError::Timeout(timeout));
@@ -149,17 +230,114 @@ impl Projected {
         if let Some(task) = self.task.take() {
             let _ = task.await;
         }
+        if let Some(s) = self.search.take() {
+            let task = s.task.lock().expect("search task lock").take();
+            if let Some(task) = task {
+                let _ = task.await;
+            }
+        }
     }
 }
 
-/// The position of event `seq` in `table`, if it is there.
+impl SearchSide {
+    /// Events of the log the SQL product catalog covers and the index does not (negative:
+    /// the other way round): the two read sides' skew.
+    pub async fn skew(&self) -> Result<i64, ProjectorError> {
+        let index = self.index.searchable();
+        let mut conn = self
+            .db
+            .read
+            .acquire()
+            .await
+            .map_err(crate::db::DbError::from)?;
+        let sql = crate::projection::read_store::read_checkpoints(&mut conn)
+            .await?
+            .get(&ProjectionName::ProductCatalog)
+            .copied()
+            .unwrap_or_default();
+        let (lo, hi, sign) = if sql >= index {
+            (index, sql, 1)
+        } else {
+            (sql, index, -1)
+        };
+        if lo == hi {
+            return Ok(0);
+        }
+        let q = format!(
+            "SELECT COUNT(*) FROM {} WHERE (xid > $1 OR (xid = $1 AND seq > $2)) \
+             AND (xid < $3 OR (xid = $3 AND seq <= $4))",
+            self.table
+        );
+        let n: i64 = sqlx::query_scalar(&q)
+            .bind(lo.xid)
+            .bind(lo.seq)
+            .bind(hi.xid)
+            .bind(hi.seq)
+            .fetch_one(&mut *conn)
+            .await?;
+        Ok(sign * n)
+    }
+
+    /// Opens (or creates) the index where `opts` say, with a projector over `log` that stops
+    /// when `shutdown` turns true.
+    fn open(
+        db: &Db,
+        log: EventLog,
+        opts: &BackendOptions,
+        shutdown: watch::Receiver<bool>,
+    ) -> Result<Self, SearchError> {
+        let index = SearchIndex::open(&index_dir(db, opts.search_dir.as_deref()))?;
+        let table = log.table();
+        let mut projector =
+            Projector::over(log, SearchStore::new(index.clone()), opts.projector.clone())
+                .with_projections(&[ProjectionName::ProductSearch]);
+        if let Some(lag) = &opts.search_lag {
+            projector = projector.with_lag(lag.clone());
+        }
+        Ok(SearchSide {
+            index,
+            projector: Arc::new(projector),
+            wake: Arc::new(Notify::new()),
+            run: opts.run_projector,
+            task: Mutex::new(None),
+            shutdown,
+            db: db.clone(),
+            table,
+        })
+    }
+
+    /// A new index (at the start, empty) is filled from the product catalog read model at
+    /// its checkpoint; then the projector's task starts, if it runs in this process.
+    async fn start(&self) -> Result<(), ProjectorError> {
+        if self.index.committed()? == Position::default() && self.index.searcher().num_docs() == 0 {
+            self.projector.store().seed_from_catalog(&self.db).await?;
+        }
+        // Without a task here, a projector in another process may keep the index: leave it
+        // the writer's lock.
+        self.index.release_writer();
+        if self.run {
+            let task = tokio::spawn(
+                self.projector
+                    .clone()
+                    .run(self.wake.clone(), self.shutdown.clone()),
+            );
+            *self.task.lock().expect("search task lock") = Some(task);
+        }
+        Ok(())
+    }
+}
+
+/// The log position of event `seq` of `table`.
 async fn position_of(
-    pool: &sqlx::AnyPool,
+    conn: &mut AnyConnection,
     table: &str,
     seq: i64,
 ) -> Result<Option<Position>, sqlx::Error> {
     let sql = format!("SELECT xid, seq FROM {table} WHERE seq = $1");
-    let row = sqlx::query(&sql).bind(seq).fetch_optional(pool).await?;
+    let row = sqlx::query(&sql)
+        .bind(seq)
+        .fetch_optional(&mut *conn)
+        .await?;
     row.map(|r| {
         Ok(Position {
             xid: r.try_get(0)?,

@@ -1,4 +1,4 @@
-//! The five queries, once against the normalized tables (joins and aggregates) and once
+//! The six queries, once against the normalized tables (joins and aggregates) and once
 //! against the read models. Both return the same typed answers; only the SQL differs, so one
 //! runner per query serves both.
 
@@ -6,8 +6,8 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 use crate::domain::{
-    DayRevenue, OrderRow, PriceChangeRow, ProductPage, Query, QueryAnswer, RelatedProduct,
-    SearchHit, TopProduct, MICROS_PER_DAY,
+    text, DayRevenue, OrderRow, PriceChangeRow, ProductPage, Query, QueryAnswer, RelatedProduct,
+    SearchHit, TextSort, TopProduct, MICROS_PER_DAY,
 };
 
 /// Which tables the queries read.
@@ -25,6 +25,10 @@ struct Sql {
     search: &'static str,
     daily_revenue: &'static str,
     top_products: &'static str,
+    /// `text_search` with `@MATCHED@` for the count of the query's words in the name and
+    /// `@ORDER@` for the sort; `$1` category (0 any), `$2..$3` price, `$4` in stock, `$5` min
+    /// rating, `$6` limit, `$7…` one `% word %` pattern per word.
+    text_search: &'static str,
 }
 
 const NORMALIZED: Sql = Sql {
@@ -61,6 +65,17 @@ const NORMALIZED: Sql = Sql {
                    FROM order_items i JOIN orders o ON o.id = i.order_id \
                    JOIN products p ON p.id = i.product_id WHERE o.status <> 'cancelled' \
                    GROUP BY p.id, p.name ORDER BY revenue DESC, p.id LIMIT $1",
+    // The reviews are counted only for products whose name and filters match (the
+    // correlated subqueries run for the inner query's rows only).
+    text_search: "SELECT q.id, q.name, q.price_cents, q.stock, q.n, q.s FROM ( \
+                  SELECT p.id AS id, p.name AS name, p.price_cents AS price_cents, p.stock AS stock, \
+                  (SELECT CAST(COUNT(*) AS BIGINT) FROM reviews r WHERE r.product_id = p.id) AS n, \
+                  (SELECT CAST(COALESCE(SUM(r.rating), 0) AS BIGINT) FROM reviews r WHERE r.product_id = p.id) AS s, \
+                  @MATCHED@ AS m FROM products p \
+                  WHERE ($1 = 0 OR p.category_id = $1) AND p.price_cents BETWEEN $2 AND $3 \
+                  AND ($4 = 0 OR p.stock > 0) AND @MATCHED@ > 0) q \
+                  WHERE ($5 = 0 OR (q.n > 0 AND q.s >= $5 * q.n)) \
+                  ORDER BY @ORDER@ LIMIT $6",
 };
 
 const READ_MODELS: Sql = Sql {
@@ -82,7 +97,47 @@ const READ_MODELS: Sql = Sql {
                     WHERE day BETWEEN $1 AND $2 AND orders > 0 ORDER BY day",
     top_products: "SELECT product_id, name, units, revenue_cents FROM product_sales \
                    WHERE units > 0 ORDER BY revenue_cents DESC, product_id LIMIT $1",
+    text_search: "SELECT q.id, q.name, q.price_cents, q.stock, q.n, q.s FROM ( \
+                  SELECT product_id AS id, name, price_cents, stock, review_count AS n, \
+                  rating_sum AS s, @MATCHED@ AS m FROM product_catalog p \
+                  WHERE ($1 = 0 OR category_id = $1) AND price_cents BETWEEN $2 AND $3 \
+                  AND ($4 = 0 OR stock > 0) \
+                  AND ($5 = 0 OR (review_count > 0 AND rating_sum >= $5 * review_count)) \
+                  AND @MATCHED@ > 0) q \
+                  ORDER BY @ORDER@ LIMIT $6",
 };
+
+/// The `text_search` statement of `template` for `words` words sorted by `sort`: each word
+/// counts 1 when the name holds it as a whole word (`domain::text`).
+fn text_search_sql(template: &str, words: usize, sort: TextSort) -> String {
+    let matched = (0..words)
+        .map(|k| {
+            format!(
+                "(CASE WHEN ' ' || LOWER(p.name) || ' ' LIKE ${} THEN 1 ELSE 0 END)",
+                k + 7
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" + ");
+    let order = match sort {
+        TextSort::Price => "q.price_cents, q.id",
+        TextSort::Relevance => "q.m DESC, q.id",
+    };
+    template
+        .replace("@MATCHED@", &format!("({matched})"))
+        .replace("@ORDER@", order)
+}
+
+/// `text_search`'s hits, or an error for a query without a word (nothing to search for).
+pub fn search_words(terms: &[String]) -> Result<Vec<String>, sqlx::Error> {
+    let words = text::words(terms);
+    if words.is_empty() {
+        return Err(sqlx::Error::Protocol(format!(
+            "text_search: no word to search for in {terms:?}"
+        )));
+    }
+    Ok(words)
+}
 
 /// The `user_orders` statement of a side (`$1` user, `$2` limit), for the floor benches that
 /// run it bare.
@@ -91,6 +146,21 @@ pub fn user_orders_sql(side: ReadSide) -> &'static str {
         ReadSide::Normalized => NORMALIZED.user_orders,
         ReadSide::ReadModels => READ_MODELS.user_orders,
     }
+}
+
+fn search_hits(rows: &[AnyRow]) -> Result<Vec<SearchHit>, sqlx::Error> {
+    rows.iter()
+        .map(|r| {
+            Ok(SearchHit {
+                product_id: i(r, 0)?,
+                name: s(r, 1)?,
+                price_cents: i(r, 2)?,
+                stock: i(r, 3)?,
+                review_count: i(r, 4)?,
+                rating_sum: i(r, 5)?,
+            })
+        })
+        .collect()
 }
 
 fn day(sql: &str) -> String {
@@ -202,20 +272,31 @@ pub async fn run(
                 .bind(limit)
                 .fetch_all(&mut *conn)
                 .await?;
-            QueryAnswer::Search(
-                rows.iter()
-                    .map(|r| {
-                        Ok(SearchHit {
-                            product_id: i(r, 0)?,
-                            name: s(r, 1)?,
-                            price_cents: i(r, 2)?,
-                            stock: i(r, 3)?,
-                            review_count: i(r, 4)?,
-                            rating_sum: i(r, 5)?,
-                        })
-                    })
-                    .collect::<Result<_, sqlx::Error>>()?,
-            )
+            QueryAnswer::Search(search_hits(&rows)?)
+        }
+        Query::TextSearch {
+            terms,
+            category_id,
+            min_cents,
+            max_cents,
+            min_rating,
+            in_stock,
+            sort,
+            limit,
+        } => {
+            let words = search_words(terms)?;
+            let stmt = text_search_sql(sql.text_search, words.len(), *sort);
+            let mut q = sqlx::query(&stmt)
+                .bind(category_id)
+                .bind(min_cents)
+                .bind(max_cents)
+                .bind(i64::from(*in_stock))
+                .bind(min_rating)
+                .bind(limit);
+            for w in &words {
+                q = q.bind(format!("% {w} %"));
+            }
+            QueryAnswer::TextSearch(search_hits(&q.fetch_all(&mut *conn).await?)?)
         }
         Query::DailyRevenue { from_day, to_day } => {
             let rows = sqlx::query(&day(sql.daily_revenue))

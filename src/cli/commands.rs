@@ -14,9 +14,9 @@ use crate::backend::{cqrs_broker, prepare, BackendKind};
 use crate::check;
 use crate::db::{schema, validate_schema_name, Db, DbError, DbUrl, OpenMode};
 use crate::format::one_of;
-use crate::projection::projector::ProjectorConfig;
-use crate::projection::rebuild::{rebuild, rebuild_into};
-use crate::projection::{dead_letter, ProjectionName};
+use crate::projection::projector::{ProjectorConfig, ProjectorError};
+use crate::projection::rebuild::{rebuild, rebuild_into, rebuild_search};
+use crate::projection::{dead_letter, search, ProjectionName};
 use crate::report::{self, table};
 use crate::results::Results;
 use crate::run::projector::run_projector;
@@ -261,27 +261,51 @@ async fn open_read_store(url: &str, schema: &str) -> Result<Db, Failure> {
 }
 
 async fn cmd_rebuild(args: RebuildArgs) -> Result<(), Failure> {
-    let projections = parse_projection(&args.projection)?;
+    let search_only = args.projection.as_deref() == Some(ProjectionName::ProductSearch.name());
+    let projections = if search_only {
+        Vec::new()
+    } else {
+        parse_projection(&args.projection)?
+    };
     // A connection per read model: on PostgreSQL they are rebuilt concurrently.
     let db = open_ours(&args.db, projections.len() as u32 + 1).await?;
-    let report = match &args.read_db {
-        None => rebuild(&db, &projections, args.batch_size.max(1)).await?,
-        Some(read) => {
-            let read = open_read_store(read, &args.db.schema).await?;
-            crate::backend::read_db::require_read_store(&read).await?;
-            let report = rebuild_into(&db, &read, &projections, args.batch_size.max(1)).await?;
-            read.close().await;
-            report
-        }
-    };
-    let names: Vec<&str> = projections.iter().map(|p| p.name()).collect();
-    println!(
-        "rebuilt {} from {} events in {:.2}s ({:.0} events/s)",
-        names.join(", "),
-        report.events,
-        report.seconds,
-        report.events_per_second
-    );
+    if !projections.is_empty() {
+        let report = match &args.read_db {
+            None => rebuild(&db, &projections, args.batch_size.max(1)).await?,
+            Some(read) => {
+                let read = open_read_store(read, &args.db.schema).await?;
+                crate::backend::read_db::require_read_store(&read).await?;
+                let report = rebuild_into(&db, &read, &projections, args.batch_size.max(1)).await?;
+                read.close().await;
+                report
+            }
+        };
+        let names: Vec<&str> = projections.iter().map(|p| p.name()).collect();
+        println!(
+            "rebuilt {} from {} events in {:.2}s ({:.0} events/s)",
+            names.join(", "),
+            report.events,
+            report.seconds,
+            report.events_per_second
+        );
+    }
+    // A run with a separate read store keeps no search index.
+    let dir = search::index_dir(&db, args.search_dir.as_deref());
+    if args.read_db.is_none()
+        && (search_only || (args.projection.is_none() && search::SearchIndex::exists(&dir)))
+    {
+        let index = search::SearchIndex::open(&dir).map_err(ProjectorError::from)?;
+        let report = rebuild_search(&db, index.clone(), args.batch_size.max(1)).await?;
+        let documents = index.searcher().num_docs();
+        println!(
+            "rebuilt product_search ({documents} documents) from {} events in {:.2}s \
+             ({:.0} events/s, {:.0} documents/s)",
+            report.events,
+            report.seconds,
+            report.events_per_second,
+            documents as f64 / report.seconds.max(1e-9)
+        );
+    }
     db.close().await;
     Ok(())
 }
@@ -306,7 +330,13 @@ async fn cmd_projector(args: ProjectorArgs) -> Result<(), Failure> {
             db.url.redacted()
         )
     };
-    let outcome = run_projector(&db, config, args.until_idle, started, |line| {
+    let search = if args.search {
+        let dir = search::index_dir(&db, args.search_dir.as_deref());
+        Some(search::SearchIndex::open(&dir).map_err(ProjectorError::from)?)
+    } else {
+        None
+    };
+    let outcome = run_projector(&db, config, args.until_idle, search, started, |line| {
         println!("{line}")
     })
     .await;
@@ -318,6 +348,10 @@ async fn cmd_drop(args: DbArgs) -> Result<(), Failure> {
     let url = parse_url(&args.db)?;
     let db = Db::open_with(&url, &args.schema, 1, OpenMode::Existing).await?;
     schema::drop_all(&db).await?;
+    // The search index kept beside it describes data that is gone.
+    search::discard(&db, None).map_err(|e| {
+        ProjectorError::from(search::SearchError::Io(search::index_dir(&db, None), e))
+    })?;
     db.close().await;
     println!("dropped the tool's tables from {}", url.redacted());
     Ok(())

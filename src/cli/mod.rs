@@ -64,6 +64,13 @@ pub struct ProjectorArgs {
     /// Fault drills: hold each batch's transaction open this long before commit, e.g. 50ms.
     #[arg(long)]
     pub hold_before_commit: Option<String>,
+    /// Keep the product search index instead of the SQL read models.
+    #[arg(long)]
+    pub search: bool,
+    /// Where the search index lives (default: beside a SQLite file; on PostgreSQL in the
+    /// temporary directory under the schema's name).
+    #[arg(long)]
+    pub search_dir: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -93,9 +100,14 @@ pub struct RebuildArgs {
     /// --db's event log.
     #[arg(long)]
     pub read_db: Option<String>,
-    /// Only this read model (product_catalog, order_summary, daily_sales, product_sales).
+    /// Only this read model (product_catalog, order_summary, daily_sales, product_sales,
+    /// product_search). Without it, every SQL read model, and the search index if there is one.
     #[arg(long)]
     pub projection: Option<String>,
+    /// Where the search index lives (default: beside a SQLite file; on PostgreSQL in the
+    /// temporary directory under the schema's name).
+    #[arg(long)]
+    pub search_dir: Option<PathBuf>,
     /// Events per transaction; a rebuild moves the whole log, so batches are large.
     #[arg(long, default_value_t = 10_000)]
     pub batch_size: i64,

@@ -5,4 +5,6 @@ pub mod generator;
 pub mod spec;
 
 pub use generator::{batches, Dataset, BATCH_ROWS};
-pub use spec::{category_name, first_free_ids, product_name, DatasetSpec, FreeIds, START_AT};
+pub use spec::{
+    category_name, first_free_ids, product_name, DatasetSpec, FreeIds, NAME_WORDS, START_AT,
+};

@@ -16,7 +16,15 @@ pub struct DatasetSpec {
     /// How many days of history the seeded orders span, ending at `start_at`.
     #[serde(default = "default_days")]
     pub days: i64,
+    /// Secondary indexes added on the normalized `products` table (0 to
+    /// `MAX_EXTRA_PRODUCT_INDEXES`, from `db::schema::EXTRA_PRODUCT_INDEXES` in order): what
+    /// each costs the writes, against what it buys the searches.
+    #[serde(default)]
+    pub extra_product_indexes: i64,
 }
+
+/// Most extra indexes a dataset may put on `products`.
+pub const MAX_EXTRA_PRODUCT_INDEXES: i64 = 20;
 
 fn default_days() -> i64 {
     30
@@ -32,6 +40,7 @@ impl Default for DatasetSpec {
             reviews: 5_000,
             price_changes: 1_000,
             days: 30,
+            extra_product_indexes: 0,
         }
     }
 }
@@ -60,8 +69,38 @@ pub fn category_name(id: i64) -> String {
     format!("category {id}")
 }
 
+/// The words product names are made of (three per name, then the id), so `text_search` has
+/// something to find: each word is in about one name in `len()` of its list.
+pub const NAME_WORDS: [&[&str]; 3] = [
+    &[
+        "red", "blue", "green", "black", "white", "silver", "golden", "amber", "ivory", "olive",
+        "coral", "slate", "plum", "teal", "navy", "rust",
+    ],
+    &[
+        "oak", "steel", "linen", "wool", "glass", "cedar", "copper", "cotton", "marble", "bamboo",
+        "leather", "ceramic",
+    ],
+    &[
+        "chair", "table", "lamp", "mug", "shelf", "rug", "kettle", "clock", "vase", "bench",
+        "desk", "sofa", "mirror", "basket", "pillow", "blanket", "jar", "stool", "tray", "bowl",
+    ],
+];
+
+/// A product's name: three words drawn from `NAME_WORDS` by a hash of the id (a pure function
+/// of the id, no RNG draw, so the dataset's other values are unchanged), then the id.
 pub fn product_name(id: i64) -> String {
-    format!("product {id}")
+    // SplitMix64's finaliser: neighbouring ids get unrelated words.
+    let mut h = (id as u64).wrapping_add(0x9E37_79B9_7F4A_7C15);
+    h = (h ^ (h >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    h = (h ^ (h >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    h ^= h >> 31;
+    let mut words = Vec::with_capacity(4);
+    for list in NAME_WORDS {
+        words.push(list[(h % list.len() as u64) as usize].to_string());
+        h /= list.len() as u64;
+    }
+    words.push(id.to_string());
+    words.join(" ")
 }
 
 /// Largest `products`: the generator keeps each product's final price and version in memory
@@ -177,6 +216,7 @@ mod tests {
             reviews: MAX_ROWS,
             price_changes: MAX_ROWS,
             days: MAX_DAYS,
+            extra_product_indexes: 0,
         };
         assert!(estimated_bytes(&spec) > MAX_DATASET_BYTES);
     }

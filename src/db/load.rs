@@ -188,6 +188,9 @@ pub async fn seed_with(
     let ddl = schema::ddl(db.engine());
     let loaded_tables: Vec<&str> = [schema::WRITE_TABLES, schema::LOG_TABLES].concat();
     let mut statements = ddl.after_load;
+    statements.extend(schema::extra_product_indexes(
+        ds.spec().extra_product_indexes,
+    ));
     statements.extend(db.dialect().analyze(&loaded_tables));
     statements.extend_from_slice(read_models);
     // An event store's read models are projected batch by batch while it loads, by appliers

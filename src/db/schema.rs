@@ -254,6 +254,49 @@ pub fn ddl(engine: Engine) -> Ddl {
     }
 }
 
+/// The secondary indexes `[dataset] extra_product_indexes = N` adds on `products`, the
+/// first N in this order: single columns first (what a search filter or sort asks for), then
+/// the combinations a team adds one query at a time. Every write that changes a product's
+/// price, stock or version (orders, cancellations, restocks, price changes) updates most.
+pub const EXTRA_PRODUCT_INDEXES: [&str; 20] = [
+    "price_cents",
+    "stock",
+    "name",
+    "version",
+    "category_id, stock",
+    "price_cents, stock",
+    "stock, price_cents",
+    "category_id, name",
+    "name, price_cents",
+    "category_id, version",
+    "price_cents, id",
+    "stock, id",
+    "version, price_cents",
+    "name, stock",
+    "category_id, price_cents, stock",
+    "category_id, stock, price_cents",
+    "price_cents, name",
+    "stock, name",
+    "category_id, name, price_cents",
+    "version, stock",
+];
+
+/// The statements creating the first `n` extra indexes on `products` (same SQL on both
+/// engines).
+pub fn extra_product_indexes(n: i64) -> Vec<String> {
+    EXTRA_PRODUCT_INDEXES
+        .iter()
+        .take(n.clamp(0, EXTRA_PRODUCT_INDEXES.len() as i64) as usize)
+        .enumerate()
+        .map(|(k, cols)| {
+            format!(
+                "CREATE INDEX products_extra_{:02} ON products({cols})",
+                k + 1
+            )
+        })
+        .collect()
+}
+
 /// The table a `CREATE TABLE t …` or `CREATE INDEX i ON t(…)` statement is about.
 fn table_of(stmt: &str) -> &str {
     let rest = match stmt.split_once(" ON ") {

@@ -9,13 +9,14 @@ mod command;
 mod error;
 mod event;
 mod query;
+pub mod text;
 
 pub use command::{Command, CommandKind, OrderLine};
 pub use error::DomainError;
 pub use event::{Event, PricedLine, ProductState};
 pub use query::{
     DayRevenue, OrderRow, PriceChangeRow, ProductPage, Query, QueryAnswer, QueryKind,
-    RelatedProduct, SearchHit, TopProduct,
+    RelatedProduct, SearchHit, TextSort, TopProduct,
 };
 
 /// Microseconds in one day; `day = at / MICROS_PER_DAY` on both engines.

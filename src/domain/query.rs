@@ -28,6 +28,29 @@ pub enum Query {
     TopProducts {
         n: i64,
     },
+    /// Products whose name holds any of `terms` (whole words; see `domain::text`), within the
+    /// filters of `search` (`category_id` 0 = any category), sorted by `sort`, first `limit`.
+    TextSearch {
+        terms: Vec<String>,
+        category_id: i64,
+        min_cents: i64,
+        max_cents: i64,
+        /// Minimum average rating in whole stars (0 = any, including unrated).
+        min_rating: i64,
+        in_stock: bool,
+        sort: TextSort,
+        limit: i64,
+    },
+}
+
+/// How `text_search` orders its hits; ties are always broken by product id, ascending.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TextSort {
+    /// Cheapest first.
+    Price,
+    /// Most distinct query terms in the name first (the same relevance on every backend).
+    Relevance,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -38,10 +61,22 @@ pub enum QueryKind {
     Search,
     DailyRevenue,
     TopProducts,
+    TextSearch,
 }
 
 impl QueryKind {
-    pub const ALL: [QueryKind; 5] = [
+    pub const ALL: [QueryKind; 6] = [
+        QueryKind::ProductPage,
+        QueryKind::UserOrders,
+        QueryKind::Search,
+        QueryKind::DailyRevenue,
+        QueryKind::TopProducts,
+        QueryKind::TextSearch,
+    ];
+
+    /// What a read mix holds when a scenario names none: every query but `text_search`,
+    /// which came later and is asked for by name (so older scenarios keep their op stream).
+    pub const DEFAULT_MIX: [QueryKind; 5] = [
         QueryKind::ProductPage,
         QueryKind::UserOrders,
         QueryKind::Search,
@@ -56,6 +91,7 @@ impl QueryKind {
             QueryKind::Search => "search",
             QueryKind::DailyRevenue => "daily_revenue",
             QueryKind::TopProducts => "top_products",
+            QueryKind::TextSearch => "text_search",
         }
     }
 
@@ -72,6 +108,7 @@ impl Query {
             Query::Search { .. } => QueryKind::Search,
             Query::DailyRevenue { .. } => QueryKind::DailyRevenue,
             Query::TopProducts { .. } => QueryKind::TopProducts,
+            Query::TextSearch { .. } => QueryKind::TextSearch,
         }
     }
 }
@@ -151,4 +188,5 @@ pub enum QueryAnswer {
     Search(Vec<SearchHit>),
     DailyRevenue(Vec<DayRevenue>),
     TopProducts(Vec<TopProduct>),
+    TextSearch(Vec<SearchHit>),
 }

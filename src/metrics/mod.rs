@@ -39,6 +39,7 @@ use crate::domain::{CommandKind, QueryKind};
 pub mod cpu;
 pub mod event_store;
 mod latency;
+pub mod skew;
 
 pub use cpu::{CpuSnapshot, DriverCpu};
 use latency::{add_histogram, p50_p99_max, round_to};
@@ -63,10 +64,11 @@ pub const MIN_INTERVAL: Duration = Duration::from_millis(1);
 /// days of 1 s intervals). Samples beyond it are put in the last interval.
 pub const MAX_INTERVALS: usize = 1_000_000;
 /// Upper bound of [`Recorder::live_histograms`]: latency + service per op kind, lag,
-/// read-your-writes time-to-visible, lateness, queue wait, dispatch, and write/read/lag for each
+/// read-your-writes time-to-visible, lateness, queue wait, dispatch, search freshness and skew,
+/// and write/read/lag for each
 /// open interval.
 pub const MAX_LIVE_HISTOGRAMS: usize =
-    2 * (CommandKind::ALL.len() + QueryKind::ALL.len()) + 5 + 3 * (INTERVAL_GRACE + 1);
+    2 * (CommandKind::ALL.len() + QueryKind::ALL.len()) + 7 + 3 * (INTERVAL_GRACE + 1);
 
 /// What was executed: a command (write) or a query (read) of a given kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -178,6 +180,14 @@ pub struct RunMetrics {
     /// Projection lag (async backend): writer's commit to the projector's commit of the batch
     /// that applied the event. `count == 0` when the backend has no lag.
     pub lag: LatencyStats,
+    /// Search freshness (`cqrs-async`, `event-sourced`): writer's commit to the search
+    /// index's commit of the batch holding the event, reloaded and searchable. `count == 0`
+    /// when the backend keeps no search index.
+    #[serde(default)]
+    pub search_freshness: LatencyStats,
+    /// How far the search index and the SQL read models are apart during the run.
+    #[serde(default)]
+    pub search_skew: skew::SkewStats,
     /// Read-your-writes probes (a read right after a write).
     pub ryw: RywStats,
     /// Measured rejections and errors by label: `"rejected.out_of_stock"`, `"error.db_error"`.
@@ -527,6 +537,8 @@ pub struct Recorder {
     /// Keyed by (`"rejected"` | `"error"`, label); turned into strings at finish.
     errors: BTreeMap<(&'static str, &'static str), u64>,
     lag: Histogram<u64>,
+    search_lag: Histogram<u64>,
+    skew: skew::SkewAcc,
     ryw_probes: u64,
     ryw_misses: u64,
     ryw_never: u64,
@@ -559,6 +571,8 @@ impl Recorder {
             ops: BTreeMap::new(),
             errors: BTreeMap::new(),
             lag: new_histogram(),
+            search_lag: new_histogram(),
+            skew: skew::SkewAcc::default(),
             ryw_probes: 0,
             ryw_misses: 0,
             ryw_never: 0,
@@ -662,6 +676,22 @@ impl Recorder {
         }
     }
 
+    /// Search freshness sample: when the index made the event searchable, and how long after
+    /// the writer's commit. Warm-up samples are left out.
+    pub fn record_search_lag(&mut self, searchable_at: Instant, lag: Duration) {
+        if self.interval_index(searchable_at).is_some() {
+            record_us(&mut self.search_lag, duration_us(lag));
+        }
+    }
+
+    /// Skew sample taken at `at`: the search index is `behind` events behind the SQL read
+    /// models. Warm-up samples are left out.
+    pub fn record_skew(&mut self, at: Instant, behind: i64) {
+        if self.interval_index(at).is_some() {
+            self.skew.record(behind);
+        }
+    }
+
     /// Read-your-writes probe after a write: visible on first read or not; if not, time until
     /// visible (`None` = never seen before giving up). `time_to_visible` is ignored when
     /// `visible_at_once`.
@@ -722,7 +752,8 @@ impl Recorder {
     /// Number of histograms currently held (memory is proportional to it). Bounded by
     /// [`MAX_LIVE_HISTOGRAMS`] however long the run.
     pub fn live_histograms(&self) -> usize {
-        2 * self.ops.len() + 5 + 3 * self.open.len()
+        // The five run-wide ones, search freshness and skew.
+        2 * self.ops.len() + 7 + 3 * self.open.len()
     }
 
     /// Folds a recorder of the same run (same `start`, `warmup` and `interval`, e.g. from
@@ -738,6 +769,8 @@ impl Recorder {
             *self.errors.entry(*k).or_default() += n;
         }
         add_histogram(&mut self.lag, &other.lag);
+        add_histogram(&mut self.search_lag, &other.search_lag);
+        self.skew.merge(&other.skew);
         add_histogram(&mut self.ryw_ttv, &other.ryw_ttv);
         add_histogram(&mut self.lateness, &other.lateness);
         add_histogram(&mut self.queue_wait, &other.queue_wait);
@@ -860,6 +893,8 @@ impl Recorder {
             interval_seconds: self.interval_s,
             ops,
             lag: LatencyStats::from_histogram(&self.lag),
+            search_freshness: LatencyStats::from_histogram(&self.search_lag),
+            search_skew: self.skew.stats(),
             ryw: RywStats {
                 probes: self.ryw_probes,
                 misses: self.ryw_misses,

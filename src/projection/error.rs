@@ -18,6 +18,8 @@ pub enum ProjectorError {
     Timeout(Duration),
     #[error(transparent)]
     Broker(#[from] crate::broker::BrokerError),
+    #[error(transparent)]
+    Search(#[from] super::search::SearchError),
 }
 
 impl ProjectorError {
@@ -28,6 +30,7 @@ impl ProjectorError {
             ProjectorError::Db(e) => e.exit_code(),
             ProjectorError::NoEventLog(_) => 2,
             ProjectorError::Broker(e) => e.exit_code(),
+            ProjectorError::Search(e) => e.exit_code(),
             ProjectorError::Sql(_)
             | ProjectorError::Payload { .. }
             | ProjectorError::Timeout(_) => 3,

@@ -31,6 +31,8 @@ pub fn apply_to(p: ProjectionName, s: &mut ReadModels, event: &Event) {
         ProjectionName::OrderSummary => order_summary(s, event),
         ProjectionName::DailySales => daily_sales(s, event),
         ProjectionName::ProductSales => product_sales(s, event),
+        // The search index holds the product catalog's rows, folded the same way.
+        ProjectionName::ProductSearch => product_catalog(s, event),
     }
 }
 

@@ -18,6 +18,7 @@ pub mod projector;
 pub mod read_store;
 pub mod rebuild;
 pub mod relay;
+pub mod search;
 pub mod sql;
 pub mod truth;
 
@@ -25,7 +26,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-/// The four read models.
+/// The read models: the four SQL ones (`ALL`, in the database) and the product search index
+/// (`ProductSearch`, in tantivy beside it, fed by a projector of its own).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ProjectionName {
@@ -33,6 +35,7 @@ pub enum ProjectionName {
     OrderSummary,
     DailySales,
     ProductSales,
+    ProductSearch,
 }
 
 impl ProjectionName {
@@ -49,9 +52,11 @@ impl ProjectionName {
             ProjectionName::OrderSummary => "order_summary",
             ProjectionName::DailySales => "daily_sales",
             ProjectionName::ProductSales => "product_sales",
+            ProjectionName::ProductSearch => "product_search",
         }
     }
 
+    /// One of the SQL read models (`ALL`) by name.
     pub fn from_name(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|p| p.name() == name)
     }
@@ -63,6 +68,7 @@ impl ProjectionName {
             ProjectionName::OrderSummary => &["order_summary"],
             ProjectionName::DailySales => &["daily_sales"],
             ProjectionName::ProductSales => &["product_sales"],
+            ProjectionName::ProductSearch => &[],
         }
     }
 
@@ -73,6 +79,7 @@ impl ProjectionName {
             ProjectionName::OrderSummary => None,
             ProjectionName::DailySales => Some("daily_sales_applied"),
             ProjectionName::ProductSales => Some("product_sales_applied"),
+            ProjectionName::ProductSearch => None,
         }
     }
 }
@@ -238,6 +245,7 @@ pub fn diff(actual: &ReadModels, expected: &ReadModels) -> BTreeMap<ProjectionNa
                 &expected.product_sales,
                 &mut d,
             ),
+            ProjectionName::ProductSearch => {}
         }
         out.insert(p, d);
     }

@@ -76,6 +76,31 @@ pub async fn rebuild_into(
     rebuild_with(projector.with_projections(projections), projections).await
 }
 
+/// Rebuilds the search index from the event log (the outbox, or the event store): empties it
+/// with its checkpoint at the start, in one commit, then replays the whole log into it.
+pub async fn rebuild_search(
+    db: &Db,
+    index: std::sync::Arc<super::search::SearchIndex>,
+    batch_size: i64,
+) -> Result<RebuildReport, ProjectorError> {
+    let state = DbState::read(db).await?;
+    let config = ProjectorConfig {
+        batch_size,
+        ..ProjectorConfig::default()
+    };
+    let only = [ProjectionName::ProductSearch];
+    let store = super::search::SearchStore::new(index);
+    if state.has_event_store() {
+        let projector = Projector::over(EventLog::event_store(db.clone()), store, config);
+        return rebuild_with(projector.with_projections(&only), &only).await;
+    }
+    if !state.has_event_log() {
+        return Err(ProjectorError::NoEventLog(db.url.redacted()));
+    }
+    let projector = Projector::over(EventLog::outbox(db.clone()), store, config);
+    rebuild_with(projector.with_projections(&only), &only).await
+}
+
 async fn rebuild_with<S: EventSource, R: ReadStore>(
     projector: Projector<S, R>,
     projections: &[ProjectionName],

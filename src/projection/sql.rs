@@ -59,7 +59,7 @@ fn counts_toward(p: ProjectionName, e: &Event) -> bool {
         ProjectionName::DailySales | ProjectionName::ProductSales => {
             matches!(e, Event::OrderPlaced { .. } | Event::OrderCancelled { .. })
         }
-        ProjectionName::OrderSummary => false,
+        ProjectionName::OrderSummary | ProjectionName::ProductSearch => false,
     }
 }
 
@@ -161,6 +161,8 @@ pub async fn apply_batch<D: Borrow<Delivered>>(
             ProjectionName::OrderSummary => order_summary(conn, events, guard).await?,
             ProjectionName::DailySales => daily_sales(conn, events, &may_count).await?,
             ProjectionName::ProductSales => product_sales(conn, events, &may_count).await?,
+            // Not an SQL read model: its store is the search index (`search::store`).
+            ProjectionName::ProductSearch => {}
         }
     }
     Ok(stats)

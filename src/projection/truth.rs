@@ -287,6 +287,33 @@ pub async fn load(conn: &mut AnyConnection, source: Source) -> Result<ReadModels
     Ok(rm.canonical())
 }
 
+/// The product catalog alone from `source` (what the search index holds, one row per
+/// product).
+pub async fn load_catalog_from(
+    conn: &mut AnyConnection,
+    source: Source,
+) -> Result<std::collections::BTreeMap<i64, super::CatalogRow>, sqlx::Error> {
+    let t = TABLES
+        .iter()
+        .find(|t| t.table == "product_catalog")
+        .expect("product_catalog is a read table");
+    let mut rm = ReadModels::default();
+    for r in &sqlx::query(&select_sql(t, source))
+        .fetch_all(&mut *conn)
+        .await?
+    {
+        decode_into(&mut rm, t.table, r)?;
+    }
+    Ok(rm.product_catalog)
+}
+
+/// The product catalog read table as it is.
+pub async fn load_catalog(
+    conn: &mut AnyConnection,
+) -> Result<std::collections::BTreeMap<i64, super::CatalogRow>, sqlx::Error> {
+    load_catalog_from(conn, Source::ReadTables).await
+}
+
 fn decode_into(rm: &mut ReadModels, table: &str, r: &AnyRow) -> Result<(), sqlx::Error> {
     let i = |n: usize| r.try_get::<i64, _>(n);
     let s = |n: usize| r.try_get::<String, _>(n);

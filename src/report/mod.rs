@@ -526,6 +526,60 @@ fn lag_parts_table(results: &Results) -> Option<Table> {
     })
 }
 
+/// The search index's freshness and its skew against the SQL read models, per run that kept
+/// one; `None` without such a run.
+fn search_table(results: &Results) -> Option<Table> {
+    let runs: Vec<_> = results
+        .runs
+        .iter()
+        .filter(|r| r.metrics.search_freshness.count > 0 || r.metrics.search_skew.samples > 0)
+        .collect();
+    if runs.is_empty() {
+        return None;
+    }
+    let us = |s: &crate::metrics::LatencyStats| {
+        if s.count == 0 {
+            "-".to_string()
+        } else {
+            format!("{} / {}", fmt_us(s.p50_us), fmt_us(s.p99_us))
+        }
+    };
+    let rows = runs
+        .iter()
+        .map(|run| {
+            let k = &run.metrics.search_skew;
+            vec![
+                run.label(),
+                us(&run.metrics.lag),
+                us(&run.metrics.search_freshness),
+                format!("{} of {}", k.apart, k.samples),
+                format!("{} … {}", k.min_events, k.max_events),
+                k.p99_abs_events.to_string(),
+            ]
+        })
+        .collect();
+    Some(Table {
+        head: [
+            "run",
+            "SQL read models: lag p50 / p99",
+            "search index: commit → searchable p50 / p99",
+            "samples apart",
+            "index behind by (events, min … max)",
+            "|skew| p99 (events)",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect(),
+        rows,
+    })
+}
+
+/// What the search table shows, in words.
+const SEARCH_NOTE: &str = "The search index is a read model outside the database: its own \
+projector applies the log and commits the index with its checkpoint, then reloads the reader. \
+Freshness is the writer's commit to the moment a search can find the write. Skew samples the \
+difference of the two read sides' checkpoints every 250 ms (positive: the index is behind).";
+
 /// What the event-store table shows, in words.
 const EVENT_STORE_NOTE: &str = "Over the whole run, warm-up included. Append: a successful \
 attempt's insert into the store, its snapshots and the commit. Rehydration: loading one stream \
@@ -758,6 +812,11 @@ pub fn render_markdown(report: &Report) -> String {
         let _ = writeln!(out, "## Lag in parts (broker)\n");
         md_table(&mut out, &t);
         let _ = writeln!(out, "{LAG_PARTS_NOTE}\n");
+    }
+    if let Some(t) = search_table(r) {
+        let _ = writeln!(out, "## Search index: freshness and skew\n");
+        md_table(&mut out, &t);
+        let _ = writeln!(out, "{SEARCH_NOTE}\n");
     }
     let _ = writeln!(out, "## Read latency per query\n");
     md_table(&mut out, &query_table(r));
@@ -1012,6 +1071,11 @@ pub fn render_html(report: &Report) -> String {
         out.push_str("<h2 id=\"lag-parts\">Lag in parts (broker)</h2>\n");
         html_table(&mut out, &t);
         let _ = writeln!(out, "<p>{}</p>", html_escape(LAG_PARTS_NOTE));
+    }
+    if let Some(t) = search_table(r) {
+        out.push_str("<h2 id=\"search\">Search index: freshness and skew</h2>\n");
+        html_table(&mut out, &t);
+        let _ = writeln!(out, "<p>{}</p>", html_escape(SEARCH_NOTE));
     }
     out.push_str("<h2 id=\"queries\">Read latency per query</h2>\n");
     html_table(&mut out, &query_table(r));

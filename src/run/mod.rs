@@ -22,10 +22,13 @@ use crate::results::{
     FORMAT_VERSION,
 };
 use crate::scenario::{Rate, Scenario, Sweep};
-use crate::verify::{verify, verify_read_store, VerifyError};
+use crate::verify::{verify_read_store, verify_with, VerifyError};
 use crate::workload::driver::{drive_measured, DriverConfig, Lane, Pace, Progress};
 use crate::workload::floor::calibrate;
 use crate::workload::mix::{stream_hash, OpStream, HASHED_OPS};
+
+/// How often the skew between the search index and the SQL read models is sampled.
+const SKEW_SAMPLE_EVERY: Duration = Duration::from_millis(250);
 
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -291,7 +294,13 @@ async fn run_one(
         projector_mode: opts.projector_mode,
         threads: opts.threads,
     };
+    // The search index lives beside a SQLite file (in the output folder too, by default);
+    // for a PostgreSQL schema, in the run's output folder.
+    let search_dir = db
+        .is_pg()
+        .then(|| opts.out_dir.join(format!("{schema_name}.search")));
     let (lag, mut lag_rx) = LagTracker::new();
+    let (search_lag, mut search_lag_rx) = LagTracker::new();
     let mut projector = s.projector_config();
     projector.mode = opts.projector_mode;
     let backend = Arc::new(
@@ -311,12 +320,16 @@ async fn run_one(
                 replica,
                 snapshot_every: s.event_sourcing.snapshot_every,
                 read_store: read_store.clone(),
+                search: true,
+                search_dir: search_dir.clone(),
+                search_lag: Some(search_lag.clone()),
             },
         )
         .await?,
     );
     // Events of the seed were applied before this process registered anything.
     lag.forget_unmatched();
+    search_lag.forget_unmatched();
 
     let cfg = DriverConfig {
         duration: s.duration,
@@ -346,12 +359,22 @@ async fn run_one(
                     .expect("recorder lock")
                     .record_lag(sample.applied_at, sample.lag);
             };
+            let record_search = |sample: crate::projection::projector::LagSample| {
+                recorder
+                    .lock()
+                    .expect("recorder lock")
+                    .record_search_lag(sample.applied_at, sample.lag);
+            };
             loop {
                 tokio::select! {
                     Some(sample) = lag_rx.recv() => record(sample),
+                    Some(sample) = search_lag_rx.recv() => record_search(sample),
                     _ = &mut lag_stopped => {
                         while let Ok(sample) = lag_rx.try_recv() {
                             record(sample);
+                        }
+                        while let Ok(sample) = search_lag_rx.try_recv() {
+                            record_search(sample);
                         }
                         return;
                     }
@@ -359,6 +382,22 @@ async fn run_one(
             }
         })
     };
+    // Skew between the search index and the SQL read models, sampled while the load runs.
+    let skew_task = backend.search().is_some().then(|| {
+        let backend = backend.clone();
+        let recorder = recorder.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(SKEW_SAMPLE_EVERY).await;
+                if let Some(behind) = backend.search_skew().await {
+                    recorder
+                        .lock()
+                        .expect("recorder lock")
+                        .record_skew(Instant::now(), behind);
+                }
+            }
+        })
+    });
     let label = format!(
         "{}{}",
         kind.name(),
@@ -402,6 +441,9 @@ async fn run_one(
     if let Some(t) = ticker {
         t.abort();
     }
+    if let Some(t) = skew_task {
+        t.abort();
+    }
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
@@ -435,7 +477,9 @@ async fn run_one(
     };
     let verify_report = match &read_store {
         Some(store) => Some(verify_read_store(&db, store).await?),
-        None if kind.verified_against() != VerifiedAgainst::Nothing => Some(verify(&db).await?),
+        None if kind.verified_against() != VerifiedAgainst::Nothing => {
+            Some(verify_with(&db, search_dir.as_deref()).await?)
+        }
         None => None,
     };
     // Table sizes while the database still exists (None when the engine cannot tell).
@@ -494,6 +538,8 @@ async fn run_one(
             None => db.location(),
         })
     } else {
+        // The search index goes with the database it describes.
+        let _ = crate::projection::search::discard(&db, search_dir.as_deref());
         db.discard().await;
         if let Some(store) = &read_store {
             store.discard().await;

@@ -12,7 +12,9 @@ use crate::db::{Db, DbError};
 use crate::projection::event_source::EventLog;
 use crate::projection::event_source::{pinning_sessions, EventSource};
 use crate::projection::projector::{Projector, ProjectorConfig, ProjectorError};
-use crate::projection::read_store::SameDatabase;
+use crate::projection::read_store::{ReadStore, SameDatabase};
+use crate::projection::search::{SearchIndex, SearchStore};
+use crate::projection::ProjectionName;
 
 /// Why the projector process could not run.
 #[derive(Debug, thiserror::Error)]
@@ -40,16 +42,29 @@ impl ProjectorProcessError {
 }
 
 /// Runs the projector on `db` until Ctrl-C or SIGTERM, or with `until_idle` until the backlog
-/// is empty. `started` is called once the projector runs; `status` receives one progress line
+/// is empty; into the SQL read models, or with `search` into that search index instead. `started` is called once the projector runs; `status` receives one progress line
 /// a second (applied events, backlog, errors, and which sessions hold back committed events).
 pub async fn run_projector(
     db: &Db,
     config: ProjectorConfig,
     until_idle: bool,
+    search: Option<Arc<SearchIndex>>,
     started: impl FnOnce(),
     status: impl FnMut(&str),
 ) -> Result<(), ProjectorProcessError> {
     let state = DbState::read(db).await?;
+    if let Some(index) = search {
+        let log = if state.has_event_store() {
+            EventLog::event_store(db.clone())
+        } else if state.has_event_log() {
+            EventLog::outbox(db.clone())
+        } else {
+            return Err(ProjectorProcessError::NoEventLog(db.url.redacted()));
+        };
+        let projector = Projector::over(log, SearchStore::new(index), config)
+            .with_projections(&[ProjectionName::ProductSearch]);
+        return run_with(db, Arc::new(projector), until_idle, started, status).await;
+    }
     if state.has_event_store() {
         // An event-sourced database: the projector reads the event store.
         let projector = Projector::over(
@@ -66,9 +81,9 @@ pub async fn run_projector(
     run_with(db, projector, until_idle, started, status).await
 }
 
-async fn run_with<S: EventSource>(
+async fn run_with<S: EventSource, R: ReadStore>(
     db: &Db,
-    projector: Arc<Projector<S, SameDatabase>>,
+    projector: Arc<Projector<S, R>>,
     until_idle: bool,
     started: impl FnOnce(),
     mut status: impl FnMut(&str),

@@ -13,7 +13,9 @@ use super::{
     Story, Sweep,
 };
 use crate::backend::BackendKind;
-use crate::dataset::spec::{estimated_bytes, field_max, MAX_DATASET_BYTES};
+use crate::dataset::spec::{
+    estimated_bytes, field_max, MAX_DATASET_BYTES, MAX_EXTRA_PRODUCT_INDEXES,
+};
 use crate::dataset::DatasetSpec;
 use crate::domain::{CommandKind, QueryKind};
 use crate::workload::keys::KeyDist;
@@ -44,6 +46,7 @@ const DATASET_KEYS: &[&str] = &[
     "reviews",
     "price_changes",
     "days",
+    "extra_product_indexes",
 ];
 const LOAD_KEYS: &[&str] = &["rate", "workers", "mix"];
 const KEYS_KEYS: &[&str] = &["products", "users"];
@@ -191,7 +194,7 @@ pub(super) fn scenario(root: &Table, name: &str) -> Result<Scenario, Vec<Problem
     let writes_active = writes.rate.is_some_and(|r| !r.is_zero());
     let reads_active = reads.rate.is_some_and(|r| !r.is_zero()) || sweep_given;
     let writes_mix = w.finish_mix(writes.mix, writes_active, "writes", &CommandKind::ALL);
-    let reads_mix = w.finish_mix(reads.mix, reads_active, "reads", &QueryKind::ALL);
+    let reads_mix = w.finish_mix(reads.mix, reads_active, "reads", &QueryKind::DEFAULT_MIX);
     if writes.rate.is_some() && !writes_active {
         match &sweep {
             None if !sweep_given && reads.rate.is_some_and(|r| r.is_zero()) => w.problem(
@@ -449,6 +452,19 @@ impl Walker {
                     continue;
                 }
                 *slot = n;
+            }
+        }
+        if let Some(v) = t.get("extra_product_indexes") {
+            let path = child("dataset", "extra_product_indexes");
+            if let Some(n) = self.integer(v, &path) {
+                if (0..=MAX_EXTRA_PRODUCT_INDEXES).contains(&n) {
+                    spec.extra_product_indexes = n;
+                } else {
+                    self.problem(
+                        path,
+                        format!("must be between 0 and {MAX_EXTRA_PRODUCT_INDEXES}, got {n}"),
+                    );
+                }
             }
         }
         // Free disk is checked when seeding, where the database is known (SQLite only: a

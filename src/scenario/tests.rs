@@ -108,6 +108,7 @@ read_rates = [0, 200, 800.5]
             reviews: 10,
             price_changes: 3,
             days: 5,
+            extra_product_indexes: 0,
         }
     );
     assert_eq!(s.writes.rate, Rate::PerSecond(200.0));
@@ -217,7 +218,7 @@ rate = 3
     .unwrap();
     let m = s.mix_spec();
     assert!(m.writes.is_empty(), "a rate-0 side sends nothing");
-    assert_eq!(m.reads.len(), QueryKind::ALL.len());
+    assert_eq!(m.reads.len(), QueryKind::DEFAULT_MIX.len());
     assert_eq!(m.write_interval_us, 1_000);
     // The scenario itself keeps the mix as written.
     assert_eq!(s.writes.mix.len(), 1);
@@ -305,7 +306,7 @@ fn mix_entries_are_checked() {
     assert_problem(
         &with("", "[reads]\nrate = 1\nmix = { place_order = 1 }"),
         "reads.mix.place_order",
-        "unknown query (expected one of: product_page, user_orders, search, daily_revenue, top_products)",
+        "unknown query (expected one of: product_page, user_orders, search, daily_revenue, top_products, text_search)",
     );
     assert_problem(
         &with("", "mix = 3"),
@@ -591,7 +592,7 @@ fn sweep_elements_are_checked() {
     // 0 readers: the baseline point of the sweep.
     assert_eq!(s.sweep, Some(Sweep::Readers(vec![0, 1, 4, 16])));
     // Reads come from the sweep: they get a default mix.
-    assert_eq!(s.reads.mix.len(), QueryKind::ALL.len());
+    assert_eq!(s.reads.mix.len(), QueryKind::DEFAULT_MIX.len());
 }
 
 #[test]
@@ -676,7 +677,7 @@ fn dataset_is_checked() {
     assert_problem(
         &text,
         "dataset.produts",
-        "unknown key (expected one of: categories, products, users, orders, reviews, price_changes, days)",
+        "unknown key (expected one of: categories, products, users, orders, reviews, price_changes, days, extra_product_indexes)",
     );
     assert_problem(&text, "dataset.products", "must be >= 1, got 0");
     assert_problem(&text, "dataset.orders", "must be >= 0, got -1");

@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use super::keys::{KeyDist, KeySampler};
 use super::rng::Rng;
-use crate::dataset::{first_free_ids, DatasetSpec, FreeIds, START_AT};
-use crate::domain::{day_of, Command, CommandKind, OrderLine, Query, QueryKind};
+use crate::dataset::{first_free_ids, DatasetSpec, FreeIds, NAME_WORDS, START_AT};
+use crate::domain::{day_of, Command, CommandKind, OrderLine, Query, QueryKind, TextSort};
 
 /// What the stream is made of.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -26,7 +26,7 @@ impl Default for MixSpec {
     fn default() -> Self {
         MixSpec {
             writes: CommandKind::ALL.iter().map(|k| (*k, 1.0)).collect(),
-            reads: QueryKind::ALL.iter().map(|k| (*k, 1.0)).collect(),
+            reads: QueryKind::DEFAULT_MIX.iter().map(|k| (*k, 1.0)).collect(),
             product_keys: KeyDist::Uniform,
             user_keys: KeyDist::Uniform,
             write_interval_us: 1_000,
@@ -203,6 +203,37 @@ impl OpStream {
                 }
             }
             QueryKind::TopProducts => Query::TopProducts { n: 10 },
+            QueryKind::TextSearch => {
+                // One or two words of the names' vocabulary; half the searches in one
+                // category, half across all; a wide price band, so words decide.
+                let n = rng.range(1, 2);
+                let terms = (0..n)
+                    .map(|_| {
+                        let list = NAME_WORDS[rng.range(0, NAME_WORDS.len() as i64 - 1) as usize];
+                        list[rng.range(0, list.len() as i64 - 1) as usize].to_string()
+                    })
+                    .collect();
+                let category_id = if rng.chance(0.5) {
+                    rng.range(1, self.dataset.categories.max(1))
+                } else {
+                    0
+                };
+                let lo = rng.range(0, 5_000);
+                Query::TextSearch {
+                    terms,
+                    category_id,
+                    min_cents: lo,
+                    max_cents: lo + rng.range(5_000, 50_000),
+                    min_rating: rng.range(0, 2),
+                    in_stock: rng.chance(0.5),
+                    sort: if rng.chance(0.5) {
+                        TextSort::Price
+                    } else {
+                        TextSort::Relevance
+                    },
+                    limit: 20,
+                }
+            }
         })
     }
 }

@@ -58,6 +58,7 @@ pub fn small_dataset() -> DatasetSpec {
         reviews: 400,
         price_changes: 80,
         days: 10,
+        extra_product_indexes: 0,
     }
 }
 
@@ -88,6 +89,8 @@ pub async fn open_backend(
 /// Drops what a test created on PostgreSQL.
 pub async fn cleanup(db: &Db) {
     let _ = cqrs_bench::db::schema::drop_all(db).await;
+    // The search index a backend kept for this schema (in the temporary directory).
+    let _ = cqrs_bench::projection::search::discard(db, None);
     db.close().await;
 }
 
