@@ -289,7 +289,7 @@ impl SearchSide {
         let index = SearchIndex::open(&index_dir(db, opts.search_dir.as_deref()))?;
         let table = log.table();
         let mut projector =
-            Projector::over(log, SearchStore::new(index.clone()), opts.projector.clone())
+            Projector::over(log, SearchStore::new(index.clone()), exactly_once(opts))
                 .with_projections(&[ProjectionName::ProductSearch]);
         if let Some(lag) = &opts.search_lag {
             projector = projector.with_lag(lag.clone());
@@ -324,6 +324,16 @@ impl SearchSide {
             *self.task.lock().expect("search task lock") = Some(task);
         }
         Ok(())
+    }
+}
+
+/// The search projector's settings: the run's, but always exactly-once. `--projector naive`
+/// is the negative control of the SQL read models, which verify is to catch; the index has no
+/// naive path of its own (with one, a CI run of `ci-redelivery.toml` did not catch up in 300 s).
+fn exactly_once(opts: &BackendOptions) -> crate::projection::projector::ProjectorConfig {
+    crate::projection::projector::ProjectorConfig {
+        mode: crate::projection::projector::ProjectorMode::ExactlyOnce,
+        ..opts.projector.clone()
     }
 }
 
