@@ -93,7 +93,7 @@ async fn replay_and_compare(url_for: impl Fn(BackendKind) -> (DbUrl, String)) {
         if registry::refusal(kind, url.engine()).is_some() || registry::entry(kind).needs_replica {
             continue;
         }
-        backends.push(open_backend(&url, &schema, kind, 7, &spec, false).await);
+        backends.push(open_searched_backend(&url, &schema, kind, 7, &spec, false).await);
     }
     let queries = probe_queries(&stream, &spec);
     let searched: Vec<String> = backends

@@ -40,7 +40,7 @@ fn search_check(report: &cqrs_bench::verify::VerifyReport) -> &cqrs_bench::verif
 
 async fn verify_catches_and_rebuild_repairs(url: DbUrl, schema: String, kind: BackendKind) {
     let spec = small_dataset();
-    let b = open_backend(&url, &schema, kind, 5, &spec, false).await;
+    let b = open_searched_backend(&url, &schema, kind, 5, &spec, false).await;
     let stream = OpStream::new(5, &spec, &common::mixed_commands());
     for i in 0..800 {
         let _ = b.execute(&stream.write_op(i).unwrap()).await;
@@ -119,7 +119,7 @@ async fn a_text_search_without_a_word_is_refused_everywhere() {
     let spec = small_dataset();
     for kind in [cqrs_bench::backend::normalized::KIND, cqrs_async::KIND] {
         let (_dir, url) = sqlite_url(kind.ident());
-        let b = open_backend(&url, "cqrs_bench", kind, 1, &spec, false).await;
+        let b = open_searched_backend(&url, "cqrs_bench", kind, 1, &spec, false).await;
         let q = |terms: Vec<String>| cqrs_bench::domain::Query::TextSearch {
             terms,
             category_id: 0,
@@ -234,7 +234,7 @@ fn search_projector(url: &DbUrl, schema: &str, extra: &[&str]) -> Child {
 
 async fn kill_mid_batch_and_resume(url: DbUrl, schema: String) {
     let spec = small_dataset();
-    let b = open_backend(&url, &schema, cqrs_async::KIND, 9, &spec, false).await;
+    let b = open_searched_backend(&url, &schema, cqrs_async::KIND, 9, &spec, false).await;
     let db = b.db.clone();
     let index = SearchIndex::open(&index_dir(&db, None)).unwrap();
     let seeded = covered(&db, "events", index.committed().unwrap()).await;

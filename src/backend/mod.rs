@@ -389,7 +389,8 @@ pub struct BackendOptions {
     /// feeds and queries read, instead of the write database's own read tables.
     pub read_store: Option<Db>,
     /// `cqrs-async` and `event-sourced`: keep the product search index beside the SQL read
-    /// models (on by default).
+    /// models. Off by default: a run asks for it (`run_one`); a caller that drives the SQL
+    /// projector by hand would otherwise leave an index behind that nothing fed.
     pub search: bool,
     /// Where the search index lives (default: `search::index_dir`).
     pub search_dir: Option<std::path::PathBuf>,
@@ -409,7 +410,7 @@ impl Default for BackendOptions {
             dedicated_sessions: false,
             snapshot_every: 0,
             read_store: None,
-            search: true,
+            search: false,
             search_dir: None,
             search_lag: None,
         }

@@ -62,7 +62,8 @@ pub fn small_dataset() -> DatasetSpec {
     }
 }
 
-/// Seeds a database for `kind` and opens the backend (projector not running unless asked).
+/// Seeds a database for `kind` and opens the backend (projector not running unless asked,
+/// no search index).
 pub async fn open_backend(
     url: &DbUrl,
     schema: &str,
@@ -71,19 +72,42 @@ pub async fn open_backend(
     spec: &DatasetSpec,
     run_projector: bool,
 ) -> Backend {
+    let opts = BackendOptions {
+        run_projector,
+        ..BackendOptions::default()
+    };
+    open_backend_with(url, schema, kind, seed, spec, opts).await
+}
+
+/// `open_backend` with the search index kept, as a run keeps it (cqrs-async, event-sourced).
+pub async fn open_searched_backend(
+    url: &DbUrl,
+    schema: &str,
+    kind: BackendKind,
+    seed: u64,
+    spec: &DatasetSpec,
+    run_projector: bool,
+) -> Backend {
+    let opts = BackendOptions {
+        run_projector,
+        search: true,
+        ..BackendOptions::default()
+    };
+    open_backend_with(url, schema, kind, seed, spec, opts).await
+}
+
+async fn open_backend_with(
+    url: &DbUrl,
+    schema: &str,
+    kind: BackendKind,
+    seed: u64,
+    spec: &DatasetSpec,
+    opts: BackendOptions,
+) -> Backend {
     let (db, _) = prepare(url, schema, kind, seed, spec, 8)
         .await
         .expect("seed");
-    Backend::open(
-        kind,
-        db,
-        BackendOptions {
-            run_projector,
-            ..BackendOptions::default()
-        },
-    )
-    .await
-    .expect("open backend")
+    Backend::open(kind, db, opts).await.expect("open backend")
 }
 
 /// Drops what a test created on PostgreSQL.
