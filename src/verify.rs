@@ -200,11 +200,7 @@ pub async fn verify_read_store(write: &Db, read: &Db) -> Result<VerifyReport, Ve
     }
     let state = DbState::read(write).await?;
     if state.has_read_models() || !state.has_event_log() {
-        return Err(DbError::NoSeparateReadStore {
-            backend: "this database",
-            supported: "a write database seeded with --read-db".into(),
-        }
-        .into());
+        return Err(DbError::NotSplitWriteSide(write.location()).into());
     }
     compare_tables(read, write).await
 }

@@ -109,6 +109,12 @@ async fn split_matches_one_database(
     let alone = verify(&db).await.expect_err("write side alone").to_string();
     assert!(alone.contains("--read-db"), "{alone}");
     assert!(verify(&store).await.is_err());
+    // A database with read models of its own is not the write side of this pair.
+    let wrong = verify_read_store(&sync.db, &store)
+        .await
+        .expect_err("cqrs-sync's database as the write side")
+        .to_string();
+    assert!(wrong.contains("not the write side"), "{wrong}");
     split.shutdown().await;
     let sync_db = sync.db.clone();
     sync.shutdown().await;

@@ -73,6 +73,8 @@ pub enum DbError {
         "{0} is not a read store of cqrs-bench's (--read-db): it holds a seeded dataset, or none"
     )]
     NotReadStore(String),
+    #[error("{0} is not the write side of a split pair (seeded with --read-db): it keeps read models of its own, or no event log")]
+    NotSplitWriteSide(String),
     #[error(
         "{backend} keeps no read models apart from its write model; --read-db is for {supported}"
     )]
