@@ -47,6 +47,7 @@ fn mix() -> MixSpec {
         product_keys: KeyDist::Zipf { exponent: 1.2 },
         user_keys: KeyDist::Uniform,
         write_interval_us: 5_000_000,
+        search_terms: Vec::new(),
     }
 }
 

@@ -439,6 +439,15 @@ fn extra_product_indexes_out_of_range() {
 }
 
 #[test]
+fn empty_search_terms() {
+    let mut p = Parts::valid();
+    p.reads = replace_line(&p.reads, "mix", "mix = { text_search = 1 }");
+    p.keys
+        .push_str("\n[text_search]\nterms = [\"oak\", \" \"]\n");
+    expect_invalid("empty_terms", &p.text(), &["text_search.terms[1]"]);
+}
+
+#[test]
 fn unknown_query_name_in_mix() {
     let mut p = Parts::valid();
     p.reads = replace_line(&p.reads, "mix", "mix = { text_search = 1, text_serch = 2 }");

@@ -16,7 +16,7 @@ pub use commands::dispatch;
 #[command(
     name = "cqrs-bench",
     version,
-    about = "Does CQRS pay off for your workload? Replays it against a normalized model and two CQRS variants and measures."
+    about = "Does CQRS pay off for your workload? Replays it against a normalized model, CQRS variants and their alternatives, and measures."
 )]
 pub struct Cli {
     #[command(subcommand)]

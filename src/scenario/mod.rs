@@ -63,6 +63,10 @@
 //! snapshot_every = 0   # integer >= 0: store a stream's aggregate snapshot once it has grown
 //!                      # this many versions past its last one; 0 (default) = no snapshots
 //!
+//! [text_search]        # optional; what text_search looks for
+//! terms = ["oak", "lamp"]  # non-empty strings, each holding a word; a search draws one or
+//!                          # two of them (default: words of the products' names)
+//!
 //! [sweep]              # optional; exactly one of the two lists, non-empty; every backend
 //! read_rates = [0, 200, 800]  # runs at every point: open-loop reads at each rate (>= 0), or
 //! # readers = [0, 1, 4, 16]   # closed-loop reads ("max") with that many workers (>= 0; 0 = the
@@ -81,7 +85,7 @@
 //!
 //! Top-level keys (all others are problems): `description`, `seed`, `duration`, `warmup`,
 //! `dataset`, `writes`, `reads`, `keys`, `backends`, `projector`, `event_sourcing`, `sweep`,
-//! `ryw_share`, `thresholds`, `matview`, `story`. At least one of writes and reads must carry
+//! `ryw_share`, `thresholds`, `matview`, `text_search`, `story`. At least one of writes and reads must carry
 //! load: a non-zero rate, or reads
 //! given by a sweep (a sweep point overrides `reads.rate`, and for `readers` also
 //! `reads.workers`).
@@ -245,6 +249,14 @@ pub struct EventSourcingSettings {
     pub snapshot_every: u32,
 }
 
+/// `text_search`'s settings: the words a team's users search for.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TextSearchSettings {
+    /// Each search draws one or two of these terms; empty: words of the products' names.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub terms: Vec<String>,
+}
+
 /// A validated scenario. Durations serialize as duration strings (`"30s"`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Scenario {
@@ -272,6 +284,9 @@ pub struct Scenario {
     /// When `matview` refreshes its views (`[matview]`).
     #[serde(default)]
     pub matview: MatviewSettings,
+    /// What `text_search` looks for (`[text_search]`).
+    #[serde(default)]
+    pub text_search: TextSearchSettings,
     /// The failure story this scenario tells (`story`), whose answer opens the report.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub story: Option<Story>,
@@ -360,6 +375,7 @@ impl Scenario {
             product_keys: self.product_keys.clone(),
             user_keys: self.user_keys.clone(),
             write_interval_us,
+            search_terms: self.text_search.terms.clone(),
         }
     }
 

@@ -10,7 +10,7 @@ use super::duration::{format_duration, parse_duration};
 use super::thresholds::{parse_threshold, Thresholds};
 use super::{
     EventSourcingSettings, Load, MatviewSettings, Problem, ProjectorSettings, Rate, Scenario,
-    Story, Sweep,
+    Story, Sweep, TextSearchSettings,
 };
 use crate::backend::BackendKind;
 use crate::dataset::spec::{
@@ -36,6 +36,7 @@ const TOP_KEYS: &[&str] = &[
     "ryw_share",
     "thresholds",
     "matview",
+    "text_search",
     "story",
 ];
 const DATASET_KEYS: &[&str] = &[
@@ -54,6 +55,7 @@ const DIST_KEYS: &[&str] = &["kind", "exponent", "hot_keys", "hot_ops"];
 const PROJECTOR_KEYS: &[&str] = &["batch_size", "poll_interval", "redeliver"];
 const MATVIEW_KEYS: &[&str] = &["refresh_interval", "views"];
 const EVENT_SOURCING_KEYS: &[&str] = &["snapshot_every"];
+const TEXT_SEARCH_KEYS: &[&str] = &["terms"];
 const SWEEP_KEYS: &[&str] = &["read_rates", "readers"];
 const DIST_KINDS: &str = "uniform, zipf, hotspot";
 const DEFAULT_WORKERS: u32 = 4;
@@ -187,6 +189,7 @@ pub(super) fn scenario(root: &Table, name: &str) -> Result<Scenario, Vec<Problem
     };
     let thresholds = w.thresholds(root.get("thresholds"));
     let matview = w.matview(root.get("matview"));
+    let text_search = w.text_search(root.get("text_search"));
     let story = root.get("story").and_then(|v| w.story(v));
 
     // Cross-field checks, only on values that are themselves valid.
@@ -208,6 +211,12 @@ pub(super) fn scenario(root: &Table, name: &str) -> Result<Scenario, Vec<Problem
             ),
             _ => {}
         }
+    }
+    if !text_search.terms.is_empty() && !reads_mix.contains_key(&QueryKind::TextSearch) {
+        w.problem(
+            "text_search.terms",
+            "reads.mix has no text_search to use these terms; add it to the mix or drop the terms",
+        );
     }
 
     if !w.problems.is_empty() {
@@ -240,6 +249,7 @@ pub(super) fn scenario(root: &Table, name: &str) -> Result<Scenario, Vec<Problem
         ryw_share: ryw_share.unwrap_or_default(),
         thresholds,
         matview,
+        text_search,
         story,
     })
 }
@@ -825,6 +835,45 @@ impl Walker {
         if let Some(v) = t.get("snapshot_every") {
             if let Some(n) = self.u32_min(v, "event_sourcing.snapshot_every", 0) {
                 settings.snapshot_every = n;
+            }
+        }
+        settings
+    }
+
+    fn text_search(&mut self, v: Option<&Value>) -> TextSearchSettings {
+        let mut settings = TextSearchSettings::default();
+        let Some(t) = v.and_then(|v| self.table(v, "text_search")) else {
+            return settings;
+        };
+        self.unknown_keys(t, "text_search", TEXT_SEARCH_KEYS);
+        let Some(v) = t.get("terms") else {
+            return settings;
+        };
+        let Value::Array(list) = v else {
+            self.expected("text_search.terms", "an array of strings", v);
+            return settings;
+        };
+        if list.is_empty() {
+            self.problem(
+                "text_search.terms",
+                "empty list: give at least one term, or leave terms out to search the names' words",
+            );
+        }
+        for (i, v) in list.iter().enumerate() {
+            let path = format!("text_search.terms[{i}]");
+            let Some(term) = self.string(v, &path) else {
+                continue;
+            };
+            if crate::domain::text::words(&[term]).is_empty() {
+                self.problem(
+                    path,
+                    format!(
+                        "empty search term {term:?}: a term needs a word (ASCII letters or digits, at most {} of them)",
+                        crate::domain::text::MAX_WORD
+                    ),
+                );
+            } else {
+                settings.terms.push(term.to_string());
             }
         }
         settings

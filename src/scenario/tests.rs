@@ -1100,3 +1100,48 @@ fn story_is_optional_named_and_checked() {
     );
     assert_problem(&with("story = 3", ""), "story", "a string");
 }
+
+#[test]
+fn text_search_terms_feed_the_searches_and_bad_ones_are_problems() {
+    let reads = "[reads]\nrate = 50\nmix = { text_search = 1 }\n";
+    let s = parse(&with(
+        "",
+        &format!("{reads}[text_search]\nterms = [\"zebra\", \"Quartz\"]"),
+    ))
+    .unwrap();
+    assert_eq!(s.text_search.terms, ["zebra", "Quartz"]);
+    let stream = crate::workload::mix::OpStream::new(1, &s.dataset, &s.mix_spec());
+    let mut seen = std::collections::BTreeSet::new();
+    for j in 0..200 {
+        match stream.read_op(j) {
+            Some(crate::domain::Query::TextSearch { terms, .. }) => seen.extend(terms),
+            other => panic!("only text searches were asked for: {other:?}"),
+        }
+    }
+    assert_eq!(
+        seen.into_iter().collect::<Vec<_>>(),
+        ["Quartz", "zebra"],
+        "searches draw from the given terms only"
+    );
+    // Without terms, the names' words.
+    let s = parse(&with("", reads)).unwrap();
+    assert!(s.text_search.terms.is_empty());
+
+    let path = |i: usize| format!("text_search.terms[{i}]");
+    let bad = |terms: &str| with("", &format!("{reads}[text_search]\nterms = {terms}"));
+    assert_problem(&bad("[\"oak\", \"\"]"), &path(1), "empty search term");
+    assert_problem(&bad("[\"  -- \"]"), &path(0), "empty search term");
+    assert_problem(&bad("[\"oak\", 3]"), &path(1), "expected a string");
+    assert_problem(&bad("[]"), "text_search.terms", "empty list");
+    assert_problem(&bad("\"oak\""), "text_search.terms", "an array of strings");
+    assert_problem(
+        &with("", "[text_search]\nterms = [\"oak\"]"),
+        "text_search.terms",
+        "reads.mix has no text_search",
+    );
+    assert_problem(
+        &with("", &format!("{reads}[text_search]\nwords = [\"oak\"]")),
+        "text_search.words",
+        "unknown key (expected one of: terms)",
+    );
+}

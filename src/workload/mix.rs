@@ -20,6 +20,8 @@ pub struct MixSpec {
     /// Logical time between consecutive write ops (µs); commands are stamped
     /// `START_AT + i * write_interval_us`.
     pub write_interval_us: i64,
+    /// The terms `text_search` draws from (`[text_search] terms`); empty: the names' words.
+    pub search_terms: Vec<String>,
 }
 
 impl Default for MixSpec {
@@ -30,6 +32,7 @@ impl Default for MixSpec {
             product_keys: KeyDist::Uniform,
             user_keys: KeyDist::Uniform,
             write_interval_us: 1_000,
+            search_terms: Vec::new(),
         }
     }
 }
@@ -50,6 +53,7 @@ pub struct OpStream {
     writes: Vec<(CommandKind, f64)>,
     reads: Vec<(QueryKind, f64)>,
     write_interval_us: i64,
+    search_terms: Vec<String>,
 }
 
 fn cumulative<K: Copy>(m: &BTreeMap<K, f64>) -> Vec<(K, f64)> {
@@ -83,6 +87,7 @@ impl OpStream {
             writes: cumulative(&mix.writes),
             reads: cumulative(&mix.reads),
             write_interval_us: mix.write_interval_us.max(1),
+            search_terms: mix.search_terms.clone(),
         }
     }
 
@@ -208,9 +213,13 @@ impl OpStream {
                 // category, half across all; a wide price band, so words decide.
                 let n = rng.range(1, 2);
                 let terms = (0..n)
-                    .map(|_| {
-                        let list = NAME_WORDS[rng.range(0, NAME_WORDS.len() as i64 - 1) as usize];
-                        list[rng.range(0, list.len() as i64 - 1) as usize].to_string()
+                    .map(|_| match self.search_terms.as_slice() {
+                        [] => {
+                            let list =
+                                NAME_WORDS[rng.range(0, NAME_WORDS.len() as i64 - 1) as usize];
+                            list[rng.range(0, list.len() as i64 - 1) as usize].to_string()
+                        }
+                        given => given[rng.range(0, given.len() as i64 - 1) as usize].clone(),
                     })
                     .collect();
                 let category_id = if rng.chance(0.5) {

@@ -189,5 +189,6 @@ pub fn mixed_commands() -> cqrs_bench::workload::mix::MixSpec {
         product_keys: KeyDist::Zipf { exponent: 1.2 },
         user_keys: KeyDist::Uniform,
         write_interval_us: 5_000_000,
+        search_terms: Vec::new(),
     }
 }
