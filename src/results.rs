@@ -60,12 +60,13 @@ fn one() -> usize {
     1
 }
 
-/// The point of a read-load sweep a run belongs to.
+/// The point of a sweep a run belongs to: a read load, or the dataset's order count.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SweepPoint {
     ReadRate(f64),
     Readers(u32),
+    Orders(i64),
 }
 
 impl SweepPoint {
@@ -74,6 +75,8 @@ impl SweepPoint {
             SweepPoint::ReadRate(r) => format!("reads {r}/s"),
             SweepPoint::Readers(1) => "1 reader".to_string(),
             SweepPoint::Readers(n) => format!("{n} readers"),
+            SweepPoint::Orders(1) => "1 order".to_string(),
+            SweepPoint::Orders(n) => format!("{n} orders"),
         }
     }
 
@@ -82,6 +85,7 @@ impl SweepPoint {
         match self {
             SweepPoint::ReadRate(r) => *r,
             SweepPoint::Readers(n) => *n as f64,
+            SweepPoint::Orders(n) => *n as f64,
         }
     }
 }
@@ -175,6 +179,11 @@ pub struct BackendRun {
     /// password removed; absent when they were in the write database.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub read_store: Option<String>,
+    /// What readers of one product's order lines saw while price changes rewrote the
+    /// lines' copies (`denormalized`: read latency, and reads that saw a product
+    /// half-rewritten); absent for the other backends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rewrite_reads: Option<crate::metrics::rewrite_reads::RewriteReads>,
 }
 
 impl BackendRun {

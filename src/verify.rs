@@ -1,6 +1,8 @@
 //! Differential verification: every read model against the truth computed from the
 //! normalized tables, row by row; on an event-store database (`event-sourced`), against the
-//! pure fold (`projection::fold`) over the whole store, which is the write model there.
+//! pure fold (`projection::fold`) over the whole store, which is the write model there; on a
+//! database whose order lines carry product copies (`denormalized`), every line's copies
+//! against the products table.
 
 use serde::{Deserialize, Serialize};
 
@@ -12,9 +14,45 @@ use crate::projection::{diff, ProjectionName, ReadModels};
 /// How many differing rows a report lists per read model.
 pub const SHOWN_DIFFS: usize = 5;
 
+/// What one check compared: a read model, or the order lines' product copies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Checked {
+    Model(ProjectionName),
+    Copies(Copies),
+}
+
+/// The order lines' copies of their product's name and price (`denormalized`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Copies {
+    OrderLineCopies,
+}
+
+impl Checked {
+    pub fn name(self) -> &'static str {
+        match self {
+            Checked::Model(p) => p.name(),
+            Checked::Copies(Copies::OrderLineCopies) => "order_line_copies",
+        }
+    }
+}
+
+impl From<ProjectionName> for Checked {
+    fn from(p: ProjectionName) -> Self {
+        Checked::Model(p)
+    }
+}
+
+impl PartialEq<ProjectionName> for Checked {
+    fn eq(&self, other: &ProjectionName) -> bool {
+        *self == Checked::Model(*other)
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ModelCheck {
-    pub read_model: ProjectionName,
+    pub read_model: Checked,
     pub rows_expected: usize,
     pub rows_actual: usize,
     pub mismatches: usize,
@@ -38,7 +76,7 @@ impl VerifyReport {
         let models: Vec<ModelCheck> = diffs
             .into_iter()
             .map(|(p, d)| ModelCheck {
-                read_model: p,
+                read_model: p.into(),
                 rows_expected: rows(expected, p),
                 rows_actual: rows(actual, p),
                 mismatches: d.len(),
@@ -151,7 +189,7 @@ pub async fn verify_search(
         .await
         .map_err(|e| crate::projection::search::SearchError::Task(e.to_string()))??;
     Ok(Some(ModelCheck {
-        read_model: ProjectionName::ProductSearch,
+        read_model: ProjectionName::ProductSearch.into(),
         rows_expected: check.rows_expected,
         rows_actual: check.rows_actual,
         mismatches: check.mismatches,
@@ -164,6 +202,9 @@ async fn verify_sql(db: &Db) -> Result<VerifyReport, VerifyError> {
     let state = DbState::read(db).await?;
     if state.is_read_store() {
         return Err(VerifyError::OnlyReadStore(db.location()));
+    }
+    if state.has_product_copies() {
+        return verify_copies(db).await;
     }
     if !state.has_read_models() && state.has_event_log() {
         return Err(VerifyError::ReadModelsElsewhere(db.location()));
@@ -188,6 +229,24 @@ async fn verify_sql(db: &Db) -> Result<VerifyReport, VerifyError> {
         }
     }
     compare_tables(db, db).await
+}
+
+/// Every order line's copies of its product's name and price against the products table.
+async fn verify_copies(db: &Db) -> Result<VerifyReport, VerifyError> {
+    let mut conn = db.read.acquire().await.map_err(DbError::from)?;
+    let c = crate::db::copies::check(&mut conn, SHOWN_DIFFS)
+        .await
+        .map_err(DbError::from)?;
+    Ok(VerifyReport {
+        models: vec![ModelCheck {
+            read_model: Checked::Copies(Copies::OrderLineCopies),
+            rows_expected: c.lines,
+            rows_actual: c.lines,
+            mismatches: c.stale,
+            first_diffs: c.first,
+        }],
+        mismatches: c.stale,
+    })
 }
 
 /// Verifies the read models of a separate read store (`--read-db`) against the truth from
@@ -215,7 +274,7 @@ async fn compare_tables(read: &Db, write: &Db) -> Result<VerifyReport, VerifyErr
     let mut models = Vec::new();
     for p in ProjectionName::ALL {
         let mut check = ModelCheck {
-            read_model: p,
+            read_model: p.into(),
             rows_expected: 0,
             rows_actual: 0,
             mismatches: 0,

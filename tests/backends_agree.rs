@@ -4,7 +4,10 @@
 //! and, on PostgreSQL, `matview` (after a final refresh) answer the same (issue
 //! [alternatives] 15). `text_search` gives the same products in the same order everywhere:
 //! from SQL on the SQL backends, from the tantivy index on `cqrs-async` and `event-sourced`,
-//! whose documents verify against the truth (issue [search] 16).
+//! whose documents verify against the truth (issue [search] 16). `denormalized`, whose order
+//! lines carry copies of the product's details rewritten on every price change, answers
+//! every query the same too: its revenue is still the price paid at placement, and the copies
+//! verify against the products table (issue [stories] 18).
 
 mod common;
 
@@ -206,6 +209,7 @@ async fn replay_and_compare(url_for: impl Fn(BackendKind) -> (DbUrl, String)) {
     }
     let ran: Vec<&str> = backends.iter().map(|b| b.kind.name()).collect();
     assert!(ran.contains(&"triggers"), "{ran:?}");
+    assert!(ran.contains(&"denormalized"), "{ran:?}");
     assert_eq!(ran.contains(&"matview"), backends[0].db.is_pg(), "{ran:?}");
     // The stream exercises both paths.
     assert!(
@@ -220,6 +224,10 @@ async fn replay_and_compare(url_for: impl Fn(BackendKind) -> (DbUrl, String)) {
         let report = verify(&b.db).await.expect("verify");
         assert_eq!(report.mismatches, 0, "{} verify: {:?}", b.kind, report);
         assert!(report.models.iter().all(|m| m.rows_expected > 0));
+        if b.kind == cqrs_bench::backend::denormalized::KIND {
+            let checked: Vec<&str> = report.models.iter().map(|m| m.read_model.name()).collect();
+            assert_eq!(checked, ["order_line_copies"], "what denormalized verifies");
+        }
     }
     for b in backends {
         let db = b.db.clone();

@@ -227,7 +227,8 @@ fn valid_scenario(s: &Scenario) -> Result<(), String> {
             weights.iter().all(|w| w.is_finite() && *w >= 0.0),
             &format!("{side}.mix weights finite and >= 0"),
         );
-        let active = !rate.is_zero() || (side == "reads" && s.sweep.is_some());
+        let active = !rate.is_zero()
+            || (side == "reads" && s.sweep.as_ref().is_some_and(Sweep::loads_reads));
         if active {
             need(
                 weights.iter().sum::<f64>() > 0.0,
@@ -235,11 +236,11 @@ fn valid_scenario(s: &Scenario) -> Result<(), String> {
             );
         }
     }
-    let reads_active = !s.reads.rate.is_zero() || s.sweep.is_some();
+    let reads_active = !s.reads.rate.is_zero() || s.sweep.as_ref().is_some_and(Sweep::loads_reads);
     let sweep_reads = match &s.sweep {
         Some(Sweep::ReadRates(r)) => r.iter().any(|r| *r > 0.0),
         Some(Sweep::Readers(_)) => true,
-        None => false,
+        Some(Sweep::Orders(_)) | None => false,
     };
     need(
         !s.writes.rate.is_zero() || (reads_active && (!s.reads.rate.is_zero() || sweep_reads)),
@@ -251,6 +252,10 @@ fn valid_scenario(s: &Scenario) -> Result<(), String> {
             "sweep.read_rates non-empty, finite, >= 0",
         ),
         Some(Sweep::Readers(n)) => need(!n.is_empty(), "sweep.readers non-empty"),
+        Some(Sweep::Orders(n)) => need(
+            !n.is_empty() && n.iter().all(|x| *x >= 0),
+            "sweep.orders non-empty, >= 0",
+        ),
         None => {}
     }
     for (which, dist) in [("products", &s.product_keys), ("users", &s.user_keys)] {

@@ -568,6 +568,10 @@ fn story_results_match_the_schema() {
             include_str!("data/read-model-lag-results.json"),
         ),
         ("dashboard", include_str!("data/dashboard-results.json")),
+        (
+            "denormalization",
+            include_str!("data/denormalization-results.json"),
+        ),
     ] {
         let results: Value = serde_json::from_str(text).unwrap();
         assert_eq!(results["scenario"]["story"], json!(name));
@@ -581,4 +585,51 @@ fn story_results_match_the_schema() {
         bad["scenario"]["story"] = json!("dashboards");
         assert_invalid(&validator, &bad, "an unknown story", "$.scenario.story");
     }
+}
+
+/// The denormalization fixture's runs carry an orders sweep point, the order-line copies'
+/// verify check and (denormalized only) what readers of the rewritten lines saw; each is
+/// documented, and a mistyped one does not validate.
+#[test]
+fn denormalization_results_match_the_schema_and_the_check_can_fail() {
+    let schema = load_schema();
+    let validator = Validator { root: &schema };
+    let results: Value =
+        serde_json::from_str(include_str!("data/denormalization-results.json")).unwrap();
+    let runs = results["runs"].as_array().unwrap();
+    let denorm = runs
+        .iter()
+        .position(|r| r["backend"] == "denormalized")
+        .expect("a denormalized run");
+    assert!(runs[denorm]["sweep_point"]["orders"].is_u64());
+    assert_eq!(
+        runs[denorm]["verify"]["models"][0]["read_model"],
+        "order_line_copies"
+    );
+    assert!(runs[denorm]["rewrite_reads"]["reads"].as_u64().unwrap() > 0);
+    let mut bad = results.clone();
+    bad["runs"][denorm]["rewrite_reads"]["torn"] = json!(-1);
+    assert_invalid(
+        &validator,
+        &bad,
+        "a negative torn count",
+        &format!("$.runs[{denorm}].rewrite_reads.torn"),
+    );
+    let mut bad = results.clone();
+    bad["runs"][denorm]["sweep_point"] = json!({"orders": 10, "readers": 1});
+    assert_invalid(
+        &validator,
+        &bad,
+        "two sweep keys",
+        &format!("$.runs[{denorm}].sweep_point"),
+    );
+    let mut bad = results.clone();
+    bad["runs"][denorm]["verify"]["models"][0]["read_model"] = json!("order_lines");
+    assert_invalid(
+        &validator,
+        &bad,
+        "an unknown check",
+        // `verify` may be null, so the error is the anyOf's.
+        &format!("$.runs[{denorm}].verify"),
+    );
 }

@@ -164,3 +164,77 @@ fn read_model_lag_story_on_postgres() {
     assert!(answer.contains("on **cqrs-async** "), "{answer}");
     assert!(answer.contains("on **cqrs-sync**"), "{answer}");
 }
+
+/// The price-change rewrite: `change_price` p99 of `denormalized` against `cqrs-sync` along
+/// an orders sweep, and what readers of the rewritten lines saw.
+fn denormalization_story(extra: &[&str]) -> (Value, String) {
+    let (results, md) = run_story(
+        "denormalization",
+        "categories = 4, products = 20, users = 60, orders = 200, reviews = 50, price_changes = 10, days = 5",
+        "sweep = { orders = [100, 1000] }",
+        &[&["--duration", "3s"], extra].concat(),
+    );
+    assert_eq!(results["scenario"]["story"], "denormalization");
+    let runs = results["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 4, "two backends at two points");
+    for run in runs {
+        let backend = run["backend"].as_str().unwrap();
+        assert!(
+            run["metrics"]["ops"]["write.change_price"]["ok"]
+                .as_u64()
+                .unwrap()
+                > 0,
+            "{backend} changed no price"
+        );
+        let watched = &run["rewrite_reads"];
+        if backend == "denormalized" {
+            assert!(watched["reads"].as_u64().unwrap() > 0, "{watched}");
+            assert_eq!(watched["torn"], 0, "a reader saw a half-rewritten product");
+            assert_eq!(
+                run["verify"]["models"][0]["read_model"],
+                "order_line_copies"
+            );
+        } else {
+            assert!(watched.is_null(), "{backend}: {watched}");
+        }
+    }
+    let answer = answer_of(&md).to_string();
+    assert!(
+        answer.contains("At **1000 orders** a price change takes **"),
+        "{answer}"
+    );
+    assert!(
+        answer.contains(" on **denormalized** against **"),
+        "{answer}"
+    );
+    assert!(answer.contains(" on **cqrs-sync**, "), "{answer}");
+    assert!(answer.contains("at 100 orders"), "{answer}");
+    assert!(
+        answer.contains(", and none saw a half-rewritten product"),
+        "{answer}"
+    );
+    assert!(
+        answer.contains(
+            "![Does a price change grow with the shop's history? p99 against orders](plots/price-change.svg)"
+        ),
+        "{answer}"
+    );
+    (results, md)
+}
+
+#[test]
+fn denormalization_story_runs_verifies_and_answers_first() {
+    denormalization_story(&[]);
+}
+
+/// The same story on PostgreSQL, where readers of the rewritten lines read an MVCC snapshot.
+#[test]
+fn denormalization_story_on_postgres() {
+    let Some(_) = pg_url("denormalization_story_on_postgres") else {
+        return;
+    };
+    let url = std::env::var(PG_ENV).unwrap();
+    let schema = unique_schema("story");
+    let (results, _) = denormalization_story(&["--db", &url, "--schema", &schema]);
+    assert_eq!(results["environment"]["engine"], "postgres");
+}

@@ -15,6 +15,9 @@ pub enum VerifiedAgainst {
     /// Every read model, row by row, against a fold over the event store (the write model
     /// there, with no normalized truth to compute).
     EventStore,
+    /// Every order line's copies of its product's name and price, against the products
+    /// table (`denormalized`: the copies are the second copy).
+    ProductCopies,
 }
 
 /// One registered backend.

@@ -13,6 +13,7 @@
 //! | `triggers`   | nothing in the application: the database's triggers update the read models | read models |
 //! | `matview`    | nothing: materialized views of the write tables are refreshed on a schedule | the views |
 //! | `replica`    | nothing: a hot standby replays the primary's WAL | normalized joins, on the standby (`Architecture::reads_from`) |
+//! | `denormalized` | copies the product's name and price into the order's lines; a price change rewrites every line of the product | the normalized tables, product details from the lines |
 //!
 //! A trait object rather than an enum over the backends: a new backend is a file and a
 //! registry entry, with no match arm to add anywhere; the box costs one allocation per
@@ -22,6 +23,7 @@ pub mod backoff;
 pub mod cqrs_async;
 pub mod cqrs_broker;
 pub mod cqrs_sync;
+pub mod denormalized;
 pub mod entry;
 pub mod event_sourced;
 pub mod matview;

@@ -1,6 +1,7 @@
-//! The six queries, once against the normalized tables (joins and aggregates) and once
-//! against the read models. Both return the same typed answers; only the SQL differs, so one
-//! runner per query serves both.
+//! The six queries, once against the normalized tables (joins and aggregates), once
+//! against the read models, and once against the denormalized order lines (`denormalized`:
+//! where a line's copy of its product serves, no join to `products`). All return the same
+//! typed answers; only the SQL differs, so one runner per query serves every side.
 
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
@@ -15,6 +16,9 @@ use crate::domain::{
 pub enum ReadSide {
     Normalized,
     ReadModels,
+    /// The normalized tables, with the product details the order lines carry read from the
+    /// lines themselves.
+    Denormalized,
 }
 
 struct Sql {
@@ -76,6 +80,20 @@ const NORMALIZED: Sql = Sql {
                   AND ($4 = 0 OR p.stock > 0) AND @MATCHED@ > 0) q \
                   WHERE ($5 = 0 OR (q.n > 0 AND q.s >= $5 * q.n)) \
                   ORDER BY @ORDER@ LIMIT $6",
+};
+
+/// The normalized statements, except where an order line's copy of its product serves:
+/// `top_products` takes the name from the lines. Revenue is still the price paid
+/// (`unit_cents`), never the current-price copy, so every answer means what the other
+/// backends' answers mean. The product pages and searches are about products, not lines,
+/// and read `products` as `normalized` does.
+const DENORMALIZED: Sql = Sql {
+    top_products: "SELECT i.product_id, MAX(i.product_name), CAST(SUM(i.qty) AS BIGINT), \
+                   CAST(SUM(i.qty * i.unit_cents) AS BIGINT) AS revenue \
+                   FROM order_items i JOIN orders o ON o.id = i.order_id \
+                   WHERE o.status <> 'cancelled' \
+                   GROUP BY i.product_id ORDER BY revenue DESC, i.product_id LIMIT $1",
+    ..NORMALIZED
 };
 
 const READ_MODELS: Sql = Sql {
@@ -142,9 +160,14 @@ pub fn search_words(terms: &[String]) -> Result<Vec<String>, sqlx::Error> {
 /// The `user_orders` statement of a side (`$1` user, `$2` limit), for the floor benches that
 /// run it bare.
 pub fn user_orders_sql(side: ReadSide) -> &'static str {
+    sql_of(side).user_orders
+}
+
+fn sql_of(side: ReadSide) -> &'static Sql {
     match side {
-        ReadSide::Normalized => NORMALIZED.user_orders,
-        ReadSide::ReadModels => READ_MODELS.user_orders,
+        ReadSide::Normalized => &NORMALIZED,
+        ReadSide::ReadModels => &READ_MODELS,
+        ReadSide::Denormalized => &DENORMALIZED,
     }
 }
 
@@ -181,10 +204,7 @@ pub async fn run(
     side: ReadSide,
     q: &Query,
 ) -> Result<QueryAnswer, sqlx::Error> {
-    let sql = match side {
-        ReadSide::Normalized => &NORMALIZED,
-        ReadSide::ReadModels => &READ_MODELS,
-    };
+    let sql = sql_of(side);
     Ok(match q {
         Query::ProductPage { product_id } => {
             let mut tx = sqlx::Connection::begin(&mut *conn).await?;

@@ -5,8 +5,8 @@
 
 pub use super::entry::{Entry, VerifiedAgainst};
 use super::{
-    cqrs_async, cqrs_broker, cqrs_sync, event_sourced, matview, normalized, replica, triggers,
-    BackendKind,
+    cqrs_async, cqrs_broker, cqrs_sync, denormalized, event_sourced, matview, normalized, replica,
+    triggers, BackendKind,
 };
 use crate::db::Engine;
 
@@ -19,6 +19,7 @@ pub static BACKENDS: &[Entry] = &[
     triggers::ENTRY,
     matview::ENTRY,
     replica::ENTRY,
+    denormalized::ENTRY,
 ];
 
 /// Why `kind` cannot run on `engine`, if it cannot.
@@ -94,7 +95,7 @@ mod tests {
         assert!(BackendKind::all().windows(2).all(|w| w[0] < w[1]));
         assert_eq!(
             names_in_prose(),
-            "normalized, cqrs-sync, cqrs-async, event-sourced, cqrs-broker, triggers, matview or replica"
+            "normalized, cqrs-sync, cqrs-async, event-sourced, cqrs-broker, triggers, matview, replica or denormalized"
         );
     }
 }

@@ -192,6 +192,10 @@ pub async fn seed_with(
         ds.spec().extra_product_indexes,
     ));
     statements.extend(db.dialect().analyze(&loaded_tables));
+    if opts.product_copies {
+        // With the products keyed: one lookup per line.
+        statements.push(super::copies::FILL_ALL.to_string());
+    }
     statements.extend_from_slice(read_models);
     // An event store's read models are projected batch by batch while it loads, by appliers
     // that need their keys; the others are built after the load, then keyed.

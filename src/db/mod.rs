@@ -5,6 +5,7 @@
 //! so one statement serves both engines unless the dialects really differ. Only PostgreSQL's
 //! COPY and LISTEN use the concrete driver.
 
+pub mod copies;
 pub mod dialect;
 pub mod load;
 pub mod pools;

@@ -97,6 +97,8 @@ CREATE TABLE order_items (
     product_id BIGINT NOT NULL REFERENCES products(id),
     qty BIGINT NOT NULL,
     unit_cents BIGINT NOT NULL,
+    product_name TEXT,
+    product_cents BIGINT,
     PRIMARY KEY (order_id, product_id)
 );
 CREATE INDEX order_items_product ON order_items(product_id);

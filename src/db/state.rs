@@ -28,6 +28,10 @@ pub struct Provisions {
     /// The read models alone, in a database of their own (`--read-db`), fed from another
     /// database's event log; the write tables here stay empty.
     pub read_store: bool,
+    /// Copies of each product's name and current price in every order line
+    /// (`order_items.product_name`, `product_cents`; `denormalized`), rewritten on a price
+    /// change. Without it those columns stay NULL.
+    pub product_copies: bool,
 }
 
 impl Provisions {
@@ -39,6 +43,7 @@ impl Provisions {
         triggers: false,
         matviews: false,
         read_store: false,
+        product_copies: false,
     };
     /// The write model and read models, kept in the write transaction.
     pub const READ_MODELS: Provisions = Provisions {
@@ -48,6 +53,7 @@ impl Provisions {
         triggers: false,
         matviews: false,
         read_store: false,
+        product_copies: false,
     };
     /// The write model, read models and the event log they are projected from.
     pub const READ_MODELS_AND_LOG: Provisions = Provisions {
@@ -57,6 +63,7 @@ impl Provisions {
         triggers: false,
         matviews: false,
         read_store: false,
+        product_copies: false,
     };
     /// The event store as the write model, and the read models projected from it.
     pub const EVENT_STORE: Provisions = Provisions {
@@ -66,6 +73,7 @@ impl Provisions {
         triggers: false,
         matviews: false,
         read_store: false,
+        product_copies: false,
     };
     /// The write model, and read models the database keeps up with triggers.
     pub const TRIGGERS: Provisions = Provisions {
@@ -75,6 +83,7 @@ impl Provisions {
         triggers: true,
         matviews: false,
         read_store: false,
+        product_copies: false,
     };
     /// The write model, and read models as materialized views over it.
     pub const MATVIEWS: Provisions = Provisions {
@@ -84,6 +93,7 @@ impl Provisions {
         triggers: false,
         matviews: true,
         read_store: false,
+        product_copies: false,
     };
     /// The read models alone, fed from another database's log (`--read-db`).
     pub const READ_STORE: Provisions = Provisions {
@@ -95,6 +105,12 @@ impl Provisions {
     /// event log they are projected from.
     pub const LOG_ONLY: Provisions = Provisions {
         event_log: true,
+        ..Provisions::WRITE_MODEL
+    };
+    /// The write model alone, its order lines carrying copies of the product's name and
+    /// current price (`denormalized`).
+    pub const PRODUCT_COPIES: Provisions = Provisions {
+        product_copies: true,
         ..Provisions::WRITE_MODEL
     };
 
@@ -111,6 +127,9 @@ impl Provisions {
         }
         if self.read_store {
             return "read_store";
+        }
+        if self.product_copies {
+            return "product_copies";
         }
         match (self.read_models, self.event_log) {
             (false, false) => "normalized",
@@ -131,6 +150,7 @@ impl Provisions {
             Provisions::MATVIEWS,
             Provisions::READ_STORE,
             Provisions::LOG_ONLY,
+            Provisions::PRODUCT_COPIES,
         ]
         .into_iter()
         .find(|p| p.mark() == mark)
@@ -184,6 +204,12 @@ impl DbState {
         self.provisions().read_store
     }
 
+    /// Whether the order lines carry copies of their product's name and price
+    /// (`denormalized`).
+    pub fn has_product_copies(&self) -> bool {
+        self.provisions().product_copies
+    }
+
     /// Whether the database's write model is the event store.
     pub fn has_event_store(&self) -> bool {
         self.provisions().event_store
@@ -231,6 +257,10 @@ mod tests {
             ("ready:matviews", DbState::Ready(Provisions::MATVIEWS)),
             ("ready:read_store", DbState::Ready(Provisions::READ_STORE)),
             ("ready:event_log", DbState::Ready(Provisions::LOG_ONLY)),
+            (
+                "ready:product_copies",
+                DbState::Ready(Provisions::PRODUCT_COPIES),
+            ),
         ] {
             assert_eq!(DbState::parse(text), state);
             assert_eq!(state.to_string(), text);
@@ -243,5 +273,8 @@ mod tests {
         let es = DbState::parse("ready:read_models+event_store");
         assert!(es.has_event_store() && es.has_read_models() && !es.has_event_log());
         assert!(!DbState::parse("ready:read_models+event_log").has_event_store());
+        let copies = DbState::parse("ready:product_copies");
+        assert!(copies.has_product_copies() && !copies.has_read_models());
+        assert!(!DbState::parse("ready:normalized").has_product_copies());
     }
 }

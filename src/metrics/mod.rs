@@ -39,6 +39,7 @@ use crate::domain::{CommandKind, QueryKind};
 pub mod cpu;
 pub mod event_store;
 mod latency;
+pub mod rewrite_reads;
 pub mod skew;
 
 pub use cpu::{CpuSnapshot, DriverCpu};

@@ -675,6 +675,10 @@ fn facts(results: &Results) -> Vec<(String, String)> {
                         "; sweep of closed-loop readers {}",
                         n.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(", ")
                     ),
+                    Some(crate::scenario::Sweep::Orders(n)) => format!(
+                        "; sweep of the dataset's orders {}",
+                        n.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(", ")
+                    ),
                     None => String::new(),
                 },
                 s.ryw_share * 100.0

@@ -49,8 +49,8 @@ pub struct PlotError {
 }
 
 /// Backend colours in registry order (Okabe–Ito palette, safe for colour blindness; yellow,
-/// the faintest on white, last).
-const PALETTE: [RGBColor; 8] = [
+/// the faintest on white, last of it), then Tol's wine for a ninth backend.
+const PALETTE: [RGBColor; 9] = [
     RGBColor(0x00, 0x72, 0xB2),
     RGBColor(0xE6, 0x9F, 0x00),
     RGBColor(0x00, 0x9E, 0x73),
@@ -59,6 +59,7 @@ const PALETTE: [RGBColor; 8] = [
     RGBColor(0x56, 0xB4, 0xE9),
     RGBColor(0x00, 0x00, 0x00),
     RGBColor(0xF0, 0xE4, 0x42),
+    RGBColor(0x88, 0x22, 0x55),
 ];
 
 /// The colour of a backend in every plot: its registry place in the palette.
@@ -139,6 +140,19 @@ pub fn plots(results: &Results) -> Result<Vec<Plot>, PlotError> {
             |root| throughput(root, level),
         )?);
     }
+    if let Some(crate::scenario::Sweep::Orders(_)) = &results.scenario.sweep {
+        out.push(plot(
+            "price-change".into(),
+            "Does a price change grow with the shop's history? p99 against orders".into(),
+            "change_price p99 (left) and read p99 (right) of each backend at each point of the \
+             orders sweep: the same load on a dataset with more and more historical orders. A \
+             backend that rewrites every historical order line of a product on its price change \
+             climbs on the left."
+                .into(),
+            (1200, 460),
+            |root| price_change(root, results, &levels),
+        )?);
+    }
     let sweep = results.scenario.sweep.is_some();
     out.push(plot(
         "load".into(),
@@ -195,6 +209,7 @@ pub fn level_suffix(point: Option<&SweepPoint>) -> String {
         None => String::new(),
         Some(SweepPoint::ReadRate(r)) => format!("-reads-{}", trim_num(*r)),
         Some(SweepPoint::Readers(n)) => format!("-readers-{n}"),
+        Some(SweepPoint::Orders(n)) => format!("-orders-{n}"),
     }
 }
 
@@ -724,26 +739,65 @@ fn load_x(run: &BackendRun) -> f64 {
 }
 
 fn load(root: &Area, results: &Results, levels: &[Level]) -> DrawResult {
+    let x_desc = match levels.first().and_then(|l| l.point.as_ref()) {
+        Some(SweepPoint::Readers(_)) => "concurrent readers (closed loop)",
+        Some(SweepPoint::ReadRate(_)) => "read load (target reads/s)",
+        Some(SweepPoint::Orders(_)) => "orders in the dataset",
+        None => "read load (achieved reads/s)",
+    };
+    p99_panels(
+        root,
+        results,
+        levels,
+        [
+            (MetricKey::Writes, "write p99"),
+            (MetricKey::Reads, "read p99"),
+        ],
+        x_desc,
+    )
+}
+
+/// `change_price` p99 (left) and read p99 (right) against the orders of an orders sweep.
+fn price_change(root: &Area, results: &Results, levels: &[Level]) -> DrawResult {
+    p99_panels(
+        root,
+        results,
+        levels,
+        [
+            (
+                MetricKey::write(crate::domain::CommandKind::ChangePrice),
+                "change_price p99",
+            ),
+            (MetricKey::Reads, "read p99"),
+        ],
+        "historical orders in the dataset",
+    )
+}
+
+/// Two panels, each one p99 per backend against the sweep's x.
+fn p99_panels(
+    root: &Area,
+    results: &Results,
+    levels: &[Level],
+    panels: [(MetricKey, &str); 2],
+    x_desc: &str,
+) -> DrawResult {
     let (left, right) = root.split_horizontally(root.dim_in_pixel().0 / 2);
-    let readers = matches!(
+    let whole = matches!(
         levels.first().and_then(|l| l.point.as_ref()),
-        Some(SweepPoint::Readers(_))
+        Some(SweepPoint::Readers(_) | SweepPoint::Orders(_))
     );
     let x_label = move |x: &f64| {
-        if readers && (x - x.round()).abs() > 1e-9 {
+        if whole && (x - x.round()).abs() > 1e-9 {
             String::new()
         } else {
             num_label(*x)
         }
     };
-    let x_desc = match levels.first().and_then(|l| l.point.as_ref()) {
-        Some(SweepPoint::Readers(_)) => "concurrent readers (closed loop)",
-        Some(SweepPoint::ReadRate(_)) => "read load (target reads/s)",
-        None => "read load (achieved reads/s)",
-    };
+    let [(left_key, left_title), (right_key, right_title)] = panels;
     for (area, key, title) in [
-        (&left, MetricKey::Writes, "write p99"),
-        (&right, MetricKey::Reads, "read p99"),
+        (&left, left_key, left_title),
+        (&right, right_key, right_title),
     ] {
         let mut series: Vec<(BackendKind, Vec<(f64, f64)>)> = Vec::new();
         for kind in &results.scenario.backends {

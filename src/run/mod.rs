@@ -3,6 +3,7 @@
 //! `Results`.
 
 pub mod projector;
+pub mod rewrite_probe;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -133,6 +134,15 @@ fn lane(rate: Rate, workers: u32) -> Lane {
 fn points(s: &Scenario) -> Vec<(Option<SweepPoint>, Lane)> {
     match &s.sweep {
         None => vec![(None, lane(s.reads.rate, s.reads.workers))],
+        Some(Sweep::Orders(counts)) => counts
+            .iter()
+            .map(|n| {
+                (
+                    Some(SweepPoint::Orders(*n)),
+                    lane(s.reads.rate, s.reads.workers),
+                )
+            })
+            .collect(),
         Some(Sweep::ReadRates(rates)) => rates
             .iter()
             .map(|r| {
@@ -185,7 +195,18 @@ pub async fn run_scenario(s: &Scenario, opts: &RunOptions) -> Result<Results, Ru
     let mut environment = None;
     for &kind in &s.backends {
         for (point, reads) in points(s) {
-            let (run, env) = run_one(s, opts, kind, point, reads, stream.clone()).await?;
+            // A point of an orders sweep is the scenario with that dataset, and the op
+            // stream over it (whose new orders' ids follow the seeded ones).
+            let (at, stream) = match &point {
+                Some(SweepPoint::Orders(n)) => {
+                    let mut at = s.clone();
+                    at.dataset.orders = *n;
+                    let stream = Arc::new(OpStream::new(at.seed, &at.dataset, &mix));
+                    (std::borrow::Cow::Owned(at), stream)
+                }
+                _ => (std::borrow::Cow::Borrowed(s), stream.clone()),
+            };
+            let (run, env) = run_one(&at, opts, kind, point, reads, stream).await?;
             environment.get_or_insert(env);
             runs.push(run);
         }
@@ -429,6 +450,14 @@ async fn run_one(
         })
     });
 
+    // What readers of the rewritten order lines see, beside the load.
+    let rewrite_reads = kind.provisions().product_copies.then(|| {
+        let recorder = Arc::new(Mutex::new(
+            crate::metrics::rewrite_reads::RewriteReadsRecorder::default(),
+        ));
+        let task = rewrite_probe::spawn(db.clone(), s, start + s.warmup, recorder.clone());
+        (task, recorder)
+    });
     let (load_end, cpu) = drive_measured(
         backend.clone(),
         stream,
@@ -444,6 +473,15 @@ async fn run_one(
     if let Some(t) = skew_task {
         t.abort();
     }
+    let rewrite_reads = match rewrite_reads {
+        Some((task, recorder)) => {
+            task.abort();
+            let _ = task.await;
+            let seen = recorder.lock().expect("rewrite reads lock").finish();
+            Some(seen)
+        }
+        None => None,
+    };
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
@@ -569,6 +607,7 @@ async fn run_one(
             outage,
             lag_parts,
             read_store: read_store_location,
+            rewrite_reads,
         },
         environment,
     ))

@@ -67,10 +67,13 @@
 //! terms = ["oak", "lamp"]  # non-empty strings, each holding a word; a search draws one or
 //!                          # two of them (default: words of the products' names)
 //!
-//! [sweep]              # optional; exactly one of the two lists, non-empty; every backend
+//! [sweep]              # optional; exactly one of the three lists, non-empty; every backend
 //! read_rates = [0, 200, 800]  # runs at every point: open-loop reads at each rate (>= 0), or
 //! # readers = [0, 1, 4, 16]   # closed-loop reads ("max") with that many workers (>= 0; 0 = the
-//!                             # unloaded baseline on the same curve)
+//!                             # unloaded baseline on the same curve), or
+//! # orders = [1000, 10000]    # the dataset seeded with that many orders (>= 0, each within
+//!                             # the dataset's bounds; `[dataset] orders` is replaced), reads
+//!                             # as `[reads]` says
 //!
 //! [thresholds]         # optional; metric pattern -> condition, both strings. A condition is
 //! "cqrs-async.lag.p99" = "<= 250ms"  # an operator (<=, <, >=, >, ==, !=) and a value that
@@ -87,8 +90,8 @@
 //! `dataset`, `writes`, `reads`, `keys`, `backends`, `projector`, `event_sourcing`, `sweep`,
 //! `ryw_share`, `thresholds`, `matview`, `text_search`, `story`. At least one of writes and reads must carry
 //! load: a non-zero rate, or reads
-//! given by a sweep (a sweep point overrides `reads.rate`, and for `readers` also
-//! `reads.workers`).
+//! given by a read-load sweep (a sweep point overrides `reads.rate`, and for `readers` also
+//! `reads.workers`; an `orders` sweep overrides `dataset.orders` instead).
 
 mod duration;
 mod parse;
@@ -201,6 +204,17 @@ pub enum Sweep {
     ReadRates(Vec<f64>),
     /// Closed-loop reads with each of these worker counts.
     Readers(Vec<u32>),
+    /// The dataset with each of these order counts (`[dataset] orders` at every point), the
+    /// reads as `[reads]` says: how a cost grows with the shop's history.
+    Orders(Vec<i64>),
+}
+
+impl Sweep {
+    /// Whether the sweep gives the reads their load (a read-load sweep), rather than
+    /// changing the dataset.
+    pub fn loads_reads(&self) -> bool {
+        matches!(self, Sweep::ReadRates(_) | Sweep::Readers(_))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -360,11 +374,12 @@ impl Scenario {
         } else {
             self.writes.mix.clone()
         };
-        let reads = if self.reads.rate.is_zero() && self.sweep.is_none() {
-            BTreeMap::new()
-        } else {
-            self.reads.mix.clone()
-        };
+        let reads =
+            if self.reads.rate.is_zero() && !self.sweep.as_ref().is_some_and(Sweep::loads_reads) {
+                BTreeMap::new()
+            } else {
+                self.reads.mix.clone()
+            };
         let write_interval_us = match self.writes.rate {
             Rate::PerSecond(r) if r > 0.0 => (1e6 / r).round().max(1.0) as i64,
             _ => 1_000,

@@ -56,7 +56,7 @@ const PROJECTOR_KEYS: &[&str] = &["batch_size", "poll_interval", "redeliver"];
 const MATVIEW_KEYS: &[&str] = &["refresh_interval", "views"];
 const EVENT_SOURCING_KEYS: &[&str] = &["snapshot_every"];
 const TEXT_SEARCH_KEYS: &[&str] = &["terms"];
-const SWEEP_KEYS: &[&str] = &["read_rates", "readers"];
+const SWEEP_KEYS: &[&str] = &["read_rates", "readers", "orders"];
 const DIST_KINDS: &str = "uniform, zipf, hotspot";
 const DEFAULT_WORKERS: u32 = 4;
 const DEFAULT_SEED: u64 = 1;
@@ -176,6 +176,9 @@ pub(super) fn scenario(root: &Table, name: &str) -> Result<Scenario, Vec<Problem
     let projector = w.projector(root.get("projector"));
     let event_sourcing = w.event_sourcing(root.get("event_sourcing"));
     let sweep = w.sweep(root.get("sweep"));
+    if let Some(Sweep::Orders(points)) = &sweep {
+        w.orders_sweep_fits(&dataset, points);
+    }
     let ryw_share = match root.get("ryw_share") {
         None => Some(0.0),
         Some(v) => w.number(v, "ryw_share").and_then(|x| {
@@ -193,18 +196,26 @@ pub(super) fn scenario(root: &Table, name: &str) -> Result<Scenario, Vec<Problem
     let story = root.get("story").and_then(|v| w.story(v));
 
     // Cross-field checks, only on values that are themselves valid.
-    let sweep_given = root.contains_key("sweep");
+    // A read-load sweep gives the reads their load; a sweep over the dataset does not.
+    let sweep_given = root
+        .get("sweep")
+        .and_then(Value::as_table)
+        .is_some_and(|t| t.contains_key("read_rates") || t.contains_key("readers"));
     let writes_active = writes.rate.is_some_and(|r| !r.is_zero());
     let reads_active = reads.rate.is_some_and(|r| !r.is_zero()) || sweep_given;
     let writes_mix = w.finish_mix(writes.mix, writes_active, "writes", &CommandKind::ALL);
     let reads_mix = w.finish_mix(reads.mix, reads_active, "reads", &QueryKind::DEFAULT_MIX);
     if writes.rate.is_some() && !writes_active {
         match &sweep {
-            None if !sweep_given && reads.rate.is_some_and(|r| r.is_zero()) => w.problem(
-                "writes.rate",
-                "no load: writes.rate and reads.rate are both 0 (or missing) and there is no \
-                 [sweep]; give at least one of them a rate",
-            ),
+            None | Some(Sweep::Orders(_))
+                if !sweep_given && reads.rate.is_some_and(|r| r.is_zero()) =>
+            {
+                w.problem(
+                    "writes.rate",
+                    "no load: writes.rate and reads.rate are both 0 (or missing) and there is no \
+                 read-load [sweep]; give at least one of them a rate",
+                )
+            }
             Some(Sweep::ReadRates(rates)) if rates.iter().all(|r| *r == 0.0) => w.problem(
                 "sweep.read_rates",
                 "no load: writes.rate is 0 (or missing) and every sweep point has read rate 0",
@@ -882,19 +893,49 @@ impl Walker {
     fn sweep(&mut self, v: Option<&Value>) -> Option<Sweep> {
         let t = self.table(v?, "sweep")?;
         self.unknown_keys(t, "sweep", SWEEP_KEYS);
+        let given: Vec<&str> = ["read_rates", "readers", "orders"]
+            .into_iter()
+            .filter(|k| t.contains_key(*k))
+            .collect();
+        if given.len() > 1 {
+            self.problem(
+                "sweep",
+                format!(
+                    "give exactly one of read_rates, readers or orders, not {}",
+                    given.join(" and ")
+                ),
+            );
+            return None;
+        }
+        if let Some(v) = t.get("orders") {
+            let items = self.non_empty_array(v, "sweep.orders", "order counts")?;
+            let (max, why) = field_max("orders");
+            let counts: Vec<Option<i64>> = items
+                .iter()
+                .enumerate()
+                .map(|(i, x)| {
+                    let path = element("sweep.orders", i);
+                    let n = self.int_min(x, &path, 0)?;
+                    if n > max {
+                        self.problem(path, format!("must be <= {max} ({why}), got {n}"));
+                        return None;
+                    }
+                    Some(n)
+                })
+                .collect();
+            return counts
+                .into_iter()
+                .collect::<Option<Vec<i64>>>()
+                .map(Sweep::Orders);
+        }
         match (t.get("read_rates"), t.get("readers")) {
-            (Some(_), Some(_)) => {
-                self.problem(
-                    "sweep",
-                    "give exactly one of read_rates or readers, not both",
-                );
-                None
-            }
+            (Some(_), Some(_)) => None,
             (None, None) => {
                 self.problem(
                     "sweep",
-                    "give exactly one of read_rates (a list of read rates) or readers \
-                     (a list of closed-loop reader counts)",
+                    "give exactly one of read_rates (a list of read rates), readers \
+                     (a list of closed-loop reader counts) or orders (a list of dataset \
+                     order counts)",
                 );
                 None
             }
@@ -922,6 +963,28 @@ impl Walker {
                     .into_iter()
                     .collect::<Option<Vec<u32>>>()
                     .map(Sweep::Readers)
+            }
+        }
+    }
+
+    /// Each point of an orders sweep is the scenario's dataset with that many orders: it
+    /// must fit where the dataset does.
+    fn orders_sweep_fits(&mut self, dataset: &DatasetSpec, points: &[i64]) {
+        for (i, n) in points.iter().enumerate() {
+            let spec = DatasetSpec {
+                orders: *n,
+                ..dataset.clone()
+            };
+            let bytes = estimated_bytes(&spec);
+            if bytes > MAX_DATASET_BYTES {
+                self.problem(
+                    element("sweep.orders", i),
+                    format!(
+                        "{n} orders need about {} GiB on disk, more than the {} GiB the tool seeds",
+                        bytes >> 30,
+                        MAX_DATASET_BYTES >> 30
+                    ),
+                );
             }
         }
     }

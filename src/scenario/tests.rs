@@ -421,7 +421,7 @@ fn unknown_and_duplicate_backends() {
     assert_problem(
         &text,
         "backends[1]",
-        "unknown backend \"cqrs\" (expected one of: normalized, cqrs-sync, cqrs-async, event-sourced, cqrs-broker, triggers, matview, replica)",
+        "unknown backend \"cqrs\" (expected one of: normalized, cqrs-sync, cqrs-async, event-sourced, cqrs-broker, triggers, matview, replica, denormalized)",
     );
     assert_problem(&text, "backends[2]", "duplicate backend \"normalized\"");
     assert_problem(&text, "backends[3]", "expected a string, got an integer");
@@ -544,9 +544,19 @@ fn sweep_needs_exactly_one_non_empty_list() {
     assert_problem(
         &with("", "[sweep]\nread_rates = [1]\nreaders = [1]"),
         "sweep",
-        "exactly one of read_rates or readers, not both",
+        "exactly one of read_rates, readers or orders, not read_rates and readers",
+    );
+    assert_problem(
+        &with("", "[sweep]\nreaders = [1]\norders = [10]"),
+        "sweep",
+        "not readers and orders",
     );
     assert_problem(&with("", "[sweep]"), "sweep", "exactly one of read_rates");
+    assert_problem(
+        &with("", "[sweep]\norders = []"),
+        "sweep.orders",
+        "must not be empty",
+    );
     assert_problem(
         &with("", "[sweep]\nread_rates = []"),
         "sweep.read_rates",
@@ -586,7 +596,7 @@ fn sweep_elements_are_checked() {
     assert_problem(
         &with("", "[sweep]\nread_rate = [1]"),
         "sweep.read_rate",
-        "unknown key (expected one of: read_rates, readers)",
+        "unknown key (expected one of: read_rates, readers, orders)",
     );
     let s = parse(&with("", "[sweep]\nreaders = [0, 1, 4, 16]")).unwrap();
     // 0 readers: the baseline point of the sweep.
@@ -1143,5 +1153,45 @@ fn text_search_terms_feed_the_searches_and_bad_ones_are_problems() {
         &with("", &format!("{reads}[text_search]\nwords = [\"oak\"]")),
         "text_search.words",
         "unknown key (expected one of: terms)",
+    );
+}
+
+#[test]
+fn an_orders_sweep_replaces_the_datasets_orders_and_leaves_reads_alone() {
+    let s = parse(&with("", "[sweep]\norders = [0, 100, 5000]")).unwrap();
+    assert_eq!(s.sweep, Some(Sweep::Orders(vec![0, 100, 5000])));
+    assert!(!Sweep::Orders(vec![1]).loads_reads());
+    // Reads carry no load unless [reads] gives them a rate: an orders sweep is not a read
+    // load.
+    assert!(s.mix_spec().reads.is_empty(), "{:?}", s.mix_spec().reads);
+    assert_problem(
+        &with("", "[sweep]\norders = [10, -1, 2.5]"),
+        "sweep.orders[1]",
+        "must be >= 0, got -1",
+    );
+    assert_problem(
+        &with("", "[sweep]\norders = [10, 1, 2.5]"),
+        "sweep.orders[2]",
+        "expected an integer, got a float",
+    );
+    assert_problem(
+        &with("", "[sweep]\norders = [100000000000]"),
+        "sweep.orders[0]",
+        "must be <= ",
+    );
+    // Too large to seed at one point: that point is named.
+    assert_problem(
+        &with(
+            "",
+            "[dataset]\nproducts = 10\n[sweep]\norders = [10, 9000000000]",
+        ),
+        "sweep.orders[1]",
+        "GiB on disk",
+    );
+    // An orders sweep is no load by itself.
+    assert_problem(
+        "description = \"x\"\nduration = \"10s\"\n[writes]\nrate = 0\n[reads]\nrate = 0\n[sweep]\norders = [10]",
+        "writes.rate",
+        "no load",
     );
 }
