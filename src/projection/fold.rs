@@ -3,9 +3,11 @@
 //! in log order.
 
 use super::{
-    CatalogRow, DailySalesRow, OrderSummaryRow, PriceChangeEntry, ProductSalesRow, ProjectionName,
-    ReadModels,
+    CatalogRow, DailySalesRow, MonthlySalesRow, OrderSummaryRow, PriceChangeEntry, ProductSalesRow,
+    ProjectionName, ReadModels,
 };
+use crate::domain::month::{cell_key, month_of, ALL_CATEGORIES};
+use crate::domain::segment::segment_of;
 use crate::domain::{day_of, Event, OrderStatus, PricedLine, ProductState};
 
 /// Applies one event to every read model.
@@ -31,6 +33,7 @@ pub fn apply_to(p: ProjectionName, s: &mut ReadModels, event: &Event) {
         ProjectionName::OrderSummary => order_summary(s, event),
         ProjectionName::DailySales => daily_sales(s, event),
         ProjectionName::ProductSales => product_sales(s, event),
+        ProjectionName::MonthlySales => monthly_sales(s, event),
         // The search index holds the product catalog's rows, folded the same way.
         ProjectionName::ProductSearch => product_catalog(s, event),
     }
@@ -236,5 +239,54 @@ fn product_sales(s: &mut ReadModels, event: &Event) {
             });
         row.units += sign * l.qty;
         row.revenue_cents += sign * l.qty * l.unit_cents;
+    }
+}
+
+/// Per order: one count and its total in the whole-order cell of its month and segment, and
+/// one count and the lines' revenue in each category it has lines in. A line's category is
+/// the product catalog's (applied before this read model, every product added first).
+fn monthly_sales(s: &mut ReadModels, event: &Event) {
+    let (sign, user_id, placed_at, lines) = match event {
+        Event::OrderPlaced {
+            user_id,
+            placed_at,
+            lines,
+            ..
+        } => (1, *user_id, *placed_at, lines),
+        Event::OrderCancelled {
+            user_id,
+            placed_at,
+            lines,
+            ..
+        } => (-1, *user_id, *placed_at, lines),
+        _ => return,
+    };
+    let month = month_of(placed_at);
+    let segment = segment_of(user_id);
+    let mut per_category: std::collections::BTreeMap<i64, i64> = Default::default();
+    for l in lines {
+        let category = s
+            .product_catalog
+            .get(&l.product_id)
+            .map_or(0, |p| p.category_id);
+        *per_category.entry(category).or_default() += l.qty * l.unit_cents;
+    }
+    let (_, total) = totals(lines);
+    let mut add = |category_id: i64, cents: i64| {
+        let cell = cell_key(month, category_id, segment);
+        let row = s.monthly_sales.entry(cell).or_insert(MonthlySalesRow {
+            cell,
+            month,
+            category_id,
+            segment,
+            orders: 0,
+            revenue_cents: 0,
+        });
+        row.orders += sign;
+        row.revenue_cents += sign * cents;
+    };
+    add(ALL_CATEGORIES, total);
+    for (category, cents) in per_category {
+        add(category, cents);
     }
 }

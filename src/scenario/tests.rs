@@ -306,7 +306,7 @@ fn mix_entries_are_checked() {
     assert_problem(
         &with("", "[reads]\nrate = 1\nmix = { place_order = 1 }"),
         "reads.mix.place_order",
-        "unknown query (expected one of: product_page, user_orders, search, daily_revenue, top_products, text_search)",
+        "unknown query (expected one of: product_page, user_orders, search, daily_revenue, top_products, text_search, monthly_report)",
     );
     assert_problem(
         &with("", "mix = 3"),
