@@ -1100,3 +1100,35 @@ fn story_is_optional_named_and_checked() {
     );
     assert_problem(&with("story = 3", ""), "story", "a string");
 }
+
+#[test]
+fn the_monthly_report_story_needs_its_query_and_a_baseline() {
+    let story = "story = \"monthly-report\"";
+    let good = "[reads]\nworkers = 1\nmix = { monthly_report = 1 }\n[sweep]\nreaders = [0, 1]";
+    let s = parse(&with(story, good)).unwrap();
+    assert_eq!(s.story, Some(Story::MonthlyReport));
+    assert_eq!(s.reads.mix.get(&QueryKind::MonthlyReport), Some(&1.0));
+    assert_problem(
+        &with(
+            story,
+            "[reads]\nmix = { top_products = 1 }\n[sweep]\nreaders = [0, 1]",
+        ),
+        "reads.mix",
+        "needs `monthly_report` in the read mix",
+    );
+    assert_problem(
+        &with(
+            story,
+            "[reads]\nmix = { monthly_report = 1 }\n[sweep]\nreaders = [1, 2]",
+        ),
+        "sweep.readers",
+        "give `[sweep] readers = [0, 1]`",
+    );
+    assert_problem(
+        &with(story, "[reads]\nrate = 5\nmix = { monthly_report = 1 }"),
+        "sweep.readers",
+        "compares the writes without the report and with it",
+    );
+    // Another story asks for none of it.
+    assert!(parse(&with("story = \"dashboard\"", "")).is_ok());
+}

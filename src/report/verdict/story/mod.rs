@@ -3,6 +3,7 @@
 //! how much — and the plot that shows it. Each story's logic is a module of its own.
 
 mod dashboard;
+mod monthly_report;
 mod read_model_lag;
 
 use crate::report::Level;
@@ -24,7 +25,8 @@ pub fn answer(results: &Results, levels: &[Level]) -> Option<Answer> {
     Some(match story {
         Story::ReadModelLag => read_model_lag::answer(results, levels),
         Story::Dashboard => dashboard::answer(levels),
-        Story::MonthlyReport | Story::Denormalization => Answer {
+        Story::MonthlyReport => monthly_report::answer(results, levels),
+        Story::Denormalization => Answer {
             sentence: format!(
                 "this build does not answer the `{}` story yet; see the sections below",
                 story.name()
