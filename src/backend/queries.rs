@@ -83,7 +83,7 @@ const NORMALIZED: Sql = Sql {
                   WHERE ($5 = 0 OR (q.n > 0 AND q.s >= $5 * q.n)) \
                   ORDER BY @ORDER@ LIMIT $6",
     // The long report: every line of the month's orders, joined and aggregated twice.
-    month_by_category: "SELECT p.category_id, CAST(COUNT(DISTINCT o.id) AS BIGINT), \
+    month_by_category: "SELECT p.category_id, CAST(COUNT(*) AS BIGINT), \
                         CAST(SUM(i.qty * i.unit_cents) AS BIGINT) \
                         FROM orders o JOIN order_items i ON i.order_id = o.id \
                         JOIN products p ON p.id = i.product_id \
@@ -126,13 +126,15 @@ const READ_MODELS: Sql = Sql {
                   AND ($5 = 0 OR (review_count > 0 AND rating_sum >= $5 * review_count)) \
                   AND @MATCHED@ > 0) q \
                   ORDER BY @ORDER@ LIMIT $6",
-    // A few dozen cells of one month.
-    month_by_category: "SELECT category_id, CAST(SUM(orders) AS BIGINT), \
-                        CAST(SUM(revenue_cents) AS BIGINT) FROM monthly_sales \
-                        WHERE month = $1 AND category_id > 0 \
-                        GROUP BY category_id HAVING SUM(orders) > 0 ORDER BY 1",
+    // One month's cells (a row per product and segment that sold), their categories from
+    // the catalog.
+    month_by_category: "SELECT c.category_id, CAST(SUM(m.orders) AS BIGINT), \
+                        CAST(SUM(m.revenue_cents) AS BIGINT) \
+                        FROM monthly_sales m JOIN product_catalog c ON c.product_id = m.product_id \
+                        WHERE m.month = $1 AND m.product_id > 0 \
+                        GROUP BY c.category_id HAVING SUM(m.orders) > 0 ORDER BY 1",
     month_by_segment: "SELECT segment, orders, revenue_cents FROM monthly_sales \
-                       WHERE month = $1 AND category_id = 0 AND orders > 0 ORDER BY 1",
+                       WHERE month = $1 AND product_id = 0 AND orders > 0 ORDER BY 1",
 };
 
 /// The `text_search` statement of `template` for `words` words sorted by `sort`: each word
@@ -371,9 +373,9 @@ pub async fn run(
                 month: *m,
                 by_category: id_orders_revenue(&by_category)?
                     .into_iter()
-                    .map(|(category_id, orders, revenue_cents)| CategoryRevenue {
+                    .map(|(category_id, lines, revenue_cents)| CategoryRevenue {
                         category_id,
-                        orders,
+                        lines,
                         revenue_cents,
                     })
                     .collect(),

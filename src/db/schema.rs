@@ -194,12 +194,12 @@ CREATE INDEX product_sales_revenue ON product_sales(revenue_cents);
 CREATE TABLE monthly_sales (
     cell BIGINT PRIMARY KEY,
     month BIGINT NOT NULL,
-    category_id BIGINT NOT NULL,
+    product_id BIGINT NOT NULL,
     segment BIGINT NOT NULL,
     orders BIGINT NOT NULL,
     revenue_cents BIGINT NOT NULL
 );
-CREATE INDEX monthly_sales_month ON monthly_sales(month, category_id);
+CREATE INDEX monthly_sales_month ON monthly_sales(month, product_id);
 CREATE TABLE product_catalog_applied (seq BIGINT PRIMARY KEY);
 CREATE TABLE daily_sales_applied (seq BIGINT PRIMARY KEY);
 CREATE TABLE product_sales_applied (seq BIGINT PRIMARY KEY);

@@ -9,11 +9,6 @@
 //! else's and `drop` removes exactly these.
 //!
 //! Counters need no ledger: a trigger fires once per row change, in the transaction making it.
-//!
-//! `monthly_sales` counts an order once in each category it has lines in: a line counts when
-//! no line of the same order and category has a lower product id. That holds whichever lines a
-//! row trigger sees (SQLite fires after each row of a multi-row insert, PostgreSQL after the
-//! statement) because the write path inserts an order's lines in product-id order.
 
 use super::{Db, DbResult, Engine};
 use crate::domain::month::{cell_key_sql, MICROS_PER_MONTH};
@@ -29,7 +24,7 @@ struct TriggerDef {
     /// Fires only for rows where this holds (`NEW.`/`OLD.` columns), if given.
     when: Option<&'static str>,
     /// Statements, `@DAY@` and `@MONTH@` standing for the microseconds in a day and a report
-    /// month, `@CELL(month|category|segment)@` for a monthly sales cell's key.
+    /// month, `@CELL(month|product|segment)@` for a monthly sales cell's key.
     body: &'static [&'static str],
 }
 
@@ -91,7 +86,7 @@ const TRIGGERS: &[TriggerDef] = &[
             "INSERT INTO daily_sales (day, orders, items, revenue_cents) \
              VALUES (NEW.placed_at / @DAY@, 1, 0, 0) \
              ON CONFLICT (day) DO UPDATE SET orders = daily_sales.orders + 1",
-            "INSERT INTO monthly_sales (cell, month, category_id, segment, orders, revenue_cents) \
+            "INSERT INTO monthly_sales (cell, month, product_id, segment, orders, revenue_cents) \
              SELECT @CELL(NEW.placed_at / @MONTH@|0|u.segment)@, NEW.placed_at / @MONTH@, 0, \
              u.segment, 1, 0 FROM users u WHERE u.id = NEW.user_id \
              ON CONFLICT (cell) DO UPDATE SET orders = monthly_sales.orders + 1",
@@ -116,14 +111,10 @@ const TRIGGERS: &[TriggerDef] = &[
              WHERE cell = (SELECT @CELL(o.placed_at / @MONTH@|0|u.segment)@ FROM orders o \
                            JOIN users u ON u.id = o.user_id \
                            WHERE o.id = NEW.order_id AND o.status <> 'cancelled')",
-            "INSERT INTO monthly_sales (cell, month, category_id, segment, orders, revenue_cents) \
-             SELECT @CELL(o.placed_at / @MONTH@|p.category_id|u.segment)@, \
-             o.placed_at / @MONTH@, p.category_id, u.segment, \
-             CASE WHEN EXISTS (SELECT 1 FROM order_items i JOIN products q ON q.id = i.product_id \
-                               WHERE i.order_id = NEW.order_id AND q.category_id = p.category_id \
-                               AND i.product_id < NEW.product_id) THEN 0 ELSE 1 END, \
-             NEW.qty * NEW.unit_cents \
-             FROM orders o JOIN users u ON u.id = o.user_id JOIN products p ON p.id = NEW.product_id \
+            "INSERT INTO monthly_sales (cell, month, product_id, segment, orders, revenue_cents) \
+             SELECT @CELL(o.placed_at / @MONTH@|NEW.product_id|u.segment)@, \
+             o.placed_at / @MONTH@, NEW.product_id, u.segment, 1, NEW.qty * NEW.unit_cents \
+             FROM orders o JOIN users u ON u.id = o.user_id \
              WHERE o.id = NEW.order_id AND o.status <> 'cancelled' \
              ON CONFLICT (cell) DO UPDATE SET orders = monthly_sales.orders + excluded.orders, \
              revenue_cents = monthly_sales.revenue_cents + excluded.revenue_cents",
@@ -162,13 +153,11 @@ const TRIGGERS: &[TriggerDef] = &[
              WHERE cell = (SELECT @CELL(NEW.placed_at / @MONTH@|0|u.segment)@ FROM users u \
                            WHERE u.id = NEW.user_id)",
             "UPDATE monthly_sales SET orders = orders - 1, \
-             revenue_cents = revenue_cents - (SELECT CAST(COALESCE(SUM(i.qty * i.unit_cents), 0) AS BIGINT) \
-                              FROM order_items i JOIN products p ON p.id = i.product_id \
-                              WHERE i.order_id = NEW.id AND p.category_id = monthly_sales.category_id) \
+             revenue_cents = revenue_cents - (SELECT qty * unit_cents FROM order_items \
+                              WHERE order_id = NEW.id AND product_id = monthly_sales.product_id) \
              WHERE month = NEW.placed_at / @MONTH@ \
              AND segment = (SELECT segment FROM users WHERE id = NEW.user_id) \
-             AND category_id IN (SELECT p.category_id FROM order_items i \
-                                 JOIN products p ON p.id = i.product_id WHERE i.order_id = NEW.id)",
+             AND product_id IN (SELECT product_id FROM order_items WHERE order_id = NEW.id)",
         ],
     },
 ];
@@ -193,7 +182,7 @@ fn body(t: &TriggerDef) -> Vec<String> {
         .collect()
 }
 
-/// Replaces every `@CELL(month|category|segment)@` by the cell key's SQL.
+/// Replaces every `@CELL(month|product|segment)@` by the cell key's SQL.
 fn cells(s: &str) -> String {
     let mut out = String::new();
     let mut rest = s;

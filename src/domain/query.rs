@@ -194,8 +194,8 @@ pub struct TopProduct {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CategoryRevenue {
     pub category_id: i64,
-    /// Orders with at least one line in the category.
-    pub orders: i64,
+    /// Order lines of the category's products (an order with two of them counts twice).
+    pub lines: i64,
     /// What those lines came to.
     pub revenue_cents: i64,
 }
@@ -209,8 +209,9 @@ pub struct SegmentRevenue {
     pub revenue_cents: i64,
 }
 
-/// Revenue of one month's orders (cancelled ones excluded) by category and by customer
-/// segment, each sorted by id; categories and segments without an order are left out.
+/// Revenue of one month's orders (cancelled ones excluded) by category (with its order
+/// lines) and by customer segment (with its orders), each sorted by id; categories and
+/// segments without an order are left out.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MonthlyReport {
     pub month: i64,

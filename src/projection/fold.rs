@@ -6,7 +6,7 @@ use super::{
     CatalogRow, DailySalesRow, MonthlySalesRow, OrderSummaryRow, PriceChangeEntry, ProductSalesRow,
     ProjectionName, ReadModels,
 };
-use crate::domain::month::{cell_key, month_of, ALL_CATEGORIES};
+use crate::domain::month::{cell_key, month_of, WHOLE_ORDER};
 use crate::domain::segment::segment_of;
 use crate::domain::{day_of, Event, OrderStatus, PricedLine, ProductState};
 
@@ -243,8 +243,7 @@ fn product_sales(s: &mut ReadModels, event: &Event) {
 }
 
 /// Per order: one count and its total in the whole-order cell of its month and segment, and
-/// one count and the lines' revenue in each category it has lines in. A line's category is
-/// the product catalog's (applied before this read model, every product added first).
+/// one count and the line's revenue in the cell of each product it has a line of.
 fn monthly_sales(s: &mut ReadModels, event: &Event) {
     let (sign, user_id, placed_at, lines) = match event {
         Event::OrderPlaced {
@@ -263,30 +262,20 @@ fn monthly_sales(s: &mut ReadModels, event: &Event) {
     };
     let month = month_of(placed_at);
     let segment = segment_of(user_id);
-    let mut per_category: std::collections::BTreeMap<i64, i64> = Default::default();
-    for l in lines {
-        let category = s
-            .product_catalog
-            .get(&l.product_id)
-            .map_or(0, |p| p.category_id);
-        *per_category.entry(category).or_default() += l.qty * l.unit_cents;
-    }
     let (_, total) = totals(lines);
-    let mut add = |category_id: i64, cents: i64| {
-        let cell = cell_key(month, category_id, segment);
+    let cells = std::iter::once((WHOLE_ORDER, total))
+        .chain(lines.iter().map(|l| (l.product_id, l.qty * l.unit_cents)));
+    for (product_id, cents) in cells {
+        let cell = cell_key(month, product_id, segment);
         let row = s.monthly_sales.entry(cell).or_insert(MonthlySalesRow {
             cell,
             month,
-            category_id,
+            product_id,
             segment,
             orders: 0,
             revenue_cents: 0,
         });
         row.orders += sign;
         row.revenue_cents += sign * cents;
-    };
-    add(ALL_CATEGORIES, total);
-    for (category, cents) in per_category {
-        add(category, cents);
     }
 }

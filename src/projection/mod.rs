@@ -40,8 +40,6 @@ pub enum ProjectionName {
 }
 
 impl ProjectionName {
-    /// In the order a batch is applied: `monthly_sales` finds an order line's category in the
-    /// product catalog, so the catalog comes first.
     pub const ALL: [ProjectionName; 5] = [
         ProjectionName::ProductCatalog,
         ProjectionName::OrderSummary,
@@ -141,14 +139,13 @@ pub struct ProductSalesRow {
 }
 
 /// One cell of the monthly report's read model: a month's orders of one customer segment,
-/// within one category (`category_id` > 0: orders with a line there, and those lines'
-/// revenue) or whole (`category_id` 0, `domain::month::ALL_CATEGORIES`). Keyed by
-/// `domain::month::cell_key`.
+/// with a line of one product (`product_id` > 0: those lines and their revenue) or whole
+/// (`product_id` 0, `domain::month::WHOLE_ORDER`). Keyed by `domain::month::cell_key`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MonthlySalesRow {
     pub cell: i64,
     pub month: i64,
-    pub category_id: i64,
+    pub product_id: i64,
     pub segment: i64,
     pub orders: i64,
     pub revenue_cents: i64,

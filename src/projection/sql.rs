@@ -22,7 +22,7 @@ use super::ProjectionName;
 use crate::db::sql::{
     bind_all, insert_rows, multi_row_query, rows_per_statement, update_rows, values_for, Param,
 };
-use crate::domain::month::{cell_key, month_of, ALL_CATEGORIES};
+use crate::domain::month::{cell_key, month_of, WHOLE_ORDER};
 use crate::domain::segment::segment_of;
 use crate::domain::{day_of, Event, OrderStatus, ProductState};
 
@@ -522,52 +522,14 @@ async fn product_sales(
     Ok(())
 }
 
-/// The categories of `products`, from the product catalog (applied earlier in the batch).
-async fn categories_of(
-    conn: &mut AnyConnection,
-    products: &[i64],
-) -> Result<BTreeMap<i64, i64>, sqlx::Error> {
-    let mut out = BTreeMap::new();
-    for chunk in products.chunks(rows_per_statement(1)) {
-        let sql = format!(
-            "SELECT product_id, category_id FROM product_catalog WHERE product_id IN ({})",
-            values_for(conn, chunk.len(), 1)
-        );
-        let params: Vec<Param> = chunk.iter().map(|p| Param::Int(*p)).collect();
-        for row in bind_all(multi_row_query(&sql, chunk.len()), &params)
-            .fetch_all(&mut *conn)
-            .await?
-        {
-            out.insert(row.try_get::<i64, _>(0)?, row.try_get::<i64, _>(1)?);
-        }
-    }
-    Ok(out)
-}
-
 async fn monthly_sales(
     conn: &mut AnyConnection,
     events: &[&Delivered],
     may_count: &(dyn Fn(&Delivered) -> bool + Sync),
 ) -> Result<(), sqlx::Error> {
-    let counted: Vec<&Delivered> = events
-        .iter()
-        .copied()
-        .filter(|d| may_count(d) && sales_lines(&d.event).is_some())
-        .collect();
-    if counted.is_empty() {
-        return Ok(());
-    }
-    let products: Vec<i64> = counted
-        .iter()
-        .filter_map(|d| sales_lines(&d.event))
-        .flat_map(|(_, _, lines)| lines.iter().map(|l| l.product_id))
-        .collect::<std::collections::BTreeSet<i64>>()
-        .into_iter()
-        .collect();
-    let category = categories_of(conn, &products).await?;
-    // cell → (month, category, segment, orders, revenue)
+    // cell → (month, product, segment, orders, revenue)
     let mut cells: BTreeMap<i64, [i64; 5]> = BTreeMap::new();
-    for d in counted {
+    for d in events.iter().filter(|d| may_count(d)) {
         let user_id = match &d.event {
             Event::OrderPlaced { user_id, .. } | Event::OrderCancelled { user_id, .. } => *user_id,
             _ => continue,
@@ -576,42 +538,40 @@ async fn monthly_sales(
             continue;
         };
         let (month, segment) = (month_of(placed_at), segment_of(user_id));
-        let mut per_category: BTreeMap<i64, i64> = BTreeMap::new();
-        let mut total = 0;
-        for l in lines {
-            let c = category.get(&l.product_id).copied().unwrap_or(0);
-            *per_category.entry(c).or_default() += l.qty * l.unit_cents;
-            total += l.qty * l.unit_cents;
-        }
-        for (c, cents) in std::iter::once((ALL_CATEGORIES, total)).chain(per_category) {
+        let total: i64 = lines.iter().map(|l| l.qty * l.unit_cents).sum();
+        let parts = std::iter::once((WHOLE_ORDER, total))
+            .chain(lines.iter().map(|l| (l.product_id, l.qty * l.unit_cents)));
+        for (p, cents) in parts {
             let e = cells
-                .entry(cell_key(month, c, segment))
-                .or_insert([month, c, segment, 0, 0]);
+                .entry(cell_key(month, p, segment))
+                .or_insert([month, p, segment, 0, 0]);
             e[3] += sign;
             e[4] += sign * cents;
         }
     }
     let rows: Vec<Vec<Param>> = cells
         .into_iter()
-        .map(|(cell, [m, c, seg, o, r])| {
+        .map(|(cell, [m, p, seg, o, r])| {
             vec![
                 cell.into(),
                 m.into(),
-                c.into(),
+                p.into(),
                 seg.into(),
                 o.into(),
                 r.into(),
             ]
         })
         .collect();
-    insert_rows(
-        conn,
-        "INSERT INTO monthly_sales (cell, month, category_id, segment, orders, revenue_cents)",
-        "ON CONFLICT (cell) DO UPDATE SET orders = monthly_sales.orders + excluded.orders, \
-         revenue_cents = monthly_sales.revenue_cents + excluded.revenue_cents",
-        6,
-        &rows,
-    )
-    .await?;
+    if !rows.is_empty() {
+        insert_rows(
+            conn,
+            "INSERT INTO monthly_sales (cell, month, product_id, segment, orders, revenue_cents)",
+            "ON CONFLICT (cell) DO UPDATE SET orders = monthly_sales.orders + excluded.orders, \
+             revenue_cents = monthly_sales.revenue_cents + excluded.revenue_cents",
+            6,
+            &rows,
+        )
+        .await?;
+    }
     Ok(())
 }

@@ -75,27 +75,22 @@ const TABLES: [TableDef; 6] = [
     },
     TableDef {
         table: "monthly_sales",
-        columns: "cell, month, category_id, segment, orders, revenue_cents",
+        columns: "cell, month, product_id, segment, orders, revenue_cents",
         key: "cell",
-        // Per order (the whole-order cell, category 0) and per order and category first,
-        // then per cell: an order counts once in its whole cell and once in each category it
-        // has lines in.
-        truth: "SELECT @CELL@, month, category_id, segment, CAST(COUNT(*) AS BIGINT), \
+        // Per order (the whole-order cell, product 0) and per order line, then per cell.
+        truth: "SELECT @CELL@, month, product_id, segment, CAST(COUNT(*) AS BIGINT), \
                 CAST(SUM(revenue) AS BIGINT) \
-                FROM (SELECT o.id, o.placed_at / @MONTH@ AS month, 0 AS category_id, \
+                FROM (SELECT o.placed_at / @MONTH@ AS month, 0 AS product_id, \
                       u.segment AS segment, SUM(i.qty * i.unit_cents) AS revenue \
                       FROM orders o JOIN users u ON u.id = o.user_id \
                       JOIN order_items i ON i.order_id = o.id \
                       WHERE o.status <> 'cancelled' GROUP BY o.id, o.placed_at, u.segment \
                       UNION ALL \
-                      SELECT o.id, o.placed_at / @MONTH@, p.category_id, u.segment, \
-                      SUM(i.qty * i.unit_cents) \
+                      SELECT o.placed_at / @MONTH@, i.product_id, u.segment, i.qty * i.unit_cents \
                       FROM orders o JOIN users u ON u.id = o.user_id \
                       JOIN order_items i ON i.order_id = o.id \
-                      JOIN products p ON p.id = i.product_id \
-                      WHERE o.status <> 'cancelled' \
-                      GROUP BY o.id, o.placed_at, u.segment, p.category_id) per_order \
-                GROUP BY month, category_id, segment",
+                      WHERE o.status <> 'cancelled') per_order \
+                GROUP BY month, product_id, segment",
     },
 ];
 
@@ -103,7 +98,7 @@ fn truth_sql(t: &TableDef) -> String {
     t.truth
         .replace("@DAY@", &MICROS_PER_DAY.to_string())
         .replace("@MONTH@", &MICROS_PER_MONTH.to_string())
-        .replace("@CELL@", &cell_key_sql("month", "category_id", "segment"))
+        .replace("@CELL@", &cell_key_sql("month", "product_id", "segment"))
 }
 
 /// `INSERT INTO <read table> SELECT <truth>` for every read table: builds read models from
@@ -415,7 +410,7 @@ fn decode_into(rm: &mut ReadModels, table: &str, r: &AnyRow) -> Result<(), sqlx:
             let row = MonthlySalesRow {
                 cell: i(0)?,
                 month: i(1)?,
-                category_id: i(2)?,
+                product_id: i(2)?,
                 segment: i(3)?,
                 orders: i(4)?,
                 revenue_cents: i(5)?,
