@@ -114,7 +114,7 @@ async fn ci_scenario_on_postgres_runs_clean_and_cleans_up() {
                 "{b}: read models equal the truth: {}",
                 run["verify"]
             );
-            assert_eq!(run["verify"]["models"].as_array().unwrap().len(), 4);
+            assert_eq!(run["verify"]["models"].as_array().unwrap().len(), 5);
         }
         if b == "cqrs-async" {
             assert!(
