@@ -109,6 +109,7 @@ fn rows(rm: &ReadModels, p: ProjectionName) -> usize {
         ProjectionName::OrderSummary => rm.order_summary.len(),
         ProjectionName::DailySales => rm.daily_sales.len(),
         ProjectionName::ProductSales => rm.product_sales.len(),
+        ProjectionName::MonthlySales => rm.monthly_sales.len(),
         ProjectionName::ProductSearch => rm.product_catalog.len(),
     }
 }

@@ -37,7 +37,7 @@ async fn triggers_and_views_are_created_reseeded_and_dropped_on_postgres() {
         return;
     };
     let admin = Db::open(&url, "public", 1).await.unwrap();
-    for (kind, triggers, views) in [(triggers::KIND, 8, 0), (matview::KIND, 0, 5)] {
+    for (kind, triggers, views) in [(triggers::KIND, 8, 0), (matview::KIND, 0, 6)] {
         let schema = unique_schema(kind.ident());
         // Twice: reseeding replaces its own triggers, functions and views.
         for _ in 0..2 {
@@ -214,7 +214,7 @@ async fn a_view_is_stale_until_a_refresh_that_started_after_the_commit() {
     assert!(sample.lag > Duration::ZERO);
     assert!(samples.try_recv().is_err(), "one write, one sample");
     let reports = b.refreshes();
-    assert_eq!(reports.len(), 5);
+    assert_eq!(reports.len(), 6);
     assert!(reports.iter().all(|r| r.refreshes == 1 && r.failed == 0));
     assert!(reports.iter().all(|r| r.duration.count == 1));
     b.shutdown().await;

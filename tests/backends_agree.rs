@@ -17,6 +17,7 @@ use common::*;
 use cqrs_bench::backend::event_sourced;
 use cqrs_bench::backend::{registry, Backend, BackendKind, ExecError};
 use cqrs_bench::db::DbUrl;
+use cqrs_bench::domain::month::month_of;
 use cqrs_bench::domain::{Query, QueryAnswer, QueryKind, TextSort};
 use cqrs_bench::projection::search::verify::check_index;
 use cqrs_bench::verify::verify;
@@ -40,6 +41,15 @@ fn probe_queries(stream: &OpStream, spec: &cqrs_bench::dataset::DatasetSpec) -> 
     });
     qs.push(Query::TopProducts { n: 1_000 });
     qs.extend(text_searches(spec));
+    // Every month of the seeded history and of the run, and one before them with no orders.
+    let start = cqrs_bench::dataset::START_AT;
+    let first = month_of(start - spec.days * cqrs_bench::domain::MICROS_PER_DAY);
+    qs.extend((first - 1..=month_of(start) + 1).map(|month| Query::MonthlyReport { month }));
+    let reports = qs
+        .iter()
+        .filter(|q| matches!(q, Query::MonthlyReport { .. }))
+        .count();
+    assert!(reports >= 3, "{reports} monthly reports");
     qs
 }
 
@@ -190,6 +200,27 @@ async fn replay_and_compare(url_for: impl Fn(BackendKind) -> (DbUrl, String)) {
     assert!(
         two_words > 0,
         "no name held two searched words: relevance ties only"
+    );
+    // The monthly reports hold several categories and segments, and the month before the
+    // history none: agreement over empty reports would mean little.
+    let mut full = 0;
+    let mut empty = 0;
+    for q in queries
+        .iter()
+        .filter(|q| matches!(q, Query::MonthlyReport { .. }))
+    {
+        let QueryAnswer::MonthlyReport(r) = backends[0].query(q).await.expect("query") else {
+            panic!("monthly_report answered with another type");
+        };
+        full += usize::from(r.by_category.len() > 1 && r.by_segment.len() > 1);
+        empty += usize::from(r.by_category.is_empty() && r.by_segment.is_empty());
+        let by_category: i64 = r.by_category.iter().map(|c| c.revenue_cents).sum();
+        let by_segment: i64 = r.by_segment.iter().map(|c| c.revenue_cents).sum();
+        assert_eq!(by_category, by_segment, "{q:?}: the sections disagree");
+    }
+    assert!(
+        full >= 1 && empty >= 1,
+        "{full} full, {empty} empty reports"
     );
     for b in backends.iter().filter(|b| b.search().is_some()) {
         let index = &b.search().expect("search side").index;

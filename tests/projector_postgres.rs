@@ -215,6 +215,7 @@ async fn concurrent_writers_lose_nothing() {
     for (ledger, kinds) in [
         ("daily_sales_applied", "'order_placed', 'order_cancelled'"),
         ("product_sales_applied", "'order_placed', 'order_cancelled'"),
+        ("monthly_sales_applied", "'order_placed', 'order_cancelled'"),
         ("product_catalog_applied", "'review_added'"),
     ] {
         let row = sqlx::query(&format!(

@@ -49,7 +49,12 @@ async fn split_matches_one_database(
         .expect("fill the read store");
     assert!(filled.events > 0, "the seed's history was projected");
     // Where the rows are: none on the write side, all of them in the read store.
-    for table in ["order_summary", "product_catalog", "daily_sales"] {
+    for table in [
+        "order_summary",
+        "product_catalog",
+        "daily_sales",
+        "monthly_sales",
+    ] {
         assert_eq!(rows(&db, table).await, 0, "{table} on the write side");
         assert!(rows(&store, table).await > 0, "{table} in the read store");
     }

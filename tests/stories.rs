@@ -238,3 +238,84 @@ fn denormalization_story_on_postgres() {
     let (results, _) = denormalization_story(&["--db", &url, "--schema", &schema]);
     assert_eq!(results["environment"]["engine"], "postgres");
 }
+
+/// The monthly report's answer, whichever way this machine's run went: per backend, blocked
+/// or not, with the write p99 without and with the report; the load plot after it.
+fn assert_monthly_answer(answer: &str, backends: &[&str]) {
+    assert!(
+        answer.contains("with 1 reader running `monthly_report` back to back, "),
+        "{answer}"
+    );
+    assert!(
+        answer.contains("this engine does not block writers")
+            || answer.contains("the report **blocks writers** on ")
+            || answer.contains("no report ran long enough beside the writes to tell"),
+        "{answer}"
+    );
+    for backend in backends {
+        assert!(answer.contains(&format!("on **{backend}** ")), "{answer}");
+    }
+    assert!(answer.contains(" → "), "{answer}");
+    assert!(
+        answer.contains("![Do reads hurt writes? p99 against read load](plots/load.svg)"),
+        "{answer}"
+    );
+}
+
+const MONTHLY_DATASET: &str = "categories = 5, products = 100, users = 200, orders = 2000, reviews = 100, price_changes = 20, days = 40";
+
+#[test]
+fn monthly_report_story_runs_verifies_and_answers_first() {
+    let (results, md) = run_story(
+        "monthly-report",
+        MONTHLY_DATASET,
+        "",
+        &[
+            "--duration",
+            "3s",
+            "--backends",
+            "normalized,cqrs-sync,cqrs-async",
+        ],
+    );
+    assert_eq!(results["scenario"]["story"], "monthly-report");
+    // Reports ran beside the writes on every backend, and none without.
+    for run in results["runs"].as_array().unwrap() {
+        let reports = &run["metrics"]["ops"]["read.monthly_report"]["latency"]["count"];
+        if run["sweep_point"]["readers"] == 0 {
+            assert!(reports.is_null() || reports == 0, "{run}");
+        } else {
+            assert!(
+                reports.as_u64().unwrap() > 0,
+                "{}: no report ran",
+                run["backend"]
+            );
+        }
+    }
+    assert_monthly_answer(answer_of(&md), &["normalized", "cqrs-sync", "cqrs-async"]);
+}
+
+#[test]
+fn monthly_report_story_on_postgres() {
+    let Some(_) = pg_url("monthly_report_story_on_postgres") else {
+        return;
+    };
+    let url = std::env::var(PG_ENV).unwrap();
+    let schema = unique_schema("story");
+    let (results, md) = run_story(
+        "monthly-report",
+        MONTHLY_DATASET,
+        "",
+        &[
+            "--duration",
+            "3s",
+            "--backends",
+            "normalized,cqrs-sync,triggers",
+            "--db",
+            &url,
+            "--schema",
+            &schema,
+        ],
+    );
+    assert_eq!(results["environment"]["engine"], "postgres");
+    assert_monthly_answer(answer_of(&md), &["normalized", "cqrs-sync", "triggers"]);
+}

@@ -1,4 +1,4 @@
-//! The six queries, once against the normalized tables (joins and aggregates), once
+//! The seven queries, once against the normalized tables (joins and aggregates), once
 //! against the read models, and once against the denormalized order lines (`denormalized`:
 //! where a line's copy of its product serves, no join to `products`). All return the same
 //! typed answers; only the SQL differs, so one runner per query serves every side.
@@ -6,10 +6,13 @@
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
+use crate::domain::month::MICROS_PER_MONTH;
+use crate::domain::segment::segment_name;
 use crate::domain::{
     text, DayRevenue, OrderRow, PriceChangeRow, ProductPage, Query, QueryAnswer, RelatedProduct,
     SearchHit, TextSort, TopProduct, MICROS_PER_DAY,
 };
+use crate::domain::{CategoryRevenue, MonthlyReport, SegmentRevenue};
 
 /// Which tables the queries read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +36,9 @@ struct Sql {
     /// `@ORDER@` for the sort; `$1` category (0 any), `$2..$3` price, `$4` in stock, `$5` min
     /// rating, `$6` limit, `$7…` one `% word %` pattern per word.
     text_search: &'static str,
+    /// `monthly_report`'s two sections, `$1` the month.
+    month_by_category: &'static str,
+    month_by_segment: &'static str,
 }
 
 const NORMALIZED: Sql = Sql {
@@ -80,6 +86,21 @@ const NORMALIZED: Sql = Sql {
                   AND ($4 = 0 OR p.stock > 0) AND @MATCHED@ > 0) q \
                   WHERE ($5 = 0 OR (q.n > 0 AND q.s >= $5 * q.n)) \
                   ORDER BY @ORDER@ LIMIT $6",
+    // The long report: every line of the month's orders, joined and aggregated twice.
+    month_by_category: "SELECT p.category_id, CAST(COUNT(*) AS BIGINT), \
+                        CAST(SUM(i.qty * i.unit_cents) AS BIGINT) \
+                        FROM orders o JOIN order_items i ON i.order_id = o.id \
+                        JOIN products p ON p.id = i.product_id \
+                        WHERE o.status <> 'cancelled' AND o.placed_at >= $1 * @MONTH@ \
+                        AND o.placed_at < ($1 + 1) * @MONTH@ \
+                        GROUP BY p.category_id ORDER BY 1",
+    month_by_segment: "SELECT u.segment, CAST(COUNT(DISTINCT o.id) AS BIGINT), \
+                       CAST(SUM(i.qty * i.unit_cents) AS BIGINT) \
+                       FROM orders o JOIN users u ON u.id = o.user_id \
+                       JOIN order_items i ON i.order_id = o.id \
+                       WHERE o.status <> 'cancelled' AND o.placed_at >= $1 * @MONTH@ \
+                       AND o.placed_at < ($1 + 1) * @MONTH@ \
+                       GROUP BY u.segment ORDER BY 1",
 };
 
 /// The normalized statements, except where an order line's copy of its product serves:
@@ -123,6 +144,15 @@ const READ_MODELS: Sql = Sql {
                   AND ($5 = 0 OR (review_count > 0 AND rating_sum >= $5 * review_count)) \
                   AND @MATCHED@ > 0) q \
                   ORDER BY @ORDER@ LIMIT $6",
+    // One month's cells (a row per product and segment that sold), their categories from
+    // the catalog.
+    month_by_category: "SELECT c.category_id, CAST(SUM(m.orders) AS BIGINT), \
+                        CAST(SUM(m.revenue_cents) AS BIGINT) \
+                        FROM monthly_sales m JOIN product_catalog c ON c.product_id = m.product_id \
+                        WHERE m.month = $1 AND m.product_id > 0 \
+                        GROUP BY c.category_id HAVING SUM(m.orders) > 0 ORDER BY 1",
+    month_by_segment: "SELECT segment, orders, revenue_cents FROM monthly_sales \
+                       WHERE month = $1 AND product_id = 0 AND orders > 0 ORDER BY 1",
 };
 
 /// The `text_search` statement of `template` for `words` words sorted by `sort`: each word
@@ -188,6 +218,17 @@ fn search_hits(rows: &[AnyRow]) -> Result<Vec<SearchHit>, sqlx::Error> {
 
 fn day(sql: &str) -> String {
     sql.replace("@DAY@", &MICROS_PER_DAY.to_string())
+}
+
+fn month(sql: &str) -> String {
+    sql.replace("@MONTH@", &MICROS_PER_MONTH.to_string())
+}
+
+/// Rows of `(id, orders, revenue)`.
+fn id_orders_revenue(rows: &[AnyRow]) -> Result<Vec<(i64, i64, i64)>, sqlx::Error> {
+    rows.iter()
+        .map(|r| Ok((i(r, 0)?, i(r, 1)?, i(r, 2)?)))
+        .collect()
 }
 
 fn i(r: &AnyRow, n: usize) -> Result<i64, sqlx::Error> {
@@ -336,6 +377,37 @@ pub async fn run(
                     })
                     .collect::<Result<_, sqlx::Error>>()?,
             )
+        }
+        Query::MonthlyReport { month: m } => {
+            let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+            let by_category = sqlx::query(&month(sql.month_by_category))
+                .bind(m)
+                .fetch_all(&mut *tx)
+                .await?;
+            let by_segment = sqlx::query(&month(sql.month_by_segment))
+                .bind(m)
+                .fetch_all(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            QueryAnswer::MonthlyReport(MonthlyReport {
+                month: *m,
+                by_category: id_orders_revenue(&by_category)?
+                    .into_iter()
+                    .map(|(category_id, lines, revenue_cents)| CategoryRevenue {
+                        category_id,
+                        lines,
+                        revenue_cents,
+                    })
+                    .collect(),
+                by_segment: id_orders_revenue(&by_segment)?
+                    .into_iter()
+                    .map(|(segment, orders, revenue_cents)| SegmentRevenue {
+                        segment: segment_name(segment).to_string(),
+                        orders,
+                        revenue_cents,
+                    })
+                    .collect(),
+            })
         }
         Query::TopProducts { n } => {
             let rows = sqlx::query(sql.top_products)

@@ -101,7 +101,7 @@ pub struct RebuildArgs {
     #[arg(long)]
     pub read_db: Option<String>,
     /// Only this read model (product_catalog, order_summary, daily_sales, product_sales,
-    /// product_search). Without it, every SQL read model, and the search index if there is one.
+    /// monthly_sales, product_search). Without it, every SQL read model, and the search index if there is one.
     #[arg(long)]
     pub projection: Option<String>,
     /// Where the search index lives (default: beside a SQLite file; on PostgreSQL in the

@@ -14,6 +14,7 @@ use super::sql::{insert_rows, Param};
 use super::{Db, DbResult, Engine};
 use crate::dataset::spec::check_fits;
 use crate::dataset::{batches, category_name, product_name, Dataset};
+use crate::domain::segment::segment_of;
 use crate::domain::Event;
 
 /// What to load besides the write model.
@@ -61,11 +62,11 @@ const TABLES: &[Table] = &[
     },
     Table {
         name: "users",
-        cols: "id, name",
+        cols: "id, name, segment",
         rows: |ds| {
             Box::new(
                 ds.user_ids()
-                    .map(|u| vec![u.into(), format!("user {u}").into()]),
+                    .map(|u| vec![u.into(), format!("user {u}").into(), segment_of(u).into()]),
             )
         },
     },

@@ -44,6 +44,7 @@ pub const READ_MODEL_TABLES: &[&str] = &[
     "order_summary",
     "daily_sales",
     "product_sales",
+    "monthly_sales",
 ];
 
 /// Read models, with their duplicate-guard ledgers.
@@ -53,9 +54,11 @@ pub const READ_TABLES: &[&str] = &[
     "order_summary",
     "daily_sales",
     "product_sales",
+    "monthly_sales",
     "product_catalog_applied",
     "daily_sales_applied",
     "product_sales_applied",
+    "monthly_sales_applied",
 ];
 
 pub const META_TABLE: &str = "cqrs_bench_meta";
@@ -81,7 +84,7 @@ CREATE TABLE products (
     version BIGINT NOT NULL
 );
 CREATE INDEX products_category ON products(category_id, price_cents);
-CREATE TABLE users (id BIGINT PRIMARY KEY, name TEXT NOT NULL);
+CREATE TABLE users (id BIGINT PRIMARY KEY, name TEXT NOT NULL, segment BIGINT NOT NULL);
 CREATE TABLE orders (
     id BIGINT PRIMARY KEY,
     user_id BIGINT NOT NULL REFERENCES users(id),
@@ -190,9 +193,19 @@ CREATE TABLE product_sales (
     revenue_cents BIGINT NOT NULL
 );
 CREATE INDEX product_sales_revenue ON product_sales(revenue_cents);
+CREATE TABLE monthly_sales (
+    cell BIGINT PRIMARY KEY,
+    month BIGINT NOT NULL,
+    product_id BIGINT NOT NULL,
+    segment BIGINT NOT NULL,
+    orders BIGINT NOT NULL,
+    revenue_cents BIGINT NOT NULL
+);
+CREATE INDEX monthly_sales_month ON monthly_sales(month, product_id);
 CREATE TABLE product_catalog_applied (seq BIGINT PRIMARY KEY);
 CREATE TABLE daily_sales_applied (seq BIGINT PRIMARY KEY);
 CREATE TABLE product_sales_applied (seq BIGINT PRIMARY KEY);
+CREATE TABLE monthly_sales_applied (seq BIGINT PRIMARY KEY);
 "#;
 
 /// The schema as the tables (created before loading) and what is cheaper to build after the

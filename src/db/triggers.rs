@@ -11,6 +11,7 @@
 //! Counters need no ledger: a trigger fires once per row change, in the transaction making it.
 
 use super::{Db, DbResult, Engine};
+use crate::domain::month::{cell_key_sql, MICROS_PER_MONTH};
 use crate::domain::MICROS_PER_DAY;
 
 /// One row trigger.
@@ -22,7 +23,8 @@ struct TriggerDef {
     on: &'static str,
     /// Fires only for rows where this holds (`NEW.`/`OLD.` columns), if given.
     when: Option<&'static str>,
-    /// Statements, `@DAY@` standing for the microseconds in a day.
+    /// Statements, `@DAY@` and `@MONTH@` standing for the microseconds in a day and a report
+    /// month, `@CELL(month|product|segment)@` for a monthly sales cell's key.
     body: &'static [&'static str],
 }
 
@@ -84,6 +86,10 @@ const TRIGGERS: &[TriggerDef] = &[
             "INSERT INTO daily_sales (day, orders, items, revenue_cents) \
              VALUES (NEW.placed_at / @DAY@, 1, 0, 0) \
              ON CONFLICT (day) DO UPDATE SET orders = daily_sales.orders + 1",
+            "INSERT INTO monthly_sales (cell, month, product_id, segment, orders, revenue_cents) \
+             SELECT @CELL(NEW.placed_at / @MONTH@|0|u.segment)@, NEW.placed_at / @MONTH@, 0, \
+             u.segment, 1, 0 FROM users u WHERE u.id = NEW.user_id \
+             ON CONFLICT (cell) DO UPDATE SET orders = monthly_sales.orders + 1",
         ],
     },
     TriggerDef {
@@ -101,6 +107,17 @@ const TRIGGERS: &[TriggerDef] = &[
             "UPDATE product_sales SET units = units + NEW.qty, \
              revenue_cents = revenue_cents + NEW.qty * NEW.unit_cents \
              WHERE product_id = NEW.product_id",
+            "UPDATE monthly_sales SET revenue_cents = revenue_cents + NEW.qty * NEW.unit_cents \
+             WHERE cell = (SELECT @CELL(o.placed_at / @MONTH@|0|u.segment)@ FROM orders o \
+                           JOIN users u ON u.id = o.user_id \
+                           WHERE o.id = NEW.order_id AND o.status <> 'cancelled')",
+            "INSERT INTO monthly_sales (cell, month, product_id, segment, orders, revenue_cents) \
+             SELECT @CELL(o.placed_at / @MONTH@|NEW.product_id|u.segment)@, \
+             o.placed_at / @MONTH@, NEW.product_id, u.segment, 1, NEW.qty * NEW.unit_cents \
+             FROM orders o JOIN users u ON u.id = o.user_id \
+             WHERE o.id = NEW.order_id AND o.status <> 'cancelled' \
+             ON CONFLICT (cell) DO UPDATE SET orders = monthly_sales.orders + excluded.orders, \
+             revenue_cents = monthly_sales.revenue_cents + excluded.revenue_cents",
         ],
     },
     TriggerDef {
@@ -130,6 +147,17 @@ const TRIGGERS: &[TriggerDef] = &[
              revenue_cents = revenue_cents - (SELECT qty * unit_cents FROM order_items \
                               WHERE order_id = NEW.id AND product_id = product_sales.product_id) \
              WHERE product_id IN (SELECT product_id FROM order_items WHERE order_id = NEW.id)",
+            "UPDATE monthly_sales SET orders = orders - 1, \
+             revenue_cents = revenue_cents - (SELECT CAST(COALESCE(SUM(qty * unit_cents), 0) AS BIGINT) \
+                                              FROM order_items WHERE order_id = NEW.id) \
+             WHERE cell = (SELECT @CELL(NEW.placed_at / @MONTH@|0|u.segment)@ FROM users u \
+                           WHERE u.id = NEW.user_id)",
+            "UPDATE monthly_sales SET orders = orders - 1, \
+             revenue_cents = revenue_cents - (SELECT qty * unit_cents FROM order_items \
+                              WHERE order_id = NEW.id AND product_id = monthly_sales.product_id) \
+             WHERE month = NEW.placed_at / @MONTH@ \
+             AND segment = (SELECT segment FROM users WHERE id = NEW.user_id) \
+             AND product_id IN (SELECT product_id FROM order_items WHERE order_id = NEW.id)",
         ],
     },
 ];
@@ -145,8 +173,29 @@ pub fn names() -> Vec<String> {
 fn body(t: &TriggerDef) -> Vec<String> {
     t.body
         .iter()
-        .map(|s| s.replace("@DAY@", &MICROS_PER_DAY.to_string()))
+        .map(|s| {
+            cells(
+                &s.replace("@DAY@", &MICROS_PER_DAY.to_string())
+                    .replace("@MONTH@", &MICROS_PER_MONTH.to_string()),
+            )
+        })
         .collect()
+}
+
+/// Replaces every `@CELL(month|product|segment)@` by the cell key's SQL.
+fn cells(s: &str) -> String {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(start) = rest.find("@CELL(") {
+        out.push_str(&rest[..start]);
+        let args_at = start + "@CELL(".len();
+        let end = rest[args_at..].find(")@").expect("a closed @CELL(…)@") + args_at;
+        let args: Vec<&str> = rest[args_at..end].split('|').collect();
+        out.push_str(&cell_key_sql(args[0], args[1], args[2]));
+        rest = &rest[end + 2..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// The statements that create every trigger (run once the read models are built and keyed:
@@ -239,7 +288,10 @@ mod tests {
                 .iter()
                 .any(|s| s.starts_with(&format!("CREATE FUNCTION {n}()"))));
         }
-        assert!(lite.iter().chain(&pg).all(|s| !s.contains("@DAY@")));
+        assert!(lite
+            .iter()
+            .chain(&pg)
+            .all(|s| !s.contains("@DAY@") && !s.contains("@MONTH@") && !s.contains("@CELL")));
         assert!(lite
             .iter()
             .any(|s| s.contains("FOR EACH ROW WHEN NEW.status = 'cancelled'")));

@@ -8,15 +8,17 @@ pub mod aggregate;
 mod command;
 mod error;
 mod event;
+pub mod month;
 mod query;
+pub mod segment;
 pub mod text;
 
 pub use command::{Command, CommandKind, OrderLine};
 pub use error::DomainError;
 pub use event::{Event, PricedLine, ProductState};
 pub use query::{
-    DayRevenue, OrderRow, PriceChangeRow, ProductPage, Query, QueryAnswer, QueryKind,
-    RelatedProduct, SearchHit, TextSort, TopProduct,
+    CategoryRevenue, DayRevenue, MonthlyReport, OrderRow, PriceChangeRow, ProductPage, Query,
+    QueryAnswer, QueryKind, RelatedProduct, SearchHit, SegmentRevenue, TextSort, TopProduct,
 };
 
 /// Microseconds in one day; `day = at / MICROS_PER_DAY` on both engines.

@@ -28,6 +28,11 @@ pub enum Query {
     TopProducts {
         n: i64,
     },
+    /// Revenue and orders per category and per customer segment over one month
+    /// (`domain::month`): the report a finance team runs.
+    MonthlyReport {
+        month: i64,
+    },
     /// Products whose name holds any of `terms` (whole words; see `domain::text`), within the
     /// filters of `search` (`category_id` 0 = any category), sorted by `sort`, first `limit`.
     TextSearch {
@@ -62,20 +67,23 @@ pub enum QueryKind {
     DailyRevenue,
     TopProducts,
     TextSearch,
+    MonthlyReport,
 }
 
 impl QueryKind {
-    pub const ALL: [QueryKind; 6] = [
+    pub const ALL: [QueryKind; 7] = [
         QueryKind::ProductPage,
         QueryKind::UserOrders,
         QueryKind::Search,
         QueryKind::DailyRevenue,
         QueryKind::TopProducts,
         QueryKind::TextSearch,
+        QueryKind::MonthlyReport,
     ];
 
-    /// What a read mix holds when a scenario names none: every query but `text_search`,
-    /// which came later and is asked for by name (so older scenarios keep their op stream).
+    /// What a read mix holds when a scenario names none: every query but `text_search` and
+    /// `monthly_report`, which came later and are asked for by name (so older scenarios keep
+    /// their op stream).
     pub const DEFAULT_MIX: [QueryKind; 5] = [
         QueryKind::ProductPage,
         QueryKind::UserOrders,
@@ -92,6 +100,7 @@ impl QueryKind {
             QueryKind::DailyRevenue => "daily_revenue",
             QueryKind::TopProducts => "top_products",
             QueryKind::TextSearch => "text_search",
+            QueryKind::MonthlyReport => "monthly_report",
         }
     }
 
@@ -109,6 +118,7 @@ impl Query {
             Query::DailyRevenue { .. } => QueryKind::DailyRevenue,
             Query::TopProducts { .. } => QueryKind::TopProducts,
             Query::TextSearch { .. } => QueryKind::TextSearch,
+            Query::MonthlyReport { .. } => QueryKind::MonthlyReport,
         }
     }
 }
@@ -180,6 +190,35 @@ pub struct TopProduct {
     pub revenue_cents: i64,
 }
 
+/// One category's line of the monthly report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CategoryRevenue {
+    pub category_id: i64,
+    /// Order lines of the category's products (an order with two of them counts twice).
+    pub lines: i64,
+    /// What those lines came to.
+    pub revenue_cents: i64,
+}
+
+/// One customer segment's line of the monthly report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SegmentRevenue {
+    /// The segment's name (`domain::segment`).
+    pub segment: String,
+    pub orders: i64,
+    pub revenue_cents: i64,
+}
+
+/// Revenue of one month's orders (cancelled ones excluded) by category (with its order
+/// lines) and by customer segment (with its orders), each sorted by id; categories and
+/// segments without an order are left out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MonthlyReport {
+    pub month: i64,
+    pub by_category: Vec<CategoryRevenue>,
+    pub by_segment: Vec<SegmentRevenue>,
+}
+
 /// A typed answer; equal answers compare equal.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum QueryAnswer {
@@ -189,4 +228,5 @@ pub enum QueryAnswer {
     DailyRevenue(Vec<DayRevenue>),
     TopProducts(Vec<TopProduct>),
     TextSearch(Vec<SearchHit>),
+    MonthlyReport(MonthlyReport),
 }

@@ -3,9 +3,11 @@
 //! in log order.
 
 use super::{
-    CatalogRow, DailySalesRow, OrderSummaryRow, PriceChangeEntry, ProductSalesRow, ProjectionName,
-    ReadModels,
+    CatalogRow, DailySalesRow, MonthlySalesRow, OrderSummaryRow, PriceChangeEntry, ProductSalesRow,
+    ProjectionName, ReadModels,
 };
+use crate::domain::month::{cell_key, month_of, WHOLE_ORDER};
+use crate::domain::segment::segment_of;
 use crate::domain::{day_of, Event, OrderStatus, PricedLine, ProductState};
 
 /// Applies one event to every read model.
@@ -31,6 +33,7 @@ pub fn apply_to(p: ProjectionName, s: &mut ReadModels, event: &Event) {
         ProjectionName::OrderSummary => order_summary(s, event),
         ProjectionName::DailySales => daily_sales(s, event),
         ProjectionName::ProductSales => product_sales(s, event),
+        ProjectionName::MonthlySales => monthly_sales(s, event),
         // The search index holds the product catalog's rows, folded the same way.
         ProjectionName::ProductSearch => product_catalog(s, event),
     }
@@ -236,5 +239,43 @@ fn product_sales(s: &mut ReadModels, event: &Event) {
             });
         row.units += sign * l.qty;
         row.revenue_cents += sign * l.qty * l.unit_cents;
+    }
+}
+
+/// Per order: one count and its total in the whole-order cell of its month and segment, and
+/// one count and the line's revenue in the cell of each product it has a line of.
+fn monthly_sales(s: &mut ReadModels, event: &Event) {
+    let (sign, user_id, placed_at, lines) = match event {
+        Event::OrderPlaced {
+            user_id,
+            placed_at,
+            lines,
+            ..
+        } => (1, *user_id, *placed_at, lines),
+        Event::OrderCancelled {
+            user_id,
+            placed_at,
+            lines,
+            ..
+        } => (-1, *user_id, *placed_at, lines),
+        _ => return,
+    };
+    let month = month_of(placed_at);
+    let segment = segment_of(user_id);
+    let (_, total) = totals(lines);
+    let cells = std::iter::once((WHOLE_ORDER, total))
+        .chain(lines.iter().map(|l| (l.product_id, l.qty * l.unit_cents)));
+    for (product_id, cents) in cells {
+        let cell = cell_key(month, product_id, segment);
+        let row = s.monthly_sales.entry(cell).or_insert(MonthlySalesRow {
+            cell,
+            month,
+            product_id,
+            segment,
+            orders: 0,
+            revenue_cents: 0,
+        });
+        row.orders += sign;
+        row.revenue_cents += sign * cents;
     }
 }

@@ -26,7 +26,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-/// The read models: the four SQL ones (`ALL`, in the database) and the product search index
+/// The read models: the five SQL ones (`ALL`, in the database) and the product search index
 /// (`ProductSearch`, in tantivy beside it, fed by a projector of its own).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -35,15 +35,17 @@ pub enum ProjectionName {
     OrderSummary,
     DailySales,
     ProductSales,
+    MonthlySales,
     ProductSearch,
 }
 
 impl ProjectionName {
-    pub const ALL: [ProjectionName; 4] = [
+    pub const ALL: [ProjectionName; 5] = [
         ProjectionName::ProductCatalog,
         ProjectionName::OrderSummary,
         ProjectionName::DailySales,
         ProjectionName::ProductSales,
+        ProjectionName::MonthlySales,
     ];
 
     pub fn name(self) -> &'static str {
@@ -52,6 +54,7 @@ impl ProjectionName {
             ProjectionName::OrderSummary => "order_summary",
             ProjectionName::DailySales => "daily_sales",
             ProjectionName::ProductSales => "product_sales",
+            ProjectionName::MonthlySales => "monthly_sales",
             ProjectionName::ProductSearch => "product_search",
         }
     }
@@ -68,6 +71,7 @@ impl ProjectionName {
             ProjectionName::OrderSummary => &["order_summary"],
             ProjectionName::DailySales => &["daily_sales"],
             ProjectionName::ProductSales => &["product_sales"],
+            ProjectionName::MonthlySales => &["monthly_sales"],
             ProjectionName::ProductSearch => &[],
         }
     }
@@ -79,6 +83,7 @@ impl ProjectionName {
             ProjectionName::OrderSummary => None,
             ProjectionName::DailySales => Some("daily_sales_applied"),
             ProjectionName::ProductSales => Some("product_sales_applied"),
+            ProjectionName::MonthlySales => Some("monthly_sales_applied"),
             ProjectionName::ProductSearch => None,
         }
     }
@@ -133,6 +138,19 @@ pub struct ProductSalesRow {
     pub revenue_cents: i64,
 }
 
+/// One cell of the monthly report's read model: a month's orders of one customer segment,
+/// with a line of one product (`product_id` > 0: those lines and their revenue) or whole
+/// (`product_id` 0, `domain::month::WHOLE_ORDER`). Keyed by `domain::month::cell_key`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MonthlySalesRow {
+    pub cell: i64,
+    pub month: i64,
+    pub product_id: i64,
+    pub segment: i64,
+    pub orders: i64,
+    pub revenue_cents: i64,
+}
+
 /// The state of every read model, keyed by primary key. Produced by the pure fold, by reading
 /// the read tables, and by the truth queries; equal states mean equal read models.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -142,14 +160,18 @@ pub struct ReadModels {
     pub order_summary: BTreeMap<i64, OrderSummaryRow>,
     pub daily_sales: BTreeMap<i64, DailySalesRow>,
     pub product_sales: BTreeMap<i64, ProductSalesRow>,
+    #[serde(default)]
+    pub monthly_sales: BTreeMap<i64, MonthlySalesRow>,
 }
 
 impl ReadModels {
-    /// Drops rows that carry no information (a day whose orders were all cancelled), which
-    /// the truth queries cannot produce.
+    /// Drops rows that carry no information (a day or a cell whose orders were all
+    /// cancelled), which the truth queries cannot produce.
     pub fn canonical(mut self) -> Self {
         self.daily_sales
             .retain(|_, r| r.orders != 0 || r.items != 0 || r.revenue_cents != 0);
+        self.monthly_sales
+            .retain(|_, r| r.orders != 0 || r.revenue_cents != 0);
         self
     }
 }
@@ -243,6 +265,12 @@ pub fn diff(actual: &ReadModels, expected: &ReadModels) -> BTreeMap<ProjectionNa
                 "product_sales",
                 &actual.product_sales,
                 &expected.product_sales,
+                &mut d,
+            ),
+            ProjectionName::MonthlySales => diff_map(
+                "monthly_sales",
+                &actual.monthly_sales,
+                &expected.monthly_sales,
                 &mut d,
             ),
             ProjectionName::ProductSearch => {}

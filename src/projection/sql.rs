@@ -22,6 +22,8 @@ use super::ProjectionName;
 use crate::db::sql::{
     bind_all, insert_rows, multi_row_query, rows_per_statement, update_rows, values_for, Param,
 };
+use crate::domain::month::{cell_key, month_of, WHOLE_ORDER};
+use crate::domain::segment::segment_of;
 use crate::domain::{day_of, Event, OrderStatus, ProductState};
 
 /// How duplicates and reordering are guarded against.
@@ -56,7 +58,9 @@ pub struct ApplyStats {
 fn counts_toward(p: ProjectionName, e: &Event) -> bool {
     match p {
         ProjectionName::ProductCatalog => matches!(e, Event::ReviewAdded { .. }),
-        ProjectionName::DailySales | ProjectionName::ProductSales => {
+        ProjectionName::DailySales
+        | ProjectionName::ProductSales
+        | ProjectionName::MonthlySales => {
             matches!(e, Event::OrderPlaced { .. } | Event::OrderCancelled { .. })
         }
         ProjectionName::OrderSummary | ProjectionName::ProductSearch => false,
@@ -161,6 +165,7 @@ pub async fn apply_batch<D: Borrow<Delivered>>(
             ProjectionName::OrderSummary => order_summary(conn, events, guard).await?,
             ProjectionName::DailySales => daily_sales(conn, events, &may_count).await?,
             ProjectionName::ProductSales => product_sales(conn, events, &may_count).await?,
+            ProjectionName::MonthlySales => monthly_sales(conn, events, &may_count).await?,
             // Not an SQL read model: its store is the search index (`search::store`).
             ProjectionName::ProductSearch => {}
         }
@@ -510,6 +515,60 @@ async fn product_sales(
             "ON CONFLICT (product_id) DO UPDATE SET units = product_sales.units + excluded.units, \
              revenue_cents = product_sales.revenue_cents + excluded.revenue_cents",
             4,
+            &rows,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+async fn monthly_sales(
+    conn: &mut AnyConnection,
+    events: &[&Delivered],
+    may_count: &(dyn Fn(&Delivered) -> bool + Sync),
+) -> Result<(), sqlx::Error> {
+    // cell → (month, product, segment, orders, revenue)
+    let mut cells: BTreeMap<i64, [i64; 5]> = BTreeMap::new();
+    for d in events.iter().filter(|d| may_count(d)) {
+        let user_id = match &d.event {
+            Event::OrderPlaced { user_id, .. } | Event::OrderCancelled { user_id, .. } => *user_id,
+            _ => continue,
+        };
+        let Some((sign, placed_at, lines)) = sales_lines(&d.event) else {
+            continue;
+        };
+        let (month, segment) = (month_of(placed_at), segment_of(user_id));
+        let total: i64 = lines.iter().map(|l| l.qty * l.unit_cents).sum();
+        let parts = std::iter::once((WHOLE_ORDER, total))
+            .chain(lines.iter().map(|l| (l.product_id, l.qty * l.unit_cents)));
+        for (p, cents) in parts {
+            let e = cells
+                .entry(cell_key(month, p, segment))
+                .or_insert([month, p, segment, 0, 0]);
+            e[3] += sign;
+            e[4] += sign * cents;
+        }
+    }
+    let rows: Vec<Vec<Param>> = cells
+        .into_iter()
+        .map(|(cell, [m, p, seg, o, r])| {
+            vec![
+                cell.into(),
+                m.into(),
+                p.into(),
+                seg.into(),
+                o.into(),
+                r.into(),
+            ]
+        })
+        .collect();
+    if !rows.is_empty() {
+        insert_rows(
+            conn,
+            "INSERT INTO monthly_sales (cell, month, product_id, segment, orders, revenue_cents)",
+            "ON CONFLICT (cell) DO UPDATE SET orders = monthly_sales.orders + excluded.orders, \
+             revenue_cents = monthly_sales.revenue_cents + excluded.revenue_cents",
+            6,
             &rows,
         )
         .await?;

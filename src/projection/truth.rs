@@ -6,9 +6,11 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 use super::{
-    CatalogRow, DailySalesRow, OrderSummaryRow, PriceChangeEntry, ProductSalesRow, ReadModels,
+    CatalogRow, DailySalesRow, MonthlySalesRow, OrderSummaryRow, PriceChangeEntry, ProductSalesRow,
+    ReadModels,
 };
 use crate::db::dialect::Dialect;
+use crate::domain::month::{cell_key_sql, MICROS_PER_MONTH};
 use crate::domain::{Event, MICROS_PER_DAY};
 
 struct TableDef {
@@ -18,7 +20,7 @@ struct TableDef {
     truth: &'static str,
 }
 
-const TABLES: [TableDef; 5] = [
+const TABLES: [TableDef; 6] = [
     TableDef {
         table: "product_catalog",
         columns: "product_id, name, category_id, category_name, price_cents, stock, version, review_count, rating_sum",
@@ -71,10 +73,32 @@ const TABLES: [TableDef; 5] = [
                       WHERE o.status <> 'cancelled' GROUP BY i.product_id) s \
                 ON s.product_id = p.id",
     },
+    TableDef {
+        table: "monthly_sales",
+        columns: "cell, month, product_id, segment, orders, revenue_cents",
+        key: "cell",
+        // Per order (the whole-order cell, product 0) and per order line, then per cell.
+        truth: "SELECT @CELL@, month, product_id, segment, CAST(COUNT(*) AS BIGINT), \
+                CAST(SUM(revenue) AS BIGINT) \
+                FROM (SELECT o.placed_at / @MONTH@ AS month, 0 AS product_id, \
+                      u.segment AS segment, SUM(i.qty * i.unit_cents) AS revenue \
+                      FROM orders o JOIN users u ON u.id = o.user_id \
+                      JOIN order_items i ON i.order_id = o.id \
+                      WHERE o.status <> 'cancelled' GROUP BY o.id, o.placed_at, u.segment \
+                      UNION ALL \
+                      SELECT o.placed_at / @MONTH@, i.product_id, u.segment, i.qty * i.unit_cents \
+                      FROM orders o JOIN users u ON u.id = o.user_id \
+                      JOIN order_items i ON i.order_id = o.id \
+                      WHERE o.status <> 'cancelled') per_order \
+                GROUP BY month, product_id, segment",
+    },
 ];
 
 fn truth_sql(t: &TableDef) -> String {
-    t.truth.replace("@DAY@", &MICROS_PER_DAY.to_string())
+    t.truth
+        .replace("@DAY@", &MICROS_PER_DAY.to_string())
+        .replace("@MONTH@", &MICROS_PER_MONTH.to_string())
+        .replace("@CELL@", &cell_key_sql("month", "product_id", "segment"))
 }
 
 /// `INSERT INTO <read table> SELECT <truth>` for every read table: builds read models from
@@ -122,6 +146,7 @@ pub fn read_models_changed_by(event: &Event) -> &'static [&'static str] {
             "order_summary",
             "daily_sales",
             "product_sales",
+            "monthly_sales",
         ],
         Event::OrderPaid { .. } | Event::OrderShipped { .. } => &["order_summary"],
         Event::ReviewAdded { .. } | Event::StockAdjusted { .. } => &["product_catalog"],
@@ -143,6 +168,10 @@ fn select_sql(t: &TableDef, source: Source) -> String {
         // A day whose orders were all cancelled carries no information (see `canonical`).
         Source::ReadTables if t.table == "daily_sales" => format!(
             "SELECT {} FROM {} WHERE orders <> 0 OR items <> 0 OR revenue_cents <> 0 ORDER BY {}",
+            t.columns, t.table, t.key
+        ),
+        Source::ReadTables if t.table == "monthly_sales" => format!(
+            "SELECT {} FROM {} WHERE orders <> 0 OR revenue_cents <> 0 ORDER BY {}",
             t.columns, t.table, t.key
         ),
         Source::ReadTables => format!("SELECT {} FROM {} ORDER BY {}", t.columns, t.table, t.key),
@@ -266,6 +295,11 @@ fn row_text(table: &str, r: &AnyRow) -> Result<(i64, String), sqlx::Error> {
             .into_iter()
             .next()
             .map(|(k, v)| (k, format!("{v:?}"))),
+        "monthly_sales" => one
+            .monthly_sales
+            .into_iter()
+            .next()
+            .map(|(k, v)| (k, format!("{v:?}"))),
         _ => None,
     };
     text.ok_or_else(|| sqlx::Error::Protocol(format!("{table}: row could not be decoded")))
@@ -371,6 +405,17 @@ fn decode_into(rm: &mut ReadModels, table: &str, r: &AnyRow) -> Result<(), sqlx:
                 revenue_cents: i(3)?,
             };
             rm.product_sales.insert(row.product_id, row);
+        }
+        "monthly_sales" => {
+            let row = MonthlySalesRow {
+                cell: i(0)?,
+                month: i(1)?,
+                product_id: i(2)?,
+                segment: i(3)?,
+                orders: i(4)?,
+                revenue_cents: i(5)?,
+            };
+            rm.monthly_sales.insert(row.cell, row);
         }
         _ => {}
     }

@@ -20,7 +20,9 @@
 //! backends = ["normalized", "cqrs-sync", "cqrs-async"]  # default all three; non-empty, no duplicates
 //! ryw_share = 0.1      # share of writes followed by a read-your-writes probe, in [0, 1]; default 0
 //! story = "dashboard"  # optional: the failure story told (dashboard, monthly-report,
-//!                      # denormalization, read-model-lag); the report opens with its answer
+//!                      # denormalization, read-model-lag); the report opens with its answer.
+//!                      # "monthly-report" needs monthly_report in [reads] mix and a
+//!                      # [sweep] readers list starting at 0 (no report: the baseline)
 //!
 //! [dataset]            # optional; every key defaults to DatasetSpec::default()
 //! categories = 20      # integers; categories, products, users, days >= 1; the rest >= 0
@@ -44,7 +46,8 @@
 //!                      # while the rate is not 0. Default: every command, weight 1.
 //!
 //! [reads]              # optional; same shape as [writes]; keys are query names: product_page,
-//! rate = 400           # user_orders, search, daily_revenue, top_products
+//! rate = 400           # user_orders, search, daily_revenue, top_products (the default mix),
+//!                      # and text_search, monthly_report (only when named)
 //! workers = 4
 //! mix = { product_page = 40, user_orders = 20, search = 20, daily_revenue = 10, top_products = 10 }
 //!

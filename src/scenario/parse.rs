@@ -230,6 +230,13 @@ pub(super) fn scenario(root: &Table, name: &str) -> Result<Scenario, Vec<Problem
         );
     }
 
+    // What a story needs, once the rest holds (an invalid sweep or mix is reported as such).
+    if let Some(story) = story.filter(|_| w.problems.is_empty()) {
+        for (field, problem) in story.problems(&reads_mix, sweep.as_ref()) {
+            w.problem(field, problem);
+        }
+    }
+
     if !w.problems.is_empty() {
         return Err(w.problems);
     }

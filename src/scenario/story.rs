@@ -1,7 +1,12 @@
 //! Which of the seed's failure stories a scenario tells (`story = "read-model-lag"`), so the
 //! report can open with the one-sentence answer to that story's question.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
+
+use super::Sweep;
+use crate::domain::QueryKind;
 
 /// One of the four production failures the tool exists for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,6 +43,42 @@ impl Story {
     pub fn from_name(name: &str) -> Option<Story> {
         Story::ALL.into_iter().find(|s| s.name() == name)
     }
+
+    /// What the story needs of its scenario's (valid) read mix and sweep to be answered, as
+    /// `(field, what is wrong)`: the monthly report runs `monthly_report` as the long query
+    /// of closed-loop report readers, against a baseline without it (0 readers).
+    pub fn problems(
+        self,
+        reads_mix: &BTreeMap<QueryKind, f64>,
+        sweep: Option<&Sweep>,
+    ) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        if self != Story::MonthlyReport {
+            return out;
+        }
+        if reads_mix
+            .get(&QueryKind::MonthlyReport)
+            .is_none_or(|w| *w <= 0.0)
+        {
+            out.push((
+                "reads.mix",
+                "the monthly-report story needs `monthly_report` in the read mix (the long \
+                 report its readers run)"
+                    .to_string(),
+            ));
+        }
+        match sweep {
+            Some(Sweep::Readers(r)) if r.first() == Some(&0) && r.iter().any(|n| *n > 0) => {}
+            _ => out.push((
+                "sweep.readers",
+                "the monthly-report story compares the writes without the report and with it: \
+                 give `[sweep] readers = [0, 1]` (0 first, then report readers running it back \
+                 to back)"
+                    .to_string(),
+            )),
+        }
+        out
+    }
 }
 
 #[cfg(test)]
@@ -54,5 +95,33 @@ mod tests {
             );
         }
         assert_eq!(Story::from_name("dashboards"), None);
+    }
+
+    #[test]
+    fn the_monthly_report_needs_its_query_and_a_baseline_first() {
+        let report: BTreeMap<QueryKind, f64> = [(QueryKind::MonthlyReport, 1.0)].into();
+        let other: BTreeMap<QueryKind, f64> = [(QueryKind::TopProducts, 1.0)].into();
+        let good = Sweep::Readers(vec![0, 1]);
+        assert!(Story::MonthlyReport
+            .problems(&report, Some(&good))
+            .is_empty());
+        fn fields(mix: &BTreeMap<QueryKind, f64>, sweep: Option<&Sweep>) -> Vec<&'static str> {
+            Story::MonthlyReport
+                .problems(mix, sweep)
+                .into_iter()
+                .map(|(f, _)| f)
+                .collect()
+        }
+        assert_eq!(fields(&other, Some(&good)), ["reads.mix"]);
+        assert_eq!(fields(&report, None), ["sweep.readers"]);
+        assert_eq!(
+            fields(&report, Some(&Sweep::Readers(vec![1, 2]))),
+            ["sweep.readers"]
+        );
+        assert_eq!(
+            fields(&report, Some(&Sweep::ReadRates(vec![0.0, 5.0]))),
+            ["sweep.readers"]
+        );
+        assert!(Story::Dashboard.problems(&other, None).is_empty());
     }
 }

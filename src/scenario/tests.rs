@@ -306,7 +306,7 @@ fn mix_entries_are_checked() {
     assert_problem(
         &with("", "[reads]\nrate = 1\nmix = { place_order = 1 }"),
         "reads.mix.place_order",
-        "unknown query (expected one of: product_page, user_orders, search, daily_revenue, top_products, text_search)",
+        "unknown query (expected one of: product_page, user_orders, search, daily_revenue, top_products, text_search, monthly_report)",
     );
     assert_problem(
         &with("", "mix = 3"),
@@ -1194,4 +1194,36 @@ fn an_orders_sweep_replaces_the_datasets_orders_and_leaves_reads_alone() {
         "writes.rate",
         "no load",
     );
+}
+
+#[test]
+fn the_monthly_report_story_needs_its_query_and_a_baseline() {
+    let story = "story = \"monthly-report\"";
+    let good = "[reads]\nworkers = 1\nmix = { monthly_report = 1 }\n[sweep]\nreaders = [0, 1]";
+    let s = parse(&with(story, good)).unwrap();
+    assert_eq!(s.story, Some(Story::MonthlyReport));
+    assert_eq!(s.reads.mix.get(&QueryKind::MonthlyReport), Some(&1.0));
+    assert_problem(
+        &with(
+            story,
+            "[reads]\nmix = { top_products = 1 }\n[sweep]\nreaders = [0, 1]",
+        ),
+        "reads.mix",
+        "needs `monthly_report` in the read mix",
+    );
+    assert_problem(
+        &with(
+            story,
+            "[reads]\nmix = { monthly_report = 1 }\n[sweep]\nreaders = [1, 2]",
+        ),
+        "sweep.readers",
+        "give `[sweep] readers = [0, 1]`",
+    );
+    assert_problem(
+        &with(story, "[reads]\nrate = 5\nmix = { monthly_report = 1 }"),
+        "sweep.readers",
+        "compares the writes without the report and with it",
+    );
+    // Another story asks for none of it.
+    assert!(parse(&with("story = \"dashboard\"", "")).is_ok());
 }

@@ -8,7 +8,10 @@ use serde::{Deserialize, Serialize};
 use super::keys::{KeyDist, KeySampler};
 use super::rng::Rng;
 use crate::dataset::{first_free_ids, DatasetSpec, FreeIds, NAME_WORDS, START_AT};
-use crate::domain::{day_of, Command, CommandKind, OrderLine, Query, QueryKind, TextSort};
+use crate::domain::month::month_of;
+use crate::domain::{
+    day_of, Command, CommandKind, OrderLine, Query, QueryKind, TextSort, MICROS_PER_DAY,
+};
 
 /// What the stream is made of.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -208,6 +211,13 @@ impl OpStream {
                 }
             }
             QueryKind::TopProducts => Query::TopProducts { n: 10 },
+            QueryKind::MonthlyReport => {
+                // The month of a day of the seeded history.
+                let back = rng.range(1, self.dataset.days.max(1));
+                Query::MonthlyReport {
+                    month: month_of((today - back) * MICROS_PER_DAY),
+                }
+            }
             QueryKind::TextSearch => {
                 // One or two words of the names' vocabulary; half the searches in one
                 // category, half across all; a wide price band, so words decide.

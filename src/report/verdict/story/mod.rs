@@ -4,6 +4,7 @@
 
 mod dashboard;
 mod denormalization;
+mod monthly_report;
 mod read_model_lag;
 
 use crate::report::Level;
@@ -26,13 +27,7 @@ pub fn answer(results: &Results, levels: &[Level]) -> Option<Answer> {
         Story::ReadModelLag => read_model_lag::answer(results, levels),
         Story::Dashboard => dashboard::answer(levels),
         Story::Denormalization => denormalization::answer(levels, results.scenario.dataset.orders),
-        Story::MonthlyReport => Answer {
-            sentence: format!(
-                "this build does not answer the `{}` story yet; see the sections below",
-                story.name()
-            ),
-            plot: None,
-        },
+        Story::MonthlyReport => monthly_report::answer(results, levels),
     })
 }
 
