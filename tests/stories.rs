@@ -198,6 +198,11 @@ fn denormalization_story(extra: &[&str]) -> (Value, String) {
             assert!(watched.is_null(), "{backend}: {watched}");
         }
     }
+    // The load plot of an orders sweep says what its points are.
+    assert!(
+        md.contains("at each point of the orders sweep"),
+        "the load plot's caption: {md}"
+    );
     let answer = answer_of(&md).to_string();
     assert!(
         answer.contains("At **1000 orders** a price change takes **"),

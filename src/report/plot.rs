@@ -24,6 +24,7 @@ use crate::backend::BackendKind;
 use crate::domain::QueryKind;
 use crate::metrics::{IntervalStats, LatencyStats, MetricKey};
 use crate::results::{BackendRun, Results, SweepPoint};
+use crate::scenario::Sweep;
 
 /// One drawn plot.
 #[derive(Debug, Clone)]
@@ -154,10 +155,16 @@ pub fn plots(results: &Results) -> Result<Vec<Plot>, PlotError> {
         )?);
     }
     let sweep = results.scenario.sweep.is_some();
+    let orders_sweep = matches!(results.scenario.sweep, Some(Sweep::Orders(_)));
     out.push(plot(
         "load".into(),
         "Do reads hurt writes? p99 against read load".into(),
-        if sweep {
+        if orders_sweep {
+            "Write p99 (left) and read p99 (right) of each backend at each point of the orders \
+             sweep: the same load on a longer order history. A backend whose lines climb as the \
+             history grows pays for that history on every op."
+                .into()
+        } else if sweep {
             "Write p99 (left) and read p99 (right) of each backend at each point of the read-load \
              sweep. A backend whose write line climbs as reads grow pays for its reads with its \
              writes."
