@@ -12,7 +12,8 @@ use super::{
 };
 use crate::backend::{cqrs_broker, prepare, BackendKind};
 use crate::check;
-use crate::db::{schema, validate_schema_name, Db, DbError, DbUrl, OpenMode};
+use crate::db::lock::{Locks, Place};
+use crate::db::{schema, state, validate_schema_name, Db, DbError, DbUrl, OpenMode};
 use crate::format::one_of;
 use crate::projection::projector::{ProjectorConfig, ProjectorError};
 use crate::projection::rebuild::{rebuild, rebuild_into, rebuild_search};
@@ -20,7 +21,7 @@ use crate::projection::{dead_letter, search, ProjectionName};
 use crate::report::{self, table};
 use crate::results::Results;
 use crate::run::projector::run_projector;
-use crate::run::{default_out_dir, run_scenario, RunOptions};
+use crate::run::{default_out_dir, run_scenario, RunOptions, StopSignal, INTERRUPTED_EXIT};
 use crate::scenario::{format_duration, parse_duration, Scenario};
 use crate::verify::{verify, verify_read_store};
 
@@ -167,6 +168,21 @@ async fn execute_run(scenario: &Scenario, opts: &RunOptions) -> Result<Results, 
             .map_err(Failure::bad_input)?;
     }
     let results = run_scenario(scenario, opts).await?;
+    if results.interrupted {
+        // Partial numbers: kept, marked, never reported on or decided on.
+        for run in &results.runs {
+            if let Some(kept) = &run.kept_database {
+                eprintln!("kept {} database: {kept}", run.backend);
+            }
+        }
+        return Err(Failure {
+            code: INTERRUPTED_EXIT,
+            error: anyhow!(
+                "interrupted: what was measured until the stop is in {} (marked interrupted)",
+                opts.out_dir.join("results.json").display()
+            ),
+        });
+    }
     report::write_report(&results, &opts.out_dir).map_err(Failure::bad_input)?;
     println!("{}", table::summary(&results));
     for run in &results.runs {
@@ -178,8 +194,37 @@ async fn execute_run(scenario: &Scenario, opts: &RunOptions) -> Result<Results, 
     Ok(results)
 }
 
+/// Listens for SIGINT and SIGTERM: the first asks the command to stop (it says so and
+/// finishes what it must), a second exits at once.
+fn stop_on_signals() -> StopSignal {
+    let (request, stop) = StopSignal::channel();
+    tokio::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut int), Ok(mut term)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) else {
+            return;
+        };
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
+        eprintln!("interrupted: stopping (a second Ctrl-C quits at once)");
+        request.request();
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
+        eprintln!("interrupted again: quitting at once");
+        std::process::exit(i32::from(INTERRUPTED_EXIT));
+    });
+    stop
+}
+
 async fn cmd_run(args: RunArgs) -> Result<(), Failure> {
-    let (scenario, opts) = plan_run(&args)?;
+    let (scenario, mut opts) = plan_run(&args)?;
+    opts.stop = stop_on_signals();
     let results = execute_run(&scenario, &opts).await?;
     if results
         .runs
@@ -195,7 +240,9 @@ async fn cmd_run(args: RunArgs) -> Result<(), Failure> {
 
 async fn cmd_check(args: CheckArgs) -> Result<(), Failure> {
     // Thresholds are input: the scenario parser has refused a bad one before anything runs.
-    let (scenario, opts) = plan_run(&args.run)?;
+    let (scenario, mut opts) = plan_run(&args.run)?;
+    opts.command = "check";
+    opts.stop = stop_on_signals();
     let results = execute_run(&scenario, &opts).await?;
     let lines = check::evaluate(&results, &scenario.thresholds);
     println!();
@@ -248,15 +295,24 @@ fn parse_projection(name: &Option<String>) -> Result<Vec<ProjectionName>, Failur
 async fn open_ours(args: &DbArgs, pool_size: u32) -> Result<Db, Failure> {
     let url = parse_url(&args.db)?;
     let db = Db::open_with(&url, &args.schema, pool_size, OpenMode::Existing).await?;
-    schema::require_ours(&db).await?;
+    state::require_seeded(&db).await?;
     Ok(db)
+}
+
+/// Takes the database of `args` (and `also`) for `command` until the returned locks drop.
+async fn lock(args: &DbArgs, also: Option<&str>, command: &str) -> Result<Locks, Failure> {
+    let mut places = vec![Place::database(&parse_url(&args.db)?, &args.schema)];
+    if let Some(other) = also {
+        places.push(Place::database(&parse_url(other)?, &args.schema));
+    }
+    Ok(Locks::take(&places, command).await.map_err(DbError::from)?)
 }
 
 /// A separate read store named on the command line (`--read-db`), with the schema of --db.
 async fn open_read_store(url: &str, schema: &str) -> Result<Db, Failure> {
     let url = parse_url(url)?;
     let db = Db::open_with(&url, schema, 2, OpenMode::Existing).await?;
-    schema::require_ours(&db).await?;
+    state::require_seeded(&db).await?;
     Ok(db)
 }
 
@@ -267,6 +323,7 @@ async fn cmd_rebuild(args: RebuildArgs) -> Result<(), Failure> {
     } else {
         parse_projection(&args.projection)?
     };
+    let _locks = lock(&args.db, args.read_db.as_deref(), "rebuild").await?;
     // A connection per read model: on PostgreSQL they are rebuilt concurrently.
     let db = open_ours(&args.db, projections.len() as u32 + 1).await?;
     if !projections.is_empty() {
@@ -323,6 +380,7 @@ async fn cmd_projector(args: ProjectorArgs) -> Result<(), Failure> {
         },
         ..ProjectorConfig::default()
     };
+    let _locks = lock(&args.db, None, "projector").await?;
     let db = open_ours(&args.db, 2).await?;
     let started = || {
         eprintln!(
@@ -344,20 +402,98 @@ async fn cmd_projector(args: ProjectorArgs) -> Result<(), Failure> {
     Ok(outcome?)
 }
 
+/// Drops what the tool created under `--schema`, with the meaning `run` gives it: the schema
+/// itself and every backend's `<schema>_<backend>` (on SQLite, the file and every backend's
+/// `<stem>.<backend>.db` beside it). Names each one dropped; refuses the lot, dropping nothing,
+/// when one of them is someone else's.
 async fn cmd_drop(args: DbArgs) -> Result<(), Failure> {
     let url = parse_url(&args.db)?;
-    let db = Db::open_with(&url, &args.schema, 1, OpenMode::Existing).await?;
-    schema::drop_all(&db).await?;
-    // The search index kept beside it describes data that is gone.
-    search::discard(&db, None).map_err(|e| {
-        ProjectorError::from(search::SearchError::Io(search::index_dir(&db, None), e))
-    })?;
-    db.close().await;
-    println!("dropped the tool's tables from {}", url.redacted());
+    validate_schema_name(&args.schema).map_err(Failure::bad_input)?;
+    let mut targets = vec![(url.clone(), args.schema.clone())];
+    targets.extend(
+        crate::backend::registry::BACKENDS
+            .iter()
+            .map(|e| Db::backend_location(&url, &args.schema, e.ident)),
+    );
+    // A SQLite file that is not there holds nothing (and gets no lock file beside it).
+    targets.retain(|(u, _)| u.sqlite_path().is_none_or(|p| p.exists()));
+    let places: Vec<Place> = targets
+        .iter()
+        .map(|(u, schema)| Place::database(u, schema))
+        .collect();
+    let _locks = Locks::take(&places, "drop")
+        .await
+        .map_err(DbError::from)?;
+    let mut ours = Vec::new();
+    let mut foreign = Vec::new();
+    for (u, schema_name) in &targets {
+        let db = match Db::open_with(u, schema_name, 1, OpenMode::Existing).await {
+            Ok(db) => db,
+            Err(e @ DbError::ForeignSqliteFile { .. }) => {
+                foreign.push(e.to_string());
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let owned = match schema::ownership(&db).await {
+            Ok(schema::Ownership::Ours) => schema::no_foreign_triggers(&db).await.map(|_| true),
+            Ok(schema::Ownership::Empty) => Ok(false),
+            Err(e) => Err(e),
+        };
+        match owned {
+            Ok(true) => ours.push(db),
+            Ok(false) => db.close().await,
+            Err(e @ DbError::Sql(_)) => return Err(e.into()),
+            Err(e) => {
+                foreign.push(e.to_string());
+                db.close().await;
+            }
+        }
+    }
+    if !foreign.is_empty() {
+        for db in &ours {
+            db.close().await;
+        }
+        return Err(Failure::bad_input(anyhow!(
+            "dropped nothing: {}",
+            foreign.join("; ")
+        )));
+    }
+    if ours.is_empty() {
+        return Err(Failure::check_failed(anyhow!(
+            "nothing of the tool's here: no database of cqrs-bench named {} in {}",
+            match url.sqlite_path() {
+                Some(_) => "by the file or its backends' files beside it".to_string(),
+                None => format!("\"{0}\" or \"{0}_<backend>\"", args.schema),
+            },
+            url.redacted()
+        )));
+    }
+    for db in ours {
+        let location = db.location();
+        // The search index kept beside it describes data that is gone.
+        search::discard(&db, None).map_err(|e| {
+            ProjectorError::from(search::SearchError::Io(search::index_dir(&db, None), e))
+        })?;
+        match db.url.sqlite_path() {
+            // The file holds only the tool's tables: it goes, with its WAL.
+            Some(_) => db.discard().await,
+            None => {
+                schema::drop_all(&db).await?;
+                db.close().await;
+            }
+        }
+        println!("dropped {location}");
+    }
     Ok(())
 }
 
 async fn cmd_dead_letters(args: DeadLetterArgs) -> Result<(), Failure> {
+    // Listing only reads; a replay writes the read models.
+    let _locks = match args.replay {
+        true => Some(lock(&args.db, None, "dead-letters").await?),
+        false => None,
+    };
     let db = open_ours(&args.db, 2).await?;
     if args.replay {
         let r = dead_letter::replay(&db, &ProjectionName::ALL)
@@ -399,7 +535,24 @@ async fn cmd_seed(args: SeedArgs) -> Result<(), Failure> {
     if let Some(s) = args.seed {
         seed = s;
     }
-    let (db, report) = prepare(&url, &args.db.schema, kind, seed, &spec, 4).await?;
+    let _locks = lock(&args.db, None, "seed").await?;
+    let stop = stop_on_signals();
+    let place = place_text(&url, &args.db.schema);
+    eprintln!("seeding {place} for {kind}");
+    let seeding = prepare(&url, &args.db.schema, kind, seed, &spec, 4);
+    let seeded = tokio::select! {
+        seeded = seeding => Some(seeded),
+        _ = stop.wait() => None,
+    };
+    let Some(seeded) = seeded else {
+        // The tables say `seeding` (marked before the first row): run, verify and rebuild
+        // refuse them until they are seeded again or dropped.
+        return Err(Failure {
+            code: INTERRUPTED_EXIT,
+            error: anyhow!("interrupted during seed: {place} is half-seeded; reseed or drop it"),
+        });
+    };
+    let (db, report) = seeded?;
     db.close().await;
     println!(
         "seeded {} for {kind}: {} rows, {} events in {:.2}s ({:.0} rows/s)",
@@ -410,6 +563,14 @@ async fn cmd_seed(args: SeedArgs) -> Result<(), Failure> {
         report.rows_per_second
     );
     Ok(())
+}
+
+/// A database for messages before it is open: the SQLite file, or the URL and schema.
+fn place_text(url: &DbUrl, schema: &str) -> String {
+    match url.sqlite_path() {
+        Some(_) => url.redacted(),
+        None => format!("{} (schema {schema})", url.redacted()),
+    }
 }
 
 async fn cmd_verify(args: VerifyArgs) -> Result<(), Failure> {
@@ -448,7 +609,16 @@ async fn cmd_verify(args: VerifyArgs) -> Result<(), Failure> {
 }
 
 fn load_results(path: &Path) -> Result<Results, Failure> {
-    Results::load(path).map_err(Failure::bad_input)
+    let results = Results::load(path).map_err(Failure::bad_input)?;
+    if results.interrupted {
+        // Partial numbers decide nothing: neither a report's verdict nor a comparison.
+        return Err(Failure::bad_input(anyhow!(
+            "{}: the results of an interrupted run (\"interrupted\": true); its numbers are \
+             partial, so they are not reported on or compared",
+            path.display()
+        )));
+    }
+    Ok(results)
 }
 
 fn cmd_report(args: ReportArgs) -> Result<(), Failure> {

@@ -8,6 +8,7 @@
 pub mod copies;
 pub mod dialect;
 pub mod load;
+pub mod lock;
 pub mod pools;
 pub mod schema;
 pub mod sql;
@@ -85,6 +86,10 @@ pub enum DbError {
     },
     #[error("{url} has no cqrs-bench data (schema \"{schema}\" not found); seed it first")]
     NotSeeded { url: String, schema: String },
+    #[error(transparent)]
+    Lock(#[from] lock::LockError),
+    #[error("{0} is half-seeded: interrupted during seed; reseed or drop it")]
+    HalfSeeded(String),
     #[error("invalid schema name \"{0}\": use lower-case letters, digits and _")]
     InvalidSchemaName(String),
     #[error(transparent)]

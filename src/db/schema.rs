@@ -535,8 +535,10 @@ pub async fn recreate(db: &Db) -> DbResult<()> {
     for stmt in ddl(db.engine()).tables {
         tx.execute(stmt.as_str()).await?;
     }
+    // Marked as being seeded before the seed writes a row: a seed that never finishes leaves
+    // a database that says so (`state::DbState::Seeding`).
     sqlx::query(&format!(
-        "INSERT INTO {META_TABLE}(key, value) VALUES ('owner', $1), ('schema_version', $2), ('state', 'empty')"
+        "INSERT INTO {META_TABLE}(key, value) VALUES ('owner', $1), ('schema_version', $2), ('state', 'seeding')"
     ))
     .bind(OWNER_MARK)
     .bind(SCHEMA_VERSION)

@@ -1,13 +1,14 @@
 //! What a database the tool seeded holds, as recorded in its meta table.
 //!
 //! The meta table's `state` row is text so that any version of the tool can read it:
-//! `empty` while the load runs, then `ready:normalized`, `ready:read_models` or
+//! `seeding` from the moment the tables exist (committed before the first row is written;
+//! earlier versions wrote `empty`), then `ready:normalized`, `ready:read_models` or
 //! `ready:read_models+event_log`. This module is the only place that reads or writes that
 //! text; everyone else asks the typed value.
 
 use std::fmt;
 
-use super::{schema, Db, DbResult};
+use super::{schema, Db, DbError, DbResult};
 
 /// What a dataset holds besides the write model (which every dataset has).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -160,8 +161,9 @@ impl Provisions {
 /// The `state` the meta table records.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DbState {
-    /// Tables created, load not finished (or failed).
-    Empty,
+    /// Tables created, load not finished: being seeded, or a seed that was interrupted or
+    /// failed (half-seeded). Recorded before the seed writes a row.
+    Seeding,
     /// Loaded, holding what `Provisions` says.
     Ready(Provisions),
     /// Text this version does not know (kept for messages).
@@ -174,7 +176,7 @@ impl DbState {
     pub fn parse(text: &str) -> DbState {
         match text.strip_prefix("ready:").map(Provisions::from_mark) {
             Some(Some(p)) => DbState::Ready(p),
-            _ if text == "empty" => DbState::Empty,
+            _ if text == "seeding" || text == "empty" => DbState::Seeding,
             _ => DbState::Unknown(text.to_string()),
         }
     }
@@ -222,10 +224,26 @@ impl DbState {
     }
 }
 
+/// Refuses a database of the tool's whose seed never finished (interrupted or failed): its
+/// tables hold part of a dataset, which nothing should measure, verify or rebuild.
+pub async fn refuse_half_seeded(db: &Db) -> DbResult<()> {
+    if DbState::read(db).await? == DbState::Seeding {
+        return Err(DbError::HalfSeeded(db.location()));
+    }
+    Ok(())
+}
+
+/// Requires that the database holds the tool's tables, fully seeded (for verify, rebuild,
+/// the projector, dead letters).
+pub async fn require_seeded(db: &Db) -> DbResult<()> {
+    schema::require_ours(db).await?;
+    refuse_half_seeded(db).await
+}
+
 impl fmt::Display for DbState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            DbState::Empty => f.write_str("empty"),
+            DbState::Seeding => f.write_str("seeding"),
             DbState::Ready(p) => write!(f, "ready:{}", p.mark()),
             DbState::Unknown(text) => f.write_str(text),
         }
@@ -239,7 +257,7 @@ mod tests {
     #[test]
     fn reads_what_earlier_versions_wrote() {
         for (text, state) in [
-            ("empty", DbState::Empty),
+            ("seeding", DbState::Seeding),
             ("ready:normalized", DbState::Ready(Provisions::WRITE_MODEL)),
             ("ready:read_models", DbState::Ready(Provisions::READ_MODELS)),
             (
@@ -265,6 +283,7 @@ mod tests {
             assert_eq!(DbState::parse(text), state);
             assert_eq!(state.to_string(), text);
         }
+        assert_eq!(DbState::parse("empty"), DbState::Seeding, "earlier versions' mark");
         let odd = DbState::parse("ready:something_new");
         assert!(!odd.has_read_models() && !odd.has_event_log());
         assert!(DbState::parse("ready:read_models+event_log").has_event_log());

@@ -4,6 +4,7 @@
 
 pub mod projector;
 pub mod rewrite_probe;
+pub mod stop;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -15,6 +16,7 @@ use crate::backend::{
     VerifiedAgainst,
 };
 use crate::broker::BrokerOptions;
+use crate::db::lock::{Locks, Place};
 use crate::db::{Db, DbError, DbUrl, OpenMode, DEFAULT_SCHEMA};
 use crate::metrics::Recorder;
 use crate::projection::projector::{LagTracker, ProjectorError, ProjectorMode};
@@ -27,6 +29,7 @@ use crate::verify::{verify_read_store, verify_with, VerifyError};
 use crate::workload::driver::{drive_measured, DriverConfig, Lane, Pace, Progress};
 use crate::workload::floor::calibrate;
 use crate::workload::mix::{stream_hash, OpStream, HASHED_OPS};
+pub use stop::{StopRequest, StopSignal};
 
 /// How often the skew between the search index and the SQL read models is sampled.
 const SKEW_SAMPLE_EVERY: Duration = Duration::from_millis(250);
@@ -55,6 +58,10 @@ pub struct RunOptions {
     /// (`--read-db`): like `db`, a SQLite path or a PostgreSQL URL, one file or schema per
     /// backend.
     pub read_db: Option<DbUrl>,
+    /// The command the run belongs to (`run`, `check`), named in the locks it holds.
+    pub command: &'static str,
+    /// Set when the run should stop early (SIGINT/SIGTERM).
+    pub stop: StopSignal,
 }
 
 impl RunOptions {
@@ -75,6 +82,8 @@ impl RunOptions {
             replica_db: None,
             broker: BrokerOptions::default(),
             read_db: None,
+            command: "run",
+            stop: StopSignal::never(),
         }
     }
 }
@@ -89,6 +98,8 @@ pub enum RunError {
     Open(#[from] OpenError),
     #[error(transparent)]
     Verify(#[from] VerifyError),
+    #[error("interrupted before any load was measured; nothing was written")]
+    Interrupted,
     #[error("cannot write {path}: {source}")]
     Io {
         path: String,
@@ -106,9 +117,13 @@ impl RunError {
             RunError::Io { .. } => 2,
             RunError::Open(e) => e.exit_code(),
             RunError::Projector(_) | RunError::Verify(_) => 3,
+            RunError::Interrupted => INTERRUPTED_EXIT,
         }
     }
 }
+
+/// The exit code of a run stopped by a signal (128 + SIGINT, as shells report it).
+pub const INTERRUPTED_EXIT: u8 = 130;
 
 /// The default output folder: `reports/<scenario>-<UTC timestamp>`.
 pub fn default_out_dir(scenario: &Scenario) -> PathBuf {
@@ -182,6 +197,15 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> RunError + '_ {
 /// the report is the caller's to write (`report::write_report`).
 pub async fn run_scenario(s: &Scenario, opts: &RunOptions) -> Result<Results, RunError> {
     std::fs::create_dir_all(&opts.out_dir).map_err(io_err(&opts.out_dir))?;
+    // Every place the run writes is its own until it ends: another run, seed or drop there
+    // is refused at once, and so is this run if another holds one.
+    let _locks = Locks::take(&places(s, opts), opts.command)
+        .await
+        .map_err(DbError::from)?;
+    for &kind in &s.backends {
+        let (url, schema_name) = backend_target(opts, kind);
+        refuse_half_seeded_at(&url, &schema_name).await?;
+    }
     let mix = s.mix_spec();
     let stream = Arc::new(OpStream::new(s.seed, &s.dataset, &mix));
     let hash = stream_hash(&stream, HASHED_OPS, HASHED_OPS);
@@ -206,10 +230,23 @@ pub async fn run_scenario(s: &Scenario, opts: &RunOptions) -> Result<Results, Ru
                 }
                 _ => (std::borrow::Cow::Borrowed(s), stream.clone()),
             };
-            let (run, env) = run_one(&at, opts, kind, point, reads, stream).await?;
-            environment.get_or_insert(env);
-            runs.push(run);
+            if opts.stop.is_set() {
+                break;
+            }
+            match run_one(&at, opts, kind, point, reads, stream).await {
+                Ok((run, env)) => {
+                    environment.get_or_insert(env);
+                    runs.push(run);
+                }
+                // Stopped before this backend's load: the earlier ones' results stand.
+                Err(RunError::Interrupted) if !runs.is_empty() => break,
+                Err(e) => return Err(e),
+            }
         }
+    }
+    let interrupted = opts.stop.is_set();
+    if interrupted && runs.is_empty() {
+        return Err(RunError::Interrupted);
     }
     let results = Results {
         format_version: FORMAT_VERSION,
@@ -233,10 +270,65 @@ pub async fn run_scenario(s: &Scenario, opts: &RunOptions) -> Result<Results, Ru
             threads: opts.threads,
         }),
         runs,
+        interrupted,
     };
     let path = opts.out_dir.join("results.json");
     std::fs::write(&path, results.to_json()).map_err(io_err(&path))?;
     Ok(results)
+}
+
+/// The places a run writes: its output folder, each backend's database and read store.
+fn places(s: &Scenario, opts: &RunOptions) -> Vec<Place> {
+    let mut places = vec![Place::Folder(opts.out_dir.clone())];
+    for &kind in &s.backends {
+        let (url, schema_name) = backend_target(opts, kind);
+        places.push(Place::database(&url, &schema_name));
+        if let Some((url, schema_name)) = read_store_target(opts, kind) {
+            places.push(Place::database(&url, &schema_name));
+        }
+    }
+    places
+}
+
+/// Refuses the database at `url` (schema `schema_name` on PostgreSQL) when it is the tool's
+/// and half-seeded; a missing file or schema, or one that is not the tool's, is left to the
+/// seed's own checks.
+async fn refuse_half_seeded_at(url: &DbUrl, schema_name: &str) -> Result<(), DbError> {
+    if url.sqlite_path().is_some_and(|p| !p.exists()) {
+        return Ok(());
+    }
+    let Ok(db) = Db::open_with(url, schema_name, 1, OpenMode::Existing).await else {
+        return Ok(());
+    };
+    let outcome = match crate::db::schema::ownership(&db).await {
+        Ok(crate::db::schema::Ownership::Ours) => crate::db::state::refuse_half_seeded(&db).await,
+        _ => Ok(()),
+    };
+    db.close().await;
+    outcome
+}
+
+/// Drops what an interrupted run created at a backend's place (unless `--keep-db`, when it is
+/// named instead): only a database the tool owns.
+async fn abandon(opts: &RunOptions, url: &DbUrl, schema_name: &str) {
+    let Ok(db) = Db::open_with(url, schema_name, 1, OpenMode::Existing).await else {
+        return;
+    };
+    if !matches!(
+        crate::db::schema::ownership(&db).await,
+        Ok(crate::db::schema::Ownership::Ours)
+    ) {
+        db.close().await;
+        return;
+    }
+    if opts.keep_db {
+        eprintln!("kept {}", db.location());
+        db.close().await;
+        return;
+    }
+    let _ = crate::projection::search::discard(&db, None);
+    db.discard().await;
+    db.close().await;
 }
 
 /// The smallest pool a run opens by default.
@@ -271,29 +363,50 @@ async fn run_one(
     let pool_for_workers = pool_size_for(workers);
     let pool_size = opts.pool_size.unwrap_or(pool_for_workers);
     let read_target = read_store_target(opts, kind);
-    let (db, seed_report) = match &read_target {
-        None => prepare(&url, &schema_name, kind, s.seed, &s.dataset, pool_size).await?,
-        Some(_) => {
-            let provisions = read_db::write_side_provisions(kind);
-            prepare_provisioned(
-                &url,
-                &schema_name,
-                provisions,
-                s.seed,
-                &s.dataset,
-                pool_size,
-            )
-            .await?
-        }
-    };
-    let read_store = match &read_target {
-        Some((read_url, read_schema)) => Some(
-            read_db::prepare(&db, read_url, read_schema, pool_size)
+    if opts.show_progress {
+        eprintln!("seeding {kind} ({})", place_name(&url, &schema_name));
+    }
+    let seeding = async {
+        let (db, seed_report) = match &read_target {
+            None => prepare(&url, &schema_name, kind, s.seed, &s.dataset, pool_size).await?,
+            Some(_) => {
+                let provisions = read_db::write_side_provisions(kind);
+                prepare_provisioned(
+                    &url,
+                    &schema_name,
+                    provisions,
+                    s.seed,
+                    &s.dataset,
+                    pool_size,
+                )
                 .await?
-                .0,
-        ),
-        None => None,
+            }
+        };
+        let read_store = match &read_target {
+            Some((read_url, read_schema)) => Some(
+                read_db::prepare(&db, read_url, read_schema, pool_size)
+                    .await?
+                    .0,
+            ),
+            None => None,
+        };
+        Ok::<_, RunError>((db, seed_report, read_store))
     };
+    // A stop during the seed drops the seed where it stands (its transaction rolls back; the
+    // tables say `seeding`), then what it created.
+    let seeded = tokio::select! {
+        seeded = seeding => Some(seeded),
+        _ = opts.stop.wait() => None,
+    };
+    let Some(seeded) = seeded else {
+        eprintln!("interrupted during the seed of {kind}");
+        abandon(opts, &url, &schema_name).await;
+        if let Some((read_url, read_schema)) = &read_target {
+            abandon(opts, read_url, read_schema).await;
+        }
+        return Err(RunError::Interrupted);
+    };
+    let (db, seed_report, read_store) = seeded?;
     let replica = match (
         &opts.replica_db,
         crate::backend::registry::entry(kind).needs_replica,
@@ -361,6 +474,19 @@ async fn run_one(
         seed: s.seed,
     };
     let floor = calibrate(backend.clone(), stream.clone(), &cfg).await;
+    if opts.stop.is_set() {
+        // Stopped before the load began: nothing measured to keep.
+        if let Ok(b) = Arc::try_unwrap(backend) {
+            b.shutdown().await;
+        }
+        db.close().await;
+        abandon(opts, &url, &schema_name).await;
+        if let (Some(store), Some((read_url, read_schema))) = (&read_store, &read_target) {
+            store.close().await;
+            abandon(opts, read_url, read_schema).await;
+        }
+        return Err(RunError::Interrupted);
+    }
 
     let lead = Duration::from_millis(200);
     let start = Instant::now() + lead;
@@ -458,6 +584,21 @@ async fn run_one(
         let task = rewrite_probe::spawn(db.clone(), s, start + s.warmup, recorder.clone());
         (task, recorder)
     });
+    if opts.show_progress {
+        eprintln!(
+            "measuring {kind} for {}",
+            crate::scenario::format_duration(s.duration)
+        );
+    }
+    // A stop ends the load where it stands: the workers start no further op.
+    let stopper = {
+        let stop = opts.stop.clone();
+        let progress = progress.clone();
+        tokio::spawn(async move {
+            stop.wait().await;
+            progress.stop();
+        })
+    };
     let (load_end, cpu) = drive_measured(
         backend.clone(),
         stream,
@@ -467,6 +608,14 @@ async fn run_one(
         progress.clone(),
     )
     .await;
+    stopper.abort();
+    let interrupted = opts.stop.is_set();
+    if interrupted {
+        eprintln!(
+            "interrupted: stopped {kind}'s load after {:.1}s",
+            load_end.saturating_duration_since(start).as_secs_f64()
+        );
+    }
     if let Some(t) = ticker {
         t.abort();
     }
@@ -486,7 +635,10 @@ async fn run_one(
         bar.finish_and_clear();
     }
 
-    backend.wait_caught_up(opts.catch_up_timeout).await?;
+    // An interrupted run does not wait for the read side, nor verify it.
+    if !interrupted {
+        backend.wait_caught_up(opts.catch_up_timeout).await?;
+    }
     let catch_up_seconds = load_end.elapsed().as_secs_f64();
     // Every event is applied now, so every lag sample is in the channel.
     let _ = stop_lag.send(());
@@ -514,6 +666,7 @@ async fn run_one(
         _ => None,
     };
     let verify_report = match &read_store {
+        _ if interrupted => None,
         Some(store) => Some(verify_read_store(&db, store).await?),
         None if kind.verified_against() != VerifiedAgainst::Nothing => {
             Some(verify_with(&db, search_dir.as_deref()).await?)
@@ -611,6 +764,14 @@ async fn run_one(
         },
         environment,
     ))
+}
+
+/// A backend's database for messages before it is open: the file, or the schema.
+fn place_name(url: &DbUrl, schema_name: &str) -> String {
+    match url.sqlite_path() {
+        Some(_) => url.redacted(),
+        None => format!("{} (schema {schema_name})", url.redacted()),
+    }
 }
 
 fn cfg_rate(rate: Rate) -> Option<f64> {

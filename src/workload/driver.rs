@@ -133,9 +133,20 @@ pub struct DriverConfig {
 pub struct Progress {
     pub writes_done: AtomicU64,
     pub reads_done: AtomicU64,
+    /// Set to end the load early (a run interrupted by a signal): workers start no more ops.
+    stopped: std::sync::atomic::AtomicBool,
 }
 
 impl Progress {
+    /// Ends the load early: each worker returns before its next op.
+    pub fn stop(&self) {
+        self.stopped.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::Relaxed)
+    }
+
     /// Writes and reads done so far.
     pub fn ops(&self) -> u64 {
         self.writes_done.load(Ordering::Relaxed) + self.reads_done.load(Ordering::Relaxed)
@@ -250,10 +261,16 @@ pub async fn drive<T: Target>(
     // Probes still waiting for their write (each ends by its timeout at the latest).
     let mut waiting = std::mem::take(&mut *probes.lock().expect("probes lock"));
     while waiting.join_next().await.is_some() {}
+    // A load stopped early was due only until it stopped.
+    let ran_for = if progress.is_stopped() {
+        workers_done.saturating_duration_since(start).min(cfg.duration)
+    } else {
+        cfg.duration
+    };
     let mut rec = recorder.lock().expect("recorder lock");
     for (is_write, lane, started) in lanes {
         if let Pace::PerSecond(rate) = lane.pace {
-            let due = due_before_end(start, cfg.duration, rate);
+            let due = due_before_end(start, ran_for, rate);
             rec.record_unstarted(
                 is_write,
                 due.saturating_sub(started.load(Ordering::Relaxed)),
@@ -309,7 +326,7 @@ impl<T: Target> Worker<T> {
                 Pace::PerSecond(rate) => due_at(self.start, i, rate),
                 Pace::Max => claimed,
             };
-            if intended >= self.end || claimed >= last_start {
+            if intended >= self.end || claimed >= last_start || self.progress.is_stopped() {
                 return;
             }
             // Prepared before the wait, so building it is not part of the op's time.
@@ -322,7 +339,7 @@ impl<T: Target> Worker<T> {
                 self.sleep_until(intended).await;
             }
             let started = Instant::now();
-            if started >= last_start {
+            if started >= last_start || self.progress.is_stopped() {
                 return;
             }
             self.started.fetch_add(1, Ordering::Relaxed);
