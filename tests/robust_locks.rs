@@ -209,6 +209,55 @@ fn results(out: &Path) -> serde_json::Value {
         .expect("results.json parses")
 }
 
+/// Waits until `state` reports the seed's mark (`seeding`): the tables exist and the load
+/// is under way, so a signal now lands inside the seed.
+fn wait_until_seeding(state: impl Fn() -> Option<String>) {
+    let deadline = Instant::now() + GUARD;
+    loop {
+        match state() {
+            Some(s) if s == "seeding" => return,
+            Some(s) if s.starts_with("ready") => panic!("the seed finished before the signal"),
+            _ => {}
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the seed never marked the database"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn sqlite_state(file: &Path) -> Option<String> {
+    if !file.exists() {
+        return None;
+    }
+    rt().block_on(async {
+        let mut c = sqlx::SqliteConnection::connect(&format!("{}?mode=ro", sqlite(file)))
+            .await
+            .ok()?;
+        let v = sqlx::query_scalar("SELECT value FROM cqrs_bench_meta WHERE key = 'state'")
+            .fetch_optional(&mut c)
+            .await
+            .ok()
+            .flatten();
+        let _ = c.close().await;
+        v
+    })
+}
+
+fn pg_state(url: &str, schema: &str) -> Option<String> {
+    rt().block_on(async {
+        let mut c = pg(url).await;
+        sqlx::query_scalar(&format!(
+            "SELECT value FROM {schema}.cqrs_bench_meta WHERE key = 'state'"
+        ))
+        .fetch_optional(&mut c)
+        .await
+        .ok()
+        .flatten()
+    })
+}
+
 /// A scenario whose dataset takes a while to seed (so a signal lands inside the seed), in
 /// `dir`.
 fn big_seed_scenario(dir: &Path) -> PathBuf {
@@ -225,8 +274,9 @@ fn big_seed_scenario(dir: &Path) -> PathBuf {
 fn assert_holder_named(f: &common::Finished, pid: u32, command: &str) {
     assert_eq!(f.code, Some(2), "{}", show("second user", f));
     assert!(
-        f.stderr
-            .contains(&format!("in use by cqrs-bench {command} (pid {pid}, since ")),
+        f.stderr.contains(&format!(
+            "in use by cqrs-bench {command} (pid {pid}, since "
+        )),
         "the refusal should name the holder:\n{}",
         show("second user", f)
     );
@@ -286,7 +336,11 @@ fn a_second_run_on_the_same_sqlite_file_or_out_is_refused_naming_the_first() {
         out.to_str().unwrap(),
     ]);
     assert_holder_named(&same_out, first.pid(), "run");
-    assert!(same_out.stderr.contains("output folder"), "{}", same_out.stderr);
+    assert!(
+        same_out.stderr.contains("output folder"),
+        "{}",
+        same_out.stderr
+    );
     // A seed of the same file is refused the same way.
     let seed = run_cli(&[
         "seed",
@@ -301,13 +355,17 @@ fn a_second_run_on_the_same_sqlite_file_or_out_is_refused_naming_the_first() {
     let r = results(&out);
     assert!(r.get("interrupted").is_none(), "a complete run: {r}");
     assert_eq!(r["runs"].as_array().unwrap().len(), 1);
-    let v = &r["runs"][0]["verify"];
-    assert!(v.is_object(), "the first run verified: {v}");
+    assert!(
+        r["runs"][0]["metrics"].is_object(),
+        "the first run measured: {r}"
+    );
     // Nothing of the second runs was written, and the first's locks went with it.
     assert!(!dir.path().join("second").join("results.json").exists());
     let left = files_in(&out);
     assert!(
-        !left.iter().any(|f| f.ends_with(".lock") || f.contains(".db")),
+        !left
+            .iter()
+            .any(|f| f.ends_with(".lock") || f.contains(".db")),
         "{left:?}"
     );
 }
@@ -346,7 +404,9 @@ fn a_second_run_on_the_same_postgres_schema_is_refused_naming_the_first() {
     let second = run_cli(&args.iter().map(String::as_str).collect::<Vec<_>>());
     assert_holder_named(&second, first.pid(), "run");
     assert!(
-        second.stderr.contains(&format!("schema \"{prefix}_normalized\"")),
+        second
+            .stderr
+            .contains(&format!("schema \"{prefix}_normalized\"")),
         "{}",
         second.stderr
     );
@@ -361,11 +421,15 @@ fn a_second_run_on_the_same_postgres_schema_is_refused_naming_the_first() {
     let first = first.finish();
     assert_eq!(first.code, Some(0), "{}", show("first run", &first));
     let r = results(&dir.path().join("first"));
-    assert!(r["runs"][0]["verify"].is_object());
+    assert!(r.get("interrupted").is_none(), "a complete run: {r}");
+    assert!(r["runs"][0]["metrics"].is_object(), "{r}");
     assert!(!dir.path().join("second").join("results.json").exists());
     let left = schemas_like(&url, &prefix);
     drop_prefix(&url, &prefix);
-    assert!(left.is_empty(), "the first run dropped its schema: {left:?}");
+    assert!(
+        left.is_empty(),
+        "the first run dropped its schema: {left:?}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -405,7 +469,10 @@ fn sigint_during_the_load_on_sqlite_keeps_what_was_measured_and_nothing_else() {
     let runs = r["runs"].as_array().unwrap();
     assert_eq!(runs.len(), 1, "only the backend that was measuring: {r}");
     assert_eq!(runs[0]["backend"], "normalized");
-    assert!(runs[0]["verify"].is_null(), "an interrupted load is not verified");
+    assert!(
+        runs[0]["verify"].is_null(),
+        "an interrupted load is not verified"
+    );
     let left = files_in(&out);
     assert_eq!(left, vec!["results.json".to_string()], "nothing else left");
     // Partial numbers are neither reported on nor compared.
@@ -469,6 +536,7 @@ fn sigint_during_the_seed_on_sqlite_leaves_nothing_or_a_refused_half_seeded_file
         out.to_str().unwrap(),
     ]);
     run.wait_for("seeding normalized");
+    wait_until_seeding(|| sqlite_state(&out.join("bench.normalized.db")));
     run.interrupt();
     let f = run.finish();
     assert_interrupted(&f);
@@ -486,6 +554,7 @@ fn sigint_during_the_seed_on_sqlite_leaves_nothing_or_a_refused_half_seeded_file
         big,
     ]);
     seed.wait_for("seeding");
+    wait_until_seeding(|| sqlite_state(&file));
     seed.interrupt();
     let f = seed.finish();
     assert_interrupted(&f);
@@ -505,7 +574,9 @@ fn sigint_during_the_seed_on_sqlite_leaves_nothing_or_a_refused_half_seeded_file
     }
     let dropped = run_cli(&["drop", "--db", &sqlite(&file)]);
     assert_eq!(dropped.code, Some(0), "{}", show("drop", &dropped));
-    assert!(dropped.stdout.contains(&format!("dropped {}", sqlite(&file))));
+    assert!(dropped
+        .stdout
+        .contains(&format!("dropped {}", sqlite(&file))));
     assert_eq!(files_in(dir.path()), vec!["bigseed.toml", "out"]);
 }
 
@@ -544,6 +615,7 @@ fn sigint_during_the_seed_on_postgres_with_keep_db_leaves_a_refused_half_seeded_
         let args = run_args(false, "out1");
         let mut run = Running::start(&args.iter().map(String::as_str).collect::<Vec<_>>());
         run.wait_for("seeding normalized");
+        wait_until_seeding(|| pg_state(&url, &format!("{prefix}_normalized")));
         run.interrupt();
         let f = run.finish();
         assert_interrupted(&f);
@@ -553,6 +625,7 @@ fn sigint_during_the_seed_on_postgres_with_keep_db_leaves_a_refused_half_seeded_
         let args = run_args(true, "out2");
         let mut run = Running::start(&args.iter().map(String::as_str).collect::<Vec<_>>());
         run.wait_for("seeding normalized");
+        wait_until_seeding(|| pg_state(&url, &format!("{prefix}_normalized")));
         run.interrupt();
         let f = run.finish();
         assert_interrupted(&f);
@@ -562,7 +635,10 @@ fn sigint_during_the_seed_on_postgres_with_keep_db_leaves_a_refused_half_seeded_
         for (what, args) in [
             ("run", args.iter().map(String::as_str).collect::<Vec<_>>()),
             ("verify", vec!["verify", "--db", &url, "--schema", &schema]),
-            ("rebuild", vec!["rebuild", "--db", &url, "--schema", &schema]),
+            (
+                "rebuild",
+                vec!["rebuild", "--db", &url, "--schema", &schema],
+            ),
         ] {
             let o = run_cli(&args);
             assert_eq!(o.code, Some(2), "{}", show(what, &o));
@@ -624,7 +700,10 @@ fn drop_names_what_it_dropped_and_says_when_there_was_nothing() {
     assert_eq!(run.code, Some(0), "{}", show("run --keep-db", &run));
     assert_eq!(
         kept,
-        vec![format!("{prefix}_cqrs_sync"), format!("{prefix}_normalized")]
+        vec![
+            format!("{prefix}_cqrs_sync"),
+            format!("{prefix}_normalized")
+        ]
     );
     assert_eq!(dropped.code, Some(0), "{}", show("drop", &dropped));
     for s in &kept {
@@ -677,8 +756,16 @@ fn drop_never_touches_a_foreign_schema_file_or_lock() {
     let before = std::fs::read(&ours).unwrap();
     let o = run_cli(&["drop", "--db", &sqlite(&ours)]);
     assert_eq!(o.code, Some(2), "{}", show("drop a locked file", &o));
-    assert!(o.stderr.contains("in use by another process"), "{}", o.stderr);
-    assert_eq!(std::fs::read(&ours).unwrap(), before, "the file is untouched");
+    assert!(
+        o.stderr.contains("in use by another process"),
+        "{}",
+        o.stderr
+    );
+    assert_eq!(
+        std::fs::read(&ours).unwrap(),
+        before,
+        "the file is untouched"
+    );
     assert_eq!(std::fs::read(&lock_path).unwrap(), b"someone else\n");
     drop(lock);
     let o = run_cli(&["drop", "--db", &sqlite(&ours)]);
@@ -705,7 +792,11 @@ fn drop_never_touches_a_foreign_schema_file_or_lock() {
     let outcome = std::panic::catch_unwind(|| {
         let o = run_cli(&["drop", "--db", &url, "--schema", &theirs]);
         assert_eq!(o.code, Some(2), "{}", show("drop foreign schema", &o));
-        assert!(o.stderr.contains("not created by cqrs-bench"), "{}", o.stderr);
+        assert!(
+            o.stderr.contains("not created by cqrs-bench"),
+            "{}",
+            o.stderr
+        );
         let n: i64 = rt().block_on(async {
             let mut c = pg(&url).await;
             sqlx::query_scalar(&format!("SELECT count(*) FROM {theirs}.orders"))
@@ -741,7 +832,11 @@ fn drop_never_touches_a_foreign_schema_file_or_lock() {
             .await
             .unwrap();
             assert_eq!(o.code, Some(2), "{}", show("drop a locked schema", &o));
-            assert!(o.stderr.contains("in use by another session"), "{}", o.stderr);
+            assert!(
+                o.stderr.contains("in use by another session"),
+                "{}",
+                o.stderr
+            );
             holder.close().await.unwrap();
         });
         assert_eq!(schemas_like(&url, &mine), vec![mine.clone()], "still there");

@@ -197,15 +197,17 @@ async fn execute_run(scenario: &Scenario, opts: &RunOptions) -> Result<Results, 
 /// Listens for SIGINT and SIGTERM: the first asks the command to stop (it says so and
 /// finishes what it must), a second exits at once.
 fn stop_on_signals() -> StopSignal {
+    use tokio::signal::unix::{signal, SignalKind};
     let (request, stop) = StopSignal::channel();
+    // Registered here, before the command goes on: a signal that comes before the listening
+    // task first runs is still seen.
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        return stop;
+    };
     tokio::spawn(async move {
-        use tokio::signal::unix::{signal, SignalKind};
-        let (Ok(mut int), Ok(mut term)) = (
-            signal(SignalKind::interrupt()),
-            signal(SignalKind::terminate()),
-        ) else {
-            return;
-        };
         tokio::select! {
             _ = int.recv() => {}
             _ = term.recv() => {}
@@ -421,9 +423,7 @@ async fn cmd_drop(args: DbArgs) -> Result<(), Failure> {
         .iter()
         .map(|(u, schema)| Place::database(u, schema))
         .collect();
-    let _locks = Locks::take(&places, "drop")
-        .await
-        .map_err(DbError::from)?;
+    let _locks = Locks::take(&places, "drop").await.map_err(DbError::from)?;
     let mut ours = Vec::new();
     let mut foreign = Vec::new();
     for (u, schema_name) in &targets {

@@ -360,7 +360,9 @@ mod tests {
     async fn a_second_holder_of_a_folder_is_refused_and_told_who() {
         let dir = tempfile::tempdir().unwrap();
         let place = Place::Folder(dir.path().join("out"));
-        let first = Locks::take(std::slice::from_ref(&place), "run").await.unwrap();
+        let first = Locks::take(std::slice::from_ref(&place), "run")
+            .await
+            .unwrap();
         let lock_file = dir.path().join("out").join(DIR_LOCK_FILE);
         assert!(lock_file.exists());
         let err = Locks::take(std::slice::from_ref(&place), "seed")

@@ -283,7 +283,11 @@ mod tests {
             assert_eq!(DbState::parse(text), state);
             assert_eq!(state.to_string(), text);
         }
-        assert_eq!(DbState::parse("empty"), DbState::Seeding, "earlier versions' mark");
+        assert_eq!(
+            DbState::parse("empty"),
+            DbState::Seeding,
+            "earlier versions' mark"
+        );
         let odd = DbState::parse("ready:something_new");
         assert!(!odd.has_read_models() && !odd.has_event_log());
         assert!(DbState::parse("ready:read_models+event_log").has_event_log());

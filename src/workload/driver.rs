@@ -263,7 +263,9 @@ pub async fn drive<T: Target>(
     while waiting.join_next().await.is_some() {}
     // A load stopped early was due only until it stopped.
     let ran_for = if progress.is_stopped() {
-        workers_done.saturating_duration_since(start).min(cfg.duration)
+        workers_done
+            .saturating_duration_since(start)
+            .min(cfg.duration)
     } else {
         cfg.duration
     };
