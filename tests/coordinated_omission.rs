@@ -102,6 +102,7 @@ async fn run(stall: bool) -> Outcome {
         reads: Lane::idle(),
         ryw_share: 0.0,
         ryw_timeout: Duration::from_secs(1),
+        ryw_think_times: vec![Duration::ZERO],
         seed,
     };
     drive(

@@ -89,6 +89,7 @@ async fn run(
         reads: Lane::idle(),
         ryw_share: 0.0,
         ryw_timeout: Duration::from_secs(1),
+        ryw_think_times: vec![Duration::ZERO],
         seed: 3,
     };
     // A driver that never returns fails here instead of hanging the suite.

@@ -221,6 +221,92 @@ mix = { text_search = 1 }
     assert!(left.is_empty(), "{left:?}");
 }
 
+/// A short cqrs-async run on SQLite with the database kept, reading `mix`: its results and
+/// the names of the output folder's entries.
+fn kept_run(mix: &str) -> (serde_json::Value, Vec<String>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("kept.toml");
+    std::fs::write(
+        &scenario,
+        format!(
+            r#"
+description = "is a search index kept?"
+seed = 4
+duration = "2s"
+backends = ["cqrs-async"]
+ryw_share = 0.5
+[dataset]
+categories = 3
+products = 100
+users = 50
+orders = 50
+reviews = 50
+price_changes = 10
+days = 2
+[writes]
+rate = 50
+workers = 2
+mix = {{ place_order = 1, restock = 1 }}
+[reads]
+rate = 50
+workers = 2
+mix = {mix}
+"#
+        ),
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let o = Command::new(env!("CARGO_BIN_EXE_cqrs-bench"))
+        .args(["run", scenario.to_str().unwrap(), "--quiet", "--keep-db"])
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let results: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    let entries = std::fs::read_dir(&out)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    (results, entries, dir)
+}
+
+/// The index, its projector and its skew sampler exist only when the read mix searches: a
+/// run without `text_search` leaves no `.search` folder beside its kept database and reports
+/// no search freshness, skew or index verification; with `text_search` it has all three.
+#[test]
+fn a_run_keeps_the_search_index_only_when_the_read_mix_searches() {
+    for (mix, searched) in [
+        ("{ product_page = 1, user_orders = 1 }", false),
+        ("{ product_page = 1, text_search = 1 }", true),
+    ] {
+        let (results, entries, _dir) = kept_run(mix);
+        let run = &results["runs"][0];
+        assert_eq!(run["backend"], "cqrs-async");
+        let m = &run["metrics"];
+        assert!(m["ops"]["write"]["count"].as_u64().unwrap() > 0, "{mix}");
+        assert!(
+            entries.iter().any(|e| e.ends_with(".db")),
+            "{mix}: the database was kept: {entries:?}"
+        );
+        let index_dirs: Vec<&String> = entries.iter().filter(|e| e.ends_with(".search")).collect();
+        assert_eq!(!index_dirs.is_empty(), searched, "{mix}: {entries:?}");
+        let fresh = m["search_freshness"]["count"].as_u64().unwrap();
+        let skew = m["search_skew"]["samples"].as_u64().unwrap();
+        assert_eq!(fresh > 0, searched, "{mix}: freshness {fresh}");
+        assert_eq!(skew > 0, searched, "{mix}: skew {skew}");
+        let verified = run["verify"]["models"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["read_model"] == "product_search");
+        assert_eq!(verified, searched, "{mix}: {}", run["verify"]);
+        assert_eq!(run["verify"]["mismatches"], 0, "{mix}");
+    }
+}
+
 fn search_projector(url: &DbUrl, schema: &str, extra: &[&str]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_cqrs-bench"))
         .args(["projector", "--search", "--db", &url.raw_for_connect()])

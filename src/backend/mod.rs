@@ -53,6 +53,7 @@ use crate::projection::lag_parts::LagPart;
 use crate::projection::projector::{
     LagTracker, Projector, ProjectorConfig, ProjectorError, ProjectorStats,
 };
+use crate::projection::ProjectionName;
 pub use cqrs_async::append_events;
 use queries::ReadSide;
 pub use registry::VerifiedAgainst;
@@ -368,6 +369,22 @@ pub struct Receipt {
     /// Outbox positions of the events (async backend only).
     pub seqs: Vec<i64>,
     pub committed_at: Option<Instant>,
+    /// The command that wrote it (`None`: unknown, and a probe waits for every read model).
+    pub command: Option<crate::domain::CommandKind>,
+}
+
+impl Receipt {
+    /// The read models a read-your-writes probe of this write waits for: those the query
+    /// its writer would read it back with reads ([`CommandKind::seen_in`]), not every read
+    /// side the backend keeps (a search index no such query reads must not delay it).
+    ///
+    /// [`CommandKind::seen_in`]: crate::domain::CommandKind::seen_in
+    pub fn read_models(&self) -> &'static [ProjectionName] {
+        match self.command {
+            Some(c) => ProjectionName::read_by(c.seen_in()),
+            None => &ProjectionName::ALL,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -496,6 +513,7 @@ impl Backend {
             events,
             seqs,
             committed_at: Some(committed_at),
+            command: Some(cmd.kind()),
         })
     }
 

@@ -7,7 +7,7 @@
 //! Beside it, unless told not to, a second projector over the same log keeps the product
 //! search index (tantivy, `projection::search`) with its own checkpoint in the index's
 //! commits: the two read sides apply separately, as a search engine beside a database must,
-//! and a reader sees a write once both cover it.
+//! and a reader sees a write once the read side its query reads covers it.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -155,7 +155,9 @@ impl Projected {
         }
     }
 
-    /// Whether every read model's checkpoint covers the receipt's last event.
+    /// Whether the read models the receipt's probe reads ([`Receipt::read_models`]) cover
+    /// its last event: their checkpoints, and the search index's only when that query
+    /// reads the index.
     pub async fn is_visible(
         &self,
         db: &Db,
@@ -165,14 +167,56 @@ impl Projected {
         let Some(&seq) = receipt.seqs.iter().max() else {
             return Ok(true);
         };
+        let models = receipt.read_models();
+        let sql_models: Vec<ProjectionName> = models
+            .iter()
+            .copied()
+            .filter(|p| *p != ProjectionName::ProductSearch)
+            .collect();
+        // Where the backend keeps no index, text_search reads the SQL product catalog.
+        let search = match (
+            &self.search,
+            models.contains(&ProjectionName::ProductSearch),
+        ) {
+            (Some(s), true) => Some(s),
+            (None, true) => {
+                return self
+                    .is_visible_in(db, session, receipt, &[ProjectionName::ProductCatalog])
+                    .await;
+            }
+            (_, false) => None,
+        };
+        if !self
+            .is_visible_in(db, session, receipt, &sql_models)
+            .await?
+        {
+            return Ok(false);
+        }
+        let Some(s) = search else {
+            return Ok(true);
+        };
+        let mut conn = db.read.acquire().await?;
+        let pos = position_of(&mut conn, self.table, seq).await?;
+        Ok(pos.is_some_and(|p| s.index.searchable() >= p))
+    }
+
+    /// Whether the checkpoints of the SQL read models `models` cover the receipt's last event.
+    async fn is_visible_in(
+        &self,
+        db: &Db,
+        session: &mut Session,
+        receipt: &Receipt,
+        models: &[ProjectionName],
+    ) -> Result<bool, sqlx::Error> {
+        let Some(&seq) = receipt.seqs.iter().max() else {
+            return Ok(true);
+        };
+        if models.is_empty() {
+            return Ok(true);
+        }
         let Some(store) = &self.read_store else {
             let mut conn = session.take(&db.read).await?;
-            let mut result = covers(&mut conn, self.table, seq).await;
-            if let (Ok(true), Some(s)) = (&result, &self.search) {
-                result = position_of(&mut conn, self.table, seq)
-                    .await
-                    .map(|pos| pos.is_some_and(|p| s.index.searchable() >= p));
-            }
+            let result = covers(&mut conn, self.table, seq, models).await;
             session.give_back(conn, result.is_ok());
             return result;
         };
@@ -188,7 +232,7 @@ impl Projected {
         let result = read_checkpoints(&mut conn).await;
         session.give_back(conn, result.is_ok());
         let checkpoints = result?;
-        Ok(ProjectionName::ALL
+        Ok(models
             .iter()
             .all(|p| checkpoints.get(p).is_some_and(|c| *c >= pos)))
     }
@@ -357,15 +401,23 @@ async fn position_of(
     .transpose()
 }
 
-/// Whether every read model's checkpoint covers event `seq` of `table`. The checkpoint
-/// commits with the read-model rows, so "checkpoint covers the event" and "the read model
-/// shows it" are the same fact.
-async fn covers(conn: &mut AnyConnection, table: &str, seq: i64) -> Result<bool, sqlx::Error> {
+/// Whether the checkpoints of the SQL read models `models` cover event `seq` of `table`.
+/// The checkpoint commits with the read-model rows, so "checkpoint covers the event" and
+/// "the read model shows it" are the same fact.
+async fn covers(
+    conn: &mut AnyConnection,
+    table: &str,
+    seq: i64,
+    models: &[ProjectionName],
+) -> Result<bool, sqlx::Error> {
+    // The names are the tool's own constants, not input.
+    let names: Vec<String> = models.iter().map(|p| format!("'{}'", p.name())).collect();
     let sql = format!(
         "SELECT COUNT(*) FROM projection_checkpoints c, {table} e \
-         WHERE e.seq = $1 AND (c.xid, c.seq) >= (e.xid, e.seq)"
+         WHERE e.seq = $1 AND c.projection IN ({}) AND (c.xid, c.seq) >= (e.xid, e.seq)",
+        names.join(", ")
     );
     let row = sqlx::query(&sql).bind(seq).fetch_one(&mut *conn).await?;
     let covered: i64 = row.try_get(0)?;
-    Ok(covered as usize >= ProjectionName::ALL.len())
+    Ok(covered as usize >= models.len())
 }

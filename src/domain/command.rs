@@ -89,6 +89,21 @@ impl CommandKind {
     pub fn from_name(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|k| k.name() == name)
     }
+
+    /// The query its writer would look for the write with: their orders after an order's
+    /// step, the product's page after a review, a price change or a restock. A
+    /// read-your-writes probe stands for that read.
+    pub fn seen_in(self) -> super::QueryKind {
+        match self {
+            CommandKind::PlaceOrder
+            | CommandKind::PayOrder
+            | CommandKind::ShipOrder
+            | CommandKind::CancelOrder => super::QueryKind::UserOrders,
+            CommandKind::AddReview | CommandKind::ChangePrice | CommandKind::Restock => {
+                super::QueryKind::ProductPage
+            }
+        }
+    }
 }
 
 impl Command {

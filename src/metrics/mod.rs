@@ -40,6 +40,7 @@ pub mod cpu;
 pub mod event_store;
 mod latency;
 pub mod rewrite_reads;
+pub mod ryw;
 pub mod skew;
 
 pub use cpu::{CpuSnapshot, DriverCpu};
@@ -274,10 +275,22 @@ pub struct RywStats {
     pub misses: u64,
     /// `misses / probes` (0 when there were no probes).
     pub miss_share: f64,
-    /// For misses that became visible: time from the first read until the write was seen.
+    /// For misses that became visible: time from the write's commit until it was seen.
     pub time_to_visible: LatencyStats,
     /// Misses that were never seen before the probe gave up.
     pub never_visible: u64,
+    /// The probes' looks at every think time the scenario gives, ascending (the first is the
+    /// look `probes` and `misses` count). Absent in results written before think times.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub by_think_time: Vec<ryw::RywAtThinkTime>,
+    /// Writes that were to be probed but found the most probes already waiting (the
+    /// driver's bound): not probed, so not in `probes`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub skipped: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Samples that fell in the warm-up window (before `start + warmup`), counted apart.
@@ -544,6 +557,8 @@ pub struct Recorder {
     ryw_misses: u64,
     ryw_never: u64,
     ryw_ttv: Histogram<u64>,
+    ryw_by_think: ryw::ThinkTimeAcc,
+    ryw_skipped: u64,
     lateness: Histogram<u64>,
     queue_wait: Histogram<u64>,
     dispatch: Histogram<u64>,
@@ -578,6 +593,8 @@ impl Recorder {
             ryw_misses: 0,
             ryw_never: 0,
             ryw_ttv: new_histogram(),
+            ryw_by_think: ryw::ThinkTimeAcc::default(),
+            ryw_skipped: 0,
             lateness: new_histogram(),
             queue_wait: new_histogram(),
             dispatch: new_histogram(),
@@ -702,12 +719,41 @@ impl Recorder {
         visible_at_once: bool,
         time_to_visible: Option<Duration>,
     ) {
+        let look = ryw::RywLook {
+            think: Duration::ZERO,
+            visible: visible_at_once,
+        };
+        self.record_ryw_looks(at, &[look], time_to_visible);
+    }
+
+    /// A write that was to be probed found every probe slot taken (the driver's bound on
+    /// probes waiting at once): it was not probed.
+    pub fn record_ryw_skipped(&mut self, at: Instant) {
+        if self.interval_index(at).is_some() {
+            self.ryw_skipped += 1;
+        }
+    }
+
+    /// Read-your-writes probe that looked at each think time of `looks` (ascending; the
+    /// first is the probe's first look, which `probes`/`misses` count). `time_to_visible`:
+    /// from the commit until the write was seen, for a probe whose first look missed (`None`
+    /// = never seen before giving up); ignored when the first look saw it.
+    pub fn record_ryw_looks(
+        &mut self,
+        at: Instant,
+        looks: &[ryw::RywLook],
+        time_to_visible: Option<Duration>,
+    ) {
+        let Some(first) = looks.first() else {
+            return;
+        };
         if self.interval_index(at).is_none() {
             self.warmup_stats.ryw_probes += 1;
             return;
         }
         self.ryw_probes += 1;
-        if visible_at_once {
+        self.ryw_by_think.record(looks);
+        if first.visible {
             return;
         }
         self.ryw_misses += 1;
@@ -773,6 +819,8 @@ impl Recorder {
         add_histogram(&mut self.search_lag, &other.search_lag);
         self.skew.merge(&other.skew);
         add_histogram(&mut self.ryw_ttv, &other.ryw_ttv);
+        self.ryw_by_think.merge(&other.ryw_by_think);
+        self.ryw_skipped += other.ryw_skipped;
         add_histogram(&mut self.lateness, &other.lateness);
         add_histogram(&mut self.queue_wait, &other.queue_wait);
         add_histogram(&mut self.dispatch, &other.dispatch);
@@ -906,6 +954,8 @@ impl Recorder {
                 },
                 time_to_visible: LatencyStats::from_histogram(&self.ryw_ttv),
                 never_visible: self.ryw_never,
+                by_think_time: self.ryw_by_think.stats(),
+                skipped: self.ryw_skipped,
             },
             errors,
             lateness: LatencyStats::from_histogram(&self.lateness),

@@ -76,6 +76,24 @@ impl ProjectionName {
         }
     }
 
+    /// The read models query `q` reads on a read-model side (the `READ_MODELS` SQL of
+    /// `backend::queries`; `text_search` reads the search index where the backend keeps one).
+    pub fn read_by(q: crate::domain::QueryKind) -> &'static [ProjectionName] {
+        use crate::domain::QueryKind;
+        match q {
+            // The product, its recent prices and related products: all the catalog's tables.
+            QueryKind::ProductPage | QueryKind::Search => &[ProjectionName::ProductCatalog],
+            QueryKind::UserOrders => &[ProjectionName::OrderSummary],
+            QueryKind::DailyRevenue => &[ProjectionName::DailySales],
+            QueryKind::TopProducts => &[ProjectionName::ProductSales],
+            QueryKind::TextSearch => &[ProjectionName::ProductSearch],
+            // Sales by category join the catalog for the product's category.
+            QueryKind::MonthlyReport => {
+                &[ProjectionName::MonthlySales, ProjectionName::ProductCatalog]
+            }
+        }
+    }
+
     /// The duplicate-guard ledger, for read models that keep counters.
     pub fn ledger(self) -> Option<&'static str> {
         match self {

@@ -623,11 +623,12 @@ fn lag_lines(level: &Level) -> Vec<String> {
                 String::new()
             };
             out.push(format!(
-                "**{}** read-your-writes: {:.1}% of probes ({} of {}) did not see their own write on the first read{visible}{}",
+                "**{}** read-your-writes: {:.1}% of probes ({} of {}) did not see their own write on the first read{}{visible}{}",
                 run.backend,
                 m.ryw.miss_share * 100.0,
                 m.ryw.misses,
                 m.ryw.probes,
+                ryw_later_looks(&m.ryw),
                 if m.ryw.never_visible > 0 {
                     format!("; **{} never became visible** before the probe gave up", m.ryw.never_visible)
                 } else {
@@ -637,6 +638,28 @@ fn lag_lines(level: &Level) -> Vec<String> {
         }
     }
     out
+}
+
+/// The first look's think time when it is not zero, and the share still missing at each
+/// later think time: ` (200ms after the commit); still missed after 1s: 0.4%`.
+fn ryw_later_looks(ryw: &crate::metrics::RywStats) -> String {
+    let think = |ms: f64| {
+        crate::scenario::format_duration(std::time::Duration::from_nanos((ms * 1e6).round() as u64))
+    };
+    let mut s = String::new();
+    if let Some(first) = ryw.by_think_time.first().filter(|t| t.think_ms > 0.0) {
+        s.push_str(&format!(" ({} after the commit)", think(first.think_ms)));
+    }
+    let later: Vec<String> = ryw
+        .by_think_time
+        .iter()
+        .skip(1)
+        .map(|t| format!("after {}: {:.1}%", think(t.think_ms), t.miss_share * 100.0))
+        .collect();
+    if !later.is_empty() {
+        s.push_str(&format!("; still missed {}", later.join(", ")));
+    }
+    s
 }
 
 fn storage_lines(level: &Level) -> Vec<String> {

@@ -428,8 +428,11 @@ async fn run_one(
         projector_mode: opts.projector_mode,
         threads: opts.threads,
     };
-    // The search index lives beside a SQLite file (in the output folder too, by default);
-    // for a PostgreSQL schema, in the run's output folder.
+    // The search index is kept only when the read mix queries it: otherwise its projector
+    // and skew sampler would be work nobody asked for, charged to the run's figures. It
+    // lives beside a SQLite file (in the output folder too, by default); for a PostgreSQL
+    // schema, in the run's output folder.
+    let search = s.reads_text_search();
     let search_dir = db
         .is_pg()
         .then(|| opts.out_dir.join(format!("{schema_name}.search")));
@@ -454,7 +457,7 @@ async fn run_one(
                 replica,
                 snapshot_every: s.event_sourcing.snapshot_every,
                 read_store: read_store.clone(),
-                search: true,
+                search,
                 search_dir: search_dir.clone(),
                 search_lag: Some(search_lag.clone()),
             },
@@ -471,6 +474,7 @@ async fn run_one(
         reads,
         ryw_share: s.ryw_share,
         ryw_timeout: Duration::from_secs(5),
+        ryw_think_times: s.ryw_think_times.clone(),
         seed: s.seed,
     };
     let floor = calibrate(backend.clone(), stream.clone(), &cfg).await;

@@ -85,6 +85,27 @@ pub fn format_duration(d: Duration) -> String {
 #[serde(transparent)]
 pub struct DurationText(#[serde(with = "serde_text")] pub Duration);
 
+/// `#[serde(with = "...")]` for a list of durations stored as duration strings.
+pub(crate) mod serde_text_list {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::DurationText;
+
+    pub fn serialize<S: Serializer>(list: &[Duration], s: S) -> Result<S::Ok, S::Error> {
+        let texts: Vec<DurationText> = list.iter().map(|d| DurationText(*d)).collect();
+        texts.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Duration>, D::Error> {
+        Ok(Vec::<DurationText>::deserialize(d)?
+            .into_iter()
+            .map(|t| t.0)
+            .collect())
+    }
+}
+
 pub(crate) mod serde_text {
     use std::time::Duration;
 

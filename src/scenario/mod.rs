@@ -19,6 +19,10 @@
 //! warmup = "5s"        # default "0s"; must be shorter than duration
 //! backends = ["normalized", "cqrs-sync", "cqrs-async"]  # default all three; non-empty, no duplicates
 //! ryw_share = 0.1      # share of writes followed by a read-your-writes probe, in [0, 1]; default 0
+//! ryw_think_times = ["0ms", "200ms", "1s"]  # when a probe looks, after the write's commit
+//!                      # (a user's pause before reading); ascending, no repeats, 1 to 5 of
+//!                      # them, each <= 60s; default ["0ms"]. The report gives the miss share
+//!                      # at each; `ryw_miss` counts at the first
 //! story = "dashboard"  # optional: the failure story told (dashboard, monthly-report,
 //!                      # denormalization, read-model-lag); the report opens with its answer.
 //!                      # "monthly-report" needs monthly_report in [reads] mix and a
@@ -91,7 +95,7 @@
 //!
 //! Top-level keys (all others are problems): `description`, `seed`, `duration`, `warmup`,
 //! `dataset`, `writes`, `reads`, `keys`, `backends`, `projector`, `event_sourcing`, `sweep`,
-//! `ryw_share`, `thresholds`, `matview`, `text_search`, `story`. At least one of writes and reads must carry
+//! `ryw_share`, `ryw_think_times`, `thresholds`, `matview`, `text_search`, `story`. At least one of writes and reads must carry
 //! load: a non-zero rate, or reads
 //! given by a read-load sweep (a sweep point overrides `reads.rate`, and for `readers` also
 //! `reads.workers`; an `orders` sweep overrides `dataset.orders` instead).
@@ -297,6 +301,14 @@ pub struct Scenario {
     pub event_sourcing: EventSourcingSettings,
     pub sweep: Option<Sweep>,
     pub ryw_share: f64,
+    /// How long after a write a read-your-writes probe looks (ascending; the first is what
+    /// `ryw_miss` and the probes' `misses` count). Absent in results written before think
+    /// times existed: a look right after the write.
+    #[serde(
+        default = "default_ryw_think_times",
+        with = "duration::serde_text_list"
+    )]
+    pub ryw_think_times: Vec<Duration>,
     pub thresholds: Thresholds,
     /// When `matview` refreshes its views (`[matview]`).
     #[serde(default)]
@@ -307,6 +319,10 @@ pub struct Scenario {
     /// The failure story this scenario tells (`story`), whose answer opens the report.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub story: Option<Story>,
+}
+
+fn default_ryw_think_times() -> Vec<Duration> {
+    vec![Duration::ZERO]
 }
 
 impl Scenario {
@@ -395,6 +411,15 @@ impl Scenario {
             write_interval_us,
             search_terms: self.text_search.terms.clone(),
         }
+    }
+
+    /// Whether the read mix sends `text_search` (a weight above zero on a side that reads):
+    /// only then does a run keep the search index it reads.
+    pub fn reads_text_search(&self) -> bool {
+        self.mix_spec()
+            .reads
+            .get(&QueryKind::TextSearch)
+            .is_some_and(|w| *w > 0.0)
     }
 
     /// When `matview` refreshes each view.

@@ -34,6 +34,7 @@ const TOP_KEYS: &[&str] = &[
     "event_sourcing",
     "sweep",
     "ryw_share",
+    "ryw_think_times",
     "thresholds",
     "matview",
     "text_search",
@@ -57,6 +58,10 @@ const MATVIEW_KEYS: &[&str] = &["refresh_interval", "views"];
 const EVENT_SOURCING_KEYS: &[&str] = &["snapshot_every"];
 const TEXT_SEARCH_KEYS: &[&str] = &["terms"];
 const SWEEP_KEYS: &[&str] = &["read_rates", "readers", "orders"];
+/// The most think times a scenario may give: each keeps every probe open that much longer.
+const MAX_RYW_THINK_TIMES: usize = 5;
+/// The longest think time: a probe waiting longer than a minute measures a backlog, not a user.
+pub const MAX_RYW_THINK_TIME: Duration = Duration::from_secs(60);
 const DIST_KINDS: &str = "uniform, zipf, hotspot";
 const DEFAULT_WORKERS: u32 = 4;
 const DEFAULT_SEED: u64 = 1;
@@ -190,6 +195,7 @@ pub(super) fn scenario(root: &Table, name: &str) -> Result<Scenario, Vec<Problem
             }
         }),
     };
+    let ryw_think_times = w.ryw_think_times(root.get("ryw_think_times"));
     let thresholds = w.thresholds(root.get("thresholds"));
     let matview = w.matview(root.get("matview"));
     let text_search = w.text_search(root.get("text_search"));
@@ -265,6 +271,7 @@ pub(super) fn scenario(root: &Table, name: &str) -> Result<Scenario, Vec<Problem
         event_sourcing,
         sweep,
         ryw_share: ryw_share.unwrap_or_default(),
+        ryw_think_times,
         thresholds,
         matview,
         text_search,
@@ -856,6 +863,74 @@ impl Walker {
             }
         }
         settings
+    }
+
+    /// `ryw_think_times`: a few durations, ascending, none repeated, none beyond
+    /// [`MAX_RYW_THINK_TIME`]; default one, zero.
+    fn ryw_think_times(&mut self, v: Option<&Value>) -> Vec<Duration> {
+        let default = || vec![Duration::ZERO];
+        let Some(v) = v else {
+            return default();
+        };
+        let Value::Array(list) = v else {
+            self.expected(
+                "ryw_think_times",
+                "an array of duration strings such as [\"0ms\", \"200ms\", \"1s\"]",
+                v,
+            );
+            return default();
+        };
+        if list.is_empty() {
+            self.problem(
+                "ryw_think_times",
+                "empty list: give at least one think time, or leave the key out for [\"0ms\"]",
+            );
+        }
+        if list.len() > MAX_RYW_THINK_TIMES {
+            self.problem(
+                "ryw_think_times",
+                format!(
+                    "at most {MAX_RYW_THINK_TIMES} think times, got {}",
+                    list.len()
+                ),
+            );
+        }
+        let mut times: Vec<Duration> = Vec::new();
+        for (i, v) in list.iter().enumerate() {
+            let path = format!("ryw_think_times[{i}]");
+            let Some(d) = self.duration(v, &path) else {
+                continue;
+            };
+            if d > MAX_RYW_THINK_TIME {
+                self.problem(
+                    &path,
+                    format!(
+                        "must be at most {}, got {}",
+                        format_duration(MAX_RYW_THINK_TIME),
+                        format_duration(d)
+                    ),
+                );
+                continue;
+            }
+            if let Some(&last) = times.last() {
+                if d <= last {
+                    self.problem(
+                        &path,
+                        format!(
+                            "think times must be ascending without repeats: {} comes after {}",
+                            format_duration(d),
+                            format_duration(last)
+                        ),
+                    );
+                    continue;
+                }
+            }
+            times.push(d);
+        }
+        if times.is_empty() {
+            return default();
+        }
+        times
     }
 
     fn text_search(&mut self, v: Option<&Value>) -> TextSearchSettings {

@@ -1227,3 +1227,66 @@ fn the_monthly_report_story_needs_its_query_and_a_baseline() {
     // Another story asks for none of it.
     assert!(parse(&with("story = \"dashboard\"", "")).is_ok());
 }
+
+#[test]
+fn ryw_think_times_default_to_a_look_right_after_the_write() {
+    let s = parse(BASE).unwrap();
+    assert_eq!(s.ryw_think_times, [Duration::ZERO]);
+    let s = parse(&with(r#"ryw_think_times = ["0ms", "200ms", "1s"]"#, "")).unwrap();
+    assert_eq!(
+        s.ryw_think_times,
+        [
+            Duration::ZERO,
+            Duration::from_millis(200),
+            Duration::from_secs(1)
+        ]
+    );
+    // They round-trip through results.json as the file wrote them.
+    let json = serde_json::to_value(&s).unwrap();
+    assert_eq!(
+        json["ryw_think_times"],
+        serde_json::json!(["0s", "200ms", "1s"])
+    );
+    let back: Scenario = serde_json::from_value(json.clone()).unwrap();
+    assert_eq!(back.ryw_think_times, s.ryw_think_times);
+    // Results written before think times read as one look right after the write.
+    let mut old = json;
+    old.as_object_mut().unwrap().remove("ryw_think_times");
+    let back: Scenario = serde_json::from_value(old).unwrap();
+    assert_eq!(back.ryw_think_times, [Duration::ZERO]);
+}
+
+#[test]
+fn bad_ryw_think_times_name_the_entry_and_what_is_wrong() {
+    let case = |value: &str| with(&format!("ryw_think_times = {value}"), "");
+    assert_problem(
+        &case(r#"["200ms", "100ms"]"#),
+        "ryw_think_times[1]",
+        "ascending without repeats: 100ms comes after 200ms",
+    );
+    assert_problem(
+        &case(r#"["1s", "1000ms"]"#),
+        "ryw_think_times[1]",
+        "ascending without repeats",
+    );
+    assert_problem(
+        &case(r#"["0ms", "2m"]"#),
+        "ryw_think_times[1]",
+        "must be at most 1m, got 2m",
+    );
+    assert_problem(&case(r#"["0ms", "-1s"]"#), "ryw_think_times[1]", "");
+    assert_problem(&case(r#"["0ms", 200]"#), "ryw_think_times[1]", "add a unit");
+    assert_problem(&case("[]"), "ryw_think_times", "empty list");
+    assert_problem(&case(r#""200ms""#), "ryw_think_times", "expected an array");
+    assert_problem(
+        &case(r#"["0ms", "1ms", "2ms", "3ms", "4ms", "5ms"]"#),
+        "ryw_think_times",
+        "at most 5 think times, got 6",
+    );
+    // Inside a table it is a misplaced top-level key.
+    assert_problem(
+        &with("", "ryw_think_times = [\"0ms\"]"),
+        "writes.ryw_think_times",
+        "top-level key",
+    );
+}

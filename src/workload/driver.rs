@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use crate::backend::{Backend, ExecError, Receipt, Session};
 use crate::domain::{Command, Query, QueryAnswer};
+use crate::metrics::ryw::RywLook;
 use crate::metrics::{CpuSnapshot, DriverCpu, OpKey, Outcome, Recorder};
 use crate::workload::mix::OpStream;
 use crate::workload::pacer::Pacer;
@@ -123,8 +124,12 @@ pub struct DriverConfig {
     pub reads: Lane,
     /// Share of successful writes followed by a read-your-writes probe.
     pub ryw_share: f64,
-    /// How long a probe waits for a write to become visible before calling it never seen.
+    /// How long a probe waits for a write to become visible, after its last look, before
+    /// calling it never seen.
     pub ryw_timeout: Duration,
+    /// When a probe looks, after the write's commit (ascending, at least one; the scenario's
+    /// `ryw_think_times`).
+    pub ryw_think_times: Vec<Duration>,
     pub seed: u64,
 }
 
@@ -162,6 +167,10 @@ pub const END_GRACE: Duration = Duration::from_millis(250);
 /// 20 ms: a read side a second behind is not asked a thousand times a second per probe.
 const RYW_POLL: Duration = Duration::from_millis(1);
 const RYW_POLL_MAX: Duration = Duration::from_millis(20);
+/// The most read-your-writes probes waiting at once: a probe waits out its think times off
+/// the write lane, and a long think time at a high write rate must not pile up tasks without
+/// bound. A write that finds every slot taken is not probed (counted as `ryw.skipped`).
+const RYW_MAX_IN_FLIGHT: usize = 512;
 
 fn ryw_poll_after(waited: Duration) -> Duration {
     (waited / 50).clamp(RYW_POLL, RYW_POLL_MAX)
@@ -226,6 +235,12 @@ pub async fn drive<T: Target>(
     let mut tasks = Vec::new();
     let mut lanes = Vec::new();
     let probes = Arc::new(Mutex::new(tokio::task::JoinSet::new()));
+    let probe_slots = Arc::new(tokio::sync::Semaphore::new(RYW_MAX_IN_FLIGHT));
+    let think_times: Arc<[Duration]> = if cfg.ryw_think_times.is_empty() {
+        Arc::new([Duration::ZERO])
+    } else {
+        cfg.ryw_think_times.clone().into()
+    };
     for (is_write, lane) in [(true, cfg.writes), (false, cfg.reads)] {
         if !lane.active() {
             continue;
@@ -248,8 +263,10 @@ pub async fn drive<T: Target>(
                 end,
                 ryw_share: cfg.ryw_share,
                 ryw_timeout: cfg.ryw_timeout,
+                ryw_think_times: think_times.clone(),
                 seed: cfg.seed,
                 probes: probes.clone(),
+                probe_slots: probe_slots.clone(),
             };
             tasks.push(tokio::spawn(worker.run()));
         }
@@ -312,9 +329,12 @@ struct Worker<T> {
     end: Instant,
     ryw_share: f64,
     ryw_timeout: Duration,
+    ryw_think_times: Arc<[Duration]>,
     seed: u64,
     /// Read-your-writes probes polling off the lane (see `probe`).
     probes: Arc<Mutex<tokio::task::JoinSet<()>>>,
+    /// Room for more probes (at most `RYW_MAX_IN_FLIGHT` at once).
+    probe_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl<T: Target> Worker<T> {
@@ -397,50 +417,88 @@ impl<T: Target> Worker<T> {
         }
     }
 
-    /// Reads right after the write returned; if the write is not visible yet, polls until it
-    /// is (or the timeout passes) and records how long that took. The probe runs in a task of
-    /// its own, on a session of its own: a worker of the write lane waiting for a read side
-    /// that lags by a second, or for a standby that is down, would start its next writes late.
+    /// Looks for the write once it has been committed for each think time; if the first
+    /// look missed, polls until the write is visible (or the timeout after the last look
+    /// passes) and records how long after the commit that was. The probe runs in a task of
+    /// its own, on a session of its own, holding no connection while it waits: a worker of
+    /// the write lane waiting out a user's pause, or for a read side that lags by a second,
+    /// or for a standby that is down, would start its next writes late.
     fn probe(&self, receipt: &Receipt) {
+        let Ok(slot) = self.probe_slots.clone().try_acquire_owned() else {
+            self.recorder
+                .lock()
+                .expect("recorder lock")
+                .record_ryw_skipped(receipt.committed_at.unwrap_or_else(Instant::now));
+            return;
+        };
         let target = self.target.clone();
         let recorder = self.recorder.clone();
         let pacer = self.pacer;
         let receipt = receipt.clone();
         let timeout = self.ryw_timeout;
+        let think_times = self.ryw_think_times.clone();
         let probe = async move {
+            let _slot = slot;
             let committed = receipt.committed_at.unwrap_or_else(Instant::now);
             let mut session = target.probe_session();
-            let at = Instant::now();
-            match target.is_visible(&mut session, &receipt).await {
-                Ok(true) => {
-                    recorder.lock().expect("recorder lock").record_ryw(
-                        at,
-                        true,
-                        Some(Duration::ZERO),
-                    );
+            let sleep_until = |at: Instant| async move {
+                match pacer {
+                    Some(p) => p.sleep_until(at).await,
+                    None => tokio::time::sleep_until(at.into()).await,
                 }
-                Ok(false) => {
-                    let deadline = at + timeout;
-                    let mut seen = None;
-                    while Instant::now() < deadline {
-                        let next = Instant::now() + ryw_poll_after(at.elapsed());
-                        match pacer {
-                            Some(p) => p.sleep_until(next).await,
-                            None => tokio::time::sleep_until(next.into()).await,
-                        }
-                        if let Ok(true) = target.is_visible(&mut session, &receipt).await {
-                            seen = Some(Instant::now().saturating_duration_since(committed));
-                            break;
-                        }
+            };
+            let last = think_times.last().copied().unwrap_or_default();
+            let deadline = committed + last + timeout;
+            let mut looks: Vec<RywLook> = Vec::with_capacity(think_times.len());
+            // Set once the first look missed: from then on the probe also polls between looks,
+            // to time when the write became visible.
+            let mut polling_since: Option<Instant> = None;
+            let mut seen = None;
+            loop {
+                let look_due = think_times.get(looks.len()).map(|t| committed + *t);
+                let poll_due =
+                    polling_since.map(|since| Instant::now() + ryw_poll_after(since.elapsed()));
+                let next = match (look_due, poll_due) {
+                    (Some(l), Some(p)) => l.min(p),
+                    (Some(l), None) => l,
+                    (None, Some(p)) if p < deadline => p,
+                    _ => break,
+                };
+                if next > Instant::now() {
+                    sleep_until(next).await;
+                }
+                let visible = match target.is_visible(&mut session, &receipt).await {
+                    Ok(v) => v,
+                    // The read side could not be asked (a standby down): no probe to count.
+                    Err(_) if looks.is_empty() => return,
+                    Err(_) => false,
+                };
+                let now = Instant::now();
+                if visible && polling_since.is_some() {
+                    seen = Some(now.saturating_duration_since(committed));
+                }
+                if look_due.is_some_and(|due| due <= now) {
+                    looks.push(RywLook {
+                        think: think_times[looks.len()],
+                        visible,
+                    });
+                    if looks.len() == 1 && !visible {
+                        polling_since = Some(now);
                     }
-                    recorder
-                        .lock()
-                        .expect("recorder lock")
-                        .record_ryw(at, false, seen);
                 }
-                // The read side could not be asked (a standby down): no probe to count.
-                Err(_) => {}
+                if visible {
+                    // A read side never goes back: every later look would see it too.
+                    looks.extend(think_times[looks.len()..].iter().map(|&think| RywLook {
+                        think,
+                        visible: true,
+                    }));
+                    break;
+                }
             }
+            recorder
+                .lock()
+                .expect("recorder lock")
+                .record_ryw_looks(committed, &looks, seen);
         };
         let mut probes = self.probes.lock().expect("probes lock");
         // Finished probes are reaped as new ones start, so the set stays small.

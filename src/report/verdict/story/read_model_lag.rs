@@ -1,6 +1,7 @@
 //! "User creates an order, immediately queries it: not found." From the read-your-writes
 //! probes of every backend whose read side lags: `x% of users would not see their order right
-//! after placing it; it appears after p99 y ms`, with the synchronous backends as the control
+//! after placing it; y% still would not after 200ms; …; it appears after p99 z ms` (one
+//! clause per think time the scenario gives), with the synchronous backends as the control
 //! that must never miss.
 
 use super::{percent, sentence, Answer};
@@ -10,20 +11,50 @@ use crate::report::plot::level_suffix;
 use crate::report::{level_label, Level};
 use crate::results::{BackendRun, Results};
 
-/// What one async backend's probes say.
+/// "right after placing it", or "200ms after placing it" at a think time.
+fn after(think_ms: f64) -> String {
+    if think_ms <= 0.0 {
+        "right after placing it".into()
+    } else {
+        let think = std::time::Duration::from_nanos((think_ms * 1e6).round() as u64);
+        format!(
+            "{} after placing it",
+            crate::scenario::format_duration(think)
+        )
+    }
+}
+
+/// What one async backend's probes say: the share that missed at the first think time, and
+/// the share that still missed at each later one.
 fn async_part(run: &BackendRun, what: &str) -> String {
     let ryw = &run.metrics.ryw;
+    let first = ryw.by_think_time.first().map_or(0.0, |t| t.think_ms);
     if ryw.misses == 0 {
         return format!(
-            "on **{}** every user would see their {what} right after placing it (0 of {} probes missed)",
-            run.backend, ryw.probes
+            "on **{}** every user would see their {what} {} (0 of {} probes missed)",
+            run.backend,
+            after(first),
+            ryw.probes
         );
     }
     let mut s = format!(
-        "on **{}** {} of users would not see their {what} right after placing it",
+        "on **{}** {} of users would not see their {what} {}",
         run.backend,
-        percent(ryw.miss_share)
+        percent(ryw.miss_share),
+        after(first)
     );
+    for later in ryw.by_think_time.iter().skip(1) {
+        let think = after(later.think_ms);
+        let think = think.trim_end_matches(" after placing it");
+        s.push_str(&if later.misses == 0 {
+            format!("; all would after {think}")
+        } else {
+            format!(
+                "; {} still would not after {think}",
+                percent(later.miss_share)
+            )
+        });
+    }
     if ryw.time_to_visible.count > 0 {
         s.push_str(&format!(
             "; it appears after p99 {}",
@@ -119,6 +150,7 @@ pub(super) fn answer(results: &Results, levels: &[Level]) -> Answer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metrics::ryw::RywAtThinkTime;
     use crate::report::levels;
 
     /// A recorded run of `scenarios/read-model-lag.toml` on SQLite (spectra removed), on a
@@ -208,6 +240,53 @@ mod tests {
             s.contains(
                 "on **cqrs-sync**, whose read side should never lag, 2.0% of probes missed — a bug"
             ),
+            "{s}"
+        );
+    }
+
+    fn at_think_time(think_ms: f64, probes: u64, misses: u64) -> RywAtThinkTime {
+        RywAtThinkTime {
+            think_ms,
+            probes,
+            misses,
+            miss_share: misses as f64 / probes as f64,
+        }
+    }
+
+    #[test]
+    fn think_times_say_who_still_misses_after_a_pause() {
+        let mut r = recorded();
+        let run = run_mut(&mut r, "cqrs-async");
+        // 1000 probes: 998 missed at once, 40 still after 200 ms, none after 1 s.
+        run.metrics.ryw.probes = 1000;
+        run.metrics.ryw.misses = 998;
+        run.metrics.ryw.miss_share = 0.998;
+        run.metrics.ryw.by_think_time = vec![
+            at_think_time(0.0, 1000, 998),
+            at_think_time(200.0, 1000, 40),
+            at_think_time(1000.0, 1000, 0),
+        ];
+        let s = said(&r).sentence;
+        assert!(
+            s.contains(
+                "on **cqrs-async** 99.8% of users would not see their order right after placing \
+                 it; 4.0% still would not after 200ms; all would after 1s; it appears after p99 "
+            ),
+            "{s}"
+        );
+    }
+
+    #[test]
+    fn a_first_think_time_above_zero_is_named() {
+        let mut r = recorded();
+        let run = run_mut(&mut r, "cqrs-async");
+        run.metrics.ryw.probes = 10;
+        run.metrics.ryw.misses = 0;
+        run.metrics.ryw.miss_share = 0.0;
+        run.metrics.ryw.by_think_time = vec![at_think_time(500.0, 10, 0)];
+        let s = said(&r).sentence;
+        assert!(
+            s.contains("on **cqrs-async** every user would see their order 500ms after placing it (0 of 10 probes missed)"),
             "{s}"
         );
     }
