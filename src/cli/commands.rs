@@ -184,13 +184,13 @@ async fn execute_run(scenario: &Scenario, opts: &RunOptions) -> Result<Results, 
         });
     }
     report::write_report(&results, &opts.out_dir).map_err(Failure::bad_input)?;
-    println!("{}", table::summary(&results));
+    outln!("{}", table::summary(&results));
     for run in &results.runs {
         if let Some(kept) = &run.kept_database {
-            println!("kept {} database: {kept}", run.backend);
+            outln!("kept {} database: {kept}", run.backend);
         }
     }
-    println!("results: {}", opts.out_dir.join("results.json").display());
+    outln!("results: {}", opts.out_dir.join("results.json").display());
     Ok(results)
 }
 
@@ -247,9 +247,9 @@ async fn cmd_check(args: CheckArgs) -> Result<(), Failure> {
     opts.stop = stop_on_signals();
     let results = execute_run(&scenario, &opts).await?;
     let lines = check::evaluate(&results, &scenario.thresholds);
-    println!();
+    outln!();
     for l in &lines {
-        println!(
+        outln!(
             "{} {:<24} {:<48} {}",
             if l.passed { "PASS" } else { "FAIL" },
             l.run,
@@ -258,7 +258,7 @@ async fn cmd_check(args: CheckArgs) -> Result<(), Failure> {
         );
         if !l.passed {
             for d in &l.detail {
-                println!("       {d}");
+                outln!("       {d}");
             }
         }
     }
@@ -274,7 +274,7 @@ async fn cmd_check(args: CheckArgs) -> Result<(), Failure> {
             lines.len()
         )));
     }
-    println!("check: all {} checks passed", lines.len());
+    outln!("check: all {} checks passed", lines.len());
     Ok(())
 }
 
@@ -340,7 +340,7 @@ async fn cmd_rebuild(args: RebuildArgs) -> Result<(), Failure> {
             }
         };
         let names: Vec<&str> = projections.iter().map(|p| p.name()).collect();
-        println!(
+        outln!(
             "rebuilt {} from {} events in {:.2}s ({:.0} events/s)",
             names.join(", "),
             report.events,
@@ -356,7 +356,7 @@ async fn cmd_rebuild(args: RebuildArgs) -> Result<(), Failure> {
         let index = search::SearchIndex::open(&dir).map_err(ProjectorError::from)?;
         let report = rebuild_search(&db, index.clone(), args.batch_size.max(1)).await?;
         let documents = index.searcher().num_docs();
-        println!(
+        outln!(
             "rebuilt product_search ({documents} documents) from {} events in {:.2}s \
              ({:.0} events/s, {:.0} documents/s)",
             report.events,
@@ -397,7 +397,7 @@ async fn cmd_projector(args: ProjectorArgs) -> Result<(), Failure> {
         None
     };
     let outcome = run_projector(&db, config, args.until_idle, search, started, |line| {
-        println!("{line}")
+        outln!("{line}")
     })
     .await;
     db.close().await;
@@ -483,7 +483,7 @@ async fn cmd_drop(args: DbArgs) -> Result<(), Failure> {
                 db.close().await;
             }
         }
-        println!("dropped {location}");
+        outln!("dropped {location}");
     }
     Ok(())
 }
@@ -499,19 +499,24 @@ async fn cmd_dead_letters(args: DeadLetterArgs) -> Result<(), Failure> {
         let r = dead_letter::replay(&db, &ProjectionName::ALL)
             .await
             .map_err(DbError::Sql)?;
-        println!(
+        outln!(
             "replayed {} dead letters; {} still failing",
-            r.replayed, r.still_failing
+            r.replayed,
+            r.still_failing
         );
     }
     let letters = dead_letter::list(&db).await.map_err(DbError::Sql)?;
     for d in &letters {
-        println!(
+        outln!(
             "{:<16} seq {:<8} {:<14} attempts {} · {}",
-            d.projection, d.seq, d.stream, d.attempts, d.error
+            d.projection,
+            d.seq,
+            d.stream,
+            d.attempts,
+            d.error
         );
     }
-    println!("{} dead letters", letters.len());
+    outln!("{} dead letters", letters.len());
     db.close().await;
     if args.replay && !letters.is_empty() {
         return Err(Failure::check_failed(anyhow!(
@@ -554,7 +559,7 @@ async fn cmd_seed(args: SeedArgs) -> Result<(), Failure> {
     };
     let (db, report) = seeded?;
     db.close().await;
-    println!(
+    outln!(
         "seeded {} for {kind}: {} rows, {} events in {:.2}s ({:.0} rows/s)",
         url.redacted(),
         report.rows,
@@ -585,7 +590,7 @@ async fn cmd_verify(args: VerifyArgs) -> Result<(), Failure> {
         }
     };
     for m in &report.models {
-        println!(
+        outln!(
             "{:<16} {:>8} rows expected {:>8} found {:>6} mismatches",
             m.read_model.name(),
             m.rows_expected,
@@ -593,12 +598,12 @@ async fn cmd_verify(args: VerifyArgs) -> Result<(), Failure> {
             m.mismatches
         );
         for d in &m.first_diffs {
-            println!("    {d}");
+            outln!("    {d}");
         }
     }
     db.close().await;
     if report.ok() {
-        println!("verify: ok");
+        outln!("verify: ok");
         Ok(())
     } else {
         Err(Failure::check_failed(anyhow!(
@@ -632,12 +637,12 @@ fn cmd_report(args: ReportArgs) -> Result<(), Failure> {
     let written = report::write_report(&results, &out).map_err(Failure::bad_input)?;
     let verdict = report::verdict::verdict(&results);
     if let Some(answer) = verdict.plain_answer() {
-        println!("{answer}");
+        outln!("{answer}");
     }
-    println!("{}", verdict.plain_headline());
-    println!("report: {}", written.html.display());
-    println!("        {}", written.markdown.display());
-    println!(
+    outln!("{}", verdict.plain_headline());
+    outln!("report: {}", written.html.display());
+    outln!("        {}", written.markdown.display());
+    outln!(
         "plots:  {} in {}",
         written.plots.len(),
         out.join("plots").display()
@@ -657,7 +662,7 @@ fn cmd_compare(args: CompareArgs) -> Result<(), Failure> {
     let new = load_results(&args.new)?;
     let comparison =
         report::compare::compare(&base, &new, args.force).map_err(Failure::bad_input)?;
-    print!("{}", comparison.render());
+    out!("{}", comparison.render());
     if let Some(pct) = args.fail_on_regression {
         let over = comparison.regressions_over(pct);
         if !over.is_empty() {

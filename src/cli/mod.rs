@@ -1,6 +1,8 @@
 //! The command line: its arguments (clap), the errors it exits with, and one handler per
 //! subcommand (`commands`). `main.rs` only parses, dispatches and exits.
 
+#[macro_use]
+mod output;
 mod commands;
 
 use std::path::PathBuf;
