@@ -178,9 +178,18 @@ async fn execute_run(scenario: &Scenario, opts: &RunOptions) -> Result<Results, 
     Ok(results)
 }
 
+/// The decision, printed last by `run` and `check`: a few plain lines.
+fn print_decision(results: &Results) {
+    println!();
+    for l in report::decide(results).terminal_lines() {
+        println!("{l}");
+    }
+}
+
 async fn cmd_run(args: RunArgs) -> Result<(), Failure> {
     let (scenario, opts) = plan_run(&args)?;
     let results = execute_run(&scenario, &opts).await?;
+    print_decision(&results);
     if results
         .runs
         .iter()
@@ -197,7 +206,7 @@ async fn cmd_check(args: CheckArgs) -> Result<(), Failure> {
     // Thresholds are input: the scenario parser has refused a bad one before anything runs.
     let (scenario, opts) = plan_run(&args.run)?;
     let results = execute_run(&scenario, &opts).await?;
-    let lines = check::evaluate(&results, &scenario.thresholds);
+    let lines = check::evaluate(&results, &scenario.thresholds, &scenario.budgets);
     println!();
     for l in &lines {
         println!(
@@ -219,6 +228,7 @@ async fn cmd_check(args: CheckArgs) -> Result<(), Failure> {
             .map_err(Failure::bad_input)?;
     }
     let failed = lines.iter().filter(|l| !l.passed).count();
+    print_decision(&results);
     if failed > 0 {
         return Err(Failure::check_failed(anyhow!(
             "check: {failed} of {} checks failed",
@@ -461,6 +471,9 @@ fn cmd_report(args: ReportArgs) -> Result<(), Failure> {
     });
     let written = report::write_report(&results, &out).map_err(Failure::bad_input)?;
     let verdict = report::verdict::verdict(&results);
+    for l in verdict.decision.terminal_lines() {
+        println!("{l}");
+    }
     if let Some(answer) = verdict.plain_answer() {
         println!("{answer}");
     }
