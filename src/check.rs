@@ -8,12 +8,13 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::format::fmt_us;
+use crate::format::{fmt_bytes, fmt_us};
 use crate::metrics::{LatencyStats, MetricKey};
 use crate::results::{BackendRun, Results};
-use crate::scenario::thresholds::{Metric, Thresholds, Unit};
+use crate::scenario::thresholds::{Budgets, Metric, Threshold, Thresholds, Unit};
 
-fn stat_of(l: &LatencyStats, stat: &str) -> Option<f64> {
+/// The value of `stat` (`p99`, `max`, `mean`, …) in `l`, `None` without samples.
+pub fn stat_of(l: &LatencyStats, stat: &str) -> Option<f64> {
     if l.count == 0 {
         return None;
     }
@@ -28,8 +29,43 @@ fn stat_of(l: &LatencyStats, stat: &str) -> Option<f64> {
     })
 }
 
+/// Commit → visible to a reader at `stat`, µs: 0 for a backend whose reads see every committed
+/// write by construction (its registry entry says its read side never lags); otherwise the
+/// larger of its lag and its read-your-writes visible time, at least 1 µs (such a read side
+/// is never fresh by construction), `None` when neither was measured.
+pub fn staleness(run: &BackendRun, stat: &str) -> Option<f64> {
+    if !crate::backend::registry::entry(run.backend).read_side_lags {
+        return Some(0.0);
+    }
+    let m = &run.metrics;
+    let lag = stat_of(&m.lag, stat);
+    let ryw = stat_of(&m.ryw.time_to_visible, stat);
+    match (lag, ryw) {
+        (None, None) => None,
+        (a, b) => Some(a.unwrap_or(0.0).max(b.unwrap_or(0.0)).max(1.0)),
+    }
+}
+
+/// How many samples a staleness figure rests on (lag samples and probes that saw the write).
+pub fn staleness_samples(run: &BackendRun) -> u64 {
+    if !crate::backend::registry::entry(run.backend).read_side_lags {
+        return u64::MAX;
+    }
+    run.metrics
+        .lag
+        .count
+        .max(run.metrics.ryw.time_to_visible.count)
+}
+
+/// Bytes of the write tables, read models and event log, when the engine could tell.
+pub fn storage_bytes(run: &BackendRun) -> Option<f64> {
+    run.storage
+        .as_ref()
+        .map(|s| (s.write_tables_bytes + s.read_tables_bytes + s.event_log_bytes) as f64)
+}
+
 /// The measured value of `metric` in `run`, if the run has it.
-fn measure(run: &BackendRun, metric: &Metric) -> Option<f64> {
+pub fn measure(run: &BackendRun, metric: &Metric) -> Option<f64> {
     let m = &run.metrics;
     match metric {
         Metric::Latency { key, stat } => stat_of(&m.op(*key)?.latency, stat),
@@ -44,15 +80,19 @@ fn measure(run: &BackendRun, metric: &Metric) -> Option<f64> {
         } else {
             run.rates.read_achieved
         }),
+        Metric::Staleness { stat } => staleness(run, stat),
+        Metric::Storage => storage_bytes(run),
     }
 }
 
-fn show(value: f64, unit: Unit) -> String {
+/// A measured value in its unit (`12.3ms`, `5.00%`, `1.2 GiB`).
+pub fn show(value: f64, unit: Unit) -> String {
     match unit {
         Unit::Micros => fmt_us(value.round() as u64),
         Unit::Share => format!("{:.2}%", value * 100.0),
         Unit::Count => format!("{value}"),
         Unit::PerSecond => format!("{value:.1}/s"),
+        Unit::Bytes => fmt_bytes(value.round() as u64),
     }
 }
 
@@ -68,16 +108,26 @@ pub struct CheckLine {
     pub detail: Vec<String>,
 }
 
-/// Evaluates thresholds against every run, and lists every read model's verify outcome.
-pub fn evaluate(results: &Results, thresholds: &Thresholds) -> Vec<CheckLine> {
+/// Evaluates thresholds and budgets (`*` thresholds, named `budget <key> <= <value>`) against
+/// every run, and lists every read model's verify outcome.
+pub fn evaluate(results: &Results, thresholds: &Thresholds, budgets: &Budgets) -> Vec<CheckLine> {
     let mut lines = Vec::new();
+    let all: Vec<(String, &Threshold)> = thresholds
+        .iter()
+        .map(|t| (format!("threshold {} {}", t.name, t.condition), t))
+        .chain(
+            budgets
+                .iter()
+                .map(|(key, _, t)| (format!("budget {key} {}", t.condition), t)),
+        )
+        .collect();
     for run in &results.runs {
-        for t in thresholds.iter() {
+        for (name, t) in &all {
+            let name = name.clone();
             if t.backend.is_some_and(|b| b != run.backend) {
                 continue;
             }
             let measured = measure(run, &t.metric);
-            let name = format!("threshold {} {}", t.name, t.condition);
             match measured {
                 Some(v) => lines.push(CheckLine {
                     name,

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use futures::future::BoxFuture;
 use sqlx::{AnyConnection, Row};
 
-use super::entry::{Entry, VerifiedAgainst};
+use super::entry::{Entry, Role, VerifiedAgainst};
 use super::projected::Projected;
 use super::queries::ReadSide;
 use super::{Architecture, BackendKind, BackendOptions, Receipt, Session, Written};
@@ -40,6 +40,8 @@ pub const ENTRY: Entry = Entry {
     alternative_to_cqrs: None,
     needs_replica: false,
     separate_read_store: true,
+    role: Role::Cqrs,
+    simplicity: 5,
     open,
 };
 

@@ -19,7 +19,7 @@ use futures::future::BoxFuture;
 use tokio::sync::{watch, Notify};
 
 use super::cqrs_async::append_events;
-use super::entry::{Entry, VerifiedAgainst};
+use super::entry::{Entry, Role, VerifiedAgainst};
 use super::queries::ReadSide;
 use super::{Architecture, BackendKind, BackendOptions, Receipt, Session, Written};
 use crate::broker::{self, BrokerOptions, Names};
@@ -54,6 +54,8 @@ pub const ENTRY: Entry = Entry {
     alternative_to_cqrs: None,
     needs_replica: false,
     separate_read_store: true,
+    role: Role::Cqrs,
+    simplicity: 6,
     open,
 };
 

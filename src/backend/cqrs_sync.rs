@@ -5,7 +5,7 @@
 use futures::future::BoxFuture;
 use sqlx::AnyConnection;
 
-use super::entry::{Entry, VerifiedAgainst};
+use super::entry::{Entry, Role, VerifiedAgainst};
 use super::queries::ReadSide;
 use super::{Architecture, BackendKind, BackendOptions};
 use crate::db::state::Provisions;
@@ -31,6 +31,8 @@ pub const ENTRY: Entry = Entry {
     alternative_to_cqrs: None,
     needs_replica: false,
     separate_read_store: false,
+    role: Role::Cqrs,
+    simplicity: 4,
     open,
 };
 

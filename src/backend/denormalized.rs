@@ -11,7 +11,7 @@
 use futures::future::BoxFuture;
 use sqlx::AnyConnection;
 
-use super::entry::{Entry, VerifiedAgainst};
+use super::entry::{Entry, Role, VerifiedAgainst};
 use super::queries::ReadSide;
 use super::{Architecture, BackendKind, BackendOptions};
 use crate::db::copies;
@@ -39,6 +39,8 @@ pub const ENTRY: Entry = Entry {
     needs_replica: false,
     // The copies live in the write model's own rows.
     separate_read_store: false,
+    role: Role::Story,
+    simplicity: 8,
     open,
 };
 

@@ -20,6 +20,31 @@ pub enum VerifiedAgainst {
     ProductCopies,
 }
 
+/// What a backend is to a team deciding whether CQRS pays off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// The normalized write model alone: what every other backend is compared with.
+    Baseline,
+    /// What a team tries before CQRS: triggers, materialized views, a read replica.
+    Alternative,
+    /// Command/query separation with read models of its own (sync, async, broker, events).
+    Cqrs,
+    /// Told by a story to show a failure (`denormalized`); never the decision's answer.
+    Story,
+}
+
+impl Role {
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Baseline => "baseline",
+            Role::Alternative => "alternative a team tries first",
+            Role::Cqrs => "CQRS",
+            Role::Story => "story backend",
+        }
+    }
+}
+
 /// One registered backend.
 pub struct Entry {
     /// The backend file's `KIND`, which holds its name (in scenarios, on the command line and
@@ -57,6 +82,11 @@ pub struct Entry {
     /// where a projector feeds them from an event log, not where the write transaction or
     /// the database itself keeps them.
     pub separate_read_store: bool,
+    /// What it is to the decision (baseline, an alternative tried first, CQRS, a story's).
+    pub role: Role,
+    /// Rank from simplest to run (0, normalized) up; the decision names the simplest backend
+    /// that meets every budget.
+    pub simplicity: u8,
     /// Opens the backend's own part on a seeded database.
     pub open: fn(&Db, &BackendOptions) -> Box<dyn Architecture>,
 }

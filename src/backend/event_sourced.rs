@@ -33,7 +33,7 @@ use sqlx::{AnyConnection, Row};
 use tokio::sync::OnceCell;
 
 use super::backoff::{self, Jitter};
-use super::entry::{Entry, VerifiedAgainst};
+use super::entry::{Entry, Role, VerifiedAgainst};
 use super::projected::Projected;
 use super::queries::ReadSide;
 use super::rehydrate::{self, snapshot_due};
@@ -72,6 +72,8 @@ pub const ENTRY: Entry = Entry {
     alternative_to_cqrs: None,
     needs_replica: false,
     separate_read_store: false,
+    role: Role::Cqrs,
+    simplicity: 7,
     open,
 };
 

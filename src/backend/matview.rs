@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::Executor;
 use tokio::sync::watch;
 
-use super::entry::{Entry, VerifiedAgainst};
+use super::entry::{Entry, Role, VerifiedAgainst};
 use super::queries::ReadSide;
 use super::{Architecture, BackendKind, BackendOptions, Receipt, Session, Written};
 use crate::db::state::Provisions;
@@ -50,6 +50,8 @@ pub const ENTRY: Entry = Entry {
     alternative_to_cqrs: Some("materialized views"),
     needs_replica: false,
     separate_read_store: false,
+    role: Role::Alternative,
+    simplicity: 2,
     open,
 };
 

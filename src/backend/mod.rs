@@ -150,6 +150,16 @@ impl BackendKind {
     pub fn read_side_lags(self) -> bool {
         registry::entry(self).read_side_lags
     }
+
+    /// What it is to the decision: baseline, an alternative tried first, CQRS, a story's.
+    pub fn role(self) -> registry::Role {
+        registry::entry(self).role
+    }
+
+    /// Its rank from simplest to run (0, normalized) up.
+    pub fn simplicity(self) -> u8 {
+        registry::entry(self).simplicity
+    }
 }
 
 impl Ord for BackendKind {

@@ -2,7 +2,7 @@
 //! and nothing else; queries join the normalized tables, so a reader sees a write as soon as
 //! it commits, and there is no second copy for verify to check.
 
-use super::entry::{Entry, VerifiedAgainst};
+use super::entry::{Entry, Role, VerifiedAgainst};
 use super::queries::ReadSide;
 use super::{Architecture, BackendKind, BackendOptions};
 use crate::db::state::Provisions;
@@ -25,6 +25,8 @@ pub const ENTRY: Entry = Entry {
     alternative_to_cqrs: None,
     needs_replica: false,
     separate_read_store: false,
+    role: Role::Baseline,
+    simplicity: 0,
     open,
 };
 

@@ -3,7 +3,7 @@
 //! that list valid names all read this list. Adding a backend: its file (with its `KIND` and
 //! `ENTRY`) and one entry here.
 
-pub use super::entry::{Entry, VerifiedAgainst};
+pub use super::entry::{Entry, Role, VerifiedAgainst};
 use super::{
     cqrs_async, cqrs_broker, cqrs_sync, denormalized, event_sourced, matview, normalized, replica,
     triggers, BackendKind,
@@ -84,6 +84,32 @@ pub fn help() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn simplicity_orders_baseline_alternatives_then_cqrs() {
+        let mut by_simplicity: Vec<&Entry> = BACKENDS.iter().collect();
+        by_simplicity.sort_by_key(|e| e.simplicity);
+        let names: Vec<&str> = by_simplicity.iter().map(|e| e.kind.name()).collect();
+        assert_eq!(
+            names,
+            [
+                "normalized",
+                "triggers",
+                "matview",
+                "replica",
+                "cqrs-sync",
+                "cqrs-async",
+                "cqrs-broker",
+                "event-sourced",
+                "denormalized"
+            ]
+        );
+        let roles: Vec<Role> = by_simplicity.iter().map(|e| e.role).collect();
+        assert_eq!(roles[0], Role::Baseline);
+        assert!(roles[1..4].iter().all(|r| *r == Role::Alternative));
+        assert!(roles[4..8].iter().all(|r| *r == Role::Cqrs));
+        assert_eq!(roles[8], Role::Story);
+    }
 
     #[test]
     fn every_kind_is_registered_once() {

@@ -17,7 +17,7 @@ use futures::future::BoxFuture;
 use sqlx::{AnyConnection, PgConnection};
 use tokio::sync::watch;
 
-use super::entry::{Entry, VerifiedAgainst};
+use super::entry::{Entry, Role, VerifiedAgainst};
 use super::queries::ReadSide;
 use super::{Architecture, BackendKind, BackendOptions, Receipt, Session, Written};
 use crate::db::state::Provisions;
@@ -42,6 +42,8 @@ pub const ENTRY: Entry = Entry {
     alternative_to_cqrs: Some("a read replica"),
     needs_replica: true,
     separate_read_store: false,
+    role: Role::Alternative,
+    simplicity: 3,
     open,
 };
 

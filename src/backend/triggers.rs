@@ -4,7 +4,7 @@
 //! side. Queries read the read models, a reader sees a write as soon as it commits, and
 //! verify compares the read models with the truth from the write model.
 
-use super::entry::{Entry, VerifiedAgainst};
+use super::entry::{Entry, Role, VerifiedAgainst};
 use super::queries::ReadSide;
 use super::{Architecture, BackendKind, BackendOptions};
 use crate::db::state::Provisions;
@@ -27,6 +27,8 @@ pub const ENTRY: Entry = Entry {
     alternative_to_cqrs: Some("read models kept by database triggers"),
     needs_replica: false,
     separate_read_store: false,
+    role: Role::Alternative,
+    simplicity: 1,
     open,
 };
 

@@ -224,10 +224,19 @@ fn stop_on_signals() -> StopSignal {
     stop
 }
 
+/// The decision, printed last by `run` and `check`: a few plain lines.
+fn print_decision(results: &Results) {
+    outln!();
+    for l in report::decide(results).terminal_lines() {
+        outln!("{l}");
+    }
+}
+
 async fn cmd_run(args: RunArgs) -> Result<(), Failure> {
     let (scenario, mut opts) = plan_run(&args)?;
     opts.stop = stop_on_signals();
     let results = execute_run(&scenario, &opts).await?;
+    print_decision(&results);
     if results
         .runs
         .iter()
@@ -246,7 +255,7 @@ async fn cmd_check(args: CheckArgs) -> Result<(), Failure> {
     opts.command = "check";
     opts.stop = stop_on_signals();
     let results = execute_run(&scenario, &opts).await?;
-    let lines = check::evaluate(&results, &scenario.thresholds);
+    let lines = check::evaluate(&results, &scenario.thresholds, &scenario.budgets);
     outln!();
     for l in &lines {
         outln!(
@@ -268,6 +277,7 @@ async fn cmd_check(args: CheckArgs) -> Result<(), Failure> {
             .map_err(Failure::bad_input)?;
     }
     let failed = lines.iter().filter(|l| !l.passed).count();
+    print_decision(&results);
     if failed > 0 {
         return Err(Failure::check_failed(anyhow!(
             "check: {failed} of {} checks failed",
@@ -636,6 +646,9 @@ fn cmd_report(args: ReportArgs) -> Result<(), Failure> {
     });
     let written = report::write_report(&results, &out).map_err(Failure::bad_input)?;
     let verdict = report::verdict::verdict(&results);
+    for l in verdict.decision.terminal_lines() {
+        outln!("{l}");
+    }
     if let Some(answer) = verdict.plain_answer() {
         outln!("{answer}");
     }

@@ -111,6 +111,27 @@ impl<'a> Report<'a> {
     }
 }
 
+/// The decision on `results` (the simplest architecture that meets the scenario's budgets).
+pub fn decide(results: &Results) -> verdict::decision::Decision {
+    verdict::decision::decide(results, &levels(results))
+}
+
+/// `results.json`: the results with the decision computed from them (`decision`, which
+/// loading ignores: it is recomputed from the rest).
+pub fn results_json(results: &Results) -> String {
+    #[derive(serde::Serialize)]
+    struct WithDecision<'a> {
+        #[serde(flatten)]
+        results: &'a Results,
+        decision: verdict::decision::Decision,
+    }
+    serde_json::to_string_pretty(&WithDecision {
+        results,
+        decision: decide(results),
+    })
+    .expect("results serialize")
+}
+
 /// Plot file names this tool writes (so a regeneration can remove stale ones, and nothing
 /// else).
 fn is_our_plot(name: &str) -> bool {
@@ -175,6 +196,16 @@ pub fn write_report(results: &Results, dir: &Path) -> Result<Written, ReportErro
 struct Table {
     head: Vec<String>,
     rows: Vec<Vec<String>>,
+}
+
+/// The decision's budget-by-budget table, when there were budgets.
+fn decision_table(d: &verdict::decision::Decision) -> Option<Table> {
+    let mut rows = d.table().into_iter();
+    let head = rows.next()?;
+    Some(Table {
+        head,
+        rows: rows.collect(),
+    })
 }
 
 fn rate(target: Option<f64>, achieved: f64) -> String {
@@ -780,6 +811,15 @@ pub fn render_markdown(report: &Report) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "# cqrs-bench report: {}\n", r.scenario.name);
     let _ = writeln!(out, "> {}\n", r.scenario.description);
+    let d = &report.verdict.decision;
+    let _ = writeln!(out, "## Decision\n\n{}\n", d.headline());
+    for l in d.details() {
+        let _ = writeln!(out, "- {l}");
+    }
+    out.push('\n');
+    if let Some(t) = decision_table(d) {
+        md_table(&mut out, &t);
+    }
     if let Some(a) = &report.verdict.answer {
         let _ = writeln!(out, "## Answer\n\n{}\n", a.sentence);
         if let Some(p) = answer_plot(report) {
@@ -1014,6 +1054,23 @@ pub fn render_html(report: &Report) -> String {
         html_escape(&r.scenario.name),
         html_escape(&r.scenario.description)
     );
+    let d = &report.verdict.decision;
+    let _ = writeln!(
+        out,
+        "<h2 id=\"decision\">Decision</h2>\n<p class=\"answer\">{}</p>",
+        inline_html(&d.headline())
+    );
+    let details = d.details();
+    if !details.is_empty() {
+        out.push_str("<ul>\n");
+        for l in details {
+            let _ = writeln!(out, "<li>{}</li>", inline_html(&l));
+        }
+        out.push_str("</ul>\n");
+    }
+    if let Some(t) = decision_table(d) {
+        html_table(&mut out, &t);
+    }
     if let Some(a) = &report.verdict.answer {
         let _ = writeln!(
             out,

@@ -29,6 +29,8 @@
 //!   verdict names no winner.
 
 mod alternatives;
+pub mod decision;
+pub mod soundness;
 pub mod story;
 
 use std::collections::BTreeMap;
@@ -54,6 +56,8 @@ pub struct Verdict {
     /// No run's driver fell behind, so every run is a valid measurement and a winner may be
     /// named (saturated runs are valid: saturation is a finding).
     pub fair: bool,
+    /// The simplest architecture that meets the scenario's budgets (it opens the report).
+    pub decision: decision::Decision,
     /// For a story scenario, the one-sentence answer to its question (it opens the report).
     pub answer: Option<story::Answer>,
     /// The short answer, one or two sentences.
@@ -1066,10 +1070,14 @@ fn threshold_lines(results: &Results) -> (Vec<String>, Option<bool>) {
     if results.scenario.thresholds.is_empty() {
         return (vec!["the scenario sets no thresholds".into()], None);
     }
-    let lines: Vec<_> = crate::check::evaluate(results, &results.scenario.thresholds)
-        .into_iter()
-        .filter(|l| l.name.starts_with("threshold"))
-        .collect();
+    let lines: Vec<_> = crate::check::evaluate(
+        results,
+        &results.scenario.thresholds,
+        &results.scenario.budgets,
+    )
+    .into_iter()
+    .filter(|l| l.name.starts_with("threshold"))
+    .collect();
     let failed = lines.iter().filter(|l| !l.passed).count();
     let mut out = vec![format!(
         "{} of {} threshold checks met{}",
@@ -1463,6 +1471,7 @@ pub fn verdict(results: &Results) -> Verdict {
     }
     Verdict {
         fair,
+        decision: decision::decide(results, &levels),
         answer: story::answer(results, &levels),
         headline,
         sections,

@@ -273,7 +273,7 @@ pub async fn run_scenario(s: &Scenario, opts: &RunOptions) -> Result<Results, Ru
         interrupted,
     };
     let path = opts.out_dir.join("results.json");
-    std::fs::write(&path, results.to_json()).map_err(io_err(&path))?;
+    std::fs::write(&path, crate::report::results_json(&results)).map_err(io_err(&path))?;
     Ok(results)
 }
 

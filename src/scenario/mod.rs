@@ -87,6 +87,16 @@
 //! "*.write.p99" = "<= 50ms"          # starts with a number, with an optional unit
 //! "*.ryw_miss" = "<= 5%"
 //! "*.errors" = "== 0"
+//!
+//! [budgets]            # optional; what the team needs, for every backend: the decision names
+//! write.p99 = "50ms"   # the simplest backend that meets them all, and `check` fails a run that
+//! read.p99 = "100ms"   # misses one. Keys: write.<stat>, write.<command>.<stat>, read.<stat>,
+//! read.user_orders.p99 = "20ms"  # read.<query>.<stat> (stat: p50 p90 p99 p999 p9999 max
+//! staleness.p99 = "1s" # mean), staleness.<stat> (commit -> visible to the reader: projection
+//! storage = "2GiB"     # lag, view staleness, replication lag or read-your-writes visible
+//!                      # time; "0ms" = users must read their own writes, met only by backends
+//!                      # whose reads see the write by construction), storage (bytes: B, KB,
+//!                      # MB, GB, KiB, MiB, GiB). A value is a limit, optionally with <= or <.
 //! ```
 //!
 //! In TOML a key written after a `[table]` header belongs to that table, so the top-level
@@ -95,7 +105,7 @@
 //!
 //! Top-level keys (all others are problems): `description`, `seed`, `duration`, `warmup`,
 //! `dataset`, `writes`, `reads`, `keys`, `backends`, `projector`, `event_sourcing`, `sweep`,
-//! `ryw_share`, `ryw_think_times`, `thresholds`, `matview`, `text_search`, `story`. At least one of writes and reads must carry
+//! `ryw_share`, `ryw_think_times`, `thresholds`, `budgets`, `matview`, `text_search`, `story`. At least one of writes and reads must carry
 //! load: a non-zero rate, or reads
 //! given by a read-load sweep (a sweep point overrides `reads.rate`, and for `readers` also
 //! `reads.workers`; an `orders` sweep overrides `dataset.orders` instead).
@@ -124,7 +134,7 @@ use crate::domain::{CommandKind, QueryKind};
 use crate::projection::projector::ProjectorConfig;
 use crate::workload::keys::KeyDist;
 use crate::workload::mix::MixSpec;
-use thresholds::Thresholds;
+use thresholds::{Budgets, Thresholds};
 
 /// How fast ops of one side (writes or reads) arrive.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -310,6 +320,9 @@ pub struct Scenario {
     )]
     pub ryw_think_times: Vec<Duration>,
     pub thresholds: Thresholds,
+    /// What the team needs (`[budgets]`): `*` thresholds the decision judges every run by.
+    #[serde(default, skip_serializing_if = "Budgets::is_empty")]
+    pub budgets: Budgets,
     /// When `matview` refreshes its views (`[matview]`).
     #[serde(default)]
     pub matview: MatviewSettings,

@@ -7,7 +7,7 @@ use std::time::Duration;
 use toml::{Table, Value};
 
 use super::duration::{format_duration, parse_duration};
-use super::thresholds::{parse_threshold, Thresholds};
+use super::thresholds::{parse_budget, parse_threshold, Budgets, Thresholds};
 use super::{
     EventSourcingSettings, Load, MatviewSettings, Problem, ProjectorSettings, Rate, Scenario,
     Story, Sweep, TextSearchSettings,
@@ -36,6 +36,7 @@ const TOP_KEYS: &[&str] = &[
     "ryw_share",
     "ryw_think_times",
     "thresholds",
+    "budgets",
     "matview",
     "text_search",
     "story",
@@ -197,6 +198,7 @@ pub(super) fn scenario(root: &Table, name: &str) -> Result<Scenario, Vec<Problem
     };
     let ryw_think_times = w.ryw_think_times(root.get("ryw_think_times"));
     let thresholds = w.thresholds(root.get("thresholds"));
+    let budgets = w.budgets(root.get("budgets"));
     let matview = w.matview(root.get("matview"));
     let text_search = w.text_search(root.get("text_search"));
     let story = root.get("story").and_then(|v| w.story(v));
@@ -273,6 +275,7 @@ pub(super) fn scenario(root: &Table, name: &str) -> Result<Scenario, Vec<Problem
         ryw_share: ryw_share.unwrap_or_default(),
         ryw_think_times,
         thresholds,
+        budgets,
         matview,
         text_search,
         story,
@@ -1085,6 +1088,35 @@ impl Walker {
         }
     }
 
+    /// `[budgets]`: dotted keys (`write.p99 = "50ms"` is a nested table in TOML, or a quoted
+    /// `"write.p99"`), each a value string.
+    fn budgets(&mut self, v: Option<&Value>) -> Budgets {
+        let mut out = Budgets::default();
+        let Some(t) = v.and_then(|v| self.table(v, "budgets")) else {
+            return out;
+        };
+        let mut flat = Vec::new();
+        flatten_keys("", t, &mut flat);
+        for (key, value) in flat {
+            let path = format!("budgets.{key}");
+            let Value::String(written) = value else {
+                self.problem(
+                    &path,
+                    format!(
+                        "expected a limit string such as \"50ms\" or \"2GiB\", got {}",
+                        type_name(value)
+                    ),
+                );
+                continue;
+            };
+            match parse_budget(&key, written) {
+                Ok(t) => out.insert(&key, written, t),
+                Err(e) => self.problem(&path, e),
+            }
+        }
+        out
+    }
+
     fn thresholds(&mut self, v: Option<&Value>) -> Thresholds {
         let mut out = Thresholds::default();
         let Some(t) = v.and_then(|v| self.table(v, "thresholds")) else {
@@ -1119,6 +1151,21 @@ impl Walker {
             }
         }
         out
+    }
+}
+
+/// The leaves of a table as `(dotted key, value)`.
+fn flatten_keys<'a>(prefix: &str, t: &'a Table, out: &mut Vec<(String, &'a Value)>) {
+    for (k, v) in t {
+        let key = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
+        match v {
+            Value::Table(inner) => flatten_keys(&key, inner, out),
+            other => out.push((key, other)),
+        }
     }
 }
 

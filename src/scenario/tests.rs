@@ -792,6 +792,53 @@ fn thresholds_are_checked() {
 }
 
 #[test]
+fn budgets_parse_as_star_thresholds_dotted_or_quoted() {
+    let text = with(
+        "",
+        "[budgets]\nwrite.p99 = \"50ms\"\nread.user_orders.p99 = \"20ms\"\n\"staleness.p99\" = \"0ms\"\nstorage = \"2GiB\"",
+    );
+    let s = parse(&text).unwrap();
+    let keys: Vec<&str> = s.budgets.iter().map(|(k, _, _)| k).collect();
+    assert_eq!(
+        keys,
+        [
+            "read.user_orders.p99",
+            "staleness.p99",
+            "storage",
+            "write.p99"
+        ]
+    );
+    let (_, written, t) = s.budgets.iter().last().unwrap();
+    assert_eq!(written, "50ms");
+    assert_eq!(t.backend, None);
+    assert_eq!(t.limit, 50_000.0);
+    // Round-trips through results.json.
+    let json = serde_json::to_string(&s).unwrap();
+    assert_eq!(
+        serde_json::from_str::<Scenario>(&json).unwrap().budgets,
+        s.budgets
+    );
+}
+
+#[test]
+fn bad_budgets_name_the_field() {
+    let text = with(
+        "",
+        "[budgets]\nwrite.p99 = \"fast\"\nerrors = \"0\"\nstorage = 5\nread.refunds.p99 = \"5ms\"",
+    );
+    assert_problem(&text, "budgets.write.p99", "does not start with a number");
+    assert_problem(&text, "budgets.errors", "not a budget");
+    assert_problem(&text, "budgets.storage", "expected a limit string");
+    assert_problem(&text, "budgets.read.refunds.p99", "unknown");
+    assert_eq!(problems(&text).len(), 4);
+    let e = parse(&with("", "[budgets]\nwrite.p99 = \"50\"")).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "scenarios/x.toml: budgets.write.p99: \"50\": a latency limit needs a unit (us, ms or s)"
+    );
+}
+
+#[test]
 fn toml_syntax_error_is_one_problem_with_line_and_column() {
     let ps = problems("description = \"x\"\nduration = \"1s\n");
     assert_eq!(ps.len(), 1, "{ps:?}");

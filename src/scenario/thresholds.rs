@@ -8,7 +8,15 @@
 //!   durations: `250ms`, `1s`, `800us`); `ryw_miss` (share of read-your-writes probes that missed:
 //!   `5%` or `0.05`); `errors` (database errors), `rejected` (domain rejections),
 //!   `dead_letters`, `verify.mismatches` (counts); `throughput.write`, `throughput.read` (ops/s).
+//!   `staleness.<stat>` (commit → visible to the reader that needs it: the read side's lag and
+//!   the read-your-writes visible time, the larger; 0 for a backend whose reads see every
+//!   committed write by construction); `storage` (bytes of write tables, read models and event
+//!   log: `2GiB`, `500MB`, `800KiB`).
 //! - `<op>`: `<=`, `<`, `>=`, `>`, `==`, `!=`.
+//!
+//! A scenario's `[budgets]` (what the team needs, e.g. `write.p99 = "50ms"`) are thresholds of
+//! the same kind for every backend (`*`), always `<=` ([`parse_budget`]); `check` evaluates
+//! them like the others and the decision reads them ([`Budgets`]).
 //!
 //! [`Thresholds`] serializes as the table it was written as (name → condition), so
 //! `results.json` holds the thresholds exactly as the scenario file did.
@@ -54,26 +62,42 @@ pub enum Unit {
     Share,
     Count,
     PerSecond,
+    Bytes,
 }
 
 /// What a threshold measures.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Metric {
-    Latency { key: MetricKey, stat: String },
-    Lag { stat: String },
+    Latency {
+        key: MetricKey,
+        stat: String,
+    },
+    Lag {
+        stat: String,
+    },
     RywMiss,
     Errors,
     Rejected,
     DeadLetters,
     Mismatches,
-    Throughput { side: String },
+    Throughput {
+        side: String,
+    },
+    /// Commit → visible to a reader: the larger of the lag and the read-your-writes visible
+    /// time at `stat`; 0 where the read side never lags.
+    Staleness {
+        stat: String,
+    },
+    /// Bytes of the write tables, read models and event log at the end of the run.
+    Storage,
 }
 
 impl Metric {
     pub fn unit(&self) -> Unit {
         match self {
-            Metric::Latency { .. } | Metric::Lag { .. } => Unit::Micros,
+            Metric::Latency { .. } | Metric::Lag { .. } | Metric::Staleness { .. } => Unit::Micros,
             Metric::RywMiss => Unit::Share,
+            Metric::Storage => Unit::Bytes,
             Metric::Throughput { .. } => Unit::PerSecond,
             _ => Unit::Count,
         }
@@ -118,6 +142,10 @@ fn parse_metric(parts: &[&str]) -> Result<Metric, String> {
         ["lag", stat] => Metric::Lag {
             stat: parse_stat(stat)?,
         },
+        ["staleness", stat] => Metric::Staleness {
+            stat: parse_stat(stat)?,
+        },
+        ["storage"] => Metric::Storage,
         ["ryw_miss"] => Metric::RywMiss,
         ["errors"] => Metric::Errors,
         ["rejected"] => Metric::Rejected,
@@ -156,6 +184,20 @@ fn parse_value(text: &str, unit: Unit) -> Result<f64, String> {
         (Unit::Share, "") => Ok(n),
         (Unit::Count | Unit::PerSecond, "") => Ok(n),
         (Unit::PerSecond, "/s") => Ok(n),
+        (Unit::Bytes, _) => match suffix {
+            "" | "B" => Ok(n),
+            "KB" => Ok(n * 1e3),
+            "MB" => Ok(n * 1e6),
+            "GB" => Ok(n * 1e9),
+            "TB" => Ok(n * 1e12),
+            "KiB" => Ok(n * 1024.0),
+            "MiB" => Ok(n * 1024.0 * 1024.0),
+            "GiB" => Ok(n * 1024.0 * 1024.0 * 1024.0),
+            "TiB" => Ok(n * 1024.0 * 1024.0 * 1024.0 * 1024.0),
+            s => Err(format!(
+                "\"{t}\": unknown size unit \"{s}\" (expected B, KB, MB, GB, TB, KiB, MiB, GiB or TiB)"
+            )),
+        },
         (_, s) => Err(format!("\"{t}\": unexpected unit \"{s}\"")),
     }
 }
@@ -196,6 +238,100 @@ pub fn parse_threshold(name: &str, condition: &str) -> Result<Threshold, String>
         cmp,
         limit,
     })
+}
+
+/// Parses one entry of `[budgets]`: `key` is a metric (`write.p99`, `read.user_orders.p99`,
+/// `staleness.p99`, `storage`), `value` its limit (`50ms`, `0ms`, `2GiB`), optionally written
+/// with `<=` or `<`. The budget is a threshold named `*.<key>` for every backend.
+pub fn parse_budget(key: &str, value: &str) -> Result<Threshold, String> {
+    let parts: Vec<&str> = key.split('.').collect();
+    let metric = parse_metric(&parts).map_err(|e| e.replace("see `check`", "see [budgets]"))?;
+    if !matches!(
+        metric,
+        Metric::Latency { .. } | Metric::Staleness { .. } | Metric::Storage
+    ) {
+        return Err(format!(
+            "\"{key}\" is not a budget (a budget is write.<stat>, write.<command>.<stat>, \
+             read.<stat>, read.<query>.<stat>, staleness.<stat> or storage); put other limits \
+             in [thresholds]"
+        ));
+    }
+    let v = value.trim();
+    let (cmp, rest) = if let Some(r) = v.strip_prefix("<=") {
+        (Cmp::Le, r)
+    } else if let Some(r) = v.strip_prefix('<') {
+        (Cmp::Lt, r)
+    } else if v.starts_with(['>', '=', '!']) {
+        return Err(format!(
+            "\"{v}\": a budget is an upper limit; write the value alone (\"50ms\") or with <= or <"
+        ));
+    } else {
+        (Cmp::Le, v)
+    };
+    let limit = parse_value(rest, metric.unit())?;
+    if limit < 0.0 {
+        return Err(format!("\"{v}\": a budget must not be negative"));
+    }
+    let sym = if cmp == Cmp::Lt { "<" } else { "<=" };
+    Ok(Threshold {
+        name: format!("*.{key}"),
+        condition: format!("{sym} {}", rest.trim()),
+        backend: None,
+        metric,
+        cmp,
+        limit,
+    })
+}
+
+/// A scenario's `[budgets]`: what the team needs, by key as written (`write.p99`). Each is a
+/// `*` threshold; serializes as the table it was written as (key → value).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Budgets(BTreeMap<String, (String, Threshold)>);
+
+impl Budgets {
+    /// Adds a parsed budget under its key, with its value as written.
+    pub fn insert(&mut self, key: &str, written: &str, threshold: Threshold) {
+        self.0
+            .insert(key.to_string(), (written.trim().to_string(), threshold));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// `(key, value as written, threshold)` in key order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str, &Threshold)> {
+        self.0.iter().map(|(k, (w, t))| (k.as_str(), w.as_str(), t))
+    }
+
+    /// The budgets as thresholds, for `check`.
+    pub fn thresholds(&self) -> impl Iterator<Item = &Threshold> {
+        self.0.values().map(|(_, t)| t)
+    }
+}
+
+impl Serialize for Budgets {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let written: BTreeMap<&str, &str> = self.iter().map(|(k, w, _)| (k, w)).collect();
+        written.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Budgets {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let written = BTreeMap::<String, String>::deserialize(d)?;
+        let mut out = Budgets::default();
+        for (key, value) in &written {
+            let t = parse_budget(key, value)
+                .map_err(|e| serde::de::Error::custom(format!("budgets.{key}: {e}")))?;
+            out.insert(key, value, t);
+        }
+        Ok(out)
+    }
 }
 
 /// Every threshold of a scenario, by name.
@@ -298,6 +434,61 @@ mod tests {
             let e = parse_threshold(name, cond).unwrap_err();
             assert!(e.contains(needle), "{name} {cond}: {e}");
         }
+    }
+
+    #[test]
+    fn parses_budgets_as_star_thresholds() {
+        let w = parse_budget("write.p99", "50ms").unwrap();
+        assert_eq!(w.name, "*.write.p99");
+        assert_eq!(w.backend, None);
+        assert_eq!(w.cmp, Cmp::Le);
+        assert_eq!(w.limit, 50_000.0);
+        assert_eq!(w.condition, "<= 50ms");
+        let s = parse_budget("staleness.p99", "0ms").unwrap();
+        assert_eq!(s.metric, Metric::Staleness { stat: "p99".into() });
+        assert_eq!(s.limit, 0.0);
+        let st = parse_budget("storage", "2GiB").unwrap();
+        assert_eq!(st.metric, Metric::Storage);
+        assert_eq!(st.limit, 2.0 * 1024.0 * 1024.0 * 1024.0);
+        assert_eq!(parse_budget("storage", "500MB").unwrap().limit, 5e8);
+        let q = parse_budget("read.user_orders.p99", "< 20ms").unwrap();
+        assert_eq!(q.cmp, Cmp::Lt);
+        assert_eq!(q.limit, 20_000.0);
+        // The same metrics are thresholds too.
+        assert!(parse_threshold("*.staleness.p99", "<= 1s").is_ok());
+        assert!(parse_threshold("cqrs-async.storage", "<= 1GB").is_ok());
+    }
+
+    #[test]
+    fn rejects_bad_budgets() {
+        for (key, value, needle) in [
+            ("write.p99", "50", "needs a unit"),
+            ("write.p42", "50ms", "unknown statistic"),
+            ("errors", "0", "not a budget"),
+            ("ryw_miss", "5%", "not a budget"),
+            ("latency", "5ms", "unknown metric"),
+            ("storage", "2 parsecs", "unknown size unit"),
+            ("write.p99", ">= 5ms", "upper limit"),
+            ("staleness.p99", "-1ms", "negative"),
+            ("read.refunds.p99", "5ms", "unknown"),
+        ] {
+            let e = parse_budget(key, value).unwrap_err();
+            assert!(e.contains(needle), "{key} {value}: {e}");
+        }
+    }
+
+    #[test]
+    fn budgets_round_trip_as_written() {
+        let mut b = Budgets::default();
+        b.insert(
+            "write.p99",
+            "50ms",
+            parse_budget("write.p99", "50ms").unwrap(),
+        );
+        b.insert("storage", "2GiB", parse_budget("storage", "2GiB").unwrap());
+        let json = serde_json::to_string(&b).unwrap();
+        assert_eq!(json, r#"{"storage":"2GiB","write.p99":"50ms"}"#);
+        assert_eq!(serde_json::from_str::<Budgets>(&json).unwrap(), b);
     }
 
     #[test]
