@@ -727,9 +727,38 @@ fn passwords_never_appear() {
         assert!(leaked.is_empty(), "{}", leaked.join("\n\n"));
     }));
     rt().block_on(tool_cleanup(&env, &tool_schemas));
+    // Whatever the run and the check kept (an interrupted or failed step included) goes too,
+    // with the tool's own `drop`, which takes `--schema` as the prefix `run` does.
+    for prefix in [&run_prefix, &check_prefix] {
+        let _ = short(&["drop", "--db", &env, "--schema", prefix]);
+    }
+    let left = rt().block_on(schemas_starting_with(
+        &env,
+        &[&run_prefix, &check_prefix, &seeded],
+    ));
     if let Err(e) = result {
         std::panic::resume_unwind(e);
     }
+    assert!(left.is_empty(), "schemas left behind: {left:?}");
+}
+
+/// The schemas whose names start with one of `prefixes`.
+async fn schemas_starting_with(url: &str, prefixes: &[&String]) -> Vec<String> {
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(url)
+        .await
+        .expect("connect");
+    let mut left = Vec::new();
+    for p in prefixes {
+        let found: Vec<String> = sqlx::query_scalar(
+            "SELECT nspname::text FROM pg_namespace WHERE starts_with(nspname, $1) ORDER BY 1",
+        )
+        .bind(p.as_str())
+        .fetch_all(&mut conn)
+        .await
+        .expect("list schemas");
+        left.extend(found);
+    }
+    left
 }
 
 /// What must not change in a schema: its tables' columns, indexes, and every row.

@@ -47,7 +47,9 @@ pub enum Cmd {
     DeadLetters(DeadLetterArgs),
     /// Run the async projector as its own process, as a team would deploy it.
     Projector(ProjectorArgs),
-    /// Drop what the tool created in a database (refuses anything it did not create).
+    /// Drop what the tool created under --schema, as `run` uses it: the schema and every
+    /// <schema>_<backend> (on SQLite, the file and its backends' files beside it). Names each
+    /// one dropped; refuses anything it did not create.
     Drop(DbArgs),
 }
 

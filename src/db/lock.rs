@@ -27,6 +27,9 @@ use super::{DbUrl, Engine};
 /// The first key of every advisory lock the tool takes (the second is the schema's).
 pub const ADVISORY_CLASS: &str = "cqrs-bench";
 
+/// Tries at taking an advisory lock, 100 ms apart, before its holder is named.
+const ADVISORY_ATTEMPTS: u32 = 5;
+
 /// The file an output folder's lock is kept in.
 pub const DIR_LOCK_FILE: &str = ".cqrs-bench.lock";
 
@@ -186,16 +189,28 @@ impl Locks {
             }
             Place::Schema { url, schema } => {
                 let session = self.session_for(url, holder, place).await?;
-                let taken: bool =
-                    sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtext($1), hashtext($2))")
-                        .bind(ADVISORY_CLASS)
-                        .bind(schema)
-                        .fetch_one(&mut *session)
-                        .await
-                        .map_err(|source| LockError::Sql {
-                            place: place.describe(),
-                            source,
-                        })?;
+                // A holder that just died (kill -9) keeps its lock until the server has seen
+                // its connection close: a moment, allowed for before refusing.
+                let mut taken = false;
+                for attempt in 0..ADVISORY_ATTEMPTS {
+                    if attempt > 0 {
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    }
+                    taken = sqlx::query_scalar(
+                        "SELECT pg_try_advisory_lock(hashtext($1), hashtext($2))",
+                    )
+                    .bind(ADVISORY_CLASS)
+                    .bind(schema)
+                    .fetch_one(&mut *session)
+                    .await
+                    .map_err(|source| LockError::Sql {
+                        place: place.describe(),
+                        source,
+                    })?;
+                    if taken {
+                        break;
+                    }
+                }
                 if !taken {
                     let holder = advisory_holder(session, schema).await;
                     return Err(LockError::Held {
