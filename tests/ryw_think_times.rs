@@ -109,7 +109,7 @@ async fn probe_all(
         .unwrap()
         .values()
         .copied()
-        .collect();
+        .collect::<Vec<Duration>>();
     (metrics, looks)
 }
 
