@@ -860,7 +860,7 @@ fn crossover(results: &Results, levels: &[Level], fair: bool) -> (Vec<String>, O
         .backends
         .iter()
         .copied()
-        .filter(|k| k.has_read_models())
+        .filter(|k| k.role() == crate::backend::registry::Role::Cqrs)
         .collect();
     if !results.scenario.backends.contains(&normalized::KIND) || cqrs.is_empty() {
         return (

@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use super::soundness::{self, min_samples, Unsound};
 use crate::backend::registry::Role;
-use crate::backend::{normalized, BackendKind};
+use crate::backend::BackendKind;
 use crate::check::{measure, show, staleness, staleness_samples, stat_of, storage_bytes};
 use crate::format::{fmt_bytes, fmt_ms};
 use crate::metrics::MetricKey;
@@ -297,7 +297,7 @@ fn cost(levels: &[Level], kind: BackendKind) -> Option<Cost> {
         let base = level
             .runs
             .iter()
-            .find(|r| r.backend == normalized::KIND && soundness::is_sound(r))?;
+            .find(|r| r.backend.role() == Role::Baseline && soundness::is_sound(r))?;
         let pair = |stat| {
             Some((
                 stat_u64(base, MetricKey::Writes, stat)?,
@@ -345,7 +345,7 @@ pub fn decide(results: &Results, levels: &[Level]) -> Decision {
             .backends
             .iter()
             .copied()
-            .filter(|k| *k != normalized::KIND)
+            .filter(|k| k.role() != Role::Baseline)
             .collect();
         kinds.sort_by_key(|k| k.simplicity());
         kinds
@@ -431,7 +431,7 @@ pub fn decide(results: &Results, levels: &[Level]) -> Decision {
         .any(|p| p.backends.iter().any(|b| b.unsound.is_empty()));
     let (answer, costs) = match candidates.first() {
         _ if !any_sound => (Answer::NoSoundEvidence, Vec::new()),
-        Some(&k) if k == normalized::KIND => (
+        Some(&k) if k.role() == Role::Baseline => (
             Answer::CqrsDoesNotPayOff,
             others()
                 .into_iter()

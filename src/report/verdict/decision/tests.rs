@@ -11,6 +11,7 @@
 //! Floors (write p99): 0.3ms, 0.28ms, 0.24ms.
 
 use super::*;
+use crate::backend::normalized;
 use crate::results::Results;
 use crate::scenario::thresholds::{parse_budget, Budgets};
 
