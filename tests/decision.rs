@@ -16,8 +16,8 @@ use serde_json::Value;
 const BIN: &str = env!("CARGO_BIN_EXE_cqrs-bench");
 
 /// `scenarios/<name>.toml` with a small `[dataset]`, a one-second warm-up, a 7 s duration (6 s
-/// measured: above the 5 s a decision needs) and the top-level `replace` (TOML), written
-/// under the same name into `dir`.
+/// measured: above the 5 s a decision needs) and the top-level keys of `replace` (TOML) in
+/// place of (or beside) the file's, written under the same name into `dir`.
 fn shrunk(dir: &Path, name: &str, dataset: &str, replace: &str) -> PathBuf {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("scenarios/{name}.toml"));
     let mut root: toml::Table = std::fs::read_to_string(&path).unwrap().parse().unwrap();
@@ -27,7 +27,6 @@ fn shrunk(dir: &Path, name: &str, dataset: &str, replace: &str) -> PathBuf {
     root.insert("duration".into(), toml::Value::String("7s".into()));
     let replace: toml::Table = replace.parse().unwrap();
     for (k, v) in replace {
-        assert!(root.contains_key(&k), "{name} has no {k} to replace");
         root.insert(k, v);
     }
     let out = dir.join(format!("{name}.toml"));
