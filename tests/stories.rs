@@ -154,8 +154,21 @@ fn dashboard_story_runs_verifies_and_answers_first() {
     let held = answer.contains(
         "writes break up to **2 readers** (the most readers tried): normalized write p99 ",
     ) || answer.contains("normalized order writes do not break up to **2 readers**");
-    assert!(broke || held, "{answer}");
-    assert!(answer.contains("at 0 readers"), "{answer}");
+    // Or (a busy machine) normalized's runs were left out because the driver fell behind:
+    // then no answer comes from them, and the answer says so.
+    let behind = |readers: u64| {
+        results["runs"].as_array().unwrap().iter().any(|r| {
+            r["backend"] == "normalized"
+                && r["sweep_point"]["readers"] == readers
+                && r["metrics"]["driver_behind"] == true
+        })
+    };
+    if behind(0) || behind(2) {
+        assert!(left_out(answer, "normalized"), "{answer}");
+    } else {
+        assert!(broke || held, "{answer}");
+        assert!(answer.contains("at 0 readers"), "{answer}");
+    }
     assert!(
         answer.contains("![Do reads hurt writes? p99 against read load](plots/load.svg)"),
         "{answer}"
