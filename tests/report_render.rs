@@ -40,7 +40,7 @@ fn run_dir() -> &'static Path {
         let o = Command::new(BIN)
             .arg("run")
             .arg(&scenario)
-            .args(["--quiet", "--duration", "5s", "--out"])
+            .args(["--quiet", "--duration", "8s", "--out"])
             .arg(&out)
             .output()
             .expect("run cqrs-bench");

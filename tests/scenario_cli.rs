@@ -172,6 +172,24 @@ fn the_valid_base_parses() {
 }
 
 #[test]
+fn bad_budgets_exit_2_naming_each_field() {
+    let mut p = Parts::valid();
+    p.keys.push_str(
+        "\n[budgets]\nwrite.p99 = \"50\"\nstaleness.p99 = \"soon\"\nerrors = \"0\"\nstorage = \"2 parsecs\"\n",
+    );
+    expect_invalid(
+        "bad_budgets",
+        &p.text(),
+        &[
+            "budgets.write.p99",
+            "budgets.staleness.p99",
+            "budgets.errors",
+            "budgets.storage",
+        ],
+    );
+}
+
+#[test]
 fn unknown_top_level_key() {
     let mut p = Parts::valid();
     p.top.push_str("colour = \"blue\"\n");

@@ -79,14 +79,24 @@ fn run_story(name: &str, dataset: &str, replace: &str, extra: &[&str]) -> (Value
     (results, md)
 }
 
-/// The report's first section is the answer: right after the title and the question.
+/// Whether the answer leaves `backend`'s run out (its driver fell behind).
+fn left_out(answer: &str, backend: &str) -> bool {
+    answer
+        .find("Left out: ")
+        .is_some_and(|i| answer[i..].contains(backend))
+}
+
+/// The report opens with the decision, then the story's answer: right after the title and
+/// the question.
 fn answer_of(md: &str) -> &str {
     let sections: Vec<&str> = md.split("\n## ").collect();
     assert!(
-        sections.len() > 1 && sections[1].starts_with("Answer\n"),
-        "the first section is not the answer:\n{md}"
+        sections.len() > 2
+            && sections[1].starts_with("Decision\n")
+            && sections[2].starts_with("Answer\n"),
+        "the first sections are not the decision and the answer:\n{md}"
     );
-    sections[1]
+    sections[2]
 }
 
 #[test]
@@ -100,8 +110,11 @@ fn read_model_lag_story_runs_verifies_and_answers_first() {
     assert_eq!(results["scenario"]["story"], "read-model-lag");
     let answer = answer_of(&md);
     // Every async backend of the scenario is named with its share and its p99, or as never
-    // missing; the sync control is named too.
+    // missing, or as left out because its driver fell behind; the sync control is named too.
     for backend in ["cqrs-async", "event-sourced"] {
+        if left_out(answer, backend) {
+            continue;
+        }
         let named = answer.contains(&format!("on **{backend}** "));
         assert!(named, "{backend} missing from:\n{answer}");
         assert!(
@@ -113,7 +126,11 @@ fn read_model_lag_story_runs_verifies_and_answers_first() {
             "{answer}"
         );
     }
-    assert!(answer.contains("on **cqrs-sync**"), "{answer}");
+    // The control is named, or left out because its driver fell behind.
+    assert!(
+        answer.contains("on **cqrs-sync**") || left_out(answer, "cqrs-sync"),
+        "{answer}"
+    );
     assert!(
         answer.contains("![Projection lag](plots/lag.svg)"),
         "{answer}"
@@ -137,8 +154,21 @@ fn dashboard_story_runs_verifies_and_answers_first() {
     let held = answer.contains(
         "writes break up to **2 readers** (the most readers tried): normalized write p99 ",
     ) || answer.contains("normalized order writes do not break up to **2 readers**");
-    assert!(broke || held, "{answer}");
-    assert!(answer.contains("at 0 readers"), "{answer}");
+    // Or (a busy machine) normalized's runs were left out because the driver fell behind:
+    // then no answer comes from them, and the answer says so.
+    let behind = |readers: u64| {
+        results["runs"].as_array().unwrap().iter().any(|r| {
+            r["backend"] == "normalized"
+                && r["sweep_point"]["readers"] == readers
+                && r["metrics"]["driver_behind"] == true
+        })
+    };
+    if behind(0) || behind(2) {
+        assert!(left_out(answer, "normalized"), "{answer}");
+    } else {
+        assert!(broke || held, "{answer}");
+        assert!(answer.contains("at 0 readers"), "{answer}");
+    }
     assert!(
         answer.contains("![Do reads hurt writes? p99 against read load](plots/load.svg)"),
         "{answer}"
@@ -161,8 +191,11 @@ fn read_model_lag_story_on_postgres() {
     );
     assert_eq!(results["environment"]["engine"], "postgres");
     let answer = answer_of(&md);
-    assert!(answer.contains("on **cqrs-async** "), "{answer}");
-    assert!(answer.contains("on **cqrs-sync**"), "{answer}");
+    assert!(answer.contains("on **cqrs-async** ") || left_out(answer, "cqrs-async"));
+    assert!(
+        answer.contains("on **cqrs-sync**") || left_out(answer, "cqrs-sync"),
+        "{answer}"
+    );
 }
 
 /// The price-change rewrite: `change_price` p99 of `denormalized` against `cqrs-sync` along
@@ -257,8 +290,12 @@ fn assert_monthly_answer(answer: &str, backends: &[&str]) {
             || answer.contains("no report ran long enough beside the writes to tell"),
         "{answer}"
     );
+    // Each backend is named, or left out because its driver fell behind.
     for backend in backends {
-        assert!(answer.contains(&format!("on **{backend}** ")), "{answer}");
+        assert!(
+            answer.contains(&format!("on **{backend}** ")) || left_out(answer, backend),
+            "{answer}"
+        );
     }
     assert!(answer.contains(" → "), "{answer}");
     assert!(

@@ -11,6 +11,7 @@
 //!   figures (event-store costs, the comparison with `cqrs-async`).
 
 pub mod compare;
+pub mod document;
 pub mod event_sourcing;
 pub mod plot;
 pub mod stats;
@@ -196,16 +197,6 @@ pub fn write_report(results: &Results, dir: &Path) -> Result<Written, ReportErro
 struct Table {
     head: Vec<String>,
     rows: Vec<Vec<String>>,
-}
-
-/// The decision's budget-by-budget table, when there were budgets.
-fn decision_table(d: &verdict::decision::Decision) -> Option<Table> {
-    let mut rows = d.table().into_iter();
-    let head = rows.next()?;
-    Some(Table {
-        head,
-        rows: rows.collect(),
-    })
 }
 
 fn rate(target: Option<f64>, achieved: f64) -> String {
@@ -811,15 +802,7 @@ pub fn render_markdown(report: &Report) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "# cqrs-bench report: {}\n", r.scenario.name);
     let _ = writeln!(out, "> {}\n", r.scenario.description);
-    let d = &report.verdict.decision;
-    let _ = writeln!(out, "## Decision\n\n{}\n", d.headline());
-    for l in d.details() {
-        let _ = writeln!(out, "- {l}");
-    }
-    out.push('\n');
-    if let Some(t) = decision_table(d) {
-        md_table(&mut out, &t);
-    }
+    out.push_str(&document::markdown(&report.verdict.decision.document()));
     if let Some(a) = &report.verdict.answer {
         let _ = writeln!(out, "## Answer\n\n{}\n", a.sentence);
         if let Some(p) = answer_plot(report) {
@@ -831,14 +814,8 @@ pub fn render_markdown(report: &Report) -> String {
     for (k, v) in facts(r) {
         let _ = writeln!(out, "| {k} | {} |", md_cell(&v));
     }
-    let _ = writeln!(out, "\n## Verdict\n\n{}\n", report.verdict.headline);
-    for s in &report.verdict.sections {
-        let _ = writeln!(out, "### {}\n", s.title);
-        for l in &s.lines {
-            let _ = writeln!(out, "- {l}");
-        }
-        out.push('\n');
-    }
+    out.push('\n');
+    out.push_str(&document::markdown(&report.verdict.document()));
     let _ = writeln!(out, "## Summary\n");
     md_table(&mut out, &summary_table(r));
     let _ = writeln!(out, "{LATENCY_NOTE}\n");
@@ -1054,23 +1031,11 @@ pub fn render_html(report: &Report) -> String {
         html_escape(&r.scenario.name),
         html_escape(&r.scenario.description)
     );
-    let d = &report.verdict.decision;
     let _ = writeln!(
         out,
-        "<h2 id=\"decision\">Decision</h2>\n<p class=\"answer\">{}</p>",
-        inline_html(&d.headline())
+        "<div class=\"decision\">\n{}</div>",
+        document::html(&report.verdict.decision.document())
     );
-    let details = d.details();
-    if !details.is_empty() {
-        out.push_str("<ul>\n");
-        for l in details {
-            let _ = writeln!(out, "<li>{}</li>", inline_html(&l));
-        }
-        out.push_str("</ul>\n");
-    }
-    if let Some(t) = decision_table(d) {
-        html_table(&mut out, &t);
-    }
     if let Some(a) = &report.verdict.answer {
         let _ = writeln!(
             out,
@@ -1094,18 +1059,10 @@ pub fn render_html(report: &Report) -> String {
 
     let _ = writeln!(
         out,
-        "<h2 id=\"verdict\">Verdict</h2>\n<div class=\"verdict{}\">\n<p class=\"headline\">{}</p>",
+        "<div class=\"verdict{}\">\n{}</div>",
         if report.verdict.fair { "" } else { " unfair" },
-        inline_html(&report.verdict.headline)
+        document::html(&report.verdict.document())
     );
-    for s in &report.verdict.sections {
-        let _ = writeln!(out, "<h3>{}</h3>\n<ul>", inline_html(&s.title));
-        for l in &s.lines {
-            let _ = writeln!(out, "<li>{}</li>", inline_html(l));
-        }
-        out.push_str("</ul>\n");
-    }
-    out.push_str("</div>\n");
 
     out.push_str("<h2 id=\"summary\">Summary</h2>\n");
     html_table(&mut out, &summary_table(r));

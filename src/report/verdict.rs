@@ -66,6 +66,22 @@ pub struct Verdict {
 }
 
 impl Verdict {
+    /// The verdict as a document: its heading, the headline, a titled list per section.
+    pub fn document(&self) -> Vec<super::document::Block> {
+        use super::document::{Block, Inline};
+        let mut out = vec![
+            Block::Heading(2, "Verdict".into()),
+            Block::Paragraph(Inline::parse(&self.headline)),
+        ];
+        for s in &self.sections {
+            out.push(Block::Heading(3, s.title.clone()));
+            out.push(Block::Bullets(
+                s.lines.iter().map(|l| Inline::parse(l)).collect(),
+            ));
+        }
+        out
+    }
+
     /// A story's answer without markup, for a terminal.
     pub fn plain_answer(&self) -> Option<String> {
         self.answer
@@ -867,7 +883,7 @@ fn crossover(results: &Results, levels: &[Level], fair: bool) -> (Vec<String>, O
         .backends
         .iter()
         .copied()
-        .filter(|k| k.has_read_models())
+        .filter(|k| k.role() == crate::backend::registry::Role::Cqrs)
         .collect();
     if !results.scenario.backends.contains(&normalized::KIND) || cqrs.is_empty() {
         return (
@@ -1213,7 +1229,28 @@ fn load_sections(levels: &[Level], invalid: &[&BackendRun]) -> Vec<Section> {
         });
     }
     if !invalid.is_empty() {
-        let lines = invalid
+        let behind: Vec<&&BackendRun> =
+            invalid.iter().filter(|r| r.metrics.driver_behind).collect();
+        let short = invalid
+            .iter()
+            .filter(|r| !r.metrics.driver_behind)
+            .map(|r| {
+                format!(
+                    "**{}** is too short to decide: {}; {}",
+                    r.label(),
+                    soundness::unsound(r)
+                        .iter()
+                        .map(|u| u.why())
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                    soundness::Unsound::WindowTooShort {
+                        measured_seconds: 0.0,
+                        needed_seconds: 0.0
+                    }
+                    .remedy()
+                )
+            });
+        let lines = behind
             .iter()
             .map(|r| {
                 format!(
@@ -1231,9 +1268,10 @@ fn load_sections(levels: &[Level], invalid: &[&BackendRun]) -> Vec<Section> {
                     achieved(r)
                 )
             })
-            .chain(std::iter::once(
+            .chain((!behind.is_empty()).then(||
                 "the harness, not the backend, set these numbers, so **no winner is named**: lower the rates, give the tool fewer runtime threads (`--threads`) or a quieter machine, and run again".to_string(),
             ))
+            .chain(short)
             .collect();
         out.push(Section {
             title: "Invalid runs".into(),
@@ -1246,10 +1284,11 @@ fn load_sections(levels: &[Level], invalid: &[&BackendRun]) -> Vec<Section> {
 /// Computes the verdict.
 pub fn verdict(results: &Results) -> Verdict {
     let levels = levels(results);
+    // Runs that cannot decide: the driver fell behind, or the window was too short.
     let invalid: Vec<&BackendRun> = results
         .runs
         .iter()
-        .filter(|r| r.metrics.driver_behind)
+        .filter(|r| !soundness::is_sound(r))
         .collect();
     let fair = invalid.is_empty();
     let mut sections = load_sections(&levels, &invalid);
@@ -1454,12 +1493,35 @@ pub fn verdict(results: &Results) -> Verdict {
             s + "."
         }
     } else {
-        format!(
-            "**No winner**: the driver fell behind in {} of {} runs ({}), so their numbers describe the harness, not the backends.",
-            invalid.len(),
-            results.runs.len(),
-            join_and(&invalid.iter().map(|r| r.label()).collect::<Vec<_>>())
-        )
+        let behind: Vec<String> = invalid
+            .iter()
+            .filter(|r| r.metrics.driver_behind)
+            .map(|r| r.label())
+            .collect();
+        let short: Vec<String> = invalid
+            .iter()
+            .filter(|r| r.metrics.measured_seconds < soundness::MIN_MEASURED_SECONDS)
+            .map(|r| r.label())
+            .collect();
+        let mut why = Vec::new();
+        if !behind.is_empty() {
+            why.push(format!(
+                "the driver fell behind in {} of {} runs ({}), so their numbers describe the harness, not the backends",
+                behind.len(),
+                results.runs.len(),
+                join_and(&behind)
+            ));
+        }
+        if !short.is_empty() {
+            why.push(format!(
+                "{} of {} runs measured under {:.0} s ({}), too short to decide",
+                short.len(),
+                results.runs.len(),
+                soundness::MIN_MEASURED_SECONDS,
+                join_and(&short)
+            ));
+        }
+        format!("**No winner**: {}.", why.join("; "))
     };
     if !correct {
         headline.push_str(" **Some read models are wrong** (see Correctness).");

@@ -9,7 +9,7 @@
 //! its read side lags, the answer is "yes, if readers accept that staleness", with the figure.
 
 use super::{below_floor, floor_of, p99, saturated_in, Level, Section};
-use crate::backend::{cqrs_async, cqrs_sync, event_sourced, BackendKind};
+use crate::backend::registry::Role;
 use crate::domain::QueryKind;
 use crate::metrics::MetricKey;
 use crate::report::{fmt_bytes, fmt_ms};
@@ -146,12 +146,16 @@ fn judge(alt: &BackendRun, reference: &BackendRun) -> String {
     )
 }
 
-/// The CQRS backend alternatives are set against: the async one if it ran, else the sync
-/// one, else the event-sourced one.
+/// The CQRS backend (by its registry role) alternatives are set against: the simplest one
+/// whose read side lags like theirs (cqrs-async, then cqrs-broker, then event-sourced), else
+/// the simplest that ran (cqrs-sync).
 fn reference<'a>(level: &Level<'a>) -> Option<&'a BackendRun> {
-    [cqrs_async::KIND, cqrs_sync::KIND, event_sourced::KIND]
-        .into_iter()
-        .find_map(|k: BackendKind| level.runs.iter().copied().find(|r| r.backend == k))
+    level
+        .runs
+        .iter()
+        .copied()
+        .filter(|r| r.backend.role() == Role::Cqrs)
+        .min_by_key(|r| (!r.backend.read_side_lags(), r.backend.simplicity()))
 }
 
 /// One line per alternative that ran at this level, if a CQRS backend ran too.
@@ -187,6 +191,7 @@ pub fn section(levels: &[Level]) -> Option<Section> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::BackendKind;
     use crate::results::Results;
 
     /// A recorded run of `scenarios/matview-dashboard.toml` on PostgreSQL (`--duration 8s`,

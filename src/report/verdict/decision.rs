@@ -13,10 +13,11 @@ use serde::Serialize;
 
 use super::soundness::{self, min_samples, Unsound};
 use crate::backend::registry::Role;
-use crate::backend::{normalized, BackendKind};
+use crate::backend::BackendKind;
 use crate::check::{measure, show, staleness, staleness_samples, stat_of, storage_bytes};
 use crate::format::{fmt_bytes, fmt_ms};
 use crate::metrics::MetricKey;
+use crate::report::document::{self, Block, Inline};
 use crate::report::{level_label, Level};
 use crate::results::{BackendRun, Results, SweepPoint};
 use crate::scenario::thresholds::{Metric, Threshold};
@@ -38,6 +39,15 @@ pub enum Fit {
     Missed,
     /// The figure cannot decide (see [`BudgetFit::why`]).
     NotJudged,
+    /// No op the budget is about ran at this point (reads at 0 readers): it does not apply.
+    NotExercised,
+}
+
+impl Fit {
+    /// Met, or nothing to meet here.
+    fn holds(self) -> bool {
+        matches!(self, Fit::Met | Fit::NotExercised)
+    }
 }
 
 /// One budget on one run.
@@ -67,7 +77,7 @@ pub struct BackendFit {
 impl BackendFit {
     /// Sound, and every budget met.
     pub fn meets_all(&self) -> bool {
-        self.unsound.is_empty() && self.budgets.iter().all(|b| b.fit == Fit::Met)
+        self.unsound.is_empty() && self.budgets.iter().all(|b| b.fit.holds())
     }
 
     /// Sound, every budget judged, and at least one missed.
@@ -181,6 +191,17 @@ fn judge(run: &BackendRun, t: &Threshold) -> BudgetFit {
         shown: measured.map_or("not measured".into(), |v| show(v, t.metric.unit())),
         why: Some(why),
     };
+    if let Metric::Latency { key: mk, .. } = &t.metric {
+        if run.metrics.op(*mk).is_none_or(|o| o.latency.count == 0) {
+            return BudgetFit {
+                key,
+                fit: Fit::NotExercised,
+                measured: None,
+                shown: "–".into(),
+                why: None,
+            };
+        }
+    }
     let Some(value) = measure(run, &t.metric) else {
         return not_judged(None, format!("{} did not measure it", run.backend));
     };
@@ -276,7 +297,7 @@ fn cost(levels: &[Level], kind: BackendKind) -> Option<Cost> {
         let base = level
             .runs
             .iter()
-            .find(|r| r.backend == normalized::KIND && soundness::is_sound(r))?;
+            .find(|r| r.backend.role() == Role::Baseline && soundness::is_sound(r))?;
         let pair = |stat| {
             Some((
                 stat_u64(base, MetricKey::Writes, stat)?,
@@ -324,7 +345,7 @@ pub fn decide(results: &Results, levels: &[Level]) -> Decision {
             .backends
             .iter()
             .copied()
-            .filter(|k| *k != normalized::KIND)
+            .filter(|k| k.role() != Role::Baseline)
             .collect();
         kinds.sort_by_key(|k| k.simplicity());
         kinds
@@ -410,7 +431,7 @@ pub fn decide(results: &Results, levels: &[Level]) -> Decision {
         .any(|p| p.backends.iter().any(|b| b.unsound.is_empty()));
     let (answer, costs) = match candidates.first() {
         _ if !any_sound => (Answer::NoSoundEvidence, Vec::new()),
-        Some(&k) if k == normalized::KIND => (
+        Some(&k) if k.role() == Role::Baseline => (
             Answer::CqrsDoesNotPayOff,
             others()
                 .into_iter()
@@ -696,6 +717,7 @@ impl Decision {
                         Fit::Met => format!("{} ✓", f.shown),
                         Fit::Missed => format!("{} ✗", f.shown),
                         Fit::NotJudged => format!("{} (not judged)", f.shown),
+                        Fit::NotExercised => "–".into(),
                     });
                 }
                 row.push(if !b.unsound.is_empty() {
@@ -711,12 +733,31 @@ impl Decision {
         rows
     }
 
-    /// A few plain lines for the terminal (no markup).
+    /// The decision as a document: its heading, the answer, the details, the table.
+    pub fn document(&self) -> Vec<Block> {
+        let mut out = vec![
+            Block::Heading(2, "Decision".into()),
+            Block::Paragraph(Inline::parse(&self.headline())),
+        ];
+        let details = self.details();
+        if !details.is_empty() {
+            out.push(Block::Bullets(
+                details.iter().map(|d| Inline::parse(d)).collect(),
+            ));
+        }
+        let mut rows = self.table().into_iter();
+        if let Some(head) = rows.next() {
+            out.push(Block::Table {
+                head,
+                rows: rows.collect(),
+            });
+        }
+        out
+    }
+
+    /// A few plain lines for the terminal: the answer and the details.
     pub fn terminal_lines(&self) -> Vec<String> {
-        std::iter::once(self.headline())
-            .chain(self.details())
-            .map(|l| l.replace("**", "").replace('`', ""))
-            .collect()
+        document::terminal(&self.document())
     }
 }
 

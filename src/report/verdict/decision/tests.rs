@@ -11,6 +11,7 @@
 //! Floors (write p99): 0.3ms, 0.28ms, 0.24ms.
 
 use super::*;
+use crate::backend::normalized;
 use crate::results::Results;
 use crate::scenario::thresholds::{parse_budget, Budgets};
 
@@ -278,4 +279,17 @@ fn a_story_backend_is_never_the_answer() {
             role: Role::Cqrs
         }
     );
+}
+
+#[test]
+fn a_budget_on_ops_that_did_not_run_does_not_apply() {
+    // No reads at this point (as at 0 readers): the read budget has nothing to judge, and
+    // normalized meets the rest.
+    let mut r = with_budgets(sample(), &[("read.p99", "1ms"), ("write.p99", "1s")]);
+    for run in &mut r.runs {
+        run.metrics.ops.retain(|k, _| !k.starts_with("read"));
+    }
+    let d = decide_on(&r);
+    assert_eq!(d.points[0].backends[0].budgets[0].fit, Fit::NotExercised);
+    assert_eq!(d.answer, Answer::CqrsDoesNotPayOff);
 }

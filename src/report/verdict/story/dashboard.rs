@@ -120,7 +120,12 @@ pub(super) fn answer(levels: &[Level]) -> Answer {
             s
         }
         None => {
-            let last = levels.last().expect("non-empty");
+            // The most readers at which normalized has a run (one left out is not a claim).
+            let last = levels
+                .iter()
+                .rev()
+                .find(|l| run_of(l, normalized::KIND).is_some())
+                .unwrap_or(first);
             let norm = run_of(last, normalized::KIND)
                 .and_then(|r| fare(r, norm_base).map(|f| describe(&f, &base_label, r)));
             let rest = others(last);
