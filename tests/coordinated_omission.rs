@@ -103,6 +103,7 @@ async fn run(stall: bool) -> Outcome {
         ryw_share: 0.0,
         ryw_timeout: Duration::from_secs(1),
         seed,
+        segment: cqrs_bench::workload::segment::Segment::WHOLE,
     };
     drive(
         target.clone(),

@@ -90,6 +90,7 @@ async fn run(
         ryw_share: 0.0,
         ryw_timeout: Duration::from_secs(1),
         seed: 3,
+        segment: cqrs_bench::workload::segment::Segment::WHOLE,
     };
     // A driver that never returns fails here instead of hanging the suite.
     tokio::time::timeout(

@@ -12,6 +12,7 @@
 
 pub mod compare;
 pub mod event_sourcing;
+pub mod merge;
 pub mod plot;
 pub mod stats;
 pub mod table;

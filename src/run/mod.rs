@@ -4,6 +4,7 @@
 
 pub mod projector;
 pub mod rewrite_probe;
+pub mod scale_out;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -19,8 +20,8 @@ use crate::db::{Db, DbError, DbUrl, OpenMode, DEFAULT_SCHEMA};
 use crate::metrics::Recorder;
 use crate::projection::projector::{LagTracker, ProjectorError, ProjectorMode};
 use crate::results::{
-    utc_timestamp, BackendRun, Environment, ProjectorReport, Rates, Results, SweepPoint, ToolInfo,
-    FORMAT_VERSION,
+    utc_timestamp, BackendRun, Environment, MeasuredWindow, ProjectorReport, Rates, Results,
+    SegmentInfo, SweepPoint, ToolInfo, FORMAT_VERSION,
 };
 use crate::scenario::{Rate, Scenario, Sweep};
 use crate::verify::{verify_read_store, verify_with, VerifyError};
@@ -55,6 +56,8 @@ pub struct RunOptions {
     /// (`--read-db`): like `db`, a SQLite path or a PostgreSQL URL, one file or schema per
     /// backend.
     pub read_db: Option<DbUrl>,
+    /// How this process takes part in a scale-out run (`--segment`, `--start-at`).
+    pub scale_out: scale_out::ScaleOut,
 }
 
 impl RunOptions {
@@ -75,6 +78,7 @@ impl RunOptions {
             replica_db: None,
             broker: BrokerOptions::default(),
             read_db: None,
+            scale_out: scale_out::ScaleOut::default(),
         }
     }
 }
@@ -89,6 +93,8 @@ pub enum RunError {
     Open(#[from] OpenError),
     #[error(transparent)]
     Verify(#[from] VerifyError),
+    #[error(transparent)]
+    ScaleOut(#[from] scale_out::ScaleOutError),
     #[error("cannot write {path}: {source}")]
     Io {
         path: String,
@@ -105,6 +111,7 @@ impl RunError {
             RunError::Db(e) => e.exit_code(),
             RunError::Io { .. } => 2,
             RunError::Open(e) => e.exit_code(),
+            RunError::ScaleOut(e) => e.exit_code(),
             RunError::Projector(_) | RunError::Verify(_) => 3,
         }
     }
@@ -191,6 +198,11 @@ pub async fn run_scenario(s: &Scenario, opts: &RunOptions) -> Result<Results, Ru
             .map(|d| d.as_secs())
             .unwrap_or(0),
     );
+    opts.scale_out.check(
+        s,
+        s.backends.len() * points(s).len(),
+        opts.read_db.is_some(),
+    )?;
     let mut runs = Vec::new();
     let mut environment = None;
     for &kind in &s.backends {
@@ -206,7 +218,7 @@ pub async fn run_scenario(s: &Scenario, opts: &RunOptions) -> Result<Results, Ru
                 }
                 _ => (std::borrow::Cow::Borrowed(s), stream.clone()),
             };
-            let (run, env) = run_one(&at, opts, kind, point, reads, stream).await?;
+            let (run, env) = run_one(&at, opts, kind, point, reads, stream, &hash).await?;
             environment.get_or_insert(env);
             runs.push(run);
         }
@@ -232,11 +244,44 @@ pub async fn run_scenario(s: &Scenario, opts: &RunOptions) -> Result<Results, Ru
             projector_mode: opts.projector_mode,
             threads: opts.threads,
         }),
+        segment: opts.scale_out.segment.map(|seg| SegmentInfo {
+            index: seg.index,
+            count: seg.count,
+            start_at: opts.scale_out.start_at_text(),
+            ops: runs.iter().map(BackendRun::ops_total).sum(),
+        }),
+        merged: None,
         runs,
     };
     let path = opts.out_dir.join("results.json");
     std::fs::write(&path, results.to_json()).map_err(io_err(&path))?;
     Ok(results)
+}
+
+/// `run --seed-only`: seeds the database each backend's segments share, marks it for their
+/// run, and stops; segment 1 then finds it seeded. Returns what was seeded, per backend.
+pub async fn seed_for_segments(
+    s: &Scenario,
+    opts: &RunOptions,
+) -> Result<Vec<(BackendKind, crate::db::load::SeedReport, String)>, RunError> {
+    opts.scale_out.check(
+        s,
+        s.backends.len() * points(s).len(),
+        opts.read_db.is_some(),
+    )?;
+    let stream = OpStream::new(s.seed, &s.dataset, &s.mix_spec());
+    let hash = stream_hash(&stream, HASHED_OPS, HASHED_OPS);
+    let mut seeded = Vec::new();
+    for &kind in &s.backends {
+        let (url, schema_name) = backend_target(opts, kind);
+        let (db, report) = opts
+            .scale_out
+            .seed_or_wait(&url, &schema_name, kind, s, &hash, MIN_POOL)
+            .await?;
+        seeded.push((kind, report, db.location()));
+        db.close().await;
+    }
+    Ok(seeded)
 }
 
 /// The smallest pool a run opens by default.
@@ -264,14 +309,24 @@ async fn run_one(
     point: Option<SweepPoint>,
     reads: Lane,
     stream: Arc<OpStream>,
+    stream_hash: &str,
 ) -> Result<(BackendRun, Environment), RunError> {
     let (url, schema_name) = backend_target(opts, kind);
+    let scale_out = &opts.scale_out;
+    // Segments share the database; only the first runs the background work on it.
+    let shared = scale_out.shares_db();
+    let first = scale_out.is_first();
     let workers = s.writes.workers + if reads.active() { reads.workers } else { 0 };
     // Room for every worker to keep a connection; an explicit smaller pool is shared instead.
     let pool_for_workers = pool_size_for(workers);
     let pool_size = opts.pool_size.unwrap_or(pool_for_workers);
     let read_target = read_store_target(opts, kind);
     let (db, seed_report) = match &read_target {
+        None if shared => {
+            scale_out
+                .seed_or_wait(&url, &schema_name, kind, s, stream_hash, pool_size)
+                .await?
+        }
         None => prepare(&url, &schema_name, kind, s.seed, &s.dataset, pool_size).await?,
         Some(_) => {
             let provisions = read_db::write_side_provisions(kind);
@@ -330,8 +385,9 @@ async fn run_one(
             db.clone(),
             BackendOptions {
                 projector,
-                run_projector: true,
-                lag: Some(lag.clone()),
+                run_projector: first,
+                // Lag is matched in the process that applies the events.
+                lag: first.then(|| lag.clone()),
                 broker: BrokerOptions {
                     keep: opts.keep_db,
                     ..opts.broker.clone()
@@ -341,9 +397,9 @@ async fn run_one(
                 replica,
                 snapshot_every: s.event_sourcing.snapshot_every,
                 read_store: read_store.clone(),
-                search: true,
+                search: first,
                 search_dir: search_dir.clone(),
-                search_lag: Some(search_lag.clone()),
+                search_lag: first.then(|| search_lag.clone()),
             },
         )
         .await?,
@@ -359,16 +415,19 @@ async fn run_one(
         ryw_share: s.ryw_share,
         ryw_timeout: Duration::from_secs(5),
         seed: s.seed,
+        segment: scale_out.segment(),
     };
     let floor = calibrate(backend.clone(), stream.clone(), &cfg).await;
 
     let lead = Duration::from_millis(200);
-    let start = Instant::now() + lead;
-    let recorder = Arc::new(Mutex::new(Recorder::new(
-        start,
-        s.warmup,
-        Duration::from_secs(1),
-    )));
+    let start = scale_out.start(lead)?;
+    let lead = start.saturating_duration_since(Instant::now());
+    let recorder = Recorder::new(start, s.warmup, Duration::from_secs(1));
+    // A segment keeps its histograms for `merge`.
+    let recorder = Arc::new(Mutex::new(match scale_out.segment {
+        Some(_) => recorder.keeping_histograms(),
+        None => recorder,
+    }));
     let progress = Arc::new(Progress::default());
     let (stop_lag, mut lag_stopped) = tokio::sync::oneshot::channel::<()>();
     let lag_task = {
@@ -486,7 +545,20 @@ async fn run_one(
         bar.finish_and_clear();
     }
 
-    backend.wait_caught_up(opts.catch_up_timeout).await?;
+    let measured_window = scale_out.segment.map(|_| {
+        let wall = |at: Instant| {
+            let now = (Instant::now(), SystemTime::now());
+            scale_out::unix_seconds(now.1 - now.0.saturating_duration_since(at))
+        };
+        MeasuredWindow {
+            from_unix_s: wall(start + s.warmup),
+            to_unix_s: wall(load_end),
+        }
+    });
+    // Another segment's process applies the events (and waits for them).
+    if first {
+        backend.wait_caught_up(opts.catch_up_timeout).await?;
+    }
     let catch_up_seconds = load_end.elapsed().as_secs_f64();
     // Every event is applied now, so every lag sample is in the channel.
     let _ = stop_lag.send(());
@@ -514,6 +586,8 @@ async fn run_one(
         _ => None,
     };
     let verify_report = match &read_store {
+        // Other segments may still be writing: verify after the last one.
+        _ if shared => None,
         Some(store) => Some(verify_read_store(&db, store).await?),
         None if kind.verified_against() != VerifiedAgainst::Nothing => {
             Some(verify_with(&db, search_dir.as_deref()).await?)
@@ -570,7 +644,7 @@ async fn run_one(
     };
     let outage = crate::results::Outage::from_metrics(&metrics);
     let read_store_location = read_store.as_ref().map(|store| store.location());
-    let kept_database = if opts.keep_db {
+    let kept_database = if opts.keep_db || shared {
         Some(match &read_store {
             Some(store) => format!("{}, read store {}", db.location(), store.location()),
             None => db.location(),
@@ -608,6 +682,7 @@ async fn run_one(
             lag_parts,
             read_store: read_store_location,
             rewrite_reads,
+            measured_window,
         },
         environment,
     ))

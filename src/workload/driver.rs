@@ -28,6 +28,7 @@ use crate::metrics::{CpuSnapshot, DriverCpu, OpKey, Outcome, Recorder};
 use crate::workload::mix::OpStream;
 use crate::workload::pacer::Pacer;
 use crate::workload::rng::Rng;
+use crate::workload::segment::Segment;
 
 /// What the driver talks to. `Backend` implements it; tests wrap it to inject faults. Each
 /// worker opens one session and runs all its ops in it.
@@ -126,6 +127,8 @@ pub struct DriverConfig {
     /// How long a probe waits for a write to become visible before calling it never seen.
     pub ryw_timeout: Duration,
     pub seed: u64,
+    /// The share of the stream this process drives (`--segment`); the whole stream by default.
+    pub segment: Segment,
 }
 
 /// Live counters for a progress display.
@@ -238,6 +241,7 @@ pub async fn drive<T: Target>(
                 ryw_share: cfg.ryw_share,
                 ryw_timeout: cfg.ryw_timeout,
                 seed: cfg.seed,
+                segment: cfg.segment,
                 probes: probes.clone(),
             };
             tasks.push(tokio::spawn(worker.run()));
@@ -253,7 +257,9 @@ pub async fn drive<T: Target>(
     let mut rec = recorder.lock().expect("recorder lock");
     for (is_write, lane, started) in lanes {
         if let Pace::PerSecond(rate) = lane.pace {
-            let due = due_before_end(start, cfg.duration, rate);
+            let due = cfg
+                .segment
+                .share_of(due_before_end(start, cfg.duration, rate));
             rec.record_unstarted(
                 is_write,
                 due.saturating_sub(started.load(Ordering::Relaxed)),
@@ -294,6 +300,7 @@ struct Worker<T> {
     ryw_share: f64,
     ryw_timeout: Duration,
     seed: u64,
+    segment: Segment,
     /// Read-your-writes probes polling off the lane (see `probe`).
     probes: Arc<Mutex<tokio::task::JoinSet<()>>>,
 }
@@ -303,7 +310,11 @@ impl<T: Target> Worker<T> {
         let mut session = self.target.session(self.is_write);
         let last_start = self.end + END_GRACE;
         loop {
-            let i = self.next.fetch_add(1, Ordering::Relaxed);
+            // This process's ops are every `count`-th of the stream, each keeping its due time
+            // in the full-rate schedule.
+            let i = self
+                .segment
+                .global(self.next.fetch_add(1, Ordering::Relaxed));
             let claimed = Instant::now();
             let intended = match self.lane.pace {
                 Pace::PerSecond(rate) => due_at(self.start, i, rate),
