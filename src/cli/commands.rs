@@ -120,6 +120,12 @@ fn plan_run(args: &RunArgs) -> Result<(Scenario, RunOptions), Failure> {
             .map_err(Failure::bad_input)?,
         seed_only: args.seed_only,
     };
+    if opts.scale_out.shares_db() && args.db.is_none() {
+        return Err(Failure::bad_input(anyhow!(
+            "--segment {} shares one database between the processes: give it with --db",
+            opts.scale_out.segment()
+        )));
+    }
     Ok((scenario, opts))
 }
 
