@@ -131,10 +131,18 @@ impl ScaleOut {
         if !self.shares_db() {
             return Ok(());
         }
-        if self.start_at.is_none() {
+        let Some(start_at) = self.start_at else {
             return Err(ScaleOutError::NoStartAt {
                 segment,
                 count: segment.count,
+            });
+        };
+        // Already past: say so before seeding or waiting for anything.
+        if let Err(e) = start_at.duration_since(SystemTime::now()) {
+            return Err(ScaleOutError::StartPassed {
+                start_at: rfc3339(start_at),
+                late: e.duration().as_secs_f64(),
+                segment,
             });
         }
         if read_db {
