@@ -258,7 +258,7 @@ fn one_two_and_four_processes_add_up_to_the_single_stream() {
                 sum.len(),
                 "{count} {kind}"
             );
-            if sum.len() > 0 {
+            if !sum.is_empty() {
                 assert_eq!(
                     latency["p50_us"],
                     sum.value_at_quantile(0.5),
@@ -283,7 +283,7 @@ fn one_two_and_four_processes_add_up_to_the_single_stream() {
                 &present,
                 &format!("/runs/0/metrics/histograms/intervals/{i}/write"),
             );
-            if h.len() > 0 {
+            if !h.is_empty() {
                 assert_eq!(
                     iv["write_p99_us"],
                     h.value_at_quantile(0.99),

@@ -285,7 +285,7 @@ pub fn parse_start_at(text: &str) -> Result<SystemTime, ScaleOutError> {
     let bad = || ScaleOutError::BadStartAt(text.to_string());
     let t = text.trim();
     if let Ok(secs) = t.parse::<f64>() {
-        if !(secs.is_finite() && secs >= 0.0 && secs < 1e11) {
+        if !(0.0..1e11).contains(&secs) {
             return Err(bad());
         }
         return Ok(UNIX_EPOCH + Duration::from_secs_f64(secs));

@@ -12,6 +12,10 @@
 //! a run invalid). Ops are claimed in order, so a worker that claims op *i* after it came due
 //! means every worker was busy at that moment.
 //!
+//! **One of N processes.** With a [`Segment`] `I/N` (`run --segment`), the lane's `k`-th op is
+//! stream op `k * N + I - 1`, due when it is due in the full-rate schedule: each process runs
+//! 1/N of the rate and the N processes together run the single stream.
+//!
 //! **The run ends on time.** Ops due at or after the end never start; an op that came due
 //! before the end but could not start by the end plus [`END_GRACE`] is not started either and
 //! counts as unstarted (the lane was saturated), so a rate far above capacity cannot stretch the
