@@ -36,6 +36,46 @@ pub struct Results {
     /// until then. Such results are never compared or decided on. Absent when `false`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub interrupted: bool,
+    /// The share of the op stream this process drove (`run --segment I/N`); absent for a
+    /// whole run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segment: Option<SegmentInfo>,
+    /// The segments `merge` added into these results; absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged: Option<Merged>,
+}
+
+/// A segment of a scale-out run: which share, when the N processes started, and how many of
+/// the stream's ops were this process's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SegmentInfo {
+    /// 1-based.
+    pub index: u32,
+    pub count: u32,
+    /// The start the N processes lined up on (`--start-at`), RFC 3339 UTC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_at: Option<String>,
+    /// This segment's ops: those that started (warm-up included) and those that came due and
+    /// never started. With a fixed rate, exactly this segment's share of the ops due in the
+    /// duration; the segments' counts add up to the single process's.
+    pub ops: u64,
+}
+
+/// What `merge` added.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Merged {
+    /// N of the segments `1/N` … `N/N`.
+    pub segments: u32,
+    /// The parts' files, in segment order.
+    pub files: Vec<String>,
+}
+
+/// When a run measured, in wall-clock time (Unix seconds), so that parts run by different
+/// processes can be checked to overlap.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct MeasuredWindow {
+    pub from_unix_s: f64,
+    pub to_unix_s: f64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -188,9 +228,23 @@ pub struct BackendRun {
     /// half-rewritten); absent for the other backends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rewrite_reads: Option<crate::metrics::rewrite_reads::RewriteReads>,
+    /// When the measured window was (a segment of a scale-out run); absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub measured_window: Option<MeasuredWindow>,
 }
 
 impl BackendRun {
+    /// Every op of the run: started (warm-up included) or due and never started.
+    pub fn ops_total(&self) -> u64 {
+        let m = &self.metrics;
+        let measured: u64 = ["write", "read"]
+            .iter()
+            .filter_map(|k| m.ops.get(*k))
+            .map(|o| o.count)
+            .sum();
+        m.warmup.ops + measured + m.unstarted.total()
+    }
+
     /// `cqrs-async`, or `cqrs-async @ reads 200/s` for a sweep point.
     pub fn label(&self) -> String {
         match &self.sweep_point {

@@ -104,6 +104,7 @@ async fn run(stall: bool) -> Outcome {
         ryw_timeout: Duration::from_secs(1),
         ryw_think_times: vec![Duration::ZERO],
         seed,
+        segment: cqrs_bench::workload::segment::Segment::WHOLE,
     };
     drive(
         target.clone(),

@@ -91,6 +91,7 @@ async fn run(
         ryw_timeout: Duration::from_secs(1),
         ryw_think_times: vec![Duration::ZERO],
         seed: 3,
+        segment: cqrs_bench::workload::segment::Segment::WHOLE,
     };
     // A driver that never returns fails here instead of hanging the suite.
     tokio::time::timeout(

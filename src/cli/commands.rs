@@ -7,8 +7,8 @@ use std::time::Duration;
 use anyhow::{anyhow, Context};
 
 use super::{
-    CheckArgs, Cmd, CompareArgs, DbArgs, DeadLetterArgs, Failure, ProjectorArgs, RebuildArgs,
-    ReportArgs, RunArgs, SeedArgs, VerifyArgs,
+    CheckArgs, Cmd, CompareArgs, DbArgs, DeadLetterArgs, Failure, MergeArgs, ProjectorArgs,
+    RebuildArgs, ReportArgs, RunArgs, SeedArgs, VerifyArgs,
 };
 use crate::backend::{cqrs_broker, prepare, BackendKind};
 use crate::check;
@@ -38,6 +38,7 @@ pub async fn dispatch(command: Cmd) -> Result<(), Failure> {
         Cmd::DeadLetters(a) => cmd_dead_letters(a).await,
         Cmd::Projector(a) => cmd_projector(a).await,
         Cmd::Drop(a) => cmd_drop(a).await,
+        Cmd::Merge(a) => cmd_merge(a),
     }
 }
 
@@ -105,6 +106,27 @@ fn plan_run(args: &RunArgs) -> Result<(Scenario, RunOptions), Failure> {
     opts.threads = usize::from(args.threads);
     opts.broker.url = args.nats.clone();
     opts.broker.replicas = usize::from(args.nats_replicas);
+    opts.scale_out = crate::run::scale_out::ScaleOut {
+        segment: args
+            .segment
+            .as_deref()
+            .map(crate::workload::segment::Segment::parse)
+            .transpose()
+            .map_err(Failure::bad_input)?,
+        start_at: args
+            .start_at
+            .as_deref()
+            .map(crate::run::scale_out::parse_start_at)
+            .transpose()
+            .map_err(Failure::bad_input)?,
+        seed_only: args.seed_only,
+    };
+    if opts.scale_out.shares_db() && args.db.is_none() {
+        return Err(Failure::bad_input(anyhow!(
+            "--segment {} shares one database between the processes: give it with --db",
+            opts.scale_out.segment()
+        )));
+    }
     Ok((scenario, opts))
 }
 
@@ -235,6 +257,15 @@ fn print_decision(results: &Results) {
 async fn cmd_run(args: RunArgs) -> Result<(), Failure> {
     let (scenario, mut opts) = plan_run(&args)?;
     opts.stop = stop_on_signals();
+    if opts.scale_out.seed_only {
+        for (kind, report, location) in crate::run::seed_for_segments(&scenario, &opts).await? {
+            outln!(
+                "seeded {location} for {kind}: {} rows, {} events",
+                report.rows, report.events
+            );
+        }
+        return Ok(());
+    }
     let results = execute_run(&scenario, &opts).await?;
     print_decision(&results);
     if results
@@ -689,5 +720,39 @@ fn cmd_compare(args: CompareArgs) -> Result<(), Failure> {
             )));
         }
     }
+    Ok(())
+}
+
+fn cmd_merge(args: MergeArgs) -> Result<(), Failure> {
+    let parts = args
+        .parts
+        .iter()
+        .map(|file| {
+            load_results(file).map(|results| report::merge::Part {
+                file: file.clone(),
+                results,
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let merged = report::merge::merge(parts).map_err(Failure::bad_input)?;
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| default_out_dir(&merged.scenario));
+    std::fs::create_dir_all(&out)
+        .with_context(|| format!("cannot create {}", out.display()))
+        .map_err(Failure::bad_input)?;
+    let path = out.join("results.json");
+    std::fs::write(&path, report::results_json(&merged))
+        .with_context(|| format!("cannot write {}", path.display()))
+        .map_err(Failure::bad_input)?;
+    let written = report::write_report(&merged, &out).map_err(Failure::bad_input)?;
+    outln!("{}", table::summary(&merged));
+    outln!(
+        "merged {} segments: {}",
+        merged.merged.as_ref().map_or(0, |m| m.segments),
+        path.display()
+    );
+    outln!("report: {}", written.html.display());
     Ok(())
 }

@@ -51,6 +51,19 @@ pub enum Cmd {
     /// <schema>_<backend> (on SQLite, the file and its backends' files beside it). Names each
     /// one dropped; refuses anything it did not create.
     Drop(DbArgs),
+    /// Add the results.json of the segments of a scale-out run (`run --segment I/N`) into one
+    /// results.json and one report.
+    Merge(MergeArgs),
+}
+
+#[derive(clap::Args)]
+pub struct MergeArgs {
+    /// The segments' results.json files, one per segment 1..N, in any order.
+    #[arg(required = true)]
+    pub parts: Vec<PathBuf>,
+    /// Where to write results.json and the report (default reports/<scenario>-<timestamp>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -198,6 +211,17 @@ pub struct RunArgs {
     /// Copies of cqrs-broker's stream a JetStream cluster keeps (1 on a single server).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=5))]
     pub nats_replicas: u8,
+    /// Drive the I-th of N shares of the op stream, one process of N (README "Scale out"):
+    /// op i is segment (i mod N) + 1's, at its time in the full-rate schedule.
+    #[arg(long, value_name = "I/N")]
+    pub segment: Option<String>,
+    /// When every segment starts its load: RFC 3339 (2026-12-06T10:00:00Z) or Unix seconds.
+    /// Segments other than 1 wait for the seeded database until then.
+    #[arg(long, value_name = "TIME")]
+    pub start_at: Option<String>,
+    /// Seed the database the segments share and stop (before starting them).
+    #[arg(long)]
+    pub seed_only: bool,
 }
 
 #[derive(clap::Args)]

@@ -38,7 +38,9 @@ use crate::domain::{CommandKind, QueryKind};
 
 pub mod cpu;
 pub mod event_store;
+pub mod histograms;
 mod latency;
+pub mod merge;
 pub mod rewrite_reads;
 pub mod ryw;
 pub mod skew;
@@ -228,6 +230,10 @@ pub struct RunMetrics {
     /// One entry per interval of measured time, from `start + warmup`, with no gaps (empty
     /// intervals appear with zeros). The last one may be partial (see `duration_s`).
     pub intervals: Vec<IntervalStats>,
+    /// The histograms behind these numbers, serialized (a segment of a scale-out run keeps
+    /// them so that `merge` can add the parts); absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub histograms: Option<histograms::RunHistograms>,
 }
 
 impl RunMetrics {
@@ -569,6 +575,9 @@ pub struct Recorder {
     closed: Vec<IntervalStats>,
     /// Intervals `closed.len()..`, contiguous, at most `INTERVAL_GRACE + 1` of them.
     open: VecDeque<OpenInterval>,
+    /// The histograms of `closed`, encoded as each interval closed, when the run keeps them
+    /// ([`keeping_histograms`](Self::keeping_histograms)).
+    closed_histograms: Option<Vec<histograms::IntervalHistograms>>,
 }
 
 impl Recorder {
@@ -606,13 +615,57 @@ impl Recorder {
             },
             closed: Vec::new(),
             open: VecDeque::new(),
+            closed_histograms: None,
+        }
+    }
+
+    /// Also keeps every histogram, serialized, for `RunMetrics::histograms` (a segment of a
+    /// scale-out run). An interval's histograms are encoded when it closes, so memory stays
+    /// a few hundred bytes per interval.
+    pub fn keeping_histograms(mut self) -> Self {
+        self.closed_histograms = Some(Vec::new());
+        self
+    }
+
+    /// Closes the oldest open interval.
+    fn close_oldest(&mut self) {
+        if let Some(iv) = self.open.pop_front() {
+            if let Some(kept) = &mut self.closed_histograms {
+                kept.push(histograms::IntervalHistograms::of(
+                    &iv.write, &iv.read, &iv.lag,
+                ));
+            }
+            self.closed.push(iv.close());
+        }
+    }
+
+    /// Closes the next interval, which nothing reached.
+    fn close_empty(&mut self) {
+        if let Some(kept) = &mut self.closed_histograms {
+            kept.push(histograms::IntervalHistograms::empty());
+        }
+        self.closed
+            .push(IntervalStats::empty(self.closed.len(), self.interval_s));
+    }
+
+    /// Adds encoded histograms from another recorder into interval `idx`, already closed
+    /// here.
+    fn add_closed_histograms(&mut self, idx: usize, other: &histograms::IntervalHistograms) {
+        if let Some(mine) = self.closed_histograms.as_mut().and_then(|v| v.get_mut(idx)) {
+            // Both sides encoded them; they decode.
+            let _ = mine.add(other);
         }
     }
 
     /// An empty recorder with the same start, warm-up and interval (for a worker whose
     /// samples are [`merge`](Self::merge)d back later).
     pub fn fork(&self) -> Self {
-        Recorder::new(self.start, self.warmup, self.interval)
+        let fork = Recorder::new(self.start, self.warmup, self.interval);
+        if self.closed_histograms.is_some() {
+            fork.keeping_histograms()
+        } else {
+            fork
+        }
     }
 
     /// Records one op. Latency = `finished - intended`, service time = `finished - started`
@@ -847,10 +900,24 @@ impl Recorder {
         if other_newest >= self.closed.len() {
             self.ensure_open(other_newest);
         }
+        let other_histograms = other.closed_histograms.unwrap_or_default();
         for (i, s) in other.closed.iter().enumerate() {
+            let encoded = other_histograms.get(i);
             match self.slot(i) {
-                Slot::Open(iv) => iv.stats.absorb(s),
-                Slot::Closed(mine) => mine.absorb(s),
+                Slot::Open(iv) => {
+                    iv.stats.absorb(s);
+                    if let Some(e) = encoded {
+                        let _ = histograms::add_encoded(&mut iv.write, &e.write);
+                        let _ = histograms::add_encoded(&mut iv.read, &e.read);
+                        let _ = histograms::add_encoded(&mut iv.lag, &e.lag);
+                    }
+                }
+                Slot::Closed(mine) => {
+                    mine.absorb(s);
+                    if let Some(e) = encoded {
+                        self.add_closed_histograms(i, e);
+                    }
+                }
             }
         }
         for iv in other.open {
@@ -861,7 +928,12 @@ impl Recorder {
                     add_histogram(&mut mine.read, &iv.read);
                     add_histogram(&mut mine.lag, &iv.lag);
                 }
-                Slot::Closed(mine) => mine.absorb(&iv.close()),
+                Slot::Closed(mine) => {
+                    let index = iv.index;
+                    let encoded = histograms::IntervalHistograms::of(&iv.write, &iv.read, &iv.lag);
+                    mine.absorb(&iv.close());
+                    self.add_closed_histograms(index, &encoded);
+                }
             }
         }
     }
@@ -892,8 +964,8 @@ impl Recorder {
         let measured = end.saturating_duration_since(self.measure_start);
         let measured_seconds = round_to(measured.as_secs_f64(), 1e9);
 
-        while let Some(iv) = self.open.pop_front() {
-            self.closed.push(iv.close());
+        while !self.open.is_empty() {
+            self.close_oldest();
         }
         let measured_ns = measured.as_nanos();
         let interval_ns = self.interval.as_nanos();
@@ -901,8 +973,7 @@ impl Recorder {
             .unwrap_or(usize::MAX)
             .min(MAX_INTERVALS);
         while self.closed.len() < n {
-            self.closed
-                .push(IntervalStats::empty(self.closed.len(), self.interval_s));
+            self.close_empty();
         }
         // The last interval inside the measured window may be partial.
         for (i, s) in self.closed.iter_mut().enumerate() {
@@ -937,6 +1008,31 @@ impl Recorder {
 
         let queue_wait = LatencyStats::from_histogram(&self.queue_wait);
         let dispatch = LatencyStats::from_histogram(&self.dispatch);
+        let histograms = self.closed_histograms.take().map(|intervals| {
+            use histograms::encode;
+            histograms::RunHistograms {
+                ops: self
+                    .ops
+                    .iter()
+                    .map(|(key, acc)| {
+                        (
+                            key.name(),
+                            histograms::OpHistograms {
+                                latency: encode(&acc.latency),
+                                service: encode(&acc.service),
+                            },
+                        )
+                    })
+                    .collect(),
+                lag: encode(&self.lag),
+                search_freshness: encode(&self.search_lag),
+                ryw_time_to_visible: encode(&self.ryw_ttv),
+                lateness: encode(&self.lateness),
+                queue_wait: encode(&self.queue_wait),
+                dispatch: encode(&self.dispatch),
+                intervals,
+            }
+        });
         RunMetrics {
             measured_seconds,
             interval_seconds: self.interval_s,
@@ -967,6 +1063,7 @@ impl Recorder {
             unstarted: self.unstarted,
             warmup: self.warmup_stats,
             intervals: self.closed,
+            histograms,
         }
     }
 
@@ -986,15 +1083,12 @@ impl Recorder {
     fn ensure_open(&mut self, idx: usize) {
         let oldest_kept = idx.saturating_sub(INTERVAL_GRACE);
         while self.open.front().is_some_and(|iv| iv.index < oldest_kept) {
-            if let Some(iv) = self.open.pop_front() {
-                self.closed.push(iv.close());
-            }
+            self.close_oldest();
         }
         if self.open.is_empty() {
             // Skipped-over intervals that nothing ever reached: summaries of nothing.
             while self.closed.len() < oldest_kept {
-                self.closed
-                    .push(IntervalStats::empty(self.closed.len(), self.interval_s));
+                self.close_empty();
             }
         }
         let mut next = self

@@ -55,6 +55,18 @@ impl ThinkTimeAcc {
         }
     }
 
+    /// The counts behind stats written before (`merge` adds parts' counts this way).
+    pub fn from_stats(stats: &[RywAtThinkTime]) -> ThinkTimeAcc {
+        let mut acc = ThinkTimeAcc::default();
+        for s in stats {
+            let think = Duration::from_micros((s.think_ms * 1e3).round() as u64);
+            let (p, m) = acc.by_think.entry(think).or_default();
+            *p += s.probes;
+            *m += s.misses;
+        }
+        acc
+    }
+
     /// Ascending by think time.
     pub fn stats(&self) -> Vec<RywAtThinkTime> {
         self.by_think

@@ -532,3 +532,53 @@ fn run_metrics_serde_round_trip() {
     assert_eq!(back.measured_seconds, 2.500123457);
     assert_eq!(back.warmup.ops, 500);
 }
+
+/// Two segments' metrics (every other op each, recorded by processes of their own) merged from
+/// their serialized histograms give the single recorder's numbers exactly: counts, totals'
+/// percentiles and every interval's p50/p99/max. Forked recorders keeping histograms merge
+/// their interval histograms too.
+#[test]
+fn segments_merged_from_histograms_match_one_recorder() {
+    let t0 = Instant::now();
+    let keep =
+        || Recorder::new(t0, Duration::from_secs(1), Duration::from_secs(1)).keeping_histograms();
+    let (mut single, mut a, mut b) = (keep(), keep(), keep());
+    let mut fork_a = keep();
+    let mut fork_b = fork_a.fork();
+    for i in 0..2_000u64 {
+        let intended = t0 + ms(5 * i);
+        let key = if i % 3 == 0 { PAGE } else { PLACE };
+        let took = Duration::from_micros(500 + (i * 7919) % 30_000);
+        let part = if i % 2 == 0 { &mut a } else { &mut b };
+        let fork = if i % 2 == 0 { &mut fork_a } else { &mut fork_b };
+        for r in [&mut single, part, fork] {
+            op(r, key, intended, took, Outcome::Ok);
+            r.record_lag(intended, took * 2);
+            r.record_start(intended, intended, intended + took / 10);
+        }
+    }
+    let end = t0 + Duration::from_secs(10);
+    let one = single.finish(end);
+    let merged = merge::merge_metrics(&[&a.finish(end), &b.finish(end)]).unwrap();
+    assert_eq!(one.ops, merged.ops);
+    assert_eq!(one.lag, merged.lag);
+    assert_eq!(one.lateness, merged.lateness);
+    assert_eq!(one.queue_wait, merged.queue_wait);
+    assert_eq!(one.warmup, merged.warmup);
+    assert_eq!(one.intervals, merged.intervals);
+    assert!(one.intervals.iter().any(|iv| iv.write_p99_us > 0));
+
+    fork_a.merge(fork_b);
+    let forked = fork_a.finish(end);
+    let (h1, h2) = (
+        one.histograms.as_ref().unwrap(),
+        forked.histograms.as_ref().unwrap(),
+    );
+    assert_eq!(h1.intervals.len(), h2.intervals.len());
+    for (x, y) in h1.intervals.iter().zip(&h2.intervals) {
+        let d = |t: &str| histograms::decode(t).unwrap();
+        assert_eq!(d(&x.write), d(&y.write));
+        assert_eq!(d(&x.read), d(&y.read));
+        assert_eq!(d(&x.lag), d(&y.lag));
+    }
+}

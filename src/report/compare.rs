@@ -169,7 +169,7 @@ pub struct Comparison {
 pub struct Refusal(pub Vec<String>);
 
 /// What differs in the scenarios, field by field (top-level keys of the scenario as run).
-fn scenario_diffs(base: &Results, new: &Results) -> Vec<String> {
+pub(crate) fn scenario_diffs(base: &Results, new: &Results) -> Vec<String> {
     let a = serde_json::to_value(&base.scenario).unwrap_or_default();
     let b = serde_json::to_value(&new.scenario).unwrap_or_default();
     let mut out = Vec::new();

@@ -13,6 +13,7 @@
 pub mod compare;
 pub mod document;
 pub mod event_sourcing;
+pub mod merge;
 pub mod plot;
 pub mod stats;
 pub mod table;

@@ -5,6 +5,7 @@
 pub mod projector;
 pub mod rewrite_probe;
 pub mod stop;
+pub mod scale_out;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -21,8 +22,8 @@ use crate::db::{Db, DbError, DbUrl, OpenMode, DEFAULT_SCHEMA};
 use crate::metrics::Recorder;
 use crate::projection::projector::{LagTracker, ProjectorError, ProjectorMode};
 use crate::results::{
-    utc_timestamp, BackendRun, Environment, ProjectorReport, Rates, Results, SweepPoint, ToolInfo,
-    FORMAT_VERSION,
+    utc_timestamp, BackendRun, Environment, MeasuredWindow, ProjectorReport, Rates, Results,
+    SegmentInfo, SweepPoint, ToolInfo, FORMAT_VERSION,
 };
 use crate::scenario::{Rate, Scenario, Sweep};
 use crate::verify::{verify_read_store, verify_with, VerifyError};
@@ -62,6 +63,8 @@ pub struct RunOptions {
     pub command: &'static str,
     /// Set when the run should stop early (SIGINT/SIGTERM).
     pub stop: StopSignal,
+    /// How this process takes part in a scale-out run (`--segment`, `--start-at`).
+    pub scale_out: scale_out::ScaleOut,
 }
 
 impl RunOptions {
@@ -84,6 +87,7 @@ impl RunOptions {
             read_db: None,
             command: "run",
             stop: StopSignal::never(),
+            scale_out: scale_out::ScaleOut::default(),
         }
     }
 }
@@ -100,6 +104,8 @@ pub enum RunError {
     Verify(#[from] VerifyError),
     #[error("interrupted before any load was measured; nothing was written")]
     Interrupted,
+    #[error(transparent)]
+    ScaleOut(#[from] scale_out::ScaleOutError),
     #[error("cannot write {path}: {source}")]
     Io {
         path: String,
@@ -116,6 +122,7 @@ impl RunError {
             RunError::Db(e) => e.exit_code(),
             RunError::Io { .. } => 2,
             RunError::Open(e) => e.exit_code(),
+            RunError::ScaleOut(e) => e.exit_code(),
             RunError::Projector(_) | RunError::Verify(_) => 3,
             RunError::Interrupted => INTERRUPTED_EXIT,
         }
@@ -215,6 +222,11 @@ pub async fn run_scenario(s: &Scenario, opts: &RunOptions) -> Result<Results, Ru
             .map(|d| d.as_secs())
             .unwrap_or(0),
     );
+    opts.scale_out.check(
+        s,
+        s.backends.len() * points(s).len(),
+        opts.read_db.is_some(),
+    )?;
     let mut runs = Vec::new();
     let mut environment = None;
     for &kind in &s.backends {
@@ -233,7 +245,7 @@ pub async fn run_scenario(s: &Scenario, opts: &RunOptions) -> Result<Results, Ru
             if opts.stop.is_set() {
                 break;
             }
-            match run_one(&at, opts, kind, point, reads, stream).await {
+            match run_one(&at, opts, kind, point, reads, stream, &hash).await {
                 Ok((run, env)) => {
                     environment.get_or_insert(env);
                     runs.push(run);
@@ -269,6 +281,13 @@ pub async fn run_scenario(s: &Scenario, opts: &RunOptions) -> Result<Results, Ru
             projector_mode: opts.projector_mode,
             threads: opts.threads,
         }),
+        segment: opts.scale_out.segment.map(|seg| SegmentInfo {
+            index: seg.index,
+            count: seg.count,
+            start_at: opts.scale_out.start_at_text(),
+            ops: runs.iter().map(BackendRun::ops_total).sum(),
+        }),
+        merged: None,
         runs,
         interrupted,
     };
@@ -331,6 +350,32 @@ async fn abandon(opts: &RunOptions, url: &DbUrl, schema_name: &str) {
     db.close().await;
 }
 
+/// `run --seed-only`: seeds the database each backend's segments share, marks it for their
+/// run, and stops; segment 1 then finds it seeded. Returns what was seeded, per backend.
+pub async fn seed_for_segments(
+    s: &Scenario,
+    opts: &RunOptions,
+) -> Result<Vec<(BackendKind, crate::db::load::SeedReport, String)>, RunError> {
+    opts.scale_out.check(
+        s,
+        s.backends.len() * points(s).len(),
+        opts.read_db.is_some(),
+    )?;
+    let stream = OpStream::new(s.seed, &s.dataset, &s.mix_spec());
+    let hash = stream_hash(&stream, HASHED_OPS, HASHED_OPS);
+    let mut seeded = Vec::new();
+    for &kind in &s.backends {
+        let (url, schema_name) = backend_target(opts, kind);
+        let (db, report) = opts
+            .scale_out
+            .seed_or_wait(&url, &schema_name, kind, s, &hash, MIN_POOL)
+            .await?;
+        seeded.push((kind, report, db.location()));
+        db.close().await;
+    }
+    Ok(seeded)
+}
+
 /// The smallest pool a run opens by default.
 const MIN_POOL: u32 = 8;
 
@@ -356,8 +401,13 @@ async fn run_one(
     point: Option<SweepPoint>,
     reads: Lane,
     stream: Arc<OpStream>,
+    stream_hash: &str,
 ) -> Result<(BackendRun, Environment), RunError> {
     let (url, schema_name) = backend_target(opts, kind);
+    let scale_out = &opts.scale_out;
+    // Segments share the database; only the first runs the background work on it.
+    let shared = scale_out.shares_db();
+    let first = scale_out.is_first();
     let workers = s.writes.workers + if reads.active() { reads.workers } else { 0 };
     // Room for every worker to keep a connection; an explicit smaller pool is shared instead.
     let pool_for_workers = pool_size_for(workers);
@@ -368,6 +418,11 @@ async fn run_one(
     }
     let seeding = async {
         let (db, seed_report) = match &read_target {
+            None if shared => {
+                scale_out
+                    .seed_or_wait(&url, &schema_name, kind, s, stream_hash, pool_size)
+                    .await?
+            }
             None => prepare(&url, &schema_name, kind, s.seed, &s.dataset, pool_size).await?,
             Some(_) => {
                 let provisions = read_db::write_side_provisions(kind);
@@ -446,8 +501,9 @@ async fn run_one(
             db.clone(),
             BackendOptions {
                 projector,
-                run_projector: true,
-                lag: Some(lag.clone()),
+                run_projector: first,
+                // Lag is matched in the process that applies the events.
+                lag: first.then(|| lag.clone()),
                 broker: BrokerOptions {
                     keep: opts.keep_db,
                     ..opts.broker.clone()
@@ -457,9 +513,9 @@ async fn run_one(
                 replica,
                 snapshot_every: s.event_sourcing.snapshot_every,
                 read_store: read_store.clone(),
-                search,
+                search: search && first,
                 search_dir: search_dir.clone(),
-                search_lag: Some(search_lag.clone()),
+                search_lag: first.then(|| search_lag.clone()),
             },
         )
         .await?,
@@ -476,6 +532,7 @@ async fn run_one(
         ryw_timeout: Duration::from_secs(5),
         ryw_think_times: s.ryw_think_times.clone(),
         seed: s.seed,
+        segment: scale_out.segment(),
     };
     let floor = calibrate(backend.clone(), stream.clone(), &cfg).await;
     if opts.stop.is_set() {
@@ -493,12 +550,14 @@ async fn run_one(
     }
 
     let lead = Duration::from_millis(200);
-    let start = Instant::now() + lead;
-    let recorder = Arc::new(Mutex::new(Recorder::new(
-        start,
-        s.warmup,
-        Duration::from_secs(1),
-    )));
+    let start = scale_out.start(lead)?;
+    let lead = start.saturating_duration_since(Instant::now());
+    let recorder = Recorder::new(start, s.warmup, Duration::from_secs(1));
+    // A segment keeps its histograms for `merge`.
+    let recorder = Arc::new(Mutex::new(match scale_out.segment {
+        Some(_) => recorder.keeping_histograms(),
+        None => recorder,
+    }));
     let progress = Arc::new(Progress::default());
     let (stop_lag, mut lag_stopped) = tokio::sync::oneshot::channel::<()>();
     let lag_task = {
@@ -639,8 +698,19 @@ async fn run_one(
         bar.finish_and_clear();
     }
 
-    // An interrupted run does not wait for the read side, nor verify it.
-    if !interrupted {
+    let measured_window = scale_out.segment.map(|_| {
+        let wall = |at: Instant| {
+            let now = (Instant::now(), SystemTime::now());
+            scale_out::unix_seconds(now.1 - now.0.saturating_duration_since(at))
+        };
+        MeasuredWindow {
+            from_unix_s: wall(start + s.warmup),
+            to_unix_s: wall(load_end),
+        }
+    });
+    // An interrupted run does not wait for the read side, nor verify it; another
+    // segment's process applies the events (and waits for them).
+    if !interrupted && first {
         backend.wait_caught_up(opts.catch_up_timeout).await?;
     }
     let catch_up_seconds = load_end.elapsed().as_secs_f64();
@@ -671,6 +741,8 @@ async fn run_one(
     };
     let verify_report = match &read_store {
         _ if interrupted => None,
+        // Other segments may still be writing: verify after the last one.
+        _ if shared => None,
         Some(store) => Some(verify_read_store(&db, store).await?),
         None if kind.verified_against() != VerifiedAgainst::Nothing => {
             Some(verify_with(&db, search_dir.as_deref()).await?)
@@ -727,7 +799,7 @@ async fn run_one(
     };
     let outage = crate::results::Outage::from_metrics(&metrics);
     let read_store_location = read_store.as_ref().map(|store| store.location());
-    let kept_database = if opts.keep_db {
+    let kept_database = if opts.keep_db || shared {
         Some(match &read_store {
             Some(store) => format!("{}, read store {}", db.location(), store.location()),
             None => db.location(),
@@ -765,6 +837,7 @@ async fn run_one(
             lag_parts,
             read_store: read_store_location,
             rewrite_reads,
+            measured_window,
         },
         environment,
     ))

@@ -12,6 +12,10 @@
 //! a run invalid). Ops are claimed in order, so a worker that claims op *i* after it came due
 //! means every worker was busy at that moment.
 //!
+//! **One of N processes.** With a [`Segment`] `I/N` (`run --segment`), the lane's `k`-th op is
+//! stream op `k * N + I - 1`, due when it is due in the full-rate schedule: each process runs
+//! 1/N of the rate and the N processes together run the single stream.
+//!
 //! **The run ends on time.** Ops due at or after the end never start; an op that came due
 //! before the end but could not start by the end plus [`END_GRACE`] is not started either and
 //! counts as unstarted (the lane was saturated), so a rate far above capacity cannot stretch the
@@ -29,6 +33,7 @@ use crate::metrics::{CpuSnapshot, DriverCpu, OpKey, Outcome, Recorder};
 use crate::workload::mix::OpStream;
 use crate::workload::pacer::Pacer;
 use crate::workload::rng::Rng;
+use crate::workload::segment::Segment;
 
 /// What the driver talks to. `Backend` implements it; tests wrap it to inject faults. Each
 /// worker opens one session and runs all its ops in it.
@@ -131,6 +136,8 @@ pub struct DriverConfig {
     /// `ryw_think_times`).
     pub ryw_think_times: Vec<Duration>,
     pub seed: u64,
+    /// The share of the stream this process drives (`--segment`); the whole stream by default.
+    pub segment: Segment,
 }
 
 /// Live counters for a progress display.
@@ -265,6 +272,7 @@ pub async fn drive<T: Target>(
                 ryw_timeout: cfg.ryw_timeout,
                 ryw_think_times: think_times.clone(),
                 seed: cfg.seed,
+                segment: cfg.segment,
                 probes: probes.clone(),
                 probe_slots: probe_slots.clone(),
             };
@@ -289,7 +297,7 @@ pub async fn drive<T: Target>(
     let mut rec = recorder.lock().expect("recorder lock");
     for (is_write, lane, started) in lanes {
         if let Pace::PerSecond(rate) = lane.pace {
-            let due = due_before_end(start, ran_for, rate);
+            let due = cfg.segment.share_of(due_before_end(start, ran_for, rate));
             rec.record_unstarted(
                 is_write,
                 due.saturating_sub(started.load(Ordering::Relaxed)),
@@ -331,6 +339,7 @@ struct Worker<T> {
     ryw_timeout: Duration,
     ryw_think_times: Arc<[Duration]>,
     seed: u64,
+    segment: Segment,
     /// Read-your-writes probes polling off the lane (see `probe`).
     probes: Arc<Mutex<tokio::task::JoinSet<()>>>,
     /// Room for more probes (at most `RYW_MAX_IN_FLIGHT` at once).
@@ -342,7 +351,11 @@ impl<T: Target> Worker<T> {
         let mut session = self.target.session(self.is_write);
         let last_start = self.end + END_GRACE;
         loop {
-            let i = self.next.fetch_add(1, Ordering::Relaxed);
+            // This process's ops are every `count`-th of the stream, each keeping its due time
+            // in the full-rate schedule.
+            let i = self
+                .segment
+                .global(self.next.fetch_add(1, Ordering::Relaxed));
             let claimed = Instant::now();
             let intended = match self.lane.pace {
                 Pace::PerSecond(rate) => due_at(self.start, i, rate),

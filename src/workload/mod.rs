@@ -6,3 +6,4 @@ pub mod keys;
 pub mod mix;
 pub mod pacer;
 pub mod rng;
+pub mod segment;
