@@ -224,8 +224,9 @@ pub struct RunMetrics {
     pub driver_behind: bool,
     /// What happened during warm-up (excluded from everything else).
     pub warmup: WarmupStats,
-    /// One entry per interval of measured time, from `start + warmup`, with no gaps (empty
-    /// intervals appear with zeros). The last one may be partial (see `duration_s`).
+    /// One entry per interval of measured time, from `start + warmup` to the load's end, with
+    /// no gaps (empty intervals appear with zeros). The last one may be partial (see
+    /// `duration_s`). Lag applied after the load's end (catching up) is in `lag`, in no interval.
     pub intervals: Vec<IntervalStats>,
 }
 
@@ -856,6 +857,10 @@ impl Recorder {
             self.closed
                 .push(IntervalStats::empty(self.closed.len(), self.interval_s));
         }
+        // Intervals after the load's end hold only lag applied while catching up: an interval
+        // of no ops there reads as a drop to zero (plots) and a sample (compare's t-tests).
+        // That lag stays in the totals.
+        self.closed.truncate(n);
         // The last interval inside the measured window may be partial.
         for (i, s) in self.closed.iter_mut().enumerate() {
             let begin_ns = i as u128 * interval_ns;

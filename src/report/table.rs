@@ -13,7 +13,11 @@ fn rate(target: Option<f64>, achieved: f64) -> String {
     crate::format::rate(target, achieved, "/")
 }
 
+/// p50, p99, p99.9 and max; `-` for each when nothing was measured (not `0µs`).
 fn lat(l: &LatencyStats) -> String {
+    if l.count == 0 {
+        return format!("{:>8} {:>8} {:>8} {:>8}", "-", "-", "-", "-");
+    }
     format!(
         "{:>8} {:>8} {:>8} {:>8}",
         fmt_us(l.p50_us),
