@@ -223,3 +223,26 @@ pub fn summary(results: &Results) -> String {
     );
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_side_that_sent_nothing_shows_no_figures() {
+        // `--write-rate 0`: no target, nothing achieved, no latencies.
+        assert_eq!(rate(None, 0.0), "none");
+        let none = lat(&LatencyStats::default());
+        assert!(!none.contains("0µs"), "{none}");
+        assert_eq!(none.split_whitespace().collect::<Vec<_>>(), ["-"; 4]);
+        let some = lat(&LatencyStats {
+            count: 3,
+            p50_us: 850,
+            p99_us: 900,
+            p999_us: 900,
+            max_us: 900,
+            ..LatencyStats::default()
+        });
+        assert!(some.contains("850µs"), "{some}");
+    }
+}
