@@ -35,9 +35,12 @@ pub fn fmt_us(us: u64) -> String {
     fmt_ms(us as f64)
 }
 
-/// An achieved rate against its target: `98/100`, `412/max` (with `sep` between them).
+/// An achieved rate against its target: `98/100`, `412/max` (with `sep` between them), or
+/// `none` for a side that sent nothing and was not asked to (rate 0 has no target, like
+/// closed loop, but it is not `0/max`).
 pub fn rate(target: Option<f64>, achieved: f64, sep: &str) -> String {
     match target {
+        _ if achieved == 0.0 && target.is_none_or(|t| t == 0.0) => "none".to_string(),
         Some(t) => format!("{achieved:.0}{sep}{t:.0}"),
         None => format!("{achieved:.0}{sep}max"),
     }
@@ -82,6 +85,15 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rates_against_targets() {
+        assert_eq!(rate(Some(100.0), 98.4, "/"), "98/100");
+        assert_eq!(rate(None, 412.0, "/"), "412/max");
+        // A side with rate 0 sent nothing: not `0/max`.
+        assert_eq!(rate(None, 0.0, "/"), "none");
+        assert_eq!(rate(Some(0.0), 0.0, "/"), "none");
+    }
 
     #[test]
     fn figures() {

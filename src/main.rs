@@ -3,7 +3,8 @@
 //!
 //! Exit codes: 0 success · 1 a check failed (verify found mismatches) · 2 bad input or an
 //! unusable database (usage, scenario file, URL, connection, a schema the tool does not own) ·
-//! 3 the run itself failed (a database error mid-run) · 130 interrupted (SIGINT/SIGTERM).
+//! 3 the run itself failed (a database error mid-run) · 4 `compare --fail-on-regression` could
+//! test no metric · 130 interrupted (SIGINT/SIGTERM).
 
 use std::process::ExitCode;
 use std::time::Duration;

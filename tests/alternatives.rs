@@ -293,8 +293,24 @@ fn check_gates_on_the_alternatives_thresholds() {
     };
     let url = std::env::var(PG_ENV).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let scenario =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/matview-dashboard.toml");
+    // The shipped thresholds are latency limits, which a real run on a busy 2-core machine can
+    // miss: here the alternatives' metrics are gated by limits a busy machine cannot break
+    // (matview's staleness is at least something, its refreshes run on a schedule; triggers'
+    // writes were measured; nothing failed), which still fail when not measured.
+    let shipped = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/matview-dashboard.toml"),
+    )
+    .unwrap();
+    let (workload, _) = shipped.split_once("[thresholds]").unwrap();
+    let scenario = dir.path().join("matview-dashboard.toml");
+    std::fs::write(
+        &scenario,
+        format!(
+            "{workload}[thresholds]\n\"*.errors\" = \"== 0\"\n\"matview.lag.p99\" = \"> 0ms\"\n\
+             \"triggers.write.p99\" = \"> 0ms\"\n\"triggers.verify.mismatches\" = \"== 0\"\n"
+        ),
+    )
+    .unwrap();
     let junit = dir.path().join("junit.xml");
     let o = std::process::Command::new(BIN)
         .args([

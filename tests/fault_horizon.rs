@@ -5,7 +5,7 @@
 mod common;
 
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use cqrs_bench::backend::cqrs_async;
@@ -78,9 +78,7 @@ async fn pinned_horizon_is_lag_not_loss() {
     // The session goes: everything arrives, nothing is missing or doubled.
     sqlx::query("ROLLBACK").execute(&mut blocker).await.unwrap();
     drop(blocker);
-    let released = Instant::now();
     b.wait_caught_up(Duration::from_secs(60)).await.unwrap();
-    assert!(released.elapsed() < Duration::from_secs(10));
     let report = verify(&db).await.unwrap();
     assert_eq!(report.mismatches, 0, "{report:?}");
     let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events")

@@ -35,7 +35,10 @@ async fn run_survives_a_postgres_restart() {
         return;
     };
     if std::env::var("CQRS_BENCH_TEST_PG_RESTART").as_deref() != Ok("1") {
-        eprintln!("SKIPPED run_survives_a_postgres_restart: set CQRS_BENCH_TEST_PG_RESTART=1 (it restarts the server)");
+        skip(
+            "run_survives_a_postgres_restart",
+            "set CQRS_BENCH_TEST_PG_RESTART=1 (it restarts the server)",
+        );
         return;
     }
     let dir = tempfile::tempdir().unwrap();

@@ -6,7 +6,7 @@
 //! - Headless Chromium renders the page: a screenshot PNG of the given size is written, and a
 //!   copy of the page with a probe script (the report itself has no scripts) checks in the
 //!   browser that every plot has a non-empty box and data elements that are on top at their own
-//!   position — i.e. visible. Without `/usr/bin/chromium` this part prints SKIPPED (CI installs
+//!   position — i.e. visible. Without `/usr/bin/chromium` this part prints SKIPPED, or fails where `CQRS_BENCH_REQUIRE_SERVICES=1` (CI installs
 //!   it: see `.ci/run`).
 //! - `report RESULTS.json` regenerates the same files; a sweep gets per-level plots and a load
 //!   curve with one point per level.
@@ -14,6 +14,8 @@
 //!   invalid and no winner is named; a backend whose *system* saturated is a finding, loses the
 //!   level to a backend that kept up, and marks the crossover of a sweep. A gap smaller than the
 //!   harness's floor is reported as below its resolution, never ranked.
+
+mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -356,7 +358,10 @@ const PROBE: &str = r##"
 #[test]
 fn chromium_renders_every_plot() {
     if !Path::new(CHROMIUM).exists() {
-        println!("SKIPPED: {CHROMIUM} not found (apt-get install -y chromium)");
+        common::skip(
+            "chromium_renders_every_plot",
+            &format!("{CHROMIUM} not found (apt-get install -y chromium)"),
+        );
         return;
     }
     let dir = run_dir();

@@ -515,13 +515,6 @@ fn with_password(url: &str) -> String {
     format!("{scheme}://{user}:{PASSWORD}@{host}{tail}")
 }
 
-fn pg_env() -> Option<String> {
-    match std::env::var(common::PG_ENV) {
-        Ok(u) if !u.is_empty() => Some(u),
-        _ => None,
-    }
-}
-
 async fn admin(url: &str) -> sqlx::PgPool {
     sqlx::postgres::PgPoolOptions::new()
         .max_connections(2)
@@ -554,11 +547,7 @@ fn leaks(o: &Out) -> Option<String> {
 
 #[test]
 fn passwords_never_appear() {
-    let Some(env) = pg_env() else {
-        eprintln!(
-            "SKIPPED passwords_never_appear: set {} to run it",
-            common::PG_ENV
-        );
+    let Some(env) = common::pg_env("passwords_never_appear") else {
         return;
     };
     let url = with_password(&env);
@@ -817,11 +806,7 @@ async fn make_foreign_schema(pool: &sqlx::PgPool, schema: &str) {
 
 #[test]
 fn foreign_postgres_schema_is_refused_and_untouched() {
-    let Some(env) = pg_env() else {
-        eprintln!(
-            "SKIPPED foreign_postgres_schema_is_refused_and_untouched: set {} to run it",
-            common::PG_ENV
-        );
+    let Some(env) = common::pg_env("foreign_postgres_schema_is_refused_and_untouched") else {
         return;
     };
     let url = with_password(&env);
@@ -937,11 +922,8 @@ fn foreign_postgres_schema_is_refused_and_untouched() {
 
 #[test]
 fn look_alike_meta_table_in_postgres_is_refused_with_exit_2() {
-    let Some(env) = pg_env() else {
-        eprintln!(
-            "SKIPPED look_alike_meta_table_in_postgres_is_refused_with_exit_2: set {} to run it",
-            common::PG_ENV
-        );
+    let Some(env) = common::pg_env("look_alike_meta_table_in_postgres_is_refused_with_exit_2")
+    else {
         return;
     };
     let url = with_password(&env);
@@ -1008,11 +990,7 @@ async fn tables_in(pool: &sqlx::PgPool, schema: &str) -> Vec<String> {
 /// tables, and `DROP SCHEMA … RESTRICT` leaves the schema because it still holds their table.
 #[test]
 fn own_postgres_schema_keeps_foreign_tables() {
-    let Some(env) = pg_env() else {
-        eprintln!(
-            "SKIPPED own_postgres_schema_keeps_foreign_tables: set {} to run it",
-            common::PG_ENV
-        );
+    let Some(env) = common::pg_env("own_postgres_schema_keeps_foreign_tables") else {
         return;
     };
     let url = with_password(&env);

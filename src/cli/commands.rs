@@ -307,6 +307,17 @@ async fn cmd_check(args: CheckArgs) -> Result<(), Failure> {
             .with_context(|| format!("cannot write {}", path.display()))
             .map_err(Failure::bad_input)?;
     }
+    // Thresholds on backends `--backends` left out: listed, so none vanishes from the output.
+    for t in scenario.thresholds.iter() {
+        if let Some(b) = t.backend.filter(|b| !scenario.backends.contains(b)) {
+            outln!(
+                "SKIP {:<24} threshold {} {}: not checked, {b} is not run (--backends)",
+                b.name(),
+                t.name,
+                t.condition
+            );
+        }
+    }
     let failed = lines.iter().filter(|l| !l.passed).count();
     print_decision(&results);
     if failed > 0 {
@@ -708,6 +719,16 @@ fn cmd_compare(args: CompareArgs) -> Result<(), Failure> {
         report::compare::compare(&base, &new, args.force).map_err(Failure::bad_input)?;
     out!("{}", comparison.render());
     if let Some(pct) = args.fail_on_regression {
+        if comparison.tested() == 0 {
+            return Err(Failure {
+                code: super::NOTHING_TESTED,
+                error: anyhow!(
+                    "--fail-on-regression: nothing could be tested ({} metrics had fewer than 2 \
+                     intervals in a run): a gate that tests nothing cannot pass",
+                    comparison.untested()
+                ),
+            });
+        }
         let over = comparison.regressions_over(pct);
         if !over.is_empty() {
             return Err(Failure::check_failed(anyhow!(

@@ -178,6 +178,12 @@ pub struct RunArgs {
     /// Write rate in ops/s, or "max" for closed loop (overrides the scenario).
     #[arg(long)]
     pub write_rate: Option<String>,
+    /// Read rate in ops/s, or "max" for closed loop (overrides the scenario).
+    #[arg(long)]
+    pub read_rate: Option<String>,
+    /// Warm-up, e.g. 5s, excluded from the measurements (overrides the scenario).
+    #[arg(long)]
+    pub warmup: Option<String>,
     /// Concurrent writers (overrides the scenario).
     #[arg(long)]
     pub write_workers: Option<u32>,
@@ -269,6 +275,8 @@ impl RunArgs {
             duration: self.duration.clone(),
             seed: self.seed,
             write_rate: self.write_rate.clone(),
+            read_rate: self.read_rate.clone(),
+            warmup: self.warmup.clone(),
             write_workers: self.write_workers,
             read_workers: self.read_workers,
         }
@@ -298,6 +306,10 @@ impl ValueEnum for ProjectorMode {
         }))
     }
 }
+
+/// Exit code of `compare --fail-on-regression` when no metric could be tested: the gate
+/// could not judge, which is neither a pass (0) nor a regression (1).
+pub const NOTHING_TESTED: u8 = 4;
 
 /// A command that did not succeed: what to say, and the exit code (README "Exit codes":
 /// 1 a check failed, 2 bad input or an unusable database, 3 the run itself failed).

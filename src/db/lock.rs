@@ -140,6 +140,9 @@ impl Place {
 /// Locks held until dropped (or until the process ends, whichever comes first).
 #[derive(Default)]
 pub struct Locks {
+    /// Databases are taken in shared mode: the processes of one scale-out run (`--segment`)
+    /// use one database together, and any other user still needs it alone.
+    share_databases: bool,
     files: Vec<FileLock>,
     /// One lock session per PostgreSQL database (host, port, database name).
     sessions: Vec<(SessionKey, sqlx::PgConnection)>,
@@ -170,6 +173,24 @@ impl Locks {
         Ok(locks)
     }
 
+    /// As [`Locks::take`], but databases (schemas, SQLite files) are shared with the other
+    /// processes of a scale-out run, which take them the same way; an output folder is still
+    /// this process's alone, and an exclusive holder of a database refuses the lot.
+    pub async fn take_sharing_databases(
+        places: &[Place],
+        command: &str,
+    ) -> Result<Locks, LockError> {
+        let holder = Holder::this_process(command);
+        let mut locks = Locks {
+            share_databases: true,
+            ..Locks::default()
+        };
+        for place in places {
+            locks.add(place, &holder).await?;
+        }
+        Ok(locks)
+    }
+
     /// Takes one more place, for the same holder as the first.
     async fn add(&mut self, place: &Place, holder: &Holder) -> Result<(), LockError> {
         match place {
@@ -178,16 +199,29 @@ impl Locks {
                     place: place.describe(),
                     source,
                 })?;
-                self.files
-                    .push(FileLock::take(dir.join(DIR_LOCK_FILE), place, holder)?);
+                self.files.push(FileLock::take(
+                    dir.join(DIR_LOCK_FILE),
+                    place,
+                    holder,
+                    false,
+                )?);
             }
             Place::SqliteFile(path) => {
                 let mut name = path.clone().into_os_string();
                 name.push(".lock");
-                self.files
-                    .push(FileLock::take(PathBuf::from(name), place, holder)?);
+                self.files.push(FileLock::take(
+                    PathBuf::from(name),
+                    place,
+                    holder,
+                    self.share_databases,
+                )?);
             }
             Place::Schema { url, schema } => {
+                let try_lock = if self.share_databases {
+                    "SELECT pg_try_advisory_lock_shared(hashtext($1), hashtext($2))"
+                } else {
+                    "SELECT pg_try_advisory_lock(hashtext($1), hashtext($2))"
+                };
                 let session = self.session_for(url, holder, place).await?;
                 // A holder that just died (kill -9) keeps its lock until the server has seen
                 // its connection close: a moment, allowed for before refusing.
@@ -196,9 +230,7 @@ impl Locks {
                     if attempt > 0 {
                         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                     }
-                    taken = sqlx::query_scalar(
-                        "SELECT pg_try_advisory_lock(hashtext($1), hashtext($2))",
-                    )
+                    taken = sqlx::query_scalar(try_lock)
                     .bind(ADVISORY_CLASS)
                     .bind(schema)
                     .fetch_one(&mut *session)
@@ -293,10 +325,18 @@ async fn advisory_holder(session: &mut sqlx::PgConnection, schema: &str) -> Stri
 struct FileLock {
     file: File,
     path: PathBuf,
+    /// Held with other processes (shared mode): the file names the first of them and stays
+    /// when this one lets go, since the others still hold it.
+    shared: bool,
 }
 
 impl FileLock {
-    fn take(path: PathBuf, place: &Place, holder: &Holder) -> Result<FileLock, LockError> {
+    fn take(
+        path: PathBuf,
+        place: &Place,
+        holder: &Holder,
+        shared: bool,
+    ) -> Result<FileLock, LockError> {
         let io_err = |source| LockError::Io {
             place: place.describe(),
             source,
@@ -309,7 +349,12 @@ impl FileLock {
                 .truncate(false)
                 .open(&path)
                 .map_err(io_err)?;
-            if !file.try_lock_exclusive().map_err(io_err)? {
+            let taken = if shared {
+                FileExt::try_lock_shared(&file).map_err(io_err)?
+            } else {
+                file.try_lock_exclusive().map_err(io_err)?
+            };
+            if !taken {
                 let mut text = String::new();
                 let _ = file.read_to_string(&mut text);
                 let holder = match Holder::from_tag(&text) {
@@ -326,10 +371,19 @@ impl FileLock {
             if !same_file(&file, &path) {
                 continue;
             }
+            if shared {
+                // Another sharer may have named itself already; the first one stays named.
+                let mut text = String::new();
+                let _ = file.read_to_string(&mut text);
+                if Holder::from_tag(&text).is_none() {
+                    writeln!(file, "{}", holder.tag()).map_err(io_err)?;
+                }
+                return Ok(FileLock { file, path, shared });
+            }
             file.set_len(0).map_err(io_err)?;
             file.rewind().map_err(io_err)?;
             writeln!(file, "{}", holder.tag()).map_err(io_err)?;
-            return Ok(FileLock { file, path });
+            return Ok(FileLock { file, path, shared });
         }
     }
 }
@@ -345,7 +399,9 @@ fn same_file(file: &File, path: &Path) -> bool {
 impl Drop for FileLock {
     fn drop(&mut self) {
         // Removed while still locked, so no one takes the name in between.
-        let _ = std::fs::remove_file(&self.path);
+        if !self.shared {
+            let _ = std::fs::remove_file(&self.path);
+        }
         let _ = FileExt::unlock(&self.file);
     }
 }

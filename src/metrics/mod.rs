@@ -227,8 +227,9 @@ pub struct RunMetrics {
     pub driver_behind: bool,
     /// What happened during warm-up (excluded from everything else).
     pub warmup: WarmupStats,
-    /// One entry per interval of measured time, from `start + warmup`, with no gaps (empty
-    /// intervals appear with zeros). The last one may be partial (see `duration_s`).
+    /// One entry per interval of measured time, from `start + warmup` to the load's end, with
+    /// no gaps (empty intervals appear with zeros). The last one may be partial (see
+    /// `duration_s`). Lag applied after the load's end (catching up) is in `lag`, in no interval.
     pub intervals: Vec<IntervalStats>,
     /// The histograms behind these numbers, serialized (a segment of a scale-out run keeps
     /// them so that `merge` can add the parts); absent otherwise.
@@ -975,6 +976,10 @@ impl Recorder {
         while self.closed.len() < n {
             self.close_empty();
         }
+        // Intervals after the load's end hold only lag applied while catching up: an interval
+        // of no ops there reads as a drop to zero (plots) and a sample (compare's t-tests).
+        // That lag stays in the totals.
+        self.closed.truncate(n);
         // The last interval inside the measured window may be partial.
         for (i, s) in self.closed.iter_mut().enumerate() {
             let begin_ns = i as u128 * interval_ns;

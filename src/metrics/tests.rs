@@ -218,6 +218,31 @@ fn interval_series_has_no_gaps_and_adds_up() {
 }
 
 #[test]
+fn no_interval_after_the_loads_end() {
+    // An async backend applies lag samples while it catches up after the load: they count
+    // in the lag totals but open no interval past the measured window.
+    let t0 = Instant::now();
+    let mut r = Recorder::new(t0, Duration::ZERO, Duration::from_secs(1));
+    for s in 0..3u64 {
+        op(
+            &mut r,
+            PLACE,
+            t0 + Duration::from_secs(s),
+            ms(1),
+            Outcome::Ok,
+        );
+    }
+    r.record_lag(t0 + secs(2.5), ms(20));
+    r.record_lag(t0 + secs(3.4), ms(900));
+    r.record_lag(t0 + secs(4.2), ms(1700));
+    let m = r.finish(t0 + secs(3.0));
+    assert_eq!(m.intervals.len(), 3, "{:?}", m.intervals);
+    assert!(m.intervals.iter().all(|i| i.writes == 1));
+    assert_eq!(m.lag.count, 3);
+    assert_eq!(m.intervals[2].lag_count, 1);
+}
+
+#[test]
 fn late_samples_within_grace_are_exact_older_ones_touch_counts_and_max_only() {
     let t0 = Instant::now();
     let mut r = Recorder::new(t0, Duration::ZERO, Duration::from_secs(1));

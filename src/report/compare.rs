@@ -364,6 +364,20 @@ impl Comparison {
             .count()
     }
 
+    /// Metrics present in the runs that could not be tested (fewer than two intervals on a
+    /// side, e.g. a run of one interval).
+    pub fn untested(&self) -> usize {
+        self.changes
+            .iter()
+            .filter(|c| c.judgement == Judgement::Untested)
+            .count()
+    }
+
+    /// Metrics the t-test judged.
+    pub fn tested(&self) -> usize {
+        self.changes.len() - self.untested()
+    }
+
     /// The comparison as a text table.
     pub fn render(&self) -> String {
         let mut out = String::new();
@@ -424,14 +438,16 @@ impl Comparison {
         }
         let _ = writeln!(
             out,
-            "\n{} significant regressions, {} significant improvements, {} metrics without significant change \
+            "\n{} significant regressions, {} significant improvements, {} metrics without significant change, \
+             {} metrics not tested (fewer than 2 intervals in a run) \
              (Welch's t-test over per-interval values, two-sided, α = {ALPHA}; no correction for multiple comparisons)",
             self.regressions(),
             self.improvements(),
             self.changes
                 .iter()
                 .filter(|c| c.judgement == Judgement::NoChange)
-                .count()
+                .count(),
+            self.untested()
         );
         out
     }

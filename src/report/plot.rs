@@ -75,6 +75,9 @@ pub fn backend_hex(kind: BackendKind) -> String {
 }
 
 const FONT: &str = "sans-serif";
+/// Width of the strip right of every chart's plotting area where its legend goes (the
+/// longest label, `event-sourced p50`, with its swatch).
+const LEGEND_W: u32 = 160;
 const TARGET: RGBColor = RGBColor(0x44, 0x44, 0x44);
 
 /// Every plot for these results, in report order.
@@ -108,7 +111,7 @@ pub fn plots(results: &Results) -> Result<Vec<Plot>, PlotError> {
                 "The same percentile spectrum for each query, one panel per query and one for \
                  all reads together."
                     .into(),
-                (1200, 760),
+                (1500, 760),
                 |root| read_spectra(root, level),
             )?);
             out.push(plot(
@@ -291,9 +294,9 @@ fn num_label(v: f64) -> String {
     }
 }
 
-/// Log-axis bounds covering `values` (ms): the top is a whole decade (so the axis always has
-/// a labelled tick) at least `headroom` times the largest value (room for the legend), the
-/// bottom the largest 1, 2 or 5 × 10^k at or below the smallest value.
+/// Log-axis bounds covering `values` (ms): the top is a whole decade at least `headroom` times
+/// the largest value, the bottom the largest 1, 2 or 5 × 10^k at or below the smallest value
+/// and at most a tenth of the top (so the axis carries at least two labelled decades).
 fn log_bounds_with(values: impl IntoIterator<Item = f64>, headroom: f64) -> (f64, f64) {
     let (mut lo, mut hi) = (f64::INFINITY, 0.0_f64);
     for v in values {
@@ -317,7 +320,8 @@ fn log_bounds_with(values: impl IntoIterator<Item = f64>, headroom: f64) -> (f64
     if hi <= lo {
         hi = 10f64.powf(lo.log10().floor() + 1.0);
     }
-    (lo, hi)
+    // At least a decade, so the axis carries at least two labelled decades, not one label.
+    (lo.min(hi / 10.0), hi)
 }
 
 fn log_bounds(values: impl IntoIterator<Item = f64>) -> (f64, f64) {
@@ -347,10 +351,6 @@ fn line_style(c: RGBColor, width: u32) -> ShapeStyle {
     }
 }
 
-fn legend_line(c: RGBColor) -> impl Fn((i32, i32)) -> PathElement<(i32, i32)> {
-    move |(x, y)| PathElement::new(vec![(x, y), (x + 22, y)], line_style(c, 3))
-}
-
 fn no_data(area: &Area, title: &str, what: &str) -> DrawResult {
     let (w, h) = area.dim_in_pixel();
     area.draw(&Text::new(
@@ -378,7 +378,7 @@ fn log_y_chart<'a, 'b>(
     Ok(ChartBuilder::on(area)
         .caption(title, (FONT, 17))
         .margin(10)
-        .margin_right(28)
+        .margin_right(LEGEND_W)
         .x_label_area_size(42)
         .y_label_area_size(62)
         .build_cartesian_2d(0f64..xmax, (ylo..yhi).log_scale())?)
@@ -417,14 +417,13 @@ fn spectrum_chart(
         .label_style((FONT, 13))
         .axis_desc_style((FONT, 14))
         .draw()?;
+    let mut legend = Vec::new();
     for (kind, points) in &series {
         let c = backend_rgb(*kind);
-        chart
-            .draw_series(LineSeries::new(points.iter().copied(), line_style(c, 2)))?
-            .label(kind.name())
-            .legend(legend_line(c));
+        chart.draw_series(LineSeries::new(points.iter().copied(), line_style(c, 2)))?;
+        legend.push((kind.name().to_string(), Swatch::Line(c)));
     }
-    draw_legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
+    draw_legend(area, &legend)?;
     Ok(())
 }
 
@@ -483,7 +482,7 @@ fn read_bars(root: &Area, level: &Level) -> DrawResult {
     let mut chart = ChartBuilder::on(root)
         .caption("p50 (solid) and p99 (light) per query", (FONT, 17))
         .margin(10)
-        .margin_right(28)
+        .margin_right(LEGEND_W)
         .x_label_area_size(42)
         .y_label_area_size(62)
         .build_cartesian_2d(0f64..nq, (ylo..yhi).log_scale())?;
@@ -500,6 +499,7 @@ fn read_bars(root: &Area, level: &Level) -> DrawResult {
         .draw()?;
     let nb = runs.len().max(1) as f64;
     let slot = 0.8 / nb;
+    let mut legend = Vec::new();
     for (j, run) in runs.iter().enumerate() {
         let c = backend_rgb(run.backend);
         let mut p99 = Vec::new();
@@ -521,10 +521,8 @@ fn read_bars(root: &Area, level: &Level) -> DrawResult {
             ));
         }
         chart.draw_series(p99)?;
-        chart
-            .draw_series(p50)?
-            .label(run.backend.name())
-            .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 16, y + 6)], c.filled()));
+        chart.draw_series(p50)?;
+        legend.push((run.backend.name().to_string(), Swatch::Bar(c)));
     }
     // Query names under their groups.
     let style = TextStyle::from((FONT, 14).into_font()).color(&BLACK).pos(
@@ -542,25 +540,55 @@ fn read_bars(root: &Area, level: &Level) -> DrawResult {
             style.clone(),
         ))?;
     }
-    draw_legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
+    draw_legend(root, &legend)?;
     Ok(())
 }
 
-/// The legend box every chart uses, at `position`.
-fn draw_legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
-    chart: &mut ChartContext<'a, DB, CT>,
-    position: SeriesLabelPosition,
-) -> DrawResult
-where
-    DB::ErrorType: 'static,
-{
-    chart
-        .configure_series_labels()
-        .position(position)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK.mix(0.3))
-        .label_font((FONT, 13))
-        .draw()?;
+/// How a legend entry shows its series.
+#[derive(Debug, Clone, Copy)]
+enum Swatch {
+    Line(RGBColor),
+    Dashed(RGBColor),
+    Bar(RGBColor),
+}
+
+/// The legend every chart uses, drawn in the strip right of its plotting area that every
+/// chart keeps free ([`LEGEND_W`], its right margin), so it never covers a data point.
+/// `area`: what the chart was built on. (plotters' own legend is drawn inside the plotting
+/// area: anything placed outside it is clamped to its edge.)
+fn draw_legend(area: &Area, entries: &[(String, Swatch)]) -> DrawResult {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let (w, _) = area.dim_in_pixel();
+    let (x, top, row) = (w as i32 - LEGEND_W as i32 + 2, 34, 17);
+    let bottom = top + 6 + row * entries.len() as i32;
+    let frame = [(x, top), (x + LEGEND_W as i32 - 12, bottom)];
+    area.draw(&Rectangle::new(frame, WHITE.mix(0.85).filled()))?;
+    area.draw(&Rectangle::new(frame, BLACK.mix(0.3)))?;
+    let font = (FONT, 11).into_font().color(&BLACK);
+    for (i, (label, swatch)) in entries.iter().enumerate() {
+        let y = top + 3 + row * i as i32 + row / 2;
+        match *swatch {
+            Swatch::Line(c) => area.draw(&PathElement::new(
+                vec![(x + 6, y), (x + 28, y)],
+                line_style(c, 3),
+            ))?,
+            Swatch::Dashed(c) => {
+                for x0 in [x + 6, x + 19] {
+                    area.draw(&PathElement::new(
+                        vec![(x0, y), (x0 + 9, y)],
+                        line_style(c, 2),
+                    ))?;
+                }
+            }
+            Swatch::Bar(c) => area.draw(&Rectangle::new(
+                [(x + 9, y - 6), (x + 25, y + 6)],
+                c.filled(),
+            ))?,
+        }
+        area.draw(&Text::new(label.clone(), (x + 34, y - 6), font.clone()))?;
+    }
     Ok(())
 }
 
@@ -610,7 +638,7 @@ fn lag(root: &Area, level: &Level) -> DrawResult {
     let mut chart = ChartBuilder::on(&left)
         .caption("lag per 1 s interval", (FONT, 17))
         .margin(10)
-        .margin_right(28)
+        .margin_right(LEGEND_W)
         .x_label_area_size(42)
         .y_label_area_size(62)
         .build_cartesian_2d(0f64..time_span(level), (ylo..yhi).log_scale())?;
@@ -624,24 +652,21 @@ fn lag(root: &Area, level: &Level) -> DrawResult {
         .label_style((FONT, 13))
         .axis_desc_style((FONT, 14))
         .draw()?;
+    let mut legend = Vec::new();
     for (kind, p99, p50) in &per_run {
         let c = backend_rgb(*kind);
-        chart
-            .draw_series(LineSeries::new(p99.iter().copied(), line_style(c, 2)))?
-            .label(format!("{} p99", kind.name()))
-            .legend(legend_line(c));
+        chart.draw_series(LineSeries::new(p99.iter().copied(), line_style(c, 2)))?;
+        legend.push((format!("{} p99", kind.name()), Swatch::Line(c)));
         chart.draw_series(p99.iter().map(|p| Circle::new(*p, 3, c.filled())))?;
-        chart
-            .draw_series(DashedLineSeries::new(
-                p50.iter().copied(),
-                6,
-                4,
-                line_style(c, 2),
-            ))?
-            .label(format!("{} p50", kind.name()))
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 8, y)], line_style(c, 2)));
+        chart.draw_series(DashedLineSeries::new(
+            p50.iter().copied(),
+            6,
+            4,
+            line_style(c, 2),
+        ))?;
+        legend.push((format!("{} p50", kind.name()), Swatch::Dashed(c)));
     }
-    draw_legend(&mut chart, SeriesLabelPosition::UpperRight)?;
+    draw_legend(&left, &legend)?;
     // Distribution.
     let series: Vec<_> = runs
         .iter()
@@ -689,7 +714,7 @@ fn throughput(root: &Area, level: &Level) -> DrawResult {
         let mut chart = ChartBuilder::on(area)
             .caption(format!("{title} per second"), (FONT, 17))
             .margin(10)
-            .margin_right(28)
+            .margin_right(LEGEND_W)
             .x_label_area_size(42)
             .y_label_area_size(62)
             .build_cartesian_2d(0f64..span, 0f64..ymax)?;
@@ -702,37 +727,32 @@ fn throughput(root: &Area, level: &Level) -> DrawResult {
             .label_style((FONT, 13))
             .axis_desc_style((FONT, 14))
             .draw()?;
+        let mut legend = Vec::new();
         if let Some(t) = target {
-            chart
-                .draw_series(DashedLineSeries::new(
-                    [(0.0, t), (span, t)],
-                    8,
-                    5,
-                    line_style(TARGET, 2),
-                ))?
-                .label(format!("target {}/s", trim_num(t)))
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 10, y)], line_style(TARGET, 2))
-                });
+            chart.draw_series(DashedLineSeries::new(
+                [(0.0, t), (span, t)],
+                8,
+                5,
+                line_style(TARGET, 2),
+            ))?;
+            legend.push((format!("target {}/s", trim_num(t)), Swatch::Dashed(TARGET)));
         }
         let n = series.len();
         for (j, (kind, points)) in series.iter().enumerate() {
             let c = backend_rgb(*kind);
             let width = layered_width(j, n);
-            chart
-                .draw_series(LineSeries::new(
-                    points.iter().copied(),
-                    line_style(c, width),
-                ))?
-                .label(kind.name())
-                .legend(legend_line(c));
+            chart.draw_series(LineSeries::new(
+                points.iter().copied(),
+                line_style(c, width),
+            ))?;
+            legend.push((kind.name().to_string(), Swatch::Line(c)));
             chart.draw_series(
                 points
                     .iter()
                     .map(|p| Circle::new(*p, 1 + width as i32, c.filled())),
             )?;
         }
-        draw_legend(&mut chart, SeriesLabelPosition::LowerRight)?;
+        draw_legend(area, &legend)?;
     }
     Ok(())
 }
@@ -840,15 +860,14 @@ fn p99_panels(
             .label_style((FONT, 13))
             .axis_desc_style((FONT, 14))
             .draw()?;
+        let mut legend = Vec::new();
         for (kind, points) in &series {
             let c = backend_rgb(*kind);
-            chart
-                .draw_series(LineSeries::new(points.iter().copied(), line_style(c, 2)))?
-                .label(kind.name())
-                .legend(legend_line(c));
+            chart.draw_series(LineSeries::new(points.iter().copied(), line_style(c, 2)))?;
+            legend.push((kind.name().to_string(), Swatch::Line(c)));
             chart.draw_series(points.iter().map(|p| Circle::new(*p, 5, c.filled())))?;
         }
-        draw_legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
+        draw_legend(area, &legend)?;
     }
     Ok(())
 }
@@ -872,9 +891,56 @@ mod tests {
         assert_eq!(log_bounds([0.7, 30.0]), (0.5, 100.0));
         assert_eq!(log_bounds([0.3, 30.0]), (0.2, 100.0));
         assert_eq!(log_bounds([2.2, 30.0]), (1.0, 100.0));
-        assert_eq!(log_bounds([10.0]), (5.0, 10.0));
+        // One value: still a decade, two labels.
+        assert_eq!(log_bounds([10.0]), (1.0, 10.0));
+        assert_eq!(log_bounds([7.0, 9.0]), (1.0, 10.0));
         assert_eq!(log_bounds_with([1.5, 7.0], 3.0), (1.0, 100.0));
         assert_eq!(log_bounds(std::iter::empty()), (0.1, 10.0));
+    }
+
+    /// The x of every `<text>` element of `svg` whose content is `label`.
+    fn text_xs(svg: &str, label: &str) -> Vec<i32> {
+        let mut xs = Vec::new();
+        for (i, _) in svg.match_indices(&format!(">\n{label}\n</text>")) {
+            let open = svg[..i].rfind("<text x=\"").expect("a text element");
+            let x = &svg[open + 9..];
+            xs.push(x[..x.find('"').unwrap()].parse().unwrap());
+        }
+        xs
+    }
+
+    #[test]
+    fn legends_sit_outside_the_plotting_area() {
+        let results: Results =
+            serde_json::from_str(include_str!("../../reports/sample/results.json")).unwrap();
+        let plots = plots(&results).unwrap();
+        let mut seen = 0;
+        for name in ["write-spectrum", "throughput", "load"] {
+            let plot = plots.iter().find(|p| p.name == name).unwrap();
+            let width: i32 = {
+                let w = &plot.svg[plot.svg.find("width=\"").unwrap() + 7..];
+                w[..w.find('"').unwrap()].parse().unwrap()
+            };
+            for run in &results.runs {
+                for x in text_xs(&plot.svg, run.backend.name()) {
+                    // Right of the plotting area of the chart it labels: in the last
+                    // LEGEND_W pixels of that chart (a half of the figure for two panels).
+                    let panel = if name == "write-spectrum" {
+                        width
+                    } else {
+                        width / 2
+                    };
+                    let within = x.rem_euclid(panel);
+                    assert!(
+                        within >= panel - LEGEND_W as i32 - 10,
+                        "{name}: legend label {} at x {x} lies over the plot",
+                        run.backend.name()
+                    );
+                    seen += 1;
+                }
+            }
+        }
+        assert!(seen >= 3, "no legend labels found");
     }
 
     #[test]

@@ -13,7 +13,11 @@ fn rate(target: Option<f64>, achieved: f64) -> String {
     crate::format::rate(target, achieved, "/")
 }
 
+/// p50, p99, p99.9 and max; `-` for each when nothing was measured (not `0µs`).
 fn lat(l: &LatencyStats) -> String {
+    if l.count == 0 {
+        return format!("{:>8} {:>8} {:>8} {:>8}", "-", "-", "-", "-");
+    }
     format!(
         "{:>8} {:>8} {:>8} {:>8}",
         fmt_us(l.p50_us),
@@ -218,4 +222,27 @@ pub fn summary(results: &Results) -> String {
         "\nlatency is measured from each op's intended start (open loop); rates are achieved/target"
     );
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_side_that_sent_nothing_shows_no_figures() {
+        // `--write-rate 0`: no target, nothing achieved, no latencies.
+        assert_eq!(rate(None, 0.0), "none");
+        let none = lat(&LatencyStats::default());
+        assert!(!none.contains("0µs"), "{none}");
+        assert_eq!(none.split_whitespace().collect::<Vec<_>>(), ["-"; 4]);
+        let some = lat(&LatencyStats {
+            count: 3,
+            p50_us: 850,
+            p99_us: 900,
+            p999_us: 900,
+            max_us: 900,
+            ..LatencyStats::default()
+        });
+        assert!(some.contains("850µs"), "{some}");
+    }
 }

@@ -206,12 +206,19 @@ pub async fn run_scenario(s: &Scenario, opts: &RunOptions) -> Result<Results, Ru
     std::fs::create_dir_all(&opts.out_dir).map_err(io_err(&opts.out_dir))?;
     // Every place the run writes is its own until it ends: another run, seed or drop there
     // is refused at once, and so is this run if another holds one.
-    let _locks = Locks::take(&places(s, opts), opts.command)
-        .await
-        .map_err(DbError::from)?;
-    for &kind in &s.backends {
-        let (url, schema_name) = backend_target(opts, kind);
-        refuse_half_seeded_at(&url, &schema_name).await?;
+    // The processes of a scale-out run share their database (segment 1 seeds it while the
+    // others wait for it to be marked ready, so they do not refuse it as half-seeded).
+    let _locks = if opts.scale_out.shares_db() {
+        Locks::take_sharing_databases(&places(s, opts), opts.command).await
+    } else {
+        Locks::take(&places(s, opts), opts.command).await
+    }
+    .map_err(DbError::from)?;
+    if !opts.scale_out.shares_db() {
+        for &kind in &s.backends {
+            let (url, schema_name) = backend_target(opts, kind);
+            refuse_half_seeded_at(&url, &schema_name).await?;
+        }
     }
     let mix = s.mix_spec();
     let stream = Arc::new(OpStream::new(s.seed, &s.dataset, &mix));
@@ -361,6 +368,18 @@ pub async fn seed_for_segments(
         s.backends.len() * points(s).len(),
         opts.read_db.is_some(),
     )?;
+    // Shared like the segments' own runs: they may already be waiting for this seed.
+    let places: Vec<Place> = s
+        .backends
+        .iter()
+        .map(|&kind| {
+            let (url, schema_name) = backend_target(opts, kind);
+            Place::database(&url, &schema_name)
+        })
+        .collect();
+    let _locks = Locks::take_sharing_databases(&places, "seed-only")
+        .await
+        .map_err(DbError::from)?;
     let stream = OpStream::new(s.seed, &s.dataset, &s.mix_spec());
     let hash = stream_hash(&stream, HASHED_OPS, HASHED_OPS);
     let mut seeded = Vec::new();

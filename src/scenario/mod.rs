@@ -17,7 +17,8 @@
 //! seed = 42            # integer >= 0; default 1
 //! duration = "30s"     # required, > 0; a number (integer or decimal) and a unit: ms, s, m, h
 //! warmup = "5s"        # default "0s"; must be shorter than duration
-//! backends = ["normalized", "cqrs-sync", "cqrs-async"]  # default all three; non-empty, no duplicates
+//! backends = ["normalized", "cqrs-sync", "cqrs-async"]  # default: the registry's default set
+//!                      # (normalized, cqrs-sync, cqrs-async, event-sourced); non-empty, no duplicates
 //! ryw_share = 0.1      # share of writes followed by a read-your-writes probe, in [0, 1]; default 0
 //! ryw_think_times = ["0ms", "200ms", "1s"]  # when a probe looks, after the write's commit
 //!                      # (a user's pause before reading); ascending, no repeats, 1 to 5 of
@@ -42,7 +43,8 @@
 //!                      # free disk (PostgreSQL's disk cannot be seen from the client)
 //!
 //! [writes]             # optional; default: no writes
-//! rate = 200           # ops/s: a number > 0, 0 for none, or "max" (closed loop); default 0
+//! rate = 200           # ops/s: a number > 0 (at most 1000000: ops are stamped at least 1 µs
+//!                      # apart), 0 for none, or "max" (closed loop); default 0
 //! workers = 4          # integer >= 1; default 4. Open loop: most writes in flight at once;
 //!                      # closed loop: the number of workers
 //! mix = { place_order = 50, pay_order = 15, ship_order = 10, cancel_order = 5, add_review = 10, change_price = 5, restock = 5 }
@@ -383,7 +385,8 @@ impl Scenario {
             .parse::<toml::Table>()
             .map_err(|e| fail(vec![parse::syntax_problem(text, &e)]))?;
         let flags = overrides.apply(&mut root);
-        let mut scenario = parse::scenario(&root, name).map_err(|mut problems| {
+        let overridden: Vec<&str> = flags.iter().map(|(key, _)| *key).collect();
+        let mut scenario = parse::scenario(&root, name, &overridden).map_err(|mut problems| {
             for p in &mut problems {
                 if let Some((key, flag)) = flags.iter().find(|(key, _)| names_key(&p.path, key)) {
                     p.path = format!("{flag}{}", &p.path[key.len()..]);
@@ -490,6 +493,10 @@ pub struct Overrides {
     pub seed: Option<u64>,
     /// `--write-rate`: ops/s or `max`.
     pub write_rate: Option<String>,
+    /// `--warmup`, as written (`5s`).
+    pub warmup: Option<String>,
+    /// `--read-rate`: ops/s or `max`.
+    pub read_rate: Option<String>,
     pub write_workers: Option<u32>,
     pub read_workers: Option<u32>,
 }
@@ -522,14 +529,24 @@ impl Overrides {
             set(None, "duration", Value::String(d.clone()));
             flags.push(("duration", "--duration"));
         }
-        if let Some(rate) = &self.write_rate {
+        if let Some(d) = &self.warmup {
+            set(None, "warmup", Value::String(d.clone()));
+            flags.push(("warmup", "--warmup"));
+        }
+        let rate_value = |rate: &str| {
             let rate = rate.trim();
-            let value = match rate.parse::<f64>() {
+            match rate.parse::<f64>() {
                 Ok(r) => Value::Float(r),
                 Err(_) => Value::String(rate.to_string()),
-            };
-            set(Some("writes"), "rate", value);
+            }
+        };
+        if let Some(rate) = &self.write_rate {
+            set(Some("writes"), "rate", rate_value(rate));
             flags.push(("writes.rate", "--write-rate"));
+        }
+        if let Some(rate) = &self.read_rate {
+            set(Some("reads"), "rate", rate_value(rate));
+            flags.push(("reads.rate", "--read-rate"));
         }
         if let Some(n) = self.write_workers {
             set(Some("writes"), "workers", Value::Integer(n.into()));

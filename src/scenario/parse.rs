@@ -66,6 +66,8 @@ pub const MAX_RYW_THINK_TIME: Duration = Duration::from_secs(60);
 const DIST_KINDS: &str = "uniform, zipf, hotspot";
 const DEFAULT_WORKERS: u32 = 4;
 const DEFAULT_SEED: u64 = 1;
+/// The highest open-loop rate: the op stream's timestamps are whole microseconds.
+const MAX_RATE: f64 = 1e6;
 
 /// A TOML syntax error as one problem located by line and column.
 pub(super) fn syntax_problem(text: &str, e: &toml::de::Error) -> Problem {
@@ -130,7 +132,15 @@ fn element(prefix: &str, i: usize) -> String {
 }
 
 /// Walks a scenario table; `Err` carries every problem found.
-pub(super) fn scenario(root: &Table, name: &str) -> Result<Scenario, Vec<Problem>> {
+/// `overridden`: the key paths the command line gave (`duration`, `backends`, ...). A warm-up
+/// not shorter than a duration given there is the duration's problem; thresholds on backends
+/// that `--backends` leaves out are the user's choice (`check` lists them as not checked).
+pub(super) fn scenario(
+    root: &Table,
+    name: &str,
+    overridden: &[&str],
+) -> Result<Scenario, Vec<Problem>> {
+    let blame_duration = overridden.contains(&"duration") && !overridden.contains(&"warmup");
     let mut w = Walker::default();
     w.unknown_keys(root, "", TOP_KEYS);
 
@@ -151,7 +161,16 @@ pub(super) fn scenario(root: &Table, name: &str) -> Result<Scenario, Vec<Problem
         Some(v) => w.duration(v, "warmup"),
     };
     if let (Some(d), Some(wu)) = (duration, warmup) {
-        if wu >= d {
+        if wu >= d && blame_duration {
+            w.problem(
+                "duration",
+                format!(
+                    "{} is not longer than the warm-up ({})",
+                    format_duration(d),
+                    format_duration(wu)
+                ),
+            );
+        } else if wu >= d {
             w.problem(
                 "warmup",
                 format!(
@@ -178,7 +197,9 @@ pub(super) fn scenario(root: &Table, name: &str) -> Result<Scenario, Vec<Problem
         "query",
     );
     let (product_keys, user_keys) = w.keys(root.get("keys"));
+    let problems_before_backends = w.problems.len();
     let backends = w.backends(root.get("backends"));
+    let backends_valid = w.problems.len() == problems_before_backends;
     let projector = w.projector(root.get("projector"));
     let event_sourcing = w.event_sourcing(root.get("event_sourcing"));
     let sweep = w.sweep(root.get("sweep"));
@@ -199,6 +220,11 @@ pub(super) fn scenario(root: &Table, name: &str) -> Result<Scenario, Vec<Problem
     let ryw_think_times = w.ryw_think_times(root.get("ryw_think_times"));
     let thresholds = w.thresholds(root.get("thresholds"));
     let budgets = w.budgets(root.get("budgets"));
+    let backends_chosen = overridden.contains(&"backends");
+    w.thresholds_can_fail(
+        &thresholds,
+        (backends_valid && !backends_chosen).then_some(&backends),
+    );
     let matview = w.matview(root.get("matview"));
     let text_search = w.text_search(root.get("text_search"));
     let story = root.get("story").and_then(|v| w.story(v));
@@ -531,12 +557,30 @@ impl Walker {
                 );
                 None
             }
-            Value::Integer(_) | Value::Float(_) => self.non_negative(v, path).map(Rate::PerSecond),
+            Value::Integer(_) | Value::Float(_) => {
+                self.rate_per_second(v, path).map(Rate::PerSecond)
+            }
             other => {
                 self.expected(path, "a number or \"max\"", other);
                 None
             }
         }
+    }
+
+    /// An open-loop rate: >= 0 and at most [`MAX_RATE`] (ops are stamped whole µs apart).
+    fn rate_per_second(&mut self, v: &Value, path: &str) -> Option<f64> {
+        let r = self.non_negative(v, path)?;
+        if r > MAX_RATE {
+            self.problem(
+                path,
+                format!(
+                    "must be at most {MAX_RATE} ops/s (ops are stamped at least 1 µs apart), \
+                     got {r}; use \"max\" for a closed loop"
+                ),
+            );
+            return None;
+        }
+        Some(r)
     }
 
     fn load<K: Ord + Copy>(
@@ -1029,7 +1073,7 @@ impl Walker {
                 let rates: Vec<Option<f64>> = items
                     .iter()
                     .enumerate()
-                    .map(|(i, x)| self.non_negative(x, &element("sweep.read_rates", i)))
+                    .map(|(i, x)| self.rate_per_second(x, &element("sweep.read_rates", i)))
                     .collect();
                 rates
                     .into_iter()
@@ -1115,6 +1159,21 @@ impl Walker {
             }
         }
         out
+    }
+
+    /// Every threshold is a gate: a bad run can fail it, and (given `backends`, the file's
+    /// own) it is checked on a backend that runs.
+    fn thresholds_can_fail(
+        &mut self,
+        thresholds: &Thresholds,
+        backends: Option<&Vec<BackendKind>>,
+    ) {
+        for t in thresholds.iter() {
+            let not_run = backends.and_then(|b| t.not_run(b));
+            if let Some(why) = not_run.or_else(|| t.refusal()) {
+                self.problem(child("thresholds", &t.name), why);
+            }
+        }
     }
 
     fn thresholds(&mut self, v: Option<&Value>) -> Thresholds {

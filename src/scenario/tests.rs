@@ -226,7 +226,8 @@ rate = 3
     let max = parse(&BASE.replace("rate = 100", "rate = \"max\"")).unwrap();
     assert_eq!(max.writes.rate, Rate::Max);
     assert_eq!(max.mix_spec().write_interval_us, 1_000);
-    let fast = parse(&BASE.replace("rate = 100", "rate = 3e6")).unwrap();
+    // The highest rate: writes stamped 1 µs apart (a higher one is refused, below).
+    let fast = parse(&BASE.replace("rate = 100", "rate = 1e6")).unwrap();
     assert_eq!(fast.mix_spec().write_interval_us, 1);
 }
 
@@ -1015,7 +1016,8 @@ fn quick_and_ci_are_what_the_runner_expects() {
     assert_eq!(ci.thresholds["*.errors"], "== 0");
     assert_eq!(ci.thresholds["*.write.p99"], "<= 500ms");
     assert_eq!(ci.thresholds["cqrs-async.lag.p99"], "<= 1s");
-    assert_eq!(ci.thresholds["*.ryw_miss"], "<= 100%");
+    assert_eq!(ci.thresholds["normalized.ryw_miss"], "== 0");
+    assert_eq!(ci.thresholds["cqrs-sync.ryw_miss"], "== 0");
 }
 
 #[test]
@@ -1336,4 +1338,197 @@ fn bad_ryw_think_times_name_the_entry_and_what_is_wrong() {
         "writes.ryw_think_times",
         "top-level key",
     );
+}
+
+#[test]
+fn docs_name_the_registrys_default_backend_set() {
+    let default: Vec<&str> = BackendKind::default_set()
+        .iter()
+        .map(|b| b.name())
+        .collect();
+    let readme = include_str!("../../README.md");
+    let sentence = readme
+        .split("A scenario that names no backends runs the default set:")
+        .nth(1)
+        .expect("README says what a scenario without backends runs");
+    let sentence = &sentence[..sentence.find(';').unwrap()];
+    for kind in BackendKind::all() {
+        assert_eq!(
+            sentence.contains(&format!("`{}`", kind.name())),
+            default.contains(&kind.name()),
+            "README's default set and the registry disagree on {}: {sentence}",
+            kind.name()
+        );
+    }
+    let format_doc = include_str!("mod.rs");
+    assert!(
+        format_doc.contains(&format!("({})", default.join(", "))),
+        "src/scenario/mod.rs's format header names another default set than {default:?}"
+    );
+}
+
+fn parse_overridden(text: &str, overrides: &Overrides) -> Result<Scenario, ScenarioError> {
+    Scenario::parse_with(text, "scenarios/x.toml", "x", overrides)
+}
+
+#[test]
+fn warmup_and_read_rate_overrides_go_through_the_validators() {
+    let text = with("warmup = \"1s\"", "[reads]\nrate = 50\n");
+    let s = parse_overridden(
+        &text,
+        &Overrides {
+            warmup: Some("3s".into()),
+            read_rate: Some("120".into()),
+            ..Overrides::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(s.warmup, Duration::from_secs(3));
+    assert_eq!(s.reads.rate, Rate::PerSecond(120.0));
+    let s = parse_overridden(
+        &text,
+        &Overrides {
+            read_rate: Some("max".into()),
+            ..Overrides::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(s.reads.rate, Rate::Max);
+    // Bad values are named by their flag.
+    for (overrides, needle) in [
+        (
+            Overrides {
+                warmup: Some("soon".into()),
+                ..Overrides::default()
+            },
+            "--warmup: ",
+        ),
+        (
+            Overrides {
+                read_rate: Some("-5".into()),
+                ..Overrides::default()
+            },
+            "--read-rate: must be >= 0",
+        ),
+        (
+            Overrides {
+                warmup: Some("10s".into()),
+                ..Overrides::default()
+            },
+            "--warmup: must be shorter than duration (10s), got 10s",
+        ),
+    ] {
+        let e = parse_overridden(&text, &overrides).unwrap_err().to_string();
+        assert!(e.contains(needle), "{needle}: {e}");
+    }
+}
+
+#[test]
+fn a_duration_flag_not_longer_than_the_warmup_names_the_flag() {
+    let text = with("warmup = \"2s\"", "");
+    let e = parse_overridden(
+        &text,
+        &Overrides {
+            duration: Some("2s".into()),
+            ..Overrides::default()
+        },
+    )
+    .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "scenarios/x.toml: --duration: 2s is not longer than the warm-up (2s)"
+    );
+}
+
+#[test]
+fn an_absurd_rate_is_refused() {
+    assert_problem(
+        &BASE.replace("rate = 100", "rate = 1e12"),
+        "writes.rate",
+        "must be at most 1000000 ops/s",
+    );
+    assert_problem(
+        &with("", "[sweep]\nread_rates = [10, 2e9]\n"),
+        "sweep.read_rates[1]",
+        "must be at most 1000000 ops/s",
+    );
+    assert!(parse(&BASE.replace("rate = 100", "rate = 1000000")).is_ok());
+}
+
+#[test]
+fn thresholds_that_cannot_fail_or_are_never_checked_are_refused() {
+    let base = with("backends = [\"normalized\", \"cqrs-sync\"]", "");
+    for (line, path, needle) in [
+        (
+            "\"*.ryw_miss\" = \"<= 150%\"",
+            "thresholds.\"*.ryw_miss\"",
+            "a share is between 0 and 100%",
+        ),
+        (
+            "\"*.ryw_miss\" = \"<= 100%\"",
+            "thresholds.\"*.ryw_miss\"",
+            "cannot fail",
+        ),
+        (
+            "\"*.write.p99\" = \"<= -5ms\"",
+            "thresholds.\"*.write.p99\"",
+            "a duration is never negative",
+        ),
+        (
+            "\"*.errors\" = \">= 0\"",
+            "thresholds.\"*.errors\"",
+            "cannot fail",
+        ),
+        (
+            "\"cqrs-async.lag.p99\" = \"<= 1s\"",
+            "thresholds.\"cqrs-async.lag.p99\"",
+            "cqrs-async is not run by this scenario (backends: normalized, cqrs-sync)",
+        ),
+    ] {
+        assert_problem(&format!("{base}\n[thresholds]\n{line}\n"), path, needle);
+    }
+    // `--backends` leaving a backend out is the user's choice: `check` lists its thresholds
+    // as not checked instead.
+    let text = format!("{base}\n[thresholds]\n\"cqrs-sync.errors\" = \"== 0\"\n");
+    let s = parse_overridden(
+        &text,
+        &Overrides {
+            backends: Some(vec!["normalized".into()]),
+            ..Overrides::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(s.thresholds.len(), 1);
+}
+
+#[test]
+fn no_shipped_scenario_carries_a_threshold_that_cannot_fail() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("toml") {
+            continue;
+        }
+        let s = Scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        for t in s.thresholds.iter() {
+            assert!(
+                !t.is_vacuous(),
+                "{}: {} {} cannot fail",
+                path.display(),
+                t.name,
+                t.condition
+            );
+            assert_eq!(t.refusal(), None, "{}: {}", path.display(), t.name);
+            assert_eq!(
+                t.not_run(&s.backends),
+                None,
+                "{}: {}",
+                path.display(),
+                t.name
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 5, "only {checked} thresholds in scenarios/");
 }

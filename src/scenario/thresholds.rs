@@ -334,6 +334,66 @@ impl<'de> Deserialize<'de> for Budgets {
     }
 }
 
+impl Threshold {
+    /// Why this threshold would never be checked: it names a backend the run leaves out.
+    /// `backends`: the backends that run.
+    pub fn not_run(&self, backends: &[BackendKind]) -> Option<String> {
+        let b = self.backend.filter(|b| !backends.contains(b))?;
+        let run: Vec<&str> = backends.iter().map(|b| b.name()).collect();
+        Some(format!(
+            "{b} is not run by this scenario (backends: {}), so this threshold would never be \
+             checked; add {b} to backends or drop the threshold",
+            run.join(", ")
+        ))
+    }
+
+    /// Why this threshold is no gate, if it is not: a limit outside what the metric can
+    /// measure (a share outside [0, 100%], a negative duration, count or rate), or a
+    /// condition every measurement meets (`<= 100%` on a share, `>= 0` on anything).
+    pub fn refusal(&self) -> Option<String> {
+        let unit = self.metric.unit();
+        if unit == Unit::Share && !(0.0..=1.0).contains(&self.limit) {
+            return Some(format!(
+                "\"{}\": a share is between 0 and 100%, got {}%",
+                self.condition,
+                self.limit * 100.0
+            ));
+        }
+        if self.limit < 0.0 {
+            let what = match unit {
+                Unit::Micros => "a duration",
+                Unit::Share => "a share",
+                Unit::Count => "a count",
+                Unit::Bytes => "a size",
+                Unit::PerSecond => "a rate",
+            };
+            return Some(format!("\"{}\": {what} is never negative", self.condition));
+        }
+        if self.is_vacuous() {
+            return Some(format!(
+                "\"{}\" cannot fail: every measured value meets it; give a limit a bad run \
+                 would cross",
+                self.condition
+            ));
+        }
+        None
+    }
+
+    /// True when no measurement can fail this threshold: every metric is >= 0, and a share
+    /// is at most 100%.
+    pub fn is_vacuous(&self) -> bool {
+        let (l, share) = (self.limit, self.metric.unit() == Unit::Share);
+        match self.cmp {
+            Cmp::Ge => l <= 0.0,
+            Cmp::Gt => l < 0.0,
+            Cmp::Le => share && l >= 1.0,
+            Cmp::Lt => share && l > 1.0,
+            Cmp::Ne => l < 0.0 || (share && l > 1.0),
+            Cmp::Eq => false,
+        }
+    }
+}
+
 /// Every threshold of a scenario, by name.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Thresholds(BTreeMap<String, Threshold>);
@@ -474,6 +534,55 @@ mod tests {
         ] {
             let e = parse_budget(key, value).unwrap_err();
             assert!(e.contains(needle), "{key} {value}: {e}");
+        }
+    }
+
+    #[test]
+    fn refuses_thresholds_that_cannot_fail_or_cannot_be_checked() {
+        use crate::backend::{cqrs_sync, normalized};
+        let run = [normalized::KIND, cqrs_sync::KIND];
+        let refusal = |name: &str, cond: &str| {
+            let t = parse_threshold(name, cond).unwrap();
+            t.not_run(&run).or_else(|| t.refusal())
+        };
+        for (name, cond, needle) in [
+            (
+                "*.ryw_miss",
+                "<= 150%",
+                "a share is between 0 and 100%, got 150%",
+            ),
+            ("*.ryw_miss", "<= -1%", "a share is between 0 and 100%"),
+            ("*.ryw_miss", "<= 100%", "cannot fail"),
+            ("*.ryw_miss", "<= 1", "cannot fail"),
+            ("*.ryw_miss", ">= 0%", "cannot fail"),
+            ("*.write.p99", "<= -5ms", "a duration is never negative"),
+            ("*.lag.max", "> -1ms", "a duration is never negative"),
+            ("*.errors", ">= 0", "cannot fail"),
+            ("*.errors", "<= -1", "a count is never negative"),
+            ("*.throughput.write", ">= 0", "cannot fail"),
+            ("*.throughput.read", "> -2", "a rate is never negative"),
+            (
+                "cqrs-broker.lag.p99",
+                "<= 250ms",
+                "cqrs-broker is not run by this scenario",
+            ),
+        ] {
+            let e = refusal(name, cond).unwrap_or_else(|| panic!("{name} {cond} accepted"));
+            assert!(e.contains(needle), "{name} {cond}: {e}");
+        }
+        // Gates a bad run can fail are accepted.
+        for (name, cond) in [
+            ("*.ryw_miss", "<= 99%"),
+            ("*.ryw_miss", "< 100%"),
+            ("*.ryw_miss", "== 0"),
+            ("*.ryw_miss", ">= 1%"),
+            ("*.errors", "== 0"),
+            ("*.errors", "> 0"),
+            ("*.write.p99", "<= 0ms"),
+            ("*.throughput.write", ">= 1"),
+            ("cqrs-sync.write.p99", "<= 50ms"),
+        ] {
+            assert_eq!(refusal(name, cond), None, "{name} {cond}");
         }
     }
 

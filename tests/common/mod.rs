@@ -16,15 +16,41 @@ use cqrs_bench::db::{Db, DbUrl};
 
 pub const PG_ENV: &str = "CQRS_BENCH_TEST_PG";
 
-/// The PostgreSQL URL, or `None` after saying the test was skipped.
-pub fn pg_url(test: &str) -> Option<DbUrl> {
+/// Set by `.ci/run`: a test that lacks its service (PostgreSQL, Chromium, nats-server, the
+/// PostgreSQL server binaries, `/proc`) fails instead of skipping. `CI=true` means the same.
+pub const REQUIRE_SERVICES_ENV: &str = "CQRS_BENCH_REQUIRE_SERVICES";
+
+/// Whether a missing service fails a test (CI) rather than skipping it.
+pub fn services_required() -> bool {
+    std::env::var(REQUIRE_SERVICES_ENV).is_ok_and(|v| v == "1")
+        || std::env::var("CI").is_ok_and(|v| v == "true")
+}
+
+/// A test that cannot run here for want of `missing` (what to do about it): says SKIPPED and
+/// returns, or — where services are required (CI) — fails, so a skip is never a quiet pass.
+pub fn skip(test: &str, missing: &str) {
+    assert!(
+        !services_required(),
+        "{test}: {missing}; {REQUIRE_SERVICES_ENV}=1 (or CI=true) requires every service, so \
+         this test fails instead of skipping"
+    );
+    eprintln!("SKIPPED {test}: {missing}");
+}
+
+/// The PostgreSQL URL of `CQRS_BENCH_TEST_PG` as written, or `None` after [`skip`].
+pub fn pg_env(test: &str) -> Option<String> {
     match std::env::var(PG_ENV) {
-        Ok(u) if !u.is_empty() => Some(DbUrl::parse(&u).expect("valid CQRS_BENCH_TEST_PG")),
+        Ok(u) if !u.is_empty() => Some(u),
         _ => {
-            eprintln!("SKIPPED {test}: set {PG_ENV} to a PostgreSQL URL to run it");
+            skip(test, &format!("set {PG_ENV} to a PostgreSQL URL to run it"));
             None
         }
     }
+}
+
+/// The PostgreSQL URL, or `None` after [`skip`].
+pub fn pg_url(test: &str) -> Option<DbUrl> {
+    pg_env(test).map(|u| DbUrl::parse(&u).expect("valid CQRS_BENCH_TEST_PG"))
 }
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);

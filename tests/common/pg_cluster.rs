@@ -63,7 +63,11 @@ impl PgCluster {
     /// the server binaries are missing.
     pub fn start(test: &str) -> Option<PgCluster> {
         let Some(bin) = bin_dir() else {
-            eprintln!("SKIPPED {test}: no PostgreSQL server binaries under /usr/lib/postgresql");
+            super::skip(
+                test,
+                "no PostgreSQL server binaries (initdb, pg_ctl, pg_basebackup) under \
+                 /usr/lib/postgresql",
+            );
             return None;
         };
         let dir = tempfile::Builder::new()
