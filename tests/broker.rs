@@ -548,10 +548,11 @@ fn a_three_node_cluster_survives_losing_a_node_mid_run() {
     );
 }
 
-/// Relay throughput for BENCHMARKS.md: a backlog of outbox events published in batches of
-/// 500 (`cargo test --release --test broker relay_throughput -- --ignored --nocapture`).
+/// A backlog of 6,000 outbox events published in batches of 500: every event reaches the
+/// stream. Its events/s (printed) is the relay throughput in BENCHMARKS.md
+/// (`cargo test --release --test broker relay_throughput -- --nocapture`); CI runs it for the
+/// count, never for the speed, so no test is left ignored.
 #[tokio::test]
-#[ignore]
 async fn relay_throughput() {
     let server = NatsServer::start();
     let (_dir, url) = match std::env::var("CQRS_BENCH_BENCH_PG") {

@@ -1488,7 +1488,8 @@ enum Kind {
     Help,
     /// Rejected by the argument parser (clap): `error: …` first, then its usage hint.
     Usage,
-    /// The tool's own error: one `error: …` line (after at most a `running …` banner).
+    /// The tool's own error: one `error: …` line (after at most a `running …` or `seeding …`
+    /// progress banner).
     Tool,
 }
 
@@ -1565,11 +1566,15 @@ fn check_case(dir: &Path, c: &Case) -> Result<(), String> {
         Kind::Tool => {
             let others: Vec<&&str> = lines
                 .iter()
-                .filter(|l| !l.starts_with("error: ") && !l.starts_with("running "))
+                .filter(|l| {
+                    !l.starts_with("error: ")
+                        && !l.starts_with("running ")
+                        && !l.starts_with("seeding ")
+                })
                 .collect();
             if errors.len() != 1 || !others.is_empty() {
                 wrong.push(format!(
-                    "expected exactly one `error: …` line on stderr (besides a `running …` banner), got {} error lines and {} other lines",
+                    "expected exactly one `error: …` line on stderr (besides a `running …` or `seeding …` banner), got {} error lines and {} other lines",
                     errors.len(),
                     others.len()
                 ));

@@ -84,6 +84,7 @@ async fn probe_all(
         ryw_timeout: timeout,
         ryw_think_times: think_times,
         seed: 5,
+        segment: cqrs_bench::workload::segment::Segment::WHOLE,
     };
     tokio::time::timeout(
         Duration::from_secs(60),

@@ -147,11 +147,15 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
 }
 
 impl EventSourced {
-    async fn users(&self, db: &Db) -> Result<i64, ExecError> {
+    /// The seeded user count, read once on the writer's own connection: every writer may hold
+    /// a connection of the pool when the first ones ask.
+    async fn users(&self, conn: &mut AnyConnection) -> Result<i64, ExecError> {
         let n = self
             .users
             .get_or_try_init(|| async {
-                let text = schema::meta_get(db, USERS_KEY).await?.unwrap_or_default();
+                let text = schema::meta_get_on(conn, USERS_KEY)
+                    .await?
+                    .unwrap_or_default();
                 text.parse::<i64>().map_err(|_| {
                     DbError::from(sqlx::Error::Protocol(format!(
                         "the event store records no user count ({USERS_KEY} = {text:?}); reseed"
@@ -314,12 +318,12 @@ impl EventSourced {
 impl Architecture for EventSourced {
     fn write<'a>(
         &'a self,
-        db: &'a Db,
+        _db: &'a Db,
         conn: &'a mut AnyConnection,
         cmd: &'a Command,
     ) -> BoxFuture<'a, Result<Written, ExecError>> {
         Box::pin(async move {
-            let users = self.users(db).await?;
+            let users = self.users(conn).await?;
             let counters = self.counters(cmd.kind());
             let (mut failed, mut slept) = (0, Duration::ZERO);
             loop {

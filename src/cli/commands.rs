@@ -261,7 +261,8 @@ async fn cmd_run(args: RunArgs) -> Result<(), Failure> {
         for (kind, report, location) in crate::run::seed_for_segments(&scenario, &opts).await? {
             outln!(
                 "seeded {location} for {kind}: {} rows, {} events",
-                report.rows, report.events
+                report.rows,
+                report.events
             );
         }
         return Ok(());
@@ -592,6 +593,8 @@ async fn cmd_seed(args: SeedArgs) -> Result<(), Failure> {
     if let Some(s) = args.seed {
         seed = s;
     }
+    // A bad name is refused before anything is locked or announced.
+    validate_schema_name(&args.db.schema).map_err(Failure::bad_input)?;
     let _locks = lock(&args.db, None, "seed").await?;
     let stop = stop_on_signals();
     let place = place_text(&url, &args.db.schema);

@@ -231,14 +231,14 @@ impl Locks {
                         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                     }
                     taken = sqlx::query_scalar(try_lock)
-                    .bind(ADVISORY_CLASS)
-                    .bind(schema)
-                    .fetch_one(&mut *session)
-                    .await
-                    .map_err(|source| LockError::Sql {
-                        place: place.describe(),
-                        source,
-                    })?;
+                        .bind(ADVISORY_CLASS)
+                        .bind(schema)
+                        .fetch_one(&mut *session)
+                        .await
+                        .map_err(|source| LockError::Sql {
+                            place: place.describe(),
+                            source,
+                        })?;
                     if taken {
                         break;
                     }

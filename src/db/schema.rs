@@ -612,6 +612,16 @@ pub async fn meta_get(db: &Db, key: &str) -> DbResult<Option<String>> {
     Ok(row.map(|r| r.get::<String, _>(0)))
 }
 
+/// As [`meta_get`], on a connection the caller already holds (a writer asking for another
+/// connection from a pool its peers have drained would wait for ever).
+pub async fn meta_get_on(conn: &mut sqlx::AnyConnection, key: &str) -> DbResult<Option<String>> {
+    let row = sqlx::query(&format!("SELECT value FROM {META_TABLE} WHERE key = $1"))
+        .bind(key)
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(row.map(|r| r.get::<String, _>(0)))
+}
+
 pub async fn meta_set(conn: &mut sqlx::AnyConnection, key: &str, value: &str) -> DbResult<()> {
     sqlx::query(&format!("DELETE FROM {META_TABLE} WHERE key = $1"))
         .bind(key)

@@ -4,8 +4,8 @@
 
 pub mod projector;
 pub mod rewrite_probe;
-pub mod stop;
 pub mod scale_out;
+pub mod stop;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
