@@ -181,6 +181,24 @@ fn budget_key(t: &Threshold) -> String {
     t.name.trim_start_matches("*.").to_string()
 }
 
+/// Whether `unstarted` ops (of a side, came due, never started) decide a latency statistic
+/// over `completed` measured ops: they are the slowest of all, so a percentile falls among
+/// them once they are more than its tail (1% for p99); the max and the mean by any of them.
+fn unstarted_decide(stat: &str, completed: u64, unstarted: u64) -> bool {
+    if unstarted == 0 {
+        return false;
+    }
+    let tail = match stat {
+        "p50" => 0.5,
+        "p90" => 0.1,
+        "p99" => 0.01,
+        "p999" => 0.001,
+        "p9999" => 0.0001,
+        _ => 0.0,
+    };
+    unstarted as f64 / (completed + unstarted) as f64 > tail
+}
+
 /// How `run` fares against budget `t`.
 fn judge(run: &BackendRun, t: &Threshold) -> BudgetFit {
     let key = budget_key(t);
@@ -191,8 +209,25 @@ fn judge(run: &BackendRun, t: &Threshold) -> BudgetFit {
         shown: measured.map_or("not measured".into(), |v| show(v, t.metric.unit())),
         why: Some(why),
     };
-    if let Metric::Latency { key: mk, .. } = &t.metric {
-        if run.metrics.op(*mk).is_none_or(|o| o.latency.count == 0) {
+    if let Metric::Latency { key: mk, stat } = &t.metric {
+        let completed = run.metrics.op(*mk).map_or(0, |o| o.latency.count);
+        // Ops that came due and never started have no latency, but took longer than anything
+        // measured: when they reach the statistic's share, the budget is missed, not unmeasured.
+        let unstarted = if mk.is_write() {
+            run.metrics.unstarted.writes
+        } else {
+            run.metrics.unstarted.reads
+        };
+        if unstarted_decide(stat, completed, unstarted) {
+            return BudgetFit {
+                key,
+                fit: Fit::Missed,
+                measured: None,
+                shown: format!("{unstarted} ops never started"),
+                why: None,
+            };
+        }
+        if completed == 0 {
             return BudgetFit {
                 key,
                 fit: Fit::NotExercised,

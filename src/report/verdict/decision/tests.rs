@@ -293,3 +293,30 @@ fn a_budget_on_ops_that_did_not_run_does_not_apply() {
     assert_eq!(d.points[0].backends[0].budgets[0].fit, Fit::NotExercised);
     assert_eq!(d.answer, Answer::CqrsDoesNotPayOff);
 }
+
+#[test]
+fn reads_that_came_due_and_never_started_miss_the_read_budget() {
+    // normalized saturated: no read finished, 1,257 came due and never started (as in a
+    // recorded SQLite run of read-your-writes.toml). Its read budget is missed, not "not
+    // exercised", so the simplest backend that meets the budgets is cqrs-sync.
+    let mut r = with_budgets(sample(), &[("read.p99", "1s"), ("write.p99", "1s")]);
+    let n = run_mut(&mut r, normalized::KIND.name());
+    n.metrics.ops.retain(|k, _| !k.starts_with("read"));
+    n.metrics.unstarted.reads = 1_257;
+    let d = decide_on(&r);
+    let fit = &d.points[0].backends[0].budgets[0];
+    assert_eq!((fit.key.as_str(), fit.fit), ("read.p99", Fit::Missed));
+    assert_eq!(fit.shown, "1257 ops never started");
+    assert_ne!(d.answer, Answer::CqrsDoesNotPayOff);
+}
+
+#[test]
+fn unstarted_ops_decide_a_percentile_only_beyond_its_tail() {
+    // p99's tail is 1%: 10 of 1,010 (0.99%) do not reach it, 11 of 1,011 (1.09%) do.
+    assert!(!unstarted_decide("p99", 1_000, 10));
+    assert!(unstarted_decide("p99", 1_000, 11));
+    assert!(!unstarted_decide("p50", 10, 10));
+    assert!(unstarted_decide("p50", 10, 11));
+    assert!(unstarted_decide("max", 1_000_000, 1));
+    assert!(!unstarted_decide("max", 5, 0));
+}
