@@ -165,12 +165,7 @@ impl Locks {
     /// Takes every place for `command`, or none: the first place someone else holds refuses
     /// the lot (what was taken is released).
     pub async fn take(places: &[Place], command: &str) -> Result<Locks, LockError> {
-        let holder = Holder::this_process(command);
-        let mut locks = Locks::default();
-        for place in places {
-            locks.add(place, &holder).await?;
-        }
-        Ok(locks)
+        Locks::take_all(places, command, false).await
     }
 
     /// As [`Locks::take`], but databases (schemas, SQLite files) are shared with the other
@@ -180,9 +175,17 @@ impl Locks {
         places: &[Place],
         command: &str,
     ) -> Result<Locks, LockError> {
+        Locks::take_all(places, command, true).await
+    }
+
+    async fn take_all(
+        places: &[Place],
+        command: &str,
+        share_databases: bool,
+    ) -> Result<Locks, LockError> {
         let holder = Holder::this_process(command);
         let mut locks = Locks {
-            share_databases: true,
+            share_databases,
             ..Locks::default()
         };
         for place in places {
