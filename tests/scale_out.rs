@@ -17,6 +17,8 @@ use cqrs_bench::metrics::merge::merge_metrics;
 use cqrs_bench::metrics::{OpKey, Outcome, Recorder};
 use serde_json::Value;
 
+mod common;
+
 const BIN: &str = env!("CARGO_BIN_EXE_cqrs-bench");
 
 /// 40 writes/s and 40 reads/s for 2 s: 80 ops due per lane, 160 in all.
@@ -98,6 +100,18 @@ fn run_segments(dir: &Path, scenario: &Path, count: u32) -> Vec<PathBuf> {
         "sqlite://{}",
         dir.join(format!("shared{count}.db")).display()
     );
+    run_segments_on(dir, scenario, count, &db, &[])
+}
+
+/// Runs segments 1..=`count` of `scenario` on `db` as separate processes (`extra` is added to
+/// each command line) and returns their `results.json` paths.
+fn run_segments_on(
+    dir: &Path,
+    scenario: &Path,
+    count: u32,
+    db: &str,
+    extra: &[&str],
+) -> Vec<PathBuf> {
     let at = start_at(Duration::from_secs(6 + 2 * u64::from(count)));
     let children: Vec<(PathBuf, std::process::Child)> = (1..=count)
         .map(|i| {
@@ -107,7 +121,7 @@ fn run_segments(dir: &Path, scenario: &Path, count: u32) -> Vec<PathBuf> {
                     "run",
                     scenario.to_str().unwrap(),
                     "--db",
-                    &db,
+                    db,
                     "--segment",
                     &format!("{i}/{count}"),
                     "--start-at",
@@ -116,6 +130,7 @@ fn run_segments(dir: &Path, scenario: &Path, count: u32) -> Vec<PathBuf> {
                     "--out",
                     out.to_str().unwrap(),
                 ])
+                .args(extra)
                 .stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::piped())
                 .spawn()
@@ -197,6 +212,10 @@ fn one_two_and_four_processes_add_up_to_the_single_stream() {
                 "segment {index}/{count}"
             );
             assert_eq!(ops, ops_total(p), "segment {index}/{count}");
+            // Each process's target is its share of the scenario's 40/s per lane.
+            let rates = &p["runs"][0]["rates"];
+            assert_eq!(rates["write_target"], 40.0 / f64::from(count), "{count}");
+            assert_eq!(rates["read_target"], 40.0 / f64::from(count), "{count}");
             sum += ops;
             // Every interval has its histograms.
             let m = &p["runs"][0]["metrics"];
@@ -214,6 +233,9 @@ fn one_two_and_four_processes_add_up_to_the_single_stream() {
         assert_eq!(merged["merged"]["segments"], count);
         assert_eq!(merged["stream_hash"], single["stream_hash"]);
         assert_eq!(ops_total(&merged), DUE, "merged {count}");
+        // The shares' targets add up to the scenario's rates.
+        assert_eq!(merged["runs"][0]["rates"]["write_target"], 40.0);
+        assert_eq!(merged["runs"][0]["rates"]["read_target"], 40.0);
         assert!(merged_out.join("report.md").exists(), "a report is written");
 
         // The merged percentiles are those of the summed histograms, not of the parts'.
@@ -292,6 +314,83 @@ fn one_two_and_four_processes_add_up_to_the_single_stream() {
             }
         }
     }
+}
+
+/// Drops a PostgreSQL schema the test's runs created, however the test ends.
+struct DropSchema {
+    url: String,
+    schema: String,
+}
+
+impl Drop for DropSchema {
+    fn drop(&mut self) {
+        let _ = Command::new(BIN)
+            .args(["drop", "--db", &self.url, "--schema", &self.schema])
+            .output();
+    }
+}
+
+#[test]
+fn two_processes_on_postgres_with_cqrs_async_add_up_and_their_read_models_verify() {
+    let test = "two_processes_on_postgres_with_cqrs_async_add_up_and_their_read_models_verify";
+    let Some(url) = common::pg_env(test) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = scenario_file(dir.path());
+    let prefix = common::unique_schema("scale_out");
+    let schema = format!("{prefix}_cqrs_async");
+    let _drop = DropSchema {
+        url: url.clone(),
+        schema: schema.clone(),
+    };
+    let files = run_segments_on(
+        dir.path(),
+        &scenario,
+        2,
+        &url,
+        &["--backends", "cqrs-async", "--schema", &prefix],
+    );
+    let parts: Vec<Value> = files.iter().map(|f| load(f)).collect();
+    for (i, p) in parts.iter().enumerate() {
+        let index = i as u64 + 1;
+        assert_eq!(p["runs"][0]["backend"], "cqrs-async");
+        assert_eq!(
+            p["segment"]["ops"],
+            2 * share(index, 2),
+            "segment {index}/2"
+        );
+    }
+    // Segment 1 alone runs the projector, so only its part measures lag.
+    let lag_count = |p: &Value| {
+        p["runs"][0]["metrics"]["lag"]["count"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    assert!(lag_count(&parts[0]) > 0, "segment 1 measures the lag");
+    assert_eq!(lag_count(&parts[1]), 0, "segment 2 runs no projector");
+
+    let merged_out = dir.path().join("merged-pg");
+    let o = merge(&files, &merged_out);
+    assert!(o.status.success(), "{}", text(&o));
+    let merged = load(&merged_out.join("results.json"));
+    assert_eq!(ops_total(&merged), DUE, "the merged stream on PostgreSQL");
+    assert_eq!(merged["stream_hash"], parts[0]["stream_hash"]);
+
+    // Segment 2's last writes may commit after segment 1's projector caught up: apply the
+    // rest, then every read model must equal its truth over both processes' writes.
+    let o = run(&[
+        "projector",
+        "--db",
+        &url,
+        "--schema",
+        &schema,
+        "--until-idle",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = run(&["verify", "--db", &url, "--schema", &schema]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("verify: ok"), "{}", text(&o));
 }
 
 /// Builds a run's metrics (with histograms) whose write latencies are `samples` (µs, count).

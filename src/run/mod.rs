@@ -807,10 +807,13 @@ async fn run_one(
             .map(|o| (o.ok + o.rejected) as f64 / measured)
             .unwrap_or(0.0)
     };
+    // A segment drives 1/N of every rate: its target is its share, so the N parts' targets
+    // add up to the scenario's rate when merged.
+    let share = f64::from(scale_out.segment().count);
     let rates = Rates {
-        write_target: cfg_rate(s.writes.rate),
+        write_target: cfg_rate(s.writes.rate).map(|r| r / share),
         read_target: match reads.pace {
-            Pace::PerSecond(r) => Some(r),
+            Pace::PerSecond(r) => Some(r / share),
             Pace::Max => None,
         },
         write_achieved: achieved("write"),
