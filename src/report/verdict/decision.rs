@@ -20,7 +20,7 @@ use crate::metrics::MetricKey;
 use crate::report::document::{self, Block, Inline};
 use crate::report::{level_label, Level};
 use crate::results::{BackendRun, Results, SweepPoint};
-use crate::scenario::thresholds::{Metric, Threshold};
+use crate::scenario::thresholds::{Cmp, Metric, Threshold};
 
 /// A budget as the scenario wrote it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -246,6 +246,22 @@ fn judge(run: &BackendRun, t: &Threshold) -> BudgetFit {
             let samples = run.metrics.op(*mk).map_or(0, |o| o.latency.count);
             let needed = min_samples(stat);
             if samples < needed {
+                if let Some((lower, v)) = run
+                    .metrics
+                    .op(*mk)
+                    .and_then(|o| lower_stat_over(&o.latency, stat, t))
+                {
+                    return BudgetFit {
+                        key,
+                        fit: Fit::Missed,
+                        measured: Some(v),
+                        shown: format!(
+                            "{lower} {} (from {samples} samples)",
+                            show(v, t.metric.unit())
+                        ),
+                        why: None,
+                    };
+                }
                 return not_judged(
                     Some(value),
                     format!("{stat} from {samples} samples (it needs at least {needed})"),
@@ -291,6 +307,30 @@ fn judge(run: &BackendRun, t: &Threshold) -> BudgetFit {
         shown: show(value, t.metric.unit()),
         why: None,
     }
+}
+
+/// A lower percentile, with samples enough of its own, already over an upper-bound budget
+/// on `stat`: then `stat` is over it too (p99 ≥ p90 ≥ p50), however few samples it has, and
+/// the budget is missed rather than unjudged. `None` when no such percentile shows it.
+fn lower_stat_over(
+    latency: &crate::metrics::LatencyStats,
+    stat: &str,
+    t: &Threshold,
+) -> Option<(&'static str, f64)> {
+    if !matches!(t.cmp, Cmp::Le | Cmp::Lt) {
+        return None;
+    }
+    let order = ["p50", "p90", "p99", "p999", "p9999", "max"];
+    let rank = order.iter().position(|s| *s == stat)?;
+    order[..rank]
+        .iter()
+        .rev()
+        .filter(|s| latency.count >= min_samples(s))
+        .find_map(|s| {
+            stat_of(latency, s)
+                .filter(|v| !t.cmp.holds(*v, t.limit))
+                .map(|v| (*s, v))
+        })
 }
 
 fn point_fit(results: &Results, level: &Level) -> PointFit {

@@ -320,3 +320,58 @@ fn unstarted_ops_decide_a_percentile_only_beyond_its_tail() {
     assert!(unstarted_decide("max", 1_000_000, 1));
     assert!(!unstarted_decide("max", 5, 0));
 }
+
+/// normalized's reads cut to 46 samples (too few for a p99, which needs 100), with p50 and
+/// p90 set by hand.
+fn few_normalized_reads(p50_us: u64, p90_us: u64) -> Results {
+    let mut r = with_budgets(sample(), &[("read.p99", "100ms")]);
+    let reads = run_mut(&mut r, "normalized")
+        .metrics
+        .ops
+        .get_mut(&MetricKey::Reads.to_string())
+        .unwrap();
+    reads.latency.count = 46;
+    reads.latency.p50_us = p50_us;
+    reads.latency.p90_us = p90_us;
+    r
+}
+
+fn normalized_read_fit(d: &Decision) -> &BudgetFit {
+    &d.points[0].backends[0].budgets[0]
+}
+
+#[test]
+fn too_few_samples_for_a_p99_still_miss_when_a_lower_percentile_is_over_the_budget() {
+    // p90 140ms > 100ms from 46 samples (a p90 needs 20): the p99, at least the p90, misses.
+    let d = decide_on(&few_normalized_reads(120_000, 140_000));
+    let fit = normalized_read_fit(&d);
+    assert_eq!(fit.key, "read.p99");
+    assert_eq!(fit.fit, Fit::Missed);
+    assert_eq!(fit.measured, Some(140_000.0));
+    assert_eq!(fit.shown, "p90 140.0ms (from 46 samples)");
+    // cqrs-sync meets it, so it answers, and nothing about normalized is left out.
+    assert_eq!(
+        d.answer,
+        Answer::Simplest {
+            backend: crate::backend::cqrs_sync::KIND,
+            role: Role::Cqrs
+        }
+    );
+    assert!(d.left_out.iter().all(|l| !l.what.starts_with("normalized")));
+}
+
+#[test]
+fn too_few_samples_with_lower_percentiles_under_the_budget_cannot_judge() {
+    // p50 20ms and p90 40ms are under 100ms: the p99 of 46 samples could be either side.
+    let d = decide_on(&few_normalized_reads(20_000, 40_000));
+    let fit = normalized_read_fit(&d);
+    assert_eq!(fit.fit, Fit::NotJudged);
+    assert_eq!(
+        fit.why.as_deref(),
+        Some("p99 from 46 samples (it needs at least 100)")
+    );
+    assert!(d
+        .left_out
+        .iter()
+        .any(|l| l.what.starts_with("normalized read.p99 at ")));
+}
