@@ -154,9 +154,11 @@ mod tests {
     use crate::metrics::ryw::RywAtThinkTime;
     use crate::report::levels;
 
-    /// A recorded run of `scenarios/read-model-lag.toml` on SQLite (spectra removed), on a
-    /// machine busy with other builds: cqrs-sync's driver fell behind; cqrs-async and
-    /// event-sourced missed nearly every order at the first read.
+    /// A recorded run of `scenarios/read-model-lag.toml` on SQLite (`duration = "10s"`,
+    /// spectra removed) on a quiet machine, every run sound. Its figures, read off the JSON:
+    /// cqrs-sync missed none of 683 probes; cqrs-async missed all 683 right after the write,
+    /// 2 after 200 ms (0.29%), none after 1 s, visible after p99 63,647 µs; event-sourced
+    /// missed all 685, none after 200 ms, visible after p99 61,023 µs.
     fn recorded() -> Results {
         serde_json::from_str(include_str!(
             "../../../../tests/data/read-model-lag-results.json"
@@ -180,9 +182,9 @@ mod tests {
         let a = said(&recorded());
         assert_eq!(a.plot.as_deref(), Some("lag"));
         let s = a.sentence;
-        assert!(s.starts_with("At 200 orders/s, on **cqrs-async** 99.8% of users would not see their order right after placing it; it appears after p99 49.8ms; "), "{s}");
-        assert!(s.contains("on **event-sourced** 99.9% of users would not see their order right after placing it; it appears after p99 9.4ms"), "{s}");
-        assert!(s.contains("on **cqrs-sync**, which updates its read side in the write's transaction, none did (0 of 1110 probes)"), "{s}");
+        assert!(s.starts_with("At 200 orders/s, on **cqrs-async** 100.0% of users would not see their order right after placing it; 0.29% still would not after 200ms; all would after 1s; it appears after p99 63.6ms; "), "{s}");
+        assert!(s.contains("on **event-sourced** 100.0% of users would not see their order right after placing it; all would after 200ms; it appears after p99 61.0ms"), "{s}");
+        assert!(s.contains("on **cqrs-sync**, which updates its read side in the write's transaction, none did (0 of 683 probes)"), "{s}");
         assert!(
             s.ends_with('.') && s.matches(". ").count() == 0,
             "one sentence: {s}"
@@ -202,7 +204,7 @@ mod tests {
             ),
             "{s}"
         );
-        assert!(!s.contains("cqrs-async** 99.8%"), "{s}");
+        assert!(!s.contains("cqrs-async** 100.0%"), "{s}");
     }
 
     #[test]
@@ -233,7 +235,7 @@ mod tests {
         let s = said(&r).sentence;
         assert!(
             s.starts_with(
-                "At 200 writes/s, on **cqrs-async** 99.8% of users would not see their write"
+                "At 200 writes/s, on **cqrs-async** 100.0% of users would not see their write"
             ),
             "{s}"
         );
