@@ -38,7 +38,7 @@ use std::collections::BTreeMap;
 use super::event_sourcing::versus_async;
 use super::stats::{welch, Sample, ALPHA};
 use super::{fmt_bytes, fmt_ms, level_label, levels, Level};
-use crate::backend::normalized;
+use crate::backend::registry::{self, Role};
 use crate::backend::BackendKind;
 use crate::domain::QueryKind;
 use crate::metrics::{IntervalStats, MetricKey};
@@ -432,7 +432,7 @@ fn by_backend<'a>(level: &Level<'a>) -> BTreeMap<BackendKind, &'a BackendRun> {
 /// Overhead of `kind`'s writes over `normalized` at one level, if both ran.
 fn overhead_line(level: &Level, kind: BackendKind) -> Option<String> {
     let runs = by_backend(level);
-    let base = runs.get(&normalized::KIND)?;
+    let base = runs.get(&registry::baseline())?;
     let run = runs.get(&kind)?;
     let (b50, b99) = (p50(base, MetricKey::Writes)?, p99(base, MetricKey::Writes)?);
     let (n50, n99) = (p50(run, MetricKey::Writes)?, p99(run, MetricKey::Writes)?);
@@ -510,9 +510,10 @@ fn overhead_line(level: &Level, kind: BackendKind) -> Option<String> {
 /// The sentence comparing event-sourced with `cqrs-async` at one level, if both ran.
 fn event_sourcing_line(level: &Level) -> Option<String> {
     let v = versus_async(&level.runs)?;
+    let against = v.against;
     let f = &v.figures;
     let runs = by_backend(level);
-    let floor = match (runs.get(&v.es), runs.get(&crate::backend::cqrs_async::KIND)) {
+    let floor = match (runs.get(&v.es), runs.get(&v.against)) {
         (Some(a), Some(b)) => floor_of(a, b, true, "p99"),
         _ => None,
     };
@@ -558,15 +559,16 @@ fn event_sourcing_line(level: &Level) -> Option<String> {
     };
     let storage = match (v.es_total_bytes, v.async_total_bytes, f.store_bytes) {
         (Some(e), Some(a), Some(store)) => format!(
-            "; it keeps {} in all ({} of it the event store, its only write model) against {} for cqrs-async",
+            "; it keeps {} in all ({} of it the event store, its only write model) against {} for {}",
             fmt_bytes(e),
             fmt_bytes(store),
-            fmt_bytes(a)
+            fmt_bytes(a),
+            v.against
         ),
         _ => String::new(),
     };
     Some(format!(
-        "**{}** vs **cqrs-async** (same events, but cqrs-async decides on normalized rows): {latency}; \
+        "**{}** vs **{against}** (same events, but {against} decides on normalized rows): {latency}; \
          it pays for rebuilding each stream it touches (rehydration p50 {} / p99 {}, {} / {} events read; {snapshots}) \
          and for optimistic concurrency ({conflicts}); append p50 {} / p99 {}. \
          It buys a write model that is the history itself: every change kept as an event, no \
@@ -585,7 +587,7 @@ fn event_sourcing_line(level: &Level) -> Option<String> {
 /// the harness's floor: `(query, ratio, backend)`.
 fn max_read_gain(level: &Level) -> Option<(QueryKind, f64, BackendKind)> {
     let runs = by_backend(level);
-    let base = runs.get(&normalized::KIND)?;
+    let base = runs.get(&registry::baseline())?;
     QueryKind::ALL
         .into_iter()
         .filter_map(|q| {
@@ -691,9 +693,9 @@ fn storage_lines(level: &Level) -> Vec<String> {
             missing.push(kind.to_string());
             continue;
         };
-        if *kind == normalized::KIND {
+        if kind.role() == Role::Baseline {
             out.push(format!(
-                "**normalized** stores {} of write tables (its read-model and event-log tables stay empty: {} + {})",
+                "**{kind}** stores {} of write tables (its read-model and event-log tables stay empty: {} + {})",
                 fmt_bytes(s.write_tables_bytes),
                 fmt_bytes(s.read_tables_bytes),
                 fmt_bytes(s.event_log_bytes)
@@ -724,7 +726,7 @@ fn storage_lines(level: &Level) -> Vec<String> {
 
 fn read_gain_lines(level: &Level) -> Vec<String> {
     let runs = by_backend(level);
-    let Some(base) = runs.get(&normalized::KIND) else {
+    let Some(base) = runs.get(&registry::baseline()) else {
         return Vec::new();
     };
     let mut parts = Vec::new();
@@ -883,9 +885,10 @@ fn crossover(results: &Results, levels: &[Level], fair: bool) -> (Vec<String>, O
         .backends
         .iter()
         .copied()
-        .filter(|k| k.role() == crate::backend::registry::Role::Cqrs)
+        .filter(|k| k.role() == Role::Cqrs)
         .collect();
-    if !results.scenario.backends.contains(&normalized::KIND) || cqrs.is_empty() {
+    let baseline = registry::baseline();
+    if !results.scenario.backends.contains(&baseline) || cqrs.is_empty() {
         return (
             vec!["needs normalized and at least one CQRS backend in the run".into()],
             None,
@@ -912,7 +915,7 @@ fn crossover(results: &Results, levels: &[Level], fair: bool) -> (Vec<String>, O
     let mut all_saturated_at: Option<String> = None;
     for level in levels {
         let runs = by_backend(level);
-        let Some(norm) = runs.get(&normalized::KIND) else {
+        let Some(norm) = runs.get(&baseline) else {
             continue;
         };
         let Some(n99) = p99(norm, MetricKey::Writes) else {
@@ -1389,7 +1392,7 @@ pub fn verdict(results: &Results) -> Verdict {
         };
         for kind in BackendKind::all()
             .into_iter()
-            .filter(|k| *k != normalized::KIND)
+            .filter(|k| k.role() != Role::Baseline)
         {
             if let Some(l) = overhead_line(level, kind) {
                 costs.push(format!("{prefix}{l}"));

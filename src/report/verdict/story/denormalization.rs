@@ -11,7 +11,7 @@
 
 use super::super::{below_floor, floor_of, p50, p99, saturated_in};
 use super::{sentence, Answer};
-use crate::backend::{cqrs_sync, denormalized, BackendKind};
+use crate::backend::{registry, BackendKind};
 use crate::domain::CommandKind;
 use crate::format::fmt_ms;
 use crate::metrics::rewrite_reads::RewriteReads;
@@ -112,16 +112,28 @@ fn curve(levels: &[Level], kind: BackendKind, orders_fallback: i64) -> Option<Cu
     })
 }
 
+/// The two backends the story contrasts, from the registry: the one that keeps copies of
+/// product details in order lines (`denormalized`) and the one its entry measures it against
+/// (`cqrs-sync`).
+fn contrasted() -> (BackendKind, BackendKind) {
+    registry::BACKENDS
+        .iter()
+        .find(|e| e.provisions.product_copies)
+        .and_then(|e| Some((e.kind, e.measured_against?)))
+        .expect("a backend with product copies is registered, with what it is measured against")
+}
+
 fn figures(levels: &[Level], orders_fallback: i64) -> Figures {
+    let (copies, read_models) = contrasted();
     let last = levels.last();
     let at_last = |kind| last.and_then(|l| run_of(l, kind));
     Figures {
-        denormalized: curve(levels, denormalized::KIND, orders_fallback),
-        cqrs_sync: curve(levels, cqrs_sync::KIND, orders_fallback),
-        readers: at_last(denormalized::KIND).and_then(|r| r.rewrite_reads.clone()),
+        denormalized: curve(levels, copies, orders_fallback),
+        cqrs_sync: curve(levels, read_models, orders_fallback),
+        readers: at_last(copies).and_then(|r| r.rewrite_reads.clone()),
         read_p99: (
-            at_last(denormalized::KIND).and_then(|r| p99(r, MetricKey::Reads)),
-            at_last(cqrs_sync::KIND).and_then(|r| p99(r, MetricKey::Reads)),
+            at_last(copies).and_then(|r| p99(r, MetricKey::Reads)),
+            at_last(read_models).and_then(|r| p99(r, MetricKey::Reads)),
         ),
     }
 }
@@ -402,7 +414,7 @@ mod tests {
     #[test]
     fn without_price_changes_or_without_cqrs_sync_it_says_what_it_can() {
         let mut r = recorded();
-        r.runs.retain(|x| x.backend != cqrs_sync::KIND);
+        r.runs.retain(|x| x.backend != crate::backend::cqrs_sync::KIND);
         let s = said(&r).sentence;
         assert!(s.contains("(cqrs-sync did not run)"), "{s}");
         assert!(!s.contains("read p99 was"), "{s}");
