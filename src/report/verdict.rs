@@ -41,7 +41,7 @@ use super::{fmt_bytes, fmt_ms, level_label, levels, Level};
 use crate::backend::registry::{self, Role};
 use crate::backend::BackendKind;
 use crate::domain::QueryKind;
-use crate::metrics::{IntervalStats, MetricKey};
+use crate::metrics::{IntervalStats, MetricKey, Stat};
 use crate::results::{BackendRun, Results};
 
 /// One titled group of verdict lines. Lines use `**bold**` and `` `code` `` only.
@@ -161,9 +161,9 @@ fn signed_ms(us: f64) -> String {
     format!("{sign}{}", fmt_ms(us.abs()))
 }
 
-/// The harness's floor for a comparison of `a` and `b` at one statistic (`p50`, `p99`, …) of
-/// one lane: the larger of the two runs' floors, µs; `None` when neither run measured one.
-fn floor_of(a: &BackendRun, b: &BackendRun, is_write: bool, stat: &str) -> Option<u64> {
+/// The harness's floor for a comparison of `a` and `b` at one statistic of one lane: the
+/// larger of the two runs' floors, µs; `None` when neither run measured one.
+fn floor_of(a: &BackendRun, b: &BackendRun, is_write: bool, stat: Stat) -> Option<u64> {
     [a, b]
         .iter()
         .filter_map(|r| r.floor.as_ref()?.resolution_us(is_write, stat))
@@ -176,7 +176,7 @@ fn below_floor(x: u64, y: u64, floor: Option<u64>) -> bool {
 }
 
 /// `below the harness's resolution (floor p99 1.2ms)`.
-fn below_resolution(stat: &str, floor: u64) -> String {
+fn below_resolution(stat: Stat, floor: u64) -> String {
     format!(
         "below the harness's resolution (floor {stat} {})",
         fmt_ms(floor as f64)
@@ -301,7 +301,7 @@ fn rank(level: &Level, key: MetricKey, series: fn(&BackendRun) -> Vec<f64>) -> O
     let mut p_vs_best = BTreeMap::new();
     let mut below = BTreeMap::new();
     for (kind, v, run) in contenders.iter().skip(1) {
-        let floor = floor_of(best_run, run, is_write, "p99");
+        let floor = floor_of(best_run, run, is_write, Stat::P99);
         if below_floor(*v, best_v, floor) {
             // Never ranked: the gap is smaller than what the harness adds by itself.
             tied.push(*kind);
@@ -376,7 +376,7 @@ fn rank_line(side: &str, r: &Ranking, fair: bool) -> String {
     }
     let ps = |k: &BackendKind| {
         if let Some(f) = r.below_floor.get(k) {
-            return format!("{k} {}", below_resolution("p99", *f));
+            return format!("{k} {}", below_resolution(Stat::P99, *f));
         }
         format!(
             "{k} {}",
@@ -405,7 +405,7 @@ fn rank_line(side: &str, r: &Ranking, fair: bool) -> String {
         s.push_str(&format!(
             "the gaps between {} are {}: not ranked",
             bold_list(&contenders),
-            below_resolution("p99", floor)
+            below_resolution(Stat::P99, floor)
         ));
     } else {
         let tied_ps = r.tied.iter().skip(1).map(ps).collect::<Vec<_>>().join(", ");
@@ -437,10 +437,10 @@ fn overhead_line(level: &Level, kind: BackendKind) -> Option<String> {
     let (b50, b99) = (p50(base, MetricKey::Writes)?, p99(base, MetricKey::Writes)?);
     let (n50, n99) = (p50(run, MetricKey::Writes)?, p99(run, MetricKey::Writes)?);
     let (f50, f99) = (
-        floor_of(base, run, true, "p50"),
-        floor_of(base, run, true, "p99"),
+        floor_of(base, run, true, Stat::P50),
+        floor_of(base, run, true, Stat::P99),
     );
-    let part = |stat: &str, n: u64, b: u64, floor: Option<u64>| {
+    let part = |stat: Stat, n: u64, b: u64, floor: Option<u64>| {
         if below_floor(n, b, floor) {
             format!(
                 "{stat} {} vs {}: {}",
@@ -502,8 +502,8 @@ fn overhead_line(level: &Level, kind: BackendKind) -> Option<String> {
     };
     Some(format!(
         "**{kind}** writes vs normalized (extra work: {what}): {}, {} — {judgement}{sat_note}",
-        part("p50", n50, b50, f50),
-        part("p99", n99, b99, f99),
+        part(Stat::P50, n50, b50, f50),
+        part(Stat::P99, n99, b99, f99),
     ))
 }
 
@@ -514,7 +514,7 @@ fn event_sourcing_line(level: &Level) -> Option<String> {
     let f = &v.figures;
     let runs = by_backend(level);
     let floor = match (runs.get(&v.es), runs.get(&v.against)) {
-        (Some(a), Some(b)) => floor_of(a, b, true, "p99"),
+        (Some(a), Some(b)) => floor_of(a, b, true, Stat::P99),
         _ => None,
     };
     let latency = if below_floor(v.es_write_p99_us, v.async_write_p99_us, floor) {
@@ -522,7 +522,7 @@ fn event_sourcing_line(level: &Level) -> Option<String> {
             "write p99 {} vs {}: {}",
             fmt_ms(v.es_write_p99_us as f64),
             fmt_ms(v.async_write_p99_us as f64),
-            below_resolution("p99", floor.unwrap_or_default())
+            below_resolution(Stat::P99, floor.unwrap_or_default())
         )
     } else {
         format!(
@@ -598,7 +598,7 @@ fn max_read_gain(level: &Level) -> Option<(QueryKind, f64, BackendKind)> {
                 .filter(|(k, _)| k.has_read_models())
                 .filter_map(|(k, r)| p99(r, key).map(|v| (*k, v, *r)))
                 .min_by_key(|(_, v, _)| *v)?;
-            if below_floor(b, v, floor_of(base, run, false, "p99")) {
+            if below_floor(b, v, floor_of(base, run, false, Stat::P99)) {
                 return None;
             }
             Some((q, b as f64 / (v as f64).max(1.0), k))
@@ -739,11 +739,11 @@ fn read_gain_lines(level: &Level) -> Vec<String> {
             .filter_map(|(k, r)| p99(r, key).map(|v| (*k, v, *r)))
             .min_by_key(|(_, v, _)| *v);
         if let Some((k, v, run)) = best {
-            let floor = floor_of(base, run, false, "p99");
+            let floor = floor_of(base, run, false, Stat::P99);
             let how = if below_floor(b, v, floor) {
                 format!(
                     " ({k}): {}",
-                    below_resolution("p99", floor.unwrap_or_default())
+                    below_resolution(Stat::P99, floor.unwrap_or_default())
                 )
             } else {
                 let ratio = b as f64 / (v as f64).max(1.0);
@@ -824,9 +824,9 @@ fn write_trend(levels: &[Level]) -> Option<String> {
         .filter_map(|(k, ra)| {
             let rb = b.get(k)?;
             let (va, vb) = (p99(ra, MetricKey::Writes)?, p99(rb, MetricKey::Writes)?);
-            let floor = floor_of(ra, rb, true, "p99");
+            let floor = floor_of(ra, rb, true, Stat::P99);
             let judged = if below_floor(va, vb, floor) {
-                below_resolution("p99", floor.unwrap_or_default())
+                below_resolution(Stat::P99, floor.unwrap_or_default())
             } else {
                 match welch(&Sample::of(&write_p99s(ra)), &Sample::of(&write_p99s(rb))) {
                     Some(w) if w.significant() && w.diff > 0.0 => {
@@ -938,7 +938,7 @@ fn crossover(results: &Results, levels: &[Level], fair: bool) -> (Vec<String>, O
             &Sample::of(&write_p99s(crun)),
             &Sample::of(&write_p99s(norm)),
         );
-        let floor = floor_of(norm, crun, true, "p99");
+        let floor = floor_of(norm, crun, true, Stat::P99);
         let n_sat = saturated_in(norm, MetricKey::Writes);
         let significant = n99 > c99
             && !below_floor(n99, c99, floor)
@@ -1045,7 +1045,7 @@ fn crossover(results: &Results, levels: &[Level], fair: bool) -> (Vec<String>, O
             let judged = if below_floor(s.n99, s.c99, s.floor) {
                 format!(
                     " — the gap is {}",
-                    below_resolution("p99", s.floor.unwrap_or_default())
+                    below_resolution(Stat::P99, s.floor.unwrap_or_default())
                 )
             } else {
                 s.p.map(|p| format!(" — no significant gap ({})", fmt_p(p)))

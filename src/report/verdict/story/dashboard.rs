@@ -9,7 +9,7 @@ use super::super::{below_floor, floor_of, p99, saturated_in};
 use super::{sentence, Answer};
 use crate::backend::{registry, BackendKind};
 use crate::format::fmt_ms;
-use crate::metrics::MetricKey;
+use crate::metrics::{MetricKey, Stat};
 use crate::report::{level_label, Level};
 use crate::results::BackendRun;
 
@@ -30,7 +30,7 @@ fn fare(run: &BackendRun, base: &BackendRun) -> Option<Fare> {
     let b = p99(base, MetricKey::Writes)?;
     let saturated = saturated_in(run, MetricKey::Writes);
     let grew =
-        p as f64 >= b as f64 * BREAK_FACTOR && !below_floor(p, b, floor_of(run, base, true, "p99"));
+        p as f64 >= b as f64 * BREAK_FACTOR && !below_floor(p, b, floor_of(run, base, true, Stat::P99));
     Some(Fare {
         p99: p,
         base: b,

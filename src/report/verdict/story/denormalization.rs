@@ -15,7 +15,7 @@ use crate::backend::{registry, BackendKind};
 use crate::domain::CommandKind;
 use crate::format::fmt_ms;
 use crate::metrics::rewrite_reads::RewriteReads;
-use crate::metrics::MetricKey;
+use crate::metrics::{MetricKey, Stat};
 use crate::report::Level;
 use crate::results::{BackendRun, SweepPoint};
 
@@ -100,7 +100,7 @@ fn curve(levels: &[Level], kind: BackendKind, orders_fallback: i64) -> Option<Cu
         let decades = (last.orders as f64 / first.orders as f64).log10();
         (last.p50_us.max(1) as f64 / first.p50_us.max(1) as f64).powf(1.0 / decades)
     });
-    let floor = floor_of(first_run, last_run, true, "p50");
+    let floor = floor_of(first_run, last_run, true, Stat::P50);
     let grows = per_decade.is_some_and(|k| k >= GROWS_FACTOR)
         && !below_floor(last.p50_us, first.p50_us, floor);
     Some(Curve {
@@ -357,7 +357,7 @@ mod tests {
                 run_at(&mut r, "denormalized", *n)
                     .floor
                     .as_ref()
-                    .and_then(|f| f.resolution_us(true, "p50"))
+                    .and_then(|f| f.resolution_us(true, Stat::P50))
             })
             .max()
             .expect("a calibrated floor");
