@@ -47,12 +47,12 @@ pub mod skew;
 mod stat;
 
 pub use cpu::{CpuSnapshot, DriverCpu};
-pub use stat::Stat;
 use latency::{add_histogram, p50_p99_max, round_to};
 pub use latency::{
     duration_us, new_histogram, record_us, LatencyStats, HIGHEST_US, LOWEST_US, SIGNIFICANT_DIGITS,
     SPECTRUM_MAX_POINTS, SPECTRUM_TICKS_PER_HALF_DISTANCE,
 };
+pub use stat::Stat;
 
 /// A run fell behind when the p99 of a start delay exceeds this (µs): 10 ms. Applied to the
 /// time ops waited for a busy worker it marks the *system* saturated (a finding); applied to

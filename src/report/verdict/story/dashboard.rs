@@ -29,8 +29,8 @@ fn fare(run: &BackendRun, base: &BackendRun) -> Option<Fare> {
     let p = p99(run, MetricKey::Writes)?;
     let b = p99(base, MetricKey::Writes)?;
     let saturated = saturated_in(run, MetricKey::Writes);
-    let grew =
-        p as f64 >= b as f64 * BREAK_FACTOR && !below_floor(p, b, floor_of(run, base, true, Stat::P99));
+    let grew = p as f64 >= b as f64 * BREAK_FACTOR
+        && !below_floor(p, b, floor_of(run, base, true, Stat::P99));
     Some(Fare {
         p99: p,
         base: b,
@@ -286,7 +286,8 @@ mod tests {
     #[test]
     fn without_normalized_it_cannot_say() {
         let mut r = recorded();
-        r.runs.retain(|x| x.backend != crate::backend::normalized::KIND);
+        r.runs
+            .retain(|x| x.backend != crate::backend::normalized::KIND);
         let s = said(&r).sentence;
         assert!(s.starts_with("Normalized did not run"), "{s}");
     }

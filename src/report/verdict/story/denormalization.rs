@@ -414,7 +414,8 @@ mod tests {
     #[test]
     fn without_price_changes_or_without_cqrs_sync_it_says_what_it_can() {
         let mut r = recorded();
-        r.runs.retain(|x| x.backend != crate::backend::cqrs_sync::KIND);
+        r.runs
+            .retain(|x| x.backend != crate::backend::cqrs_sync::KIND);
         let s = said(&r).sentence;
         assert!(s.contains("(cqrs-sync did not run)"), "{s}");
         assert!(!s.contains("read p99 was"), "{s}");
