@@ -311,7 +311,8 @@ fn point_fit(results: &Results, level: &Level) -> PointFit {
 }
 
 fn stat_u64(run: &BackendRun, key: MetricKey, stat: Stat) -> Option<u64> {
-    stat.of(&run.metrics.op(key)?.latency).map(|v| v.round() as u64)
+    stat.of(&run.metrics.op(key)?.latency)
+        .map(|v| v.round() as u64)
 }
 
 /// What `kind` costs against normalized at the highest point where both ran soundly.
@@ -777,6 +778,7 @@ impl Decision {
             out.push(Block::Table {
                 head,
                 rows: rows.collect(),
+                kind: document::TableKind::Plain,
             });
         }
         out
