@@ -128,6 +128,12 @@ impl Overhead {
             Judgement::BelowFloor => {
                 "no overhead the harness can resolve (the p50 gap is below its floor)".to_string()
             }
+            // The p99 gap below the floor is not an overhead: say which statistic has one.
+            Judgement::Overhead(p) if self.p99.below_floor() => format!(
+                "a measurable overhead at p50 (per-second p50s, {}), none the harness can \
+                 resolve at p99",
+                fmt_p(p)
+            ),
             Judgement::Overhead(p) => {
                 format!("a measurable overhead (per-second p50s, {})", fmt_p(p))
             }
@@ -237,5 +243,40 @@ mod tests {
         let o = overhead(&ls[0], sync()).unwrap();
         assert!(matches!(o.judgement, Judgement::Overhead(p) if p < 0.05));
         assert!(o.line().contains("p50 +1.0ms (+100%)"), "{}", o.line());
+        assert!(
+            o.line()
+                .ends_with("— a measurable overhead (per-second p50s, p < 0.001)"),
+            "{}",
+            o.line()
+        );
+    }
+
+    #[test]
+    fn an_overhead_at_p50_with_a_p99_gap_below_the_floor_says_so() {
+        // p50 1.0ms → 2.0ms (steady: an overhead); p99 6.2ms → 10.5ms under a 5ms floor.
+        let mut r = sample();
+        set(
+            run(&mut r, "normalized"),
+            MetricKey::Writes,
+            1_000,
+            6_200,
+            20,
+        );
+        set(
+            run(&mut r, "cqrs-sync"),
+            MetricKey::Writes,
+            2_000,
+            10_500,
+            20,
+        );
+        for name in ["normalized", "cqrs-sync"] {
+            set_floor(run(&mut r, name), true, 100, 5_000);
+        }
+        let ls = levels(&r);
+        let line = overhead(&ls[0], sync()).unwrap().line();
+        assert!(
+            line.contains("p99 10.5ms vs 6.2ms: below the harness's resolution (floor p99 5.0ms) — a measurable overhead at p50 (per-second p50s, p < 0.001), none the harness can resolve at p99"),
+            "{line}"
+        );
     }
 }
