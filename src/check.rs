@@ -9,37 +9,21 @@
 use serde::{Deserialize, Serialize};
 
 use crate::format::{fmt_bytes, fmt_us};
-use crate::metrics::{LatencyStats, MetricKey};
+use crate::metrics::{MetricKey, Stat};
 use crate::results::{BackendRun, Results};
 use crate::scenario::thresholds::{Budgets, Metric, Threshold, Thresholds, Unit};
-
-/// The value of `stat` (`p99`, `max`, `mean`, …) in `l`, `None` without samples.
-pub fn stat_of(l: &LatencyStats, stat: &str) -> Option<f64> {
-    if l.count == 0 {
-        return None;
-    }
-    Some(match stat {
-        "p50" => l.p50_us as f64,
-        "p90" => l.p90_us as f64,
-        "p99" => l.p99_us as f64,
-        "p999" => l.p999_us as f64,
-        "p9999" => l.p9999_us as f64,
-        "max" => l.max_us as f64,
-        _ => l.mean_us,
-    })
-}
 
 /// Commit → visible to a reader at `stat`, µs: 0 for a backend whose reads see every committed
 /// write by construction (its registry entry says its read side never lags); otherwise the
 /// larger of its lag and its read-your-writes visible time, at least 1 µs (such a read side
 /// is never fresh by construction), `None` when neither was measured.
-pub fn staleness(run: &BackendRun, stat: &str) -> Option<f64> {
+pub fn staleness(run: &BackendRun, stat: Stat) -> Option<f64> {
     if !crate::backend::registry::entry(run.backend).read_side_lags {
         return Some(0.0);
     }
     let m = &run.metrics;
-    let lag = stat_of(&m.lag, stat);
-    let ryw = stat_of(&m.ryw.time_to_visible, stat);
+    let lag = stat.of(&m.lag);
+    let ryw = stat.of(&m.ryw.time_to_visible);
     match (lag, ryw) {
         (None, None) => None,
         (a, b) => Some(a.unwrap_or(0.0).max(b.unwrap_or(0.0)).max(1.0)),
@@ -68,8 +52,8 @@ pub fn storage_bytes(run: &BackendRun) -> Option<f64> {
 pub fn measure(run: &BackendRun, metric: &Metric) -> Option<f64> {
     let m = &run.metrics;
     match metric {
-        Metric::Latency { key, stat } => stat_of(&m.op(*key)?.latency, stat),
-        Metric::Lag { stat } => stat_of(&m.lag, stat),
+        Metric::Latency { key, stat } => stat.of(&m.op(*key)?.latency),
+        Metric::Lag { stat } => stat.of(&m.lag),
         Metric::RywMiss => (m.ryw.probes > 0).then_some(m.ryw.miss_share),
         Metric::Errors => Some(m.errors() as f64),
         Metric::Rejected => Some(m.op(MetricKey::Writes).map_or(0.0, |o| o.rejected as f64)),
@@ -80,7 +64,7 @@ pub fn measure(run: &BackendRun, metric: &Metric) -> Option<f64> {
         } else {
             run.rates.read_achieved
         }),
-        Metric::Staleness { stat } => staleness(run, stat),
+        Metric::Staleness { stat } => staleness(run, *stat),
         Metric::Storage => storage_bytes(run),
     }
 }

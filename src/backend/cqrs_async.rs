@@ -39,6 +39,8 @@ pub const ENTRY: Entry = Entry {
     operations: "one database, plus a projector to run and watch (checkpoints, dead letters, rebuilds); readers must tolerate its lag",
     alternative_to_cqrs: None,
     needs_replica: false,
+    needs_broker: false,
+    measured_against: None,
     separate_read_store: true,
     role: Role::Cqrs,
     simplicity: 5,

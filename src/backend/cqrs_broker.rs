@@ -53,6 +53,8 @@ pub const ENTRY: Entry = Entry {
     operations: "one database, a NATS JetStream server (or cluster) and a relay and a projector to run and watch; the read store can live elsewhere",
     alternative_to_cqrs: None,
     needs_replica: false,
+    needs_broker: true,
+    measured_against: None,
     separate_read_store: true,
     role: Role::Cqrs,
     simplicity: 6,

@@ -30,6 +30,8 @@ pub const ENTRY: Entry = Entry {
     operations: "one database; read-model code in every write path of the application",
     alternative_to_cqrs: None,
     needs_replica: false,
+    needs_broker: false,
+    measured_against: None,
     separate_read_store: false,
     role: Role::Cqrs,
     simplicity: 4,

@@ -37,6 +37,8 @@ pub const ENTRY: Entry = Entry {
     // Not a way to keep read models: it keeps no read models at all.
     alternative_to_cqrs: None,
     needs_replica: false,
+    needs_broker: false,
+    measured_against: Some(super::cqrs_sync::KIND),
     // The copies live in the write model's own rows.
     separate_read_store: false,
     role: Role::Story,

@@ -78,6 +78,14 @@ pub struct Entry {
     /// Whether it reads from a standby of the database (`--replica-db`), which it cannot
     /// open without.
     pub needs_replica: bool,
+    /// Whether it needs a NATS JetStream broker (`--broker`), which the run connects to before
+    /// anything is seeded.
+    pub needs_broker: bool,
+    /// The backend the verdict measures it against, when that is not the baseline: the one
+    /// that does the same with one thing changed (event-sourced against cqrs-async: the same
+    /// events, decided on normalized rows; denormalized against cqrs-sync: the same answers
+    /// from read models instead of copies).
+    pub measured_against: Option<BackendKind>,
     /// Whether its read models can live in a database of their own (`--read-db`): only
     /// where a projector feeds them from an event log, not where the write transaction or
     /// the database itself keeps them.

@@ -71,6 +71,8 @@ pub const ENTRY: Entry = Entry {
     operations: "an event store as the write model, aggregate rehydration and a projector; schema changes become event versioning",
     alternative_to_cqrs: None,
     needs_replica: false,
+    needs_broker: false,
+    measured_against: Some(super::cqrs_async::KIND),
     separate_read_store: false,
     role: Role::Cqrs,
     simplicity: 7,

@@ -49,6 +49,8 @@ pub const ENTRY: Entry = Entry {
     operations: "one PostgreSQL database and a refresh schedule; every refresh recomputes its whole view",
     alternative_to_cqrs: Some("materialized views"),
     needs_replica: false,
+    needs_broker: false,
+    measured_against: None,
     separate_read_store: false,
     role: Role::Alternative,
     simplicity: 2,

@@ -24,6 +24,8 @@ pub const ENTRY: Entry = Entry {
     operations: "one database and nothing else",
     alternative_to_cqrs: None,
     needs_replica: false,
+    needs_broker: false,
+    measured_against: None,
     separate_read_store: false,
     role: Role::Baseline,
     simplicity: 0,

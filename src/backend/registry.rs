@@ -40,6 +40,32 @@ pub fn entry(kind: BackendKind) -> &'static Entry {
         .expect("every BackendKind is registered")
 }
 
+/// The baseline every other backend is compared with: the entry whose role is
+/// [`Role::Baseline`] (normalized).
+pub fn baseline() -> BackendKind {
+    BACKENDS
+        .iter()
+        .find(|e| e.role == Role::Baseline)
+        .map(|e| e.kind)
+        .expect("one backend is registered as the baseline")
+}
+
+/// Whether any of `kinds` needs a broker to run.
+pub fn any_needs_broker(kinds: &[BackendKind]) -> bool {
+    kinds.iter().any(|k| entry(*k).needs_broker)
+}
+
+/// The pairs `(backend, what it is measured against)` among `kinds`, both in `kinds`, in
+/// registration order (event-sourced against cqrs-async).
+pub fn measured_pairs(kinds: &[BackendKind]) -> Vec<(BackendKind, BackendKind)> {
+    BACKENDS
+        .iter()
+        .filter(|e| kinds.contains(&e.kind))
+        .filter_map(|e| e.measured_against.map(|o| (e.kind, o)))
+        .filter(|(_, o)| kinds.contains(o))
+        .collect()
+}
+
 /// The entry named `name`.
 pub fn by_name(name: &str) -> Option<&'static Entry> {
     BACKENDS.iter().find(|e| e.kind.name() == name)
@@ -109,6 +135,28 @@ mod tests {
         assert!(roles[1..4].iter().all(|r| *r == Role::Alternative));
         assert!(roles[4..8].iter().all(|r| *r == Role::Cqrs));
         assert_eq!(roles[8], Role::Story);
+    }
+
+    #[test]
+    fn roles_and_needs_answer_from_the_entries() {
+        assert_eq!(baseline().name(), "normalized");
+        assert_eq!(
+            BACKENDS.iter().filter(|e| e.role == Role::Baseline).count(),
+            1
+        );
+        let by = |n: &str| by_name(n).unwrap().kind;
+        assert!(any_needs_broker(&[by("normalized"), by("cqrs-broker")]));
+        assert!(!any_needs_broker(&[by("normalized"), by("cqrs-async")]));
+        // A backend is measured against another only when both ran.
+        let all = BackendKind::all();
+        assert_eq!(
+            measured_pairs(&all),
+            [
+                (by("event-sourced"), by("cqrs-async")),
+                (by("denormalized"), by("cqrs-sync"))
+            ]
+        );
+        assert!(measured_pairs(&[by("event-sourced"), by("cqrs-sync")]).is_empty());
     }
 
     #[test]

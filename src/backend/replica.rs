@@ -41,6 +41,8 @@ pub const ENTRY: Entry = Entry {
     operations: "a primary and a hot standby with streaming replication: a second server to run, watch and fail over, and an application that sends each query to the right one",
     alternative_to_cqrs: Some("a read replica"),
     needs_replica: true,
+    needs_broker: false,
+    measured_against: None,
     separate_read_store: false,
     role: Role::Alternative,
     simplicity: 3,

@@ -26,6 +26,8 @@ pub const ENTRY: Entry = Entry {
     operations: "one database; the read-model logic lives in the database as triggers, deployed and migrated with the schema and invisible to the application's own tests",
     alternative_to_cqrs: Some("read models kept by database triggers"),
     needs_replica: false,
+    needs_broker: false,
+    measured_against: None,
     separate_read_store: false,
     role: Role::Alternative,
     simplicity: 1,

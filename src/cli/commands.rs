@@ -10,7 +10,7 @@ use super::{
     CheckArgs, Cmd, CompareArgs, DbArgs, DeadLetterArgs, Failure, MergeArgs, ProjectorArgs,
     RebuildArgs, ReportArgs, RunArgs, SeedArgs, VerifyArgs,
 };
-use crate::backend::{cqrs_broker, prepare, BackendKind};
+use crate::backend::{prepare, BackendKind};
 use crate::check;
 use crate::db::lock::{Locks, Place};
 use crate::db::{schema, state, validate_schema_name, Db, DbError, DbUrl, OpenMode};
@@ -182,7 +182,7 @@ async fn execute_run(scenario: &Scenario, opts: &RunOptions) -> Result<Results, 
             format_duration(scenario.duration)
         );
     }
-    if scenario.backends.contains(&cqrs_broker::KIND) {
+    if crate::backend::registry::any_needs_broker(&scenario.backends) {
         // Like the database's: one connection attempt before anything is seeded, so an
         // unreachable broker is a one-line error in seconds.
         crate::broker::connect(&opts.broker.url)

@@ -44,6 +44,7 @@ pub mod merge;
 pub mod rewrite_reads;
 pub mod ryw;
 pub mod skew;
+mod stat;
 
 pub use cpu::{CpuSnapshot, DriverCpu};
 use latency::{add_histogram, p50_p99_max, round_to};
@@ -51,6 +52,7 @@ pub use latency::{
     duration_us, new_histogram, record_us, LatencyStats, HIGHEST_US, LOWEST_US, SIGNIFICANT_DIGITS,
     SPECTRUM_MAX_POINTS, SPECTRUM_TICKS_PER_HALF_DISTANCE,
 };
+pub use stat::Stat;
 
 /// A run fell behind when the p99 of a start delay exceeds this (µs): 10 ms. Applied to the
 /// time ops waited for a busy worker it marks the *system* saturated (a finding); applied to
@@ -414,16 +416,17 @@ pub struct Floor {
 }
 
 impl Floor {
-    /// The floor of a lane's latency at a statistic (`p50`, `p99`, …; other names give the
-    /// p99), µs: the smallest difference of that statistic the harness can resolve.
-    pub fn resolution_us(&self, is_write: bool, stat: &str) -> Option<u64> {
+    /// The floor of a lane's latency at a statistic, µs: the smallest difference of that
+    /// statistic the harness can resolve. The p50, p90 and mean are their own; the higher
+    /// percentiles and the max take the p99 (a short calibration does not resolve them).
+    pub fn resolution_us(&self, is_write: bool, stat: Stat) -> Option<u64> {
         let lane = if is_write { &self.write } else { &self.read };
         let l = lane.as_ref().filter(|l| l.count > 0)?;
         Some(match stat {
-            "p50" => l.p50_us,
-            "p90" => l.p90_us,
-            "mean" => l.mean_us.round() as u64,
-            _ => l.p99_us,
+            Stat::P50 => l.p50_us,
+            Stat::P90 => l.p90_us,
+            Stat::Mean => l.mean_us.round() as u64,
+            Stat::P99 | Stat::P999 | Stat::P9999 | Stat::Max => l.p99_us,
         })
     }
 }

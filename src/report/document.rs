@@ -2,7 +2,9 @@
 //! renderer (markdown, HTML, the terminal) writes them its way, so a structure is not written
 //! three times.
 
-use super::html_escape;
+use super::plot::backend_hex;
+use super::{html_escape, inline_html};
+use crate::backend::BackendKind;
 
 /// A run of text with one emphasis.
 #[derive(Debug, Clone, PartialEq)]
@@ -49,6 +51,17 @@ impl Inline {
     }
 }
 
+/// What a table's rows are, which decides how HTML shows them (markdown is the same for both).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TableKind {
+    /// Plain text cells.
+    Plain,
+    /// One row per run (the report's measurement tables): the first cell names the run and
+    /// carries its backend's colour, cells may hold light markup, and the table scrolls
+    /// sideways on a narrow screen.
+    Runs,
+}
+
 /// A block of a document.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Block {
@@ -59,6 +72,7 @@ pub enum Block {
     Table {
         head: Vec<String>,
         rows: Vec<Vec<String>>,
+        kind: TableKind,
     },
 }
 
@@ -105,7 +119,7 @@ pub fn markdown(blocks: &[Block]) -> String {
                 }
                 out.push('\n');
             }
-            Block::Table { head, rows } => {
+            Block::Table { head, rows, .. } => {
                 let cell = |s: &str| s.replace('|', "\\|");
                 out.push_str(&format!(
                     "| {} |\n|{}|\n",
@@ -149,7 +163,16 @@ pub fn html(blocks: &[Block]) -> String {
                 }
                 out.push_str("</ul>\n");
             }
-            Block::Table { head, rows } => {
+            Block::Table {
+                head,
+                rows,
+                kind: TableKind::Runs,
+            } => runs_table_html(&mut out, head, rows),
+            Block::Table {
+                head,
+                rows,
+                kind: TableKind::Plain,
+            } => {
                 out.push_str("<table>\n<thead><tr>");
                 for h in head {
                     out.push_str(&format!("<th>{}</th>", html_escape(h)));
@@ -167,6 +190,37 @@ pub fn html(blocks: &[Block]) -> String {
         }
     }
     out
+}
+
+/// A table of runs: cells with light markup, the first one with its backend's colour swatch.
+fn runs_table_html(out: &mut String, head: &[String], rows: &[Vec<String>]) {
+    out.push_str("<div class=\"scroll\"><table>\n<thead><tr>");
+    for h in head {
+        out.push_str(&format!("<th>{}</th>", inline_html(h)));
+    }
+    out.push_str("</tr></thead>\n<tbody>\n");
+    for r in rows {
+        out.push_str("<tr>");
+        for (i, c) in r.iter().enumerate() {
+            if i > 0 {
+                out.push_str(&format!("<td>{}</td>", inline_html(c)));
+                continue;
+            }
+            let colour = BackendKind::all()
+                .into_iter()
+                .find(|k| c.starts_with(k.name()))
+                .map(backend_hex);
+            match colour {
+                Some(col) => out.push_str(&format!(
+                    "<td class=\"run\"><span class=\"swatch\" style=\"background:{col}\"></span>{}</td>",
+                    inline_html(c)
+                )),
+                None => out.push_str(&format!("<td class=\"run\">{}</td>", inline_html(c))),
+            }
+        }
+        out.push_str("</tr>\n");
+    }
+    out.push_str("</tbody></table></div>\n");
 }
 
 /// Plain lines for a terminal: no markup, headings and tables left out (the terminal shows its
@@ -210,6 +264,7 @@ mod tests {
             Block::Table {
                 head: vec!["h|1".into()],
                 rows: vec![vec!["v".into()]],
+                kind: TableKind::Plain,
             },
         ];
         assert_eq!(
@@ -222,5 +277,39 @@ mod tests {
         assert!(h.contains("<li><code>x</code></li>"));
         assert!(h.contains("<th>h|1</th>"));
         assert_eq!(terminal(&doc), ["a < b", "x"]);
+    }
+
+    #[test]
+    fn a_table_of_runs_is_the_same_markdown_and_marks_its_runs_in_html() {
+        let head = vec!["run".to_string(), "write p99".to_string()];
+        let rows = vec![
+            vec!["cqrs-sync @ 2 readers".to_string(), "**1.2ms**".to_string()],
+            vec!["total".to_string(), "a|b".to_string()],
+        ];
+        let plain = Block::Table {
+            head: head.clone(),
+            rows: rows.clone(),
+            kind: TableKind::Plain,
+        };
+        let runs = Block::Table {
+            head,
+            rows,
+            kind: TableKind::Runs,
+        };
+        assert_eq!(markdown(&[plain.clone()]), markdown(&[runs.clone()]));
+        assert_eq!(
+            markdown(&[runs.clone()]),
+            "| run | write p99 |\n|---|---|\n| cqrs-sync @ 2 readers | **1.2ms** |\n| total | a\\|b |\n\n"
+        );
+        let h = html(&[runs]);
+        assert!(h.starts_with("<div class=\"scroll\"><table>"), "{h}");
+        assert!(h.contains(&format!(
+            "<td class=\"run\"><span class=\"swatch\" style=\"background:{}\"></span>cqrs-sync @ 2 readers</td>",
+            backend_hex(BackendKind::from_name("cqrs-sync").unwrap())
+        )), "{h}");
+        assert!(h.contains("<td><strong>1.2ms</strong></td>"), "{h}");
+        // A row that names no backend has no swatch.
+        assert!(h.contains("<td class=\"run\">total</td>"), "{h}");
+        assert!(!html(&[plain]).contains("swatch"));
     }
 }

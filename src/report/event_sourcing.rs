@@ -3,7 +3,7 @@
 //! often optimistic concurrency lost a race, how big the store grew, and how its writes
 //! compare with `cqrs-async`'s, which publishes the same events but keeps normalized state.
 
-use crate::backend::{cqrs_async, BackendKind};
+use crate::backend::{registry, BackendKind};
 use crate::metrics::MetricKey;
 use crate::results::BackendRun;
 
@@ -62,6 +62,8 @@ pub fn figures(run: &BackendRun) -> Option<EsFigures> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct EsVersusAsync {
     pub es: BackendKind,
+    /// What its registry entry says it is measured against (cqrs-async).
+    pub against: BackendKind,
     pub figures: EsFigures,
     /// Command latency (from intended start) of all writes, µs.
     pub es_write_p50_us: u64,
@@ -89,10 +91,12 @@ fn ratio(a: u64, b: u64) -> f64 {
 }
 
 /// The comparison, when `runs` (one read level) hold an event-sourced run with recorded costs
-/// and a `cqrs-async` run, both with write latencies.
+/// and a run of what its registry entry measures it against (`cqrs-async`), both with write
+/// latencies.
 pub fn versus_async(runs: &[&BackendRun]) -> Option<EsVersusAsync> {
     let es = runs.iter().find(|r| r.event_store.is_some())?;
-    let asy = runs.iter().find(|r| r.backend == cqrs_async::KIND)?;
+    let against = registry::entry(es.backend).measured_against?;
+    let asy = runs.iter().find(|r| r.backend == against)?;
     let w = |r: &BackendRun| {
         r.metrics
             .op(MetricKey::Writes)
@@ -107,6 +111,7 @@ pub fn versus_async(runs: &[&BackendRun]) -> Option<EsVersusAsync> {
     };
     Some(EsVersusAsync {
         es: es.backend,
+        against,
         figures: figures(es)?,
         es_write_p50_us: ew.latency.p50_us,
         es_write_p99_us: ew.latency.p99_us,
@@ -200,7 +205,7 @@ mod tests {
         let no_async: Vec<&BackendRun> = r
             .runs
             .iter()
-            .filter(|r| r.backend != cqrs_async::KIND)
+            .filter(|r| r.backend.name() != "cqrs-async")
             .collect();
         assert!(versus_async(&no_async).is_none());
     }

@@ -200,6 +200,17 @@ struct Table {
     rows: Vec<Vec<String>>,
 }
 
+impl Table {
+    /// The table in the document model, which renders it to markdown and HTML alike.
+    fn block(&self) -> document::Block {
+        document::Block::Table {
+            head: self.head.clone(),
+            rows: self.rows.clone(),
+            kind: document::TableKind::Runs,
+        }
+    }
+}
+
 fn rate(target: Option<f64>, achieved: f64) -> String {
     crate::format::rate(target, achieved, " / ")
 }
@@ -761,25 +772,9 @@ fn md_cell(s: &str) -> String {
     s.replace('|', "\\|")
 }
 
+/// A measurement table as markdown, through the document model.
 fn md_table(out: &mut String, t: &Table) {
-    let _ = writeln!(
-        out,
-        "| {} |",
-        t.head
-            .iter()
-            .map(|h| md_cell(h))
-            .collect::<Vec<_>>()
-            .join(" | ")
-    );
-    let _ = writeln!(out, "|{}", "---|".repeat(t.head.len()));
-    for r in &t.rows {
-        let _ = writeln!(
-            out,
-            "| {} |",
-            r.iter().map(|c| md_cell(c)).collect::<Vec<_>>().join(" | ")
-        );
-    }
-    out.push('\n');
+    out.push_str(&document::markdown(&[t.block()]));
 }
 
 /// The plot a story's answer shows, if it has one and it was drawn.
@@ -926,39 +921,9 @@ fn inline_html(s: &str) -> String {
     out
 }
 
+/// A measurement table as HTML, through the document model.
 fn html_table(out: &mut String, t: &Table) {
-    out.push_str("<div class=\"scroll\"><table>\n<thead><tr>");
-    for h in &t.head {
-        let _ = write!(out, "<th>{}</th>", inline_html(h));
-    }
-    out.push_str("</tr></thead>\n<tbody>\n");
-    for r in &t.rows {
-        out.push_str("<tr>");
-        for (i, c) in r.iter().enumerate() {
-            if i == 0 {
-                let colour = BackendKind::all()
-                    .iter()
-                    .find(|k| c.starts_with(k.name()))
-                    .map(|k| backend_hex(*k));
-                match colour {
-                    Some(col) => {
-                        let _ = write!(
-                            out,
-                            "<td class=\"run\"><span class=\"swatch\" style=\"background:{col}\"></span>{}</td>",
-                            inline_html(c)
-                        );
-                    }
-                    None => {
-                        let _ = write!(out, "<td class=\"run\">{}</td>", inline_html(c));
-                    }
-                }
-            } else {
-                let _ = write!(out, "<td>{}</td>", inline_html(c));
-            }
-        }
-        out.push_str("</tr>\n");
-    }
-    out.push_str("</tbody></table></div>\n");
+    out.push_str(&document::html(&[t.block()]));
 }
 
 /// Strips an XML declaration so the SVG can sit inline in HTML.

@@ -28,7 +28,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::backend::BackendKind;
 use crate::format::one_of;
-use crate::metrics::MetricKey;
+use crate::metrics::{MetricKey, Stat};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Cmp {
@@ -70,10 +70,10 @@ pub enum Unit {
 pub enum Metric {
     Latency {
         key: MetricKey,
-        stat: String,
+        stat: Stat,
     },
     Lag {
-        stat: String,
+        stat: Stat,
     },
     RywMiss,
     Errors,
@@ -86,7 +86,7 @@ pub enum Metric {
     /// Commit → visible to a reader: the larger of the lag and the read-your-writes visible
     /// time at `stat`; 0 where the read side never lags.
     Staleness {
-        stat: String,
+        stat: Stat,
     },
     /// Bytes of the write tables, read models and event log at the end of the run.
     Storage,
@@ -104,8 +104,6 @@ impl Metric {
     }
 }
 
-const STATS: [&str; 7] = ["p50", "p90", "p99", "p999", "p9999", "max", "mean"];
-
 /// A parsed threshold.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Threshold {
@@ -121,15 +119,13 @@ pub struct Threshold {
     pub limit: f64,
 }
 
-fn parse_stat(s: &str) -> Result<String, String> {
-    if STATS.contains(&s) {
-        Ok(s.to_string())
-    } else {
-        Err(format!(
+fn parse_stat(s: &str) -> Result<Stat, String> {
+    Stat::from_name(s).ok_or_else(|| {
+        format!(
             "unknown statistic \"{s}\" (expected one of {})",
-            STATS.join(", ")
-        ))
-    }
+            Stat::ALL.map(Stat::name).join(", ")
+        )
+    })
 }
 
 fn parse_metric(parts: &[&str]) -> Result<Metric, String> {
@@ -505,7 +501,7 @@ mod tests {
         assert_eq!(w.limit, 50_000.0);
         assert_eq!(w.condition, "<= 50ms");
         let s = parse_budget("staleness.p99", "0ms").unwrap();
-        assert_eq!(s.metric, Metric::Staleness { stat: "p99".into() });
+        assert_eq!(s.metric, Metric::Staleness { stat: Stat::P99 });
         assert_eq!(s.limit, 0.0);
         let st = parse_budget("storage", "2GiB").unwrap();
         assert_eq!(st.metric, Metric::Storage);

@@ -11,7 +11,7 @@
 use super::{below_floor, floor_of, p99, saturated_in, Level, Section};
 use crate::backend::registry::Role;
 use crate::domain::QueryKind;
-use crate::metrics::MetricKey;
+use crate::metrics::{MetricKey, Stat};
 use crate::report::{fmt_bytes, fmt_ms};
 use crate::results::BackendRun;
 
@@ -40,7 +40,7 @@ fn judge(alt: &BackendRun, reference: &BackendRun) -> String {
     let mut reasons_no = Vec::new();
     let mut facts = Vec::new();
 
-    let floor = floor_of(alt, reference, false, "p99");
+    let floor = floor_of(alt, reference, false, Stat::P99);
     let mut slower = Vec::new();
     let mut compared = 0;
     for q in QueryKind::ALL {
@@ -81,7 +81,7 @@ fn judge(alt: &BackendRun, reference: &BackendRun) -> String {
                 "its writes saturated where {}'s kept up ({text})",
                 reference.backend
             ));
-        } else if !within(a, r, WRITE_SLACK, floor_of(alt, reference, true, "p99")) {
+        } else if !within(a, r, WRITE_SLACK, floor_of(alt, reference, true, Stat::P99)) {
             reasons_no.push(format!("slower writes ({text})"));
         } else {
             facts.push(text);

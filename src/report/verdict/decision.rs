@@ -11,12 +11,12 @@
 
 use serde::Serialize;
 
-use super::soundness::{self, min_samples, Unsound};
+use super::soundness::{self, Unsound};
 use crate::backend::registry::Role;
 use crate::backend::BackendKind;
-use crate::check::{measure, show, staleness, staleness_samples, stat_of, storage_bytes};
+use crate::check::{measure, show, staleness, staleness_samples, storage_bytes};
 use crate::format::{fmt_bytes, fmt_ms};
-use crate::metrics::MetricKey;
+use crate::metrics::{MetricKey, Stat};
 use crate::report::document::{self, Block, Inline};
 use crate::report::{level_label, Level};
 use crate::results::{BackendRun, Results, SweepPoint};
@@ -184,19 +184,11 @@ fn budget_key(t: &Threshold) -> String {
 /// Whether `unstarted` ops (of a side, came due, never started) decide a latency statistic
 /// over `completed` measured ops: they are the slowest of all, so a percentile falls among
 /// them once they are more than its tail (1% for p99); the max and the mean by any of them.
-fn unstarted_decide(stat: &str, completed: u64, unstarted: u64) -> bool {
+fn unstarted_decide(stat: Stat, completed: u64, unstarted: u64) -> bool {
     if unstarted == 0 {
         return false;
     }
-    let tail = match stat {
-        "p50" => 0.5,
-        "p90" => 0.1,
-        "p99" => 0.01,
-        "p999" => 0.001,
-        "p9999" => 0.0001,
-        _ => 0.0,
-    };
-    unstarted as f64 / (completed + unstarted) as f64 > tail
+    unstarted as f64 / (completed + unstarted) as f64 > stat.tail()
 }
 
 /// How `run` fares against budget `t`.
@@ -218,7 +210,7 @@ fn judge(run: &BackendRun, t: &Threshold) -> BudgetFit {
         } else {
             run.metrics.unstarted.reads
         };
-        if unstarted_decide(stat, completed, unstarted) {
+        if unstarted_decide(*stat, completed, unstarted) {
             return BudgetFit {
                 key,
                 fit: Fit::Missed,
@@ -244,7 +236,7 @@ fn judge(run: &BackendRun, t: &Threshold) -> BudgetFit {
     match &t.metric {
         Metric::Latency { key: mk, stat } => {
             let samples = run.metrics.op(*mk).map_or(0, |o| o.latency.count);
-            let needed = min_samples(stat);
+            let needed = stat.min_samples();
             if samples < needed {
                 if let Some((lower, v)) = run
                     .metrics
@@ -270,7 +262,7 @@ fn judge(run: &BackendRun, t: &Threshold) -> BudgetFit {
             if let Some(floor) = run
                 .floor
                 .as_ref()
-                .and_then(|f| f.resolution_us(mk.is_write(), stat))
+                .and_then(|f| f.resolution_us(mk.is_write(), *stat))
             {
                 if t.limit < floor as f64 {
                     return not_judged(
@@ -285,7 +277,7 @@ fn judge(run: &BackendRun, t: &Threshold) -> BudgetFit {
         }
         Metric::Staleness { stat } if run.backend.read_side_lags() => {
             let samples = staleness_samples(run);
-            let needed = min_samples(stat);
+            let needed = stat.min_samples();
             // A budget of 0 is missed by construction, whatever the samples.
             if samples < needed && t.limit > 0.0 {
                 return not_judged(
@@ -358,8 +350,9 @@ fn point_fit(results: &Results, level: &Level) -> PointFit {
     }
 }
 
-fn stat_u64(run: &BackendRun, key: MetricKey, stat: &str) -> Option<u64> {
-    stat_of(&run.metrics.op(key)?.latency, stat).map(|v| v.round() as u64)
+fn stat_u64(run: &BackendRun, key: MetricKey, stat: Stat) -> Option<u64> {
+    stat.of(&run.metrics.op(key)?.latency)
+        .map(|v| v.round() as u64)
 }
 
 /// What `kind` costs against normalized at the highest point where both ran soundly.
@@ -382,12 +375,12 @@ fn cost(levels: &[Level], kind: BackendKind) -> Option<Cost> {
         Some(Cost {
             backend: kind,
             at: level_label(level),
-            write_p50_us: pair("p50"),
-            write_p99_us: pair("p99"),
+            write_p50_us: pair(Stat::P50),
+            write_p99_us: pair(Stat::P99),
             storage_bytes: storage_bytes(base)
                 .zip(storage_bytes(run))
                 .map(|(a, b)| (a as u64, b as u64)),
-            staleness_p99_us: staleness(run, "p99").map(|v| v.round() as u64),
+            staleness_p99_us: staleness(run, Stat::P99).map(|v| v.round() as u64),
             operations: kind.operations().to_string(),
         })
     })
@@ -825,6 +818,7 @@ impl Decision {
             out.push(Block::Table {
                 head,
                 rows: rows.collect(),
+                kind: document::TableKind::Plain,
             });
         }
         out

@@ -1,7 +1,7 @@
 //! Which evidence may decide. A run where the driver fell behind measured the harness, not the
 //! backend; a window shorter than [`MIN_MEASURED_SECONDS`] holds too few intervals to tell a
 //! backend's steady state from a stall; a percentile from fewer samples than
-//! [`min_samples`] is the maximum of a handful. Such evidence never feeds the decision, a
+//! [`Stat::min_samples`](crate::metrics::Stat::min_samples) is the maximum of a handful. Such evidence never feeds the decision, a
 //! ranking or a story's answer, and the answer says what was left out, why and what to change.
 
 use serde::Serialize;
@@ -71,32 +71,4 @@ pub fn unsound(run: &BackendRun) -> Vec<Unsound> {
 /// Whether `run` may decide.
 pub fn is_sound(run: &BackendRun) -> bool {
     unsound(run).is_empty()
-}
-
-/// The fewest samples a statistic needs before it says anything of its own: a p-quantile from
-/// fewer than `1 / (1 - p)` samples is simply the largest sample (p99 needs 100, p999 1000),
-/// and any statistic needs at least 20 (a median of a handful moves with every sample).
-pub fn min_samples(stat: &str) -> u64 {
-    let tail = match stat {
-        "p90" => 10,
-        "p99" => 100,
-        "p999" => 1_000,
-        "p9999" => 10_000,
-        _ => 1,
-    };
-    tail.max(20)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sample_needs_follow_the_quantile() {
-        assert_eq!(min_samples("p50"), 20);
-        assert_eq!(min_samples("p90"), 20);
-        assert_eq!(min_samples("p99"), 100);
-        assert_eq!(min_samples("p999"), 1_000);
-        assert_eq!(min_samples("max"), 20);
-    }
 }

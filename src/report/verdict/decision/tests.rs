@@ -313,12 +313,12 @@ fn reads_that_came_due_and_never_started_miss_the_read_budget() {
 #[test]
 fn unstarted_ops_decide_a_percentile_only_beyond_its_tail() {
     // p99's tail is 1%: 10 of 1,010 (0.99%) do not reach it, 11 of 1,011 (1.09%) do.
-    assert!(!unstarted_decide("p99", 1_000, 10));
-    assert!(unstarted_decide("p99", 1_000, 11));
-    assert!(!unstarted_decide("p50", 10, 10));
-    assert!(unstarted_decide("p50", 10, 11));
-    assert!(unstarted_decide("max", 1_000_000, 1));
-    assert!(!unstarted_decide("max", 5, 0));
+    assert!(!unstarted_decide(Stat::P99, 1_000, 10));
+    assert!(unstarted_decide(Stat::P99, 1_000, 11));
+    assert!(!unstarted_decide(Stat::P50, 10, 10));
+    assert!(unstarted_decide(Stat::P50, 10, 11));
+    assert!(unstarted_decide(Stat::Max, 1_000_000, 1));
+    assert!(!unstarted_decide(Stat::Max, 5, 0));
 }
 
 /// normalized's reads cut to 46 samples (too few for a p99, which needs 100), with p50 and

@@ -7,9 +7,9 @@
 
 use super::super::{below_floor, floor_of, p99, saturated_in};
 use super::{sentence, Answer};
-use crate::backend::{normalized, BackendKind};
+use crate::backend::{registry, BackendKind};
 use crate::format::fmt_ms;
-use crate::metrics::MetricKey;
+use crate::metrics::{MetricKey, Stat};
 use crate::report::{level_label, Level};
 use crate::results::BackendRun;
 
@@ -29,8 +29,8 @@ fn fare(run: &BackendRun, base: &BackendRun) -> Option<Fare> {
     let p = p99(run, MetricKey::Writes)?;
     let b = p99(base, MetricKey::Writes)?;
     let saturated = saturated_in(run, MetricKey::Writes);
-    let grew =
-        p as f64 >= b as f64 * BREAK_FACTOR && !below_floor(p, b, floor_of(run, base, true, "p99"));
+    let grew = p as f64 >= b as f64 * BREAK_FACTOR
+        && !below_floor(p, b, floor_of(run, base, true, Stat::P99));
     Some(Fare {
         p99: p,
         base: b,
@@ -73,7 +73,9 @@ pub(super) fn answer(levels: &[Level]) -> Answer {
         };
     };
     let base_label = level_label(first);
-    let Some(norm_base) = run_of(first, normalized::KIND) else {
+    // The backend whose writes the story watches: the baseline (normalized).
+    let baseline = registry::baseline();
+    let Some(norm_base) = run_of(first, baseline) else {
         return Answer {
             sentence: "Normalized did not run, so this run cannot say when its writes break."
                 .into(),
@@ -82,7 +84,7 @@ pub(super) fn answer(levels: &[Level]) -> Answer {
     };
     // The first level at which normalized's writes break.
     let broke = levels.iter().skip(1).find_map(|l| {
-        let run = run_of(l, normalized::KIND)?;
+        let run = run_of(l, baseline)?;
         let f = fare(run, norm_base)?;
         f.broken.then_some((l, run, f))
     });
@@ -90,7 +92,7 @@ pub(super) fn answer(levels: &[Level]) -> Answer {
         level
             .runs
             .iter()
-            .filter(|r| r.backend != normalized::KIND)
+            .filter(|r| r.backend != baseline)
             .filter_map(|r| {
                 let base = run_of(first, r.backend)?;
                 let f = fare(r, base)?;
@@ -124,9 +126,9 @@ pub(super) fn answer(levels: &[Level]) -> Answer {
             let last = levels
                 .iter()
                 .rev()
-                .find(|l| run_of(l, normalized::KIND).is_some())
+                .find(|l| run_of(l, baseline).is_some())
                 .unwrap_or(first);
-            let norm = run_of(last, normalized::KIND)
+            let norm = run_of(last, baseline)
                 .and_then(|r| fare(r, norm_base).map(|f| describe(&f, &base_label, r)));
             let rest = others(last);
             let broken: Vec<String> = rest
@@ -290,7 +292,8 @@ mod tests {
     #[test]
     fn without_normalized_it_cannot_say() {
         let mut r = recorded();
-        r.runs.retain(|x| x.backend != normalized::KIND);
+        r.runs
+            .retain(|x| x.backend != crate::backend::normalized::KIND);
         let s = said(&r).sentence;
         assert!(s.starts_with("Normalized did not run"), "{s}");
     }

@@ -11,11 +11,11 @@
 
 use super::super::{below_floor, floor_of, p50, p99, saturated_in};
 use super::{sentence, Answer};
-use crate::backend::{cqrs_sync, denormalized, BackendKind};
+use crate::backend::{registry, BackendKind};
 use crate::domain::CommandKind;
 use crate::format::fmt_ms;
 use crate::metrics::rewrite_reads::RewriteReads;
-use crate::metrics::MetricKey;
+use crate::metrics::{MetricKey, Stat};
 use crate::report::Level;
 use crate::results::{BackendRun, SweepPoint};
 
@@ -100,7 +100,7 @@ fn curve(levels: &[Level], kind: BackendKind, orders_fallback: i64) -> Option<Cu
         let decades = (last.orders as f64 / first.orders as f64).log10();
         (last.p50_us.max(1) as f64 / first.p50_us.max(1) as f64).powf(1.0 / decades)
     });
-    let floor = floor_of(first_run, last_run, true, "p50");
+    let floor = floor_of(first_run, last_run, true, Stat::P50);
     let grows = per_decade.is_some_and(|k| k >= GROWS_FACTOR)
         && !below_floor(last.p50_us, first.p50_us, floor);
     Some(Curve {
@@ -112,16 +112,28 @@ fn curve(levels: &[Level], kind: BackendKind, orders_fallback: i64) -> Option<Cu
     })
 }
 
+/// The two backends the story contrasts, from the registry: the one that keeps copies of
+/// product details in order lines (`denormalized`) and the one its entry measures it against
+/// (`cqrs-sync`).
+fn contrasted() -> (BackendKind, BackendKind) {
+    registry::BACKENDS
+        .iter()
+        .find(|e| e.provisions.product_copies)
+        .and_then(|e| Some((e.kind, e.measured_against?)))
+        .expect("a backend with product copies is registered, with what it is measured against")
+}
+
 fn figures(levels: &[Level], orders_fallback: i64) -> Figures {
+    let (copies, read_models) = contrasted();
     let last = levels.last();
     let at_last = |kind| last.and_then(|l| run_of(l, kind));
     Figures {
-        denormalized: curve(levels, denormalized::KIND, orders_fallback),
-        cqrs_sync: curve(levels, cqrs_sync::KIND, orders_fallback),
-        readers: at_last(denormalized::KIND).and_then(|r| r.rewrite_reads.clone()),
+        denormalized: curve(levels, copies, orders_fallback),
+        cqrs_sync: curve(levels, read_models, orders_fallback),
+        readers: at_last(copies).and_then(|r| r.rewrite_reads.clone()),
         read_p99: (
-            at_last(denormalized::KIND).and_then(|r| p99(r, MetricKey::Reads)),
-            at_last(cqrs_sync::KIND).and_then(|r| p99(r, MetricKey::Reads)),
+            at_last(copies).and_then(|r| p99(r, MetricKey::Reads)),
+            at_last(read_models).and_then(|r| p99(r, MetricKey::Reads)),
         ),
     }
 }
@@ -347,7 +359,7 @@ mod tests {
                 run_at(&mut r, "denormalized", *n)
                     .floor
                     .as_ref()
-                    .and_then(|f| f.resolution_us(true, "p50"))
+                    .and_then(|f| f.resolution_us(true, Stat::P50))
             })
             .max()
             .expect("a calibrated floor");
@@ -404,7 +416,8 @@ mod tests {
     #[test]
     fn without_price_changes_or_without_cqrs_sync_it_says_what_it_can() {
         let mut r = recorded();
-        r.runs.retain(|x| x.backend != cqrs_sync::KIND);
+        r.runs
+            .retain(|x| x.backend != crate::backend::cqrs_sync::KIND);
         let s = said(&r).sentence;
         assert!(s.contains("(cqrs-sync did not run)"), "{s}");
         assert!(!s.contains("read p99 was"), "{s}");

@@ -16,7 +16,7 @@ use super::super::{below_floor, floor_of, saturated_in};
 use super::{sentence, Answer};
 use crate::domain::QueryKind;
 use crate::format::fmt_ms;
-use crate::metrics::MetricKey;
+use crate::metrics::{MetricKey, Stat};
 use crate::report::{level_label, Level};
 use crate::results::{BackendRun, Results, SweepPoint};
 
@@ -73,7 +73,7 @@ pub fn figures(with: &BackendRun, base: &BackendRun) -> Option<Figures> {
         .clone();
     let tells = report.p50_us as f64 >= TELL_FACTOR * b.max_us.max(1) as f64;
     let blocked = tells && w.max_us as f64 >= STALL_SHARE * report.p50_us as f64;
-    let floor = floor_of(with, base, true, "p99");
+    let floor = floor_of(with, base, true, Stat::P99);
     let slowed = w.p99_us as f64 >= b.p99_us as f64 * (1.0 + SLOWED_SHARE)
         && !below_floor(w.p99_us, b.p99_us, floor);
     Some(Figures {
