@@ -28,6 +28,8 @@ import sys
 #   projection folds, SQL projections, event sources, read stores, projector, rebuild
 #   backend    one file per backend over db and projection
 #   workload   op stream (mix, keys), pacer, and the driver that calls the backends
+#   pack       a team's workload pack (workloads/NAME): manifest, SQL, parameters drawn with
+#              the workload's RNG and key samplers, checked on the engine
 #   verify     read models against their truth
 #   scenario   the parsed, validated scenario (names backends, mixes, projector settings)
 #              with its typed thresholds
@@ -46,6 +48,7 @@ LAYERS = [
     "projection",
     "backend",
     "workload",
+    "pack",
     "verify",
     "scenario",
     "results",

@@ -11,6 +11,7 @@ pub mod db;
 pub mod domain;
 pub mod format;
 pub mod metrics;
+pub mod pack;
 pub mod projection;
 pub mod report;
 pub mod results;

@@ -7,8 +7,8 @@ use std::time::Duration;
 use anyhow::{anyhow, Context};
 
 use super::{
-    CheckArgs, Cmd, CompareArgs, DbArgs, DeadLetterArgs, Failure, MergeArgs, ProjectorArgs,
-    RebuildArgs, ReportArgs, RunArgs, SeedArgs, VerifyArgs,
+    CheckArgs, Cmd, CompareArgs, DbArgs, DeadLetterArgs, Failure, MergeArgs, PackCheckArgs,
+    PackCmd, ProjectorArgs, RebuildArgs, ReportArgs, RunArgs, SeedArgs, VerifyArgs,
 };
 use crate::backend::{prepare, BackendKind};
 use crate::check;
@@ -39,7 +39,17 @@ pub async fn dispatch(command: Cmd) -> Result<(), Failure> {
         Cmd::Projector(a) => cmd_projector(a).await,
         Cmd::Drop(a) => cmd_drop(a).await,
         Cmd::Merge(a) => cmd_merge(a),
+        Cmd::Pack(PackCmd::Check(a)) => cmd_pack_check(a).await,
     }
+}
+
+/// `pack check DIR [--db URL]`: the pack loaded and checked on the engine; every problem at
+/// once (exit 2), or what it holds.
+async fn cmd_pack_check(args: PackCheckArgs) -> Result<(), Failure> {
+    let url = args.db.as_deref().map(parse_url).transpose()?;
+    let pack = crate::pack::check(&args.dir, url.as_ref()).await?;
+    println!("ok: {}", pack.summary());
+    Ok(())
 }
 
 fn parse_url(s: &str) -> Result<DbUrl, Failure> {

@@ -54,6 +54,29 @@ pub enum Cmd {
     /// Add the results.json of the segments of a scale-out run (`run --segment I/N`) into one
     /// results.json and one report.
     Merge(MergeArgs),
+    /// Workload packs (workloads/NAME: a team's own schema, commands, events, read models,
+    /// projections and queries).
+    #[command(subcommand)]
+    Pack(PackCmd),
+}
+
+#[derive(Subcommand)]
+pub enum PackCmd {
+    /// Validate a pack: its manifest and SQL files, then — on the engine — its DDL applied and
+    /// every statement prepared (SQLite in memory by default; with --db postgres://… a scratch
+    /// schema inside a transaction that is rolled back). Prints every problem at once as
+    /// FILE: path: message and exits 2, or prints what the pack holds.
+    Check(PackCheckArgs),
+}
+
+#[derive(clap::Args)]
+pub struct PackCheckArgs {
+    /// The pack's folder (holding pack.toml), e.g. workloads/ledger.
+    pub dir: PathBuf,
+    /// Check on this engine: postgres://… (nothing is left behind there) or sqlite://… (the
+    /// file is never opened: an in-memory database stands in). Default: SQLite.
+    #[arg(long)]
+    pub db: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -351,6 +374,7 @@ failure_from!(
     crate::run::projector::ProjectorProcessError,
     crate::projection::projector::ProjectorError,
     crate::verify::VerifyError,
+    crate::pack::PackError,
 );
 
 /// `first` followed by the registered backends, one per line.

@@ -36,6 +36,16 @@ impl Dialect {
         }
     }
 
+    /// The placeholder of the `n`-th (1-based) distinct parameter of a statement written with
+    /// named parameters (a pack's `:name`): the engine's own numbered form, `?N` on SQLite and
+    /// `$N` on PostgreSQL, so a name used twice is bound once.
+    pub fn placeholder(self, n: usize) -> String {
+        match self.0 {
+            Engine::Sqlite => format!("?{n}"),
+            Engine::Postgres => format!("${n}"),
+        }
+    }
+
     /// The suffix that locks the rows a `SELECT` reads until the transaction ends. SQLite has
     /// one writer at a time, so a write transaction holds everything already.
     pub fn for_update(self) -> &'static str {
@@ -267,5 +277,7 @@ mod tests {
         assert_eq!(anonymous_values_list(2, 2), "(?,?),(?,?)");
         assert_eq!(Dialect::of(Engine::Sqlite).values_list(1, 2), "(?,?)");
         assert_eq!(Dialect::of(Engine::Postgres).values_list(1, 2), "($1,$2)");
+        assert_eq!(Dialect::of(Engine::Sqlite).placeholder(3), "?3");
+        assert_eq!(Dialect::of(Engine::Postgres).placeholder(12), "$12");
     }
 }

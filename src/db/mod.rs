@@ -11,6 +11,7 @@ pub mod load;
 pub mod lock;
 pub mod pools;
 pub mod schema;
+pub mod scratch;
 pub mod sql;
 pub mod state;
 pub mod storage;

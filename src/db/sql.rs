@@ -15,6 +15,27 @@ pub enum Param {
     Null,
 }
 
+impl Param {
+    /// The type it is bound with.
+    pub fn kind(&self) -> ParamKind {
+        match self {
+            Param::Int(_) => ParamKind::Int,
+            Param::Text(_) => ParamKind::Text,
+            Param::Null => ParamKind::Inferred,
+        }
+    }
+}
+
+/// The type a parameter will be bound with, as far as it is known before a value exists: what
+/// a statement is prepared with when it is checked (`scratch::Scratch::prepare`). `Inferred`:
+/// not known (a value a statement returns), so the engine infers it from the context.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParamKind {
+    Int,
+    Text,
+    Inferred,
+}
+
 impl From<Option<String>> for Param {
     fn from(v: Option<String>) -> Self {
         v.map_or(Param::Null, Param::Text)
