@@ -241,7 +241,7 @@ fn judge(run: &BackendRun, t: &Threshold) -> BudgetFit {
                 if let Some((lower, v)) = run
                     .metrics
                     .op(*mk)
-                    .and_then(|o| lower_stat_over(&o.latency, stat, t))
+                    .and_then(|o| lower_stat_over(&o.latency, *stat, t))
                 {
                     return BudgetFit {
                         key,
@@ -306,22 +306,19 @@ fn judge(run: &BackendRun, t: &Threshold) -> BudgetFit {
 /// the budget is missed rather than unjudged. `None` when no such percentile shows it.
 fn lower_stat_over(
     latency: &crate::metrics::LatencyStats,
-    stat: &str,
+    stat: Stat,
     t: &Threshold,
-) -> Option<(&'static str, f64)> {
-    if !matches!(t.cmp, Cmp::Le | Cmp::Lt) {
+) -> Option<(Stat, f64)> {
+    if !matches!(t.cmp, Cmp::Le | Cmp::Lt) || stat == Stat::Mean {
         return None;
     }
-    let order = ["p50", "p90", "p99", "p999", "p9999", "max"];
-    let rank = order.iter().position(|s| *s == stat)?;
-    order[..rank]
-        .iter()
-        .rev()
-        .filter(|s| latency.count >= min_samples(s))
+    [Stat::P9999, Stat::P999, Stat::P99, Stat::P90, Stat::P50]
+        .into_iter()
+        .filter(|s| *s < stat && latency.count >= s.min_samples())
         .find_map(|s| {
-            stat_of(latency, s)
+            s.of(latency)
                 .filter(|v| !t.cmp.holds(*v, t.limit))
-                .map(|v| (*s, v))
+                .map(|v| (s, v))
         })
 }
 
