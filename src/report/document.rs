@@ -296,9 +296,10 @@ mod tests {
             rows,
             kind: TableKind::Runs,
         };
-        assert_eq!(markdown(&[plain.clone()]), markdown(&[runs.clone()]));
+        let md = markdown(std::slice::from_ref(&runs));
+        assert_eq!(markdown(std::slice::from_ref(&plain)), md);
         assert_eq!(
-            markdown(&[runs.clone()]),
+            md,
             "| run | write p99 |\n|---|---|\n| cqrs-sync @ 2 readers | **1.2ms** |\n| total | a\\|b |\n\n"
         );
         let h = html(&[runs]);

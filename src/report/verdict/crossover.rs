@@ -78,6 +78,15 @@ pub struct Trend {
     pub saturated_at_last: bool,
 }
 
+/// One backend's write p99 at a level, and how its run held its load.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LevelWrite {
+    pub backend: BackendKind,
+    pub p99_us: u64,
+    pub driver_behind: bool,
+    pub saturated: bool,
+}
+
 /// The "Do reads hurt writes?" finding.
 #[derive(Debug, Clone)]
 pub struct Crossover<'a> {
@@ -88,8 +97,8 @@ pub struct Crossover<'a> {
     pub first_label: Option<String>,
     pub last_label: Option<String>,
     pub trends: Vec<Trend>,
-    /// Each level's label and write p99s: `(backend, p99 µs, driver behind, saturated)`.
-    pub per_level: Vec<(String, Vec<(BackendKind, u64, bool, bool)>)>,
+    /// Each level's label and write p99s.
+    pub per_level: Vec<(String, Vec<LevelWrite>)>,
 }
 
 fn state<'a>(
@@ -167,20 +176,18 @@ fn trends(levels: &[Level]) -> Vec<Trend> {
 
 /// The crossover of `results` along `levels`; `fair` is false when a run's driver fell behind.
 pub fn crossover<'a>(results: &Results, levels: &[Level<'a>], fair: bool) -> Crossover<'a> {
-    let per_level: Vec<(String, Vec<(BackendKind, u64, bool, bool)>)> = levels
+    let per_level: Vec<(String, Vec<LevelWrite>)> = levels
         .iter()
         .map(|l| {
-            let writes: Vec<(BackendKind, u64, bool, bool)> = l
+            let writes: Vec<LevelWrite> = l
                 .runs
                 .iter()
                 .filter_map(|r| {
-                    p99(r, MetricKey::Writes).map(|v| {
-                        (
-                            r.backend,
-                            v,
-                            r.metrics.driver_behind,
-                            saturated_in(r, MetricKey::Writes),
-                        )
+                    p99(r, MetricKey::Writes).map(|v| LevelWrite {
+                        backend: r.backend,
+                        p99_us: v,
+                        driver_behind: r.metrics.driver_behind,
+                        saturated: saturated_in(r, MetricKey::Writes),
                     })
                 })
                 .collect();
@@ -270,13 +277,14 @@ impl Crossover<'_> {
             .map(|(label, writes)| {
                 let list = writes
                     .iter()
-                    .map(|(k, v, behind, sat)| {
+                    .map(|w| {
                         format!(
-                            "{k} {}{}",
-                            fmt_ms(*v as f64),
-                            if *behind {
+                            "{} {}{}",
+                            w.backend,
+                            fmt_ms(w.p99_us as f64),
+                            if w.driver_behind {
                                 " (invalid: driver behind)"
-                            } else if *sat {
+                            } else if w.saturated {
                                 " (saturated)"
                             } else {
                                 ""
