@@ -39,6 +39,7 @@ import sys
 #   run        orchestration of a whole scenario (returns results, writes no report)
 #   cli        the command line (src/cli/ and src/main.rs)
 LAYERS = [
+    "toml_path",
     "format",
     "domain",
     "dataset",

@@ -17,5 +17,6 @@ pub mod report;
 pub mod results;
 pub mod run;
 pub mod scenario;
+pub mod toml_path;
 pub mod verify;
 pub mod workload;

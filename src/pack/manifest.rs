@@ -15,6 +15,7 @@ use super::{
 };
 use crate::db::sql::Param;
 use crate::db::Engine;
+use crate::toml_path::{child, element, syntax_error, type_name};
 use crate::workload::keys::KeyDist;
 
 pub const MANIFEST: &str = "pack.toml";
@@ -73,60 +74,8 @@ pub(super) fn read(dir: &Path) -> (Pack, Vec<PackProblem>) {
 
 /// A TOML syntax error located by line and column.
 fn syntax_problem(text: &str, e: &toml::de::Error) -> (String, String) {
-    let path = match e.span() {
-        Some(span) => {
-            let before = &text[..span.start.min(text.len())];
-            let line = before.matches('\n').count() + 1;
-            let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
-            format!("line {line}, column {column}")
-        }
-        None => String::new(),
-    };
-    let message = e
-        .message()
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect::<Vec<_>>()
-        .join("; ");
-    (path, format!("TOML syntax error: {message}"))
-}
-
-fn type_name(v: &Value) -> &'static str {
-    match v {
-        Value::String(_) => "a string",
-        Value::Integer(_) => "an integer",
-        Value::Float(_) => "a float",
-        Value::Boolean(_) => "a boolean",
-        Value::Datetime(_) => "a datetime",
-        Value::Array(_) => "an array",
-        Value::Table(_) => "a table",
-    }
-}
-
-/// A key as it appears in a dotted path: bare when TOML allows it, quoted otherwise.
-fn key_repr(key: &str) -> String {
-    let bare = !key.is_empty()
-        && key
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-    if bare {
-        key.to_string()
-    } else {
-        format!("{key:?}")
-    }
-}
-
-fn child(prefix: &str, key: &str) -> String {
-    if prefix.is_empty() {
-        key_repr(key)
-    } else {
-        format!("{prefix}.{}", key_repr(key))
-    }
-}
-
-fn element(prefix: &str, i: usize) -> String {
-    format!("{prefix}[{i}]")
+    let (place, message) = syntax_error(text, e);
+    (place.unwrap_or_default(), message)
 }
 
 /// `a, b, c`, or `none`.

@@ -18,6 +18,7 @@ use crate::dataset::spec::{
 };
 use crate::dataset::DatasetSpec;
 use crate::domain::{CommandKind, QueryKind};
+use crate::toml_path::{child, element, syntax_error, type_name};
 use crate::workload::keys::KeyDist;
 
 const TOP_KEYS: &[&str] = &[
@@ -71,64 +72,11 @@ const MAX_RATE: f64 = 1e6;
 
 /// A TOML syntax error as one problem located by line and column.
 pub(super) fn syntax_problem(text: &str, e: &toml::de::Error) -> Problem {
-    let path = match e.span() {
-        Some(span) => {
-            let before = &text[..span.start.min(text.len())];
-            let line = before.matches('\n').count() + 1;
-            let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
-            format!("line {line}, column {column}")
-        }
-        None => "TOML".to_string(),
-    };
+    let (place, message) = syntax_error(text, e);
     Problem {
-        path,
-        message: format!(
-            "TOML syntax error: {}",
-            e.message()
-                .lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty())
-                .collect::<Vec<_>>()
-                .join("; ")
-        ),
+        path: place.unwrap_or_else(|| "TOML".to_string()),
+        message,
     }
-}
-
-fn type_name(v: &Value) -> &'static str {
-    match v {
-        Value::String(_) => "a string",
-        Value::Integer(_) => "an integer",
-        Value::Float(_) => "a float",
-        Value::Boolean(_) => "a boolean",
-        Value::Datetime(_) => "a datetime",
-        Value::Array(_) => "an array",
-        Value::Table(_) => "a table",
-    }
-}
-
-/// A key as it appears in a dotted path: bare when TOML allows it, quoted otherwise.
-fn key_repr(key: &str) -> String {
-    let bare = !key.is_empty()
-        && key
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-    if bare {
-        key.to_string()
-    } else {
-        format!("{key:?}")
-    }
-}
-
-fn child(prefix: &str, key: &str) -> String {
-    if prefix.is_empty() {
-        key_repr(key)
-    } else {
-        format!("{prefix}.{}", key_repr(key))
-    }
-}
-
-fn element(prefix: &str, i: usize) -> String {
-    format!("{prefix}[{i}]")
 }
 
 /// Walks a scenario table; `Err` carries every problem found.
