@@ -137,7 +137,8 @@ impl Ranking {
             .join(", ");
         if !fair {
             return format!(
-                "{side} p99: {all} (no ranking: the driver fell behind in at least one run)"
+                "{side} p99: {all} (no ranking: at least one run is not sound evidence — its \
+                 driver fell behind or its window was too short; see what was left out)"
             );
         }
         if self.order.len() == 1 {
@@ -296,7 +297,13 @@ mod tests {
         let ls = levels(&r);
         let w = rank(&ls[0], MetricKey::Writes, write_p99s).unwrap();
         let line = w.line("write", false);
-        assert!(line.ends_with("(no ranking: the driver fell behind in at least one run)"));
+        assert!(
+            line.ends_with(
+                "(no ranking: at least one run is not sound evidence — its driver fell behind \
+                 or its window was too short; see what was left out)"
+            ),
+            "{line}"
+        );
         assert!(!line.contains("lowest"), "{line}");
     }
 }
