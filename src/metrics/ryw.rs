@@ -30,6 +30,23 @@ pub struct RywAtThinkTime {
     pub miss_share: f64,
 }
 
+impl RywAtThinkTime {
+    /// The looks `think_ms` after the commit, `misses` of `probes` not seeing the write; the
+    /// share derived (0 without probes), rounded so the figures stay value-stable.
+    pub fn new(think_ms: f64, probes: u64, misses: u64) -> Self {
+        RywAtThinkTime {
+            think_ms: round_to(think_ms, 1e6),
+            probes,
+            misses,
+            miss_share: if probes > 0 {
+                round_to(misses as f64 / probes as f64, 1e12)
+            } else {
+                0.0
+            },
+        }
+    }
+}
+
 /// Looks and misses per think time.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct ThinkTimeAcc {
@@ -71,15 +88,8 @@ impl ThinkTimeAcc {
     pub fn stats(&self) -> Vec<RywAtThinkTime> {
         self.by_think
             .iter()
-            .map(|(think, &(probes, misses))| RywAtThinkTime {
-                think_ms: round_to(think.as_secs_f64() * 1e3, 1e6),
-                probes,
-                misses,
-                miss_share: if probes > 0 {
-                    round_to(misses as f64 / probes as f64, 1e12)
-                } else {
-                    0.0
-                },
+            .map(|(think, &(probes, misses))| {
+                RywAtThinkTime::new(think.as_secs_f64() * 1e3, probes, misses)
             })
             .collect()
     }

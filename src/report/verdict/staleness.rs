@@ -159,15 +159,6 @@ mod tests {
     use super::*;
     use crate::report::levels;
 
-    fn look(think_ms: f64, probes: u64, misses: u64) -> RywAtThinkTime {
-        RywAtThinkTime {
-            think_ms,
-            probes,
-            misses,
-            miss_share: misses as f64 / probes as f64,
-        }
-    }
-
     #[test]
     fn a_read_side_that_never_lags_is_reported_only_when_a_probe_missed() {
         let mut r = sample();
@@ -198,7 +189,10 @@ mod tests {
             probes: 200,
             misses: 50,
             miss_share: 0.25,
-            looks: vec![look(200.0, 200, 50), look(1000.0, 200, 1)],
+            looks: vec![
+                RywAtThinkTime::new(200.0, 200, 50),
+                RywAtThinkTime::new(1000.0, 200, 1),
+            ],
             visible_us: Some((15_000, 40_000)),
             never_visible: 2,
         };

@@ -247,15 +247,6 @@ mod tests {
         );
     }
 
-    fn at_think_time(think_ms: f64, probes: u64, misses: u64) -> RywAtThinkTime {
-        RywAtThinkTime {
-            think_ms,
-            probes,
-            misses,
-            miss_share: misses as f64 / probes as f64,
-        }
-    }
-
     #[test]
     fn think_times_say_who_still_misses_after_a_pause() {
         let mut r = recorded();
@@ -265,9 +256,9 @@ mod tests {
         run.metrics.ryw.misses = 998;
         run.metrics.ryw.miss_share = 0.998;
         run.metrics.ryw.by_think_time = vec![
-            at_think_time(0.0, 1000, 998),
-            at_think_time(200.0, 1000, 40),
-            at_think_time(1000.0, 1000, 0),
+            RywAtThinkTime::new(0.0, 1000, 998),
+            RywAtThinkTime::new(200.0, 1000, 40),
+            RywAtThinkTime::new(1000.0, 1000, 0),
         ];
         let s = said(&r).sentence;
         assert!(
@@ -284,9 +275,9 @@ mod tests {
         let mut r = recorded();
         let run = run_mut(&mut r, "cqrs-async");
         run.metrics.ryw.by_think_time = vec![
-            at_think_time(0.0, 1000, 998),
-            at_think_time(200.0, 1000, 0),
-            at_think_time(1000.0, 1000, 0),
+            RywAtThinkTime::new(0.0, 1000, 998),
+            RywAtThinkTime::new(200.0, 1000, 0),
+            RywAtThinkTime::new(1000.0, 1000, 0),
         ];
         let s = said(&r).sentence;
         assert!(
@@ -303,7 +294,7 @@ mod tests {
         run.metrics.ryw.probes = 10;
         run.metrics.ryw.misses = 0;
         run.metrics.ryw.miss_share = 0.0;
-        run.metrics.ryw.by_think_time = vec![at_think_time(500.0, 10, 0)];
+        run.metrics.ryw.by_think_time = vec![RywAtThinkTime::new(500.0, 10, 0)];
         let s = said(&r).sentence;
         assert!(
             s.contains("on **cqrs-async** every user would see their order 500ms after placing it (0 of 10 probes missed)"),
