@@ -16,7 +16,7 @@ use common::{open_backend, small_dataset, sqlite_url};
 use cqrs_bench::backend::normalized;
 use cqrs_bench::backend::{Backend, ExecError, Receipt};
 use cqrs_bench::db::DEFAULT_SCHEMA;
-use cqrs_bench::domain::{Command, Query, QueryAnswer};
+use cqrs_bench::domain::{Command, Query};
 use cqrs_bench::metrics::{LatencyStats, Recorder, RunMetrics};
 use cqrs_bench::workload::driver::{drive, DriverConfig, Lane, Pace, Progress, Target};
 use cqrs_bench::workload::mix::{MixSpec, OpStream};
@@ -39,6 +39,7 @@ struct StallingTarget {
 
 impl Target for StallingTarget {
     type Session = ();
+    type Ops = OpStream;
 
     fn session(&self, _writes: bool) {}
 
@@ -54,8 +55,8 @@ impl Target for StallingTarget {
         r
     }
 
-    async fn query(&self, _: &mut (), q: &Query) -> Result<QueryAnswer, sqlx::Error> {
-        self.inner.query(q).await
+    async fn query(&self, _: &mut (), q: &Query) -> Result<(), sqlx::Error> {
+        self.inner.query(q).await.map(|_| ())
     }
 
     async fn is_visible(&self, _: &mut (), r: &Receipt) -> Result<bool, sqlx::Error> {

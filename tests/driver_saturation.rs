@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use cqrs_bench::backend::{ExecError, Receipt};
 use cqrs_bench::dataset::DatasetSpec;
-use cqrs_bench::domain::{Command, CommandKind, Query, QueryAnswer};
+use cqrs_bench::domain::{Command, CommandKind, Query};
 use cqrs_bench::metrics::{Recorder, RunMetrics};
 use cqrs_bench::workload::driver::{drive, DriverConfig, Lane, Pace, Progress, Target};
 use cqrs_bench::workload::mix::{MixSpec, OpStream};
@@ -35,6 +35,7 @@ impl FakeTarget {
 
 impl Target for FakeTarget {
     type Session = ();
+    type Ops = OpStream;
 
     fn session(&self, _writes: bool) {}
 
@@ -47,8 +48,8 @@ impl Target for FakeTarget {
         Ok(Receipt::default())
     }
 
-    async fn query(&self, _: &mut (), _q: &Query) -> Result<QueryAnswer, sqlx::Error> {
-        Ok(QueryAnswer::TopProducts(Vec::new()))
+    async fn query(&self, _: &mut (), _q: &Query) -> Result<(), sqlx::Error> {
+        Ok(())
     }
 
     async fn is_visible(&self, _: &mut (), _r: &Receipt) -> Result<bool, sqlx::Error> {

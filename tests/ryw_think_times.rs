@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use cqrs_bench::backend::{ExecError, Receipt};
 use cqrs_bench::dataset::DatasetSpec;
-use cqrs_bench::domain::{Command, CommandKind, Query, QueryAnswer};
+use cqrs_bench::domain::{Command, CommandKind, Query};
 use cqrs_bench::metrics::{Recorder, RunMetrics};
 use cqrs_bench::workload::driver::{drive, DriverConfig, Lane, Pace, Progress, Target};
 use cqrs_bench::workload::mix::{MixSpec, OpStream};
@@ -25,6 +25,7 @@ struct LaggingTarget {
 
 impl Target for LaggingTarget {
     type Session = ();
+    type Ops = OpStream;
 
     fn session(&self, _writes: bool) {}
 
@@ -35,8 +36,8 @@ impl Target for LaggingTarget {
         })
     }
 
-    async fn query(&self, _: &mut (), _q: &Query) -> Result<QueryAnswer, sqlx::Error> {
-        Ok(QueryAnswer::TopProducts(Vec::new()))
+    async fn query(&self, _: &mut (), _q: &Query) -> Result<(), sqlx::Error> {
+        Ok(())
     }
 
     async fn is_visible(&self, _: &mut (), r: &Receipt) -> Result<bool, sqlx::Error> {

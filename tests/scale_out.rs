@@ -401,7 +401,7 @@ fn metrics_of(samples: &[(u64, u64)]) -> cqrs_bench::metrics::RunMetrics {
     for (us, n) in samples {
         for _ in 0..*n {
             r.record_op(
-                OpKey::Write(CommandKind::PlaceOrder),
+                OpKey::Write(CommandKind::PlaceOrder.into()),
                 intended,
                 intended,
                 intended + Duration::from_micros(*us),

@@ -156,6 +156,19 @@ impl BackendKind {
         registry::entry(self).role
     }
 
+    /// Why it cannot run a team's pack, if it cannot (`None`: it runs packs).
+    // Until the registry entry carries how a backend runs a pack (pack::backend), the three
+    // pack backends are named here.
+    pub fn pack_refusal(self) -> Option<&'static str> {
+        match self.name() {
+            "normalized" | "cqrs-sync" | "cqrs-async" => None,
+            "event-sourced" => Some("its write model is the built-in shop's event store"),
+            "denormalized" => Some("it is the built-in shop's denormalization story"),
+            "triggers" => Some("its triggers are written for the built-in shop's tables"),
+            _ => Some("it runs the built-in shop only, for now"),
+        }
+    }
+
     /// Its rank from simplest to run (0, normalized) up.
     pub fn simplicity(self) -> u8 {
         registry::entry(self).simplicity
@@ -486,11 +499,12 @@ impl Backend {
     /// when the backend was opened with room for it, except on a single shared writer
     /// connection (SQLite's, which the other writers and the projector need too).
     pub fn session(&self, writes: bool) -> Session {
-        if self.dedicated_sessions && !(writes && self.db.single_writer()) {
-            Session::dedicated()
-        } else {
-            Session::shared()
-        }
+        Session::for_lane(&self.db, self.dedicated_sessions, writes)
+    }
+
+    /// Whether its workers' sessions keep their connections (the pool has room for them).
+    pub fn dedicated_sessions(&self) -> bool {
+        self.dedicated_sessions
     }
 
     /// Executes one command in one transaction, on a connection checked out of the pool.

@@ -34,6 +34,17 @@ impl Session {
         }
     }
 
+    /// A driver worker's session for the write lane (`writes`) or the read lane of `db`:
+    /// dedicated when the pool has room for every worker (`room`), except on a single shared
+    /// writer connection (SQLite's, which the other writers and the projector need too).
+    pub fn for_lane(db: &crate::db::Db, room: bool, writes: bool) -> Self {
+        if room && !(writes && db.single_writer()) {
+            Session::dedicated()
+        } else {
+            Session::shared()
+        }
+    }
+
     /// Whether the session keeps its connection between ops.
     pub fn is_dedicated(&self) -> bool {
         self.dedicated

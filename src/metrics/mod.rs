@@ -76,11 +76,70 @@ pub const MAX_INTERVALS: usize = 1_000_000;
 pub const MAX_LIVE_HISTOGRAMS: usize =
     2 * (CommandKind::ALL.len() + QueryKind::ALL.len()) + 7 + 3 * (INTERVAL_GRACE + 1);
 
-/// What was executed: a command (write) or a query (read) of a given kind.
+/// The name of an op kind: a shop command or query (`place_order`), or a pack's
+/// (`transfer`). Interned, so keys stay `Copy` and cheap to compare: a process meets a handful
+/// of names (the shop's and its pack's), each stored once however often it is parsed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct OpName(&'static str);
+
+impl OpName {
+    /// A name known at compile time (the shop's kinds).
+    pub const fn fixed(name: &'static str) -> OpName {
+        OpName(name)
+    }
+
+    /// The interned name for `name`.
+    pub fn intern(name: &str) -> OpName {
+        use std::collections::BTreeSet;
+        use std::sync::{Mutex, OnceLock};
+        static NAMES: OnceLock<Mutex<BTreeSet<&'static str>>> = OnceLock::new();
+        let mut names = NAMES
+            .get_or_init(|| Mutex::new(BTreeSet::new()))
+            .lock()
+            .expect("op names lock");
+        if let Some(known) = names.get(name) {
+            return OpName(known);
+        }
+        let leaked: &'static str = Box::leak(name.to_string().into_boxed_str());
+        names.insert(leaked);
+        OpName(leaked)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        self.0
+    }
+}
+
+impl Serialize for OpName {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.0)
+    }
+}
+
+impl fmt::Display for OpName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl From<CommandKind> for OpName {
+    fn from(k: CommandKind) -> OpName {
+        OpName(k.name())
+    }
+}
+
+impl From<QueryKind> for OpName {
+    fn from(k: QueryKind) -> OpName {
+        OpName(k.name())
+    }
+}
+
+/// What was executed: a command (write) or a query (read), by name: the shop's kinds and a
+/// pack's commands and queries are recorded alike.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum OpKey {
-    Write(CommandKind),
-    Read(QueryKind),
+    Write(OpName),
+    Read(OpName),
 }
 
 impl OpKey {
@@ -101,6 +160,13 @@ impl OpKey {
     pub fn name(self) -> String {
         MetricKey::Op(self).to_string()
     }
+
+    /// The op's own name (`place_order`).
+    pub fn op_name(self) -> OpName {
+        match self {
+            OpKey::Write(n) | OpKey::Read(n) => n,
+        }
+    }
 }
 
 /// A key of [`RunMetrics::ops`]: every write, every read, or one kind of op. Displays as (and
@@ -115,11 +181,11 @@ pub enum MetricKey {
 
 impl MetricKey {
     pub fn write(kind: CommandKind) -> MetricKey {
-        MetricKey::Op(OpKey::Write(kind))
+        MetricKey::Op(OpKey::Write(kind.into()))
     }
 
     pub fn read(kind: QueryKind) -> MetricKey {
-        MetricKey::Op(OpKey::Read(kind))
+        MetricKey::Op(OpKey::Read(kind.into()))
     }
 
     /// Whether the key is about writes (all of them, or one command).
@@ -137,8 +203,8 @@ impl fmt::Display for MetricKey {
         match self {
             MetricKey::Writes => f.write_str("write"),
             MetricKey::Reads => f.write_str("read"),
-            MetricKey::Op(OpKey::Write(k)) => write!(f, "write.{}", k.name()),
-            MetricKey::Op(OpKey::Read(k)) => write!(f, "read.{}", k.name()),
+            MetricKey::Op(OpKey::Write(k)) => write!(f, "write.{k}"),
+            MetricKey::Op(OpKey::Read(k)) => write!(f, "read.{k}"),
         }
     }
 }
@@ -150,15 +216,25 @@ impl std::str::FromStr for MetricKey {
         match s.split_once('.') {
             None if s == "write" => Ok(MetricKey::Writes),
             None if s == "read" => Ok(MetricKey::Reads),
-            Some(("write", c)) => CommandKind::from_name(c)
-                .map(MetricKey::write)
-                .ok_or_else(|| format!("unknown command \"{c}\"")),
-            Some(("read", q)) => QueryKind::from_name(q)
-                .map(MetricKey::read)
-                .ok_or_else(|| format!("unknown query \"{q}\"")),
+            // Any op name parses: whether the workload has that command or query is the
+            // scenario's to say (the shop's kinds, or a pack's names).
+            Some(("write", c)) if is_op_name(c) => {
+                Ok(MetricKey::Op(OpKey::Write(OpName::intern(c))))
+            }
+            Some(("read", q)) if is_op_name(q) => Ok(MetricKey::Op(OpKey::Read(OpName::intern(q)))),
             _ => Err(format!("unknown metric \"{s}\"")),
         }
     }
+}
+
+/// Whether `s` can name an op: a letter or `_`, then letters, digits and `_` (the names of
+/// the shop's kinds and a pack's SQL identifiers).
+fn is_op_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// How an op ended. Rejections and errors are answers too: their latency is recorded.

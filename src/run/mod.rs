@@ -2,6 +2,8 @@
 //! stream through the driver, projections caught up, verify, and the numbers collected into
 //! `Results`.
 
+// TEMP until pack-backend merges
+// mod pack;
 pub mod projector;
 pub mod rewrite_probe;
 pub mod scale_out;
@@ -104,6 +106,9 @@ pub enum RunError {
     Verify(#[from] VerifyError),
     #[error("interrupted before any load was measured; nothing was written")]
     Interrupted,
+    /// A pack the run cannot use: every problem, one line each (`FILE: path: message`).
+    #[error("{0}")]
+    Pack(String),
     #[error(transparent)]
     ScaleOut(#[from] scale_out::ScaleOutError),
     #[error("cannot write {path}: {source}")]
@@ -120,7 +125,7 @@ impl RunError {
     pub fn exit_code(&self) -> u8 {
         match self {
             RunError::Db(e) => e.exit_code(),
-            RunError::Io { .. } => 2,
+            RunError::Io { .. } | RunError::Pack(_) => 2,
             RunError::Open(e) => e.exit_code(),
             RunError::ScaleOut(e) => e.exit_code(),
             RunError::Projector(_) | RunError::Verify(_) => 3,
@@ -220,49 +225,19 @@ pub async fn run_scenario(s: &Scenario, opts: &RunOptions) -> Result<Results, Ru
             refuse_half_seeded_at(&url, &schema_name).await?;
         }
     }
-    let mix = s.mix_spec();
-    let stream = Arc::new(OpStream::new(s.seed, &s.dataset, &mix));
-    let hash = stream_hash(&stream, HASHED_OPS, HASHED_OPS);
     let started_at = utc_timestamp(
         SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0),
     );
-    opts.scale_out.check(
-        s,
-        s.backends.len() * points(s).len(),
-        opts.read_db.is_some(),
-    )?;
-    let mut runs = Vec::new();
-    let mut environment = None;
-    for &kind in &s.backends {
-        for (point, reads) in points(s) {
-            // A point of an orders sweep is the scenario with that dataset, and the op
-            // stream over it (whose new orders' ids follow the seeded ones).
-            let (at, stream) = match &point {
-                Some(SweepPoint::Orders(n)) => {
-                    let mut at = s.clone();
-                    at.dataset.orders = *n;
-                    let stream = Arc::new(OpStream::new(at.seed, &at.dataset, &mix));
-                    (std::borrow::Cow::Owned(at), stream)
-                }
-                _ => (std::borrow::Cow::Borrowed(s), stream.clone()),
-            };
-            if opts.stop.is_set() {
-                break;
-            }
-            match run_one(&at, opts, kind, point, reads, stream, &hash).await {
-                Ok((run, env)) => {
-                    environment.get_or_insert(env);
-                    runs.push(run);
-                }
-                // Stopped before this backend's load: the earlier ones' results stand.
-                Err(RunError::Interrupted) if !runs.is_empty() => break,
-                Err(e) => return Err(e),
-            }
+    let (hash, runs, environment) = match &s.workload {
+        Some(wl) => {
+            // TEMP
+            return Err(RunError::Pack(wl.name.clone()));
         }
-    }
+        None => run_shop(s, opts).await?,
+    };
     let interrupted = opts.stop.is_set();
     if interrupted && runs.is_empty() {
         return Err(RunError::Interrupted);
@@ -301,6 +276,52 @@ pub async fn run_scenario(s: &Scenario, opts: &RunOptions) -> Result<Results, Ru
     let path = opts.out_dir.join("results.json");
     std::fs::write(&path, crate::report::results_json(&results)).map_err(io_err(&path))?;
     Ok(results)
+}
+
+/// Every backend of the shop's scenario at every point: the stream's hash, the runs, the
+/// environment.
+async fn run_shop(
+    s: &Scenario,
+    opts: &RunOptions,
+) -> Result<(String, Vec<BackendRun>, Option<Environment>), RunError> {
+    let mix = s.mix_spec();
+    let stream = Arc::new(OpStream::new(s.seed, &s.dataset, &mix));
+    let hash = stream_hash(&*stream, HASHED_OPS, HASHED_OPS);
+    opts.scale_out.check(
+        s,
+        s.backends.len() * points(s).len(),
+        opts.read_db.is_some(),
+    )?;
+    let mut runs = Vec::new();
+    let mut environment = None;
+    for &kind in &s.backends {
+        for (point, reads) in points(s) {
+            // A point of an orders sweep is the scenario with that dataset, and the op
+            // stream over it (whose new orders' ids follow the seeded ones).
+            let (at, stream) = match &point {
+                Some(SweepPoint::Orders(n)) => {
+                    let mut at = s.clone();
+                    at.dataset.orders = *n;
+                    let stream = Arc::new(OpStream::new(at.seed, &at.dataset, &mix));
+                    (std::borrow::Cow::Owned(at), stream)
+                }
+                _ => (std::borrow::Cow::Borrowed(s), stream.clone()),
+            };
+            if opts.stop.is_set() {
+                break;
+            }
+            match run_one(&at, opts, kind, point, reads, stream, &hash).await {
+                Ok((run, env)) => {
+                    environment.get_or_insert(env);
+                    runs.push(run);
+                }
+                // Stopped before this backend's load: the earlier ones' results stand.
+                Err(RunError::Interrupted) if !runs.is_empty() => break,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok((hash, runs, environment))
 }
 
 /// The places a run writes: its output folder, each backend's database and read store.
@@ -553,7 +574,13 @@ async fn run_one(
         seed: s.seed,
         segment: scale_out.segment(),
     };
-    let floor = calibrate(backend.clone(), stream.clone(), &cfg).await;
+    let floor = calibrate(
+        backend.db.clone(),
+        backend.dedicated_sessions(),
+        stream.clone(),
+        &cfg,
+    )
+    .await;
     if opts.stop.is_set() {
         // Stopped before the load began: nothing measured to keep.
         if let Ok(b) = Arc::try_unwrap(backend) {

@@ -482,7 +482,7 @@ mod tests {
             ("mysql.errors", "== 0", "unknown backend"),
             ("*.lag.p42", "<= 1s", "unknown statistic"),
             ("*.write.p99", "<= 50", "needs a unit"),
-            ("*.write.refund.p99", "<= 5ms", "unknown command"),
+            ("*.write.re-fund.p99", "<= 5ms", "unknown metric"),
             ("*.latency", "<= 5ms", "unknown metric"),
             ("*.errors", "about 0", "expected <op> <value>"),
             ("errors", "== 0", "expected <backend>.<metric>"),
@@ -526,7 +526,7 @@ mod tests {
             ("storage", "2 parsecs", "unknown size unit"),
             ("write.p99", ">= 5ms", "upper limit"),
             ("staleness.p99", "-1ms", "negative"),
-            ("read.refunds.p99", "5ms", "unknown"),
+            ("read.re-funds.p99", "5ms", "unknown metric"),
         ] {
             let e = parse_budget(key, value).unwrap_err();
             assert!(e.contains(needle), "{key} {value}: {e}");

@@ -27,18 +27,27 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::backend::{Backend, ExecError, Receipt, Session};
-use crate::domain::{Command, Query, QueryAnswer};
+use crate::domain::{Command, Query};
 use crate::metrics::ryw::RywLook;
-use crate::metrics::{CpuSnapshot, DriverCpu, OpKey, Outcome, Recorder};
+use crate::metrics::{CpuSnapshot, DriverCpu, Outcome, Recorder};
 use crate::workload::mix::OpStream;
 use crate::workload::pacer::Pacer;
 use crate::workload::rng::Rng;
 use crate::workload::segment::Segment;
+pub use crate::workload::source::OpSource;
 
-/// What the driver talks to. `Backend` implements it; tests wrap it to inject faults. Each
-/// worker opens one session and runs all its ops in it.
+/// A write op of target `T`'s op source.
+pub type WriteOf<T> = <<T as Target>::Ops as OpSource>::Write;
+/// A read op of target `T`'s op source.
+pub type ReadOf<T> = <<T as Target>::Ops as OpSource>::Read;
+
+/// What the driver talks to. `Backend` implements it for the shop's op stream, a pack's
+/// backend for its pack's; tests wrap it to inject faults. Each worker opens one session and
+/// runs all its ops in it.
 pub trait Target: Send + Sync + 'static {
     type Session: Send;
+    /// The op stream it runs.
+    type Ops: OpSource;
     /// A session for a worker of the write lane (`writes`) or of the read lane.
     fn session(&self, writes: bool) -> Self::Session;
     /// A session for a read-your-writes probe that outlives the write's worker.
@@ -48,13 +57,14 @@ pub trait Target: Send + Sync + 'static {
     fn execute(
         &self,
         s: &mut Self::Session,
-        cmd: &Command,
+        cmd: &WriteOf<Self>,
     ) -> impl Future<Output = Result<Receipt, ExecError>> + Send;
+    /// Runs a read; its answer is not the driver's concern.
     fn query(
         &self,
         s: &mut Self::Session,
-        q: &Query,
-    ) -> impl Future<Output = Result<QueryAnswer, sqlx::Error>> + Send;
+        q: &ReadOf<Self>,
+    ) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
     /// Whether the effect of a committed write is visible to readers yet.
     fn is_visible(
         &self,
@@ -65,6 +75,7 @@ pub trait Target: Send + Sync + 'static {
 
 impl Target for Backend {
     type Session = Session;
+    type Ops = OpStream;
     fn session(&self, writes: bool) -> Session {
         Backend::session(self, writes)
     }
@@ -79,12 +90,8 @@ impl Target for Backend {
     ) -> impl Future<Output = Result<Receipt, ExecError>> + Send {
         Backend::execute_in(self, s, cmd)
     }
-    fn query(
-        &self,
-        s: &mut Session,
-        q: &Query,
-    ) -> impl Future<Output = Result<QueryAnswer, sqlx::Error>> + Send {
-        Backend::query_in(self, s, q)
+    async fn query(&self, s: &mut Session, q: &Query) -> Result<(), sqlx::Error> {
+        Backend::query_in(self, s, q).await.map(|_| ())
     }
     fn is_visible(
         &self,
@@ -212,7 +219,7 @@ fn due_before_end(start: Instant, duration: Duration, rate: f64) -> u64 {
 /// of the tool's threads per op in between.
 pub async fn drive_measured<T: Target>(
     target: Arc<T>,
-    stream: Arc<OpStream>,
+    stream: Arc<T::Ops>,
     cfg: DriverConfig,
     start: Instant,
     recorder: Arc<Mutex<Recorder>>,
@@ -229,7 +236,7 @@ pub async fn drive_measured<T: Target>(
 /// the load: probes still waiting do not stretch it).
 pub async fn drive<T: Target>(
     target: Arc<T>,
-    stream: Arc<OpStream>,
+    stream: Arc<T::Ops>,
     cfg: DriverConfig,
     start: Instant,
     recorder: Arc<Mutex<Recorder>>,
@@ -307,9 +314,9 @@ pub async fn drive<T: Target>(
     workers_done
 }
 
-enum Op {
-    Write(Command),
-    Read(Query),
+enum Op<W, R> {
+    Write(W),
+    Read(R),
 }
 
 /// When an op was due, when its worker was free for it, and when it started.
@@ -322,9 +329,9 @@ struct Timing {
     scheduled: bool,
 }
 
-struct Worker<T> {
+struct Worker<T: Target> {
     target: Arc<T>,
-    stream: Arc<OpStream>,
+    stream: Arc<T::Ops>,
     recorder: Arc<Mutex<Recorder>>,
     progress: Arc<Progress>,
     next: Arc<AtomicU64>,
@@ -402,7 +409,7 @@ impl<T: Target> Worker<T> {
         }
     }
 
-    fn record(&self, key: OpKey, t: Timing, outcome: Outcome) {
+    fn record(&self, key: crate::metrics::OpKey, t: Timing, outcome: Outcome) {
         let finished = Instant::now();
         let mut rec = self.recorder.lock().expect("recorder lock");
         if t.scheduled {
@@ -411,8 +418,8 @@ impl<T: Target> Worker<T> {
         rec.record_op(key, t.intended, t.started, finished, outcome);
     }
 
-    async fn write(&self, session: &mut T::Session, i: u64, cmd: &Command, t: Timing) {
-        let key = OpKey::Write(cmd.kind());
+    async fn write(&self, session: &mut T::Session, i: u64, cmd: &WriteOf<T>, t: Timing) {
+        let key = T::Ops::write_key(cmd);
         let result = self.target.execute(session, cmd).await;
         let outcome = match &result {
             Ok(_) => Outcome::Ok,
@@ -519,8 +526,8 @@ impl<T: Target> Worker<T> {
         probes.spawn(probe);
     }
 
-    async fn read(&self, session: &mut T::Session, q: &Query, t: Timing) {
-        let key = OpKey::Read(q.kind());
+    async fn read(&self, session: &mut T::Session, q: &ReadOf<T>, t: Timing) {
+        let key = T::Ops::read_key(q);
         let outcome = match self.target.query(session, q).await {
             Ok(_) => Outcome::Ok,
             Err(_) => Outcome::Error("db_error"),

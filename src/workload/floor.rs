@@ -3,16 +3,16 @@
 //! each op. What that costs from intended start to finish is what the tool itself adds to
 //! every op, and the smallest difference it can resolve.
 
+use std::marker::PhantomData;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sqlx::AnyPool;
 
-use crate::backend::{Backend, ExecError, Receipt, Session};
-use crate::domain::{Command, Query, QueryAnswer};
+use crate::backend::{ExecError, Receipt, Session};
+use crate::db::Db;
 use crate::metrics::{Floor, Recorder};
-use crate::workload::driver::{drive_measured, DriverConfig, Progress, Target};
-use crate::workload::mix::OpStream;
+use crate::workload::driver::{drive_measured, DriverConfig, OpSource, Progress, Target};
 
 /// The statement every calibration op runs.
 pub const FLOOR_STATEMENT: &str = "SELECT 1";
@@ -21,9 +21,12 @@ pub const FLOOR_DURATION: Duration = Duration::from_secs(1);
 /// How long it runs before that (connections and caches settle), not counted.
 pub const FLOOR_WARMUP: Duration = Duration::from_millis(200);
 
-/// A backend's sessions and pools, every op replaced by [`FLOOR_STATEMENT`].
-pub struct FloorTarget {
-    backend: Arc<Backend>,
+/// A backend's sessions and pools, every op of its stream `O` replaced by
+/// [`FLOOR_STATEMENT`].
+pub struct FloorTarget<O> {
+    db: Db,
+    dedicated_sessions: bool,
+    ops: PhantomData<fn() -> O>,
 }
 
 async fn trivial(session: &mut Session, pool: &AnyPool) -> Result<(), sqlx::Error> {
@@ -33,21 +36,21 @@ async fn trivial(session: &mut Session, pool: &AnyPool) -> Result<(), sqlx::Erro
     result.map(|_| ())
 }
 
-impl Target for FloorTarget {
+impl<O: OpSource> Target for FloorTarget<O> {
     type Session = Session;
+    type Ops = O;
 
     fn session(&self, writes: bool) -> Session {
-        self.backend.session(writes)
+        Session::for_lane(&self.db, self.dedicated_sessions, writes)
     }
 
-    async fn execute(&self, s: &mut Session, _cmd: &Command) -> Result<Receipt, ExecError> {
-        trivial(s, &self.backend.db.write).await?;
+    async fn execute(&self, s: &mut Session, _op: &O::Write) -> Result<Receipt, ExecError> {
+        trivial(s, &self.db.write).await?;
         Ok(Receipt::default())
     }
 
-    async fn query(&self, s: &mut Session, _q: &Query) -> Result<QueryAnswer, sqlx::Error> {
-        trivial(s, &self.backend.db.read).await?;
-        Ok(QueryAnswer::TopProducts(Vec::new()))
+    async fn query(&self, s: &mut Session, _op: &O::Read) -> Result<(), sqlx::Error> {
+        trivial(s, &self.db.read).await
     }
 
     async fn is_visible(&self, _s: &mut Session, _r: &Receipt) -> Result<bool, sqlx::Error> {
@@ -55,8 +58,14 @@ impl Target for FloorTarget {
     }
 }
 
-/// Calibrates the floor for `cfg`'s lanes on `backend`'s database.
-pub async fn calibrate(backend: Arc<Backend>, stream: Arc<OpStream>, cfg: &DriverConfig) -> Floor {
+/// Calibrates the floor for `cfg`'s lanes on a backend's database `db` (its workers'
+/// sessions dedicated or not, as the backend's), with its op stream.
+pub async fn calibrate<O: OpSource>(
+    db: Db,
+    dedicated_sessions: bool,
+    stream: Arc<O>,
+    cfg: &DriverConfig,
+) -> Floor {
     let cfg = DriverConfig {
         duration: FLOOR_WARMUP + FLOOR_DURATION,
         ryw_share: 0.0,
@@ -70,7 +79,11 @@ pub async fn calibrate(backend: Arc<Backend>, stream: Arc<OpStream>, cfg: &Drive
     )));
     let progress = Arc::new(Progress::default());
     let (end, cpu) = drive_measured(
-        Arc::new(FloorTarget { backend }),
+        Arc::new(FloorTarget {
+            db,
+            dedicated_sessions,
+            ops: PhantomData,
+        }),
         stream,
         cfg,
         start,

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::keys::{KeyDist, KeySampler};
 use super::rng::Rng;
+use super::source::OpSource;
 use crate::dataset::{first_free_ids, DatasetSpec, FreeIds, NAME_WORDS, START_AT};
 use crate::domain::month::month_of;
 use crate::domain::{
@@ -263,7 +264,12 @@ pub const HASHED_OPS: u64 = 10_000;
 
 /// FNV-1a over the JSON of the first `writes` write ops and `reads` read ops: identifies the
 /// stream independently of timing.
-pub fn stream_hash(stream: &OpStream, writes: u64, reads: u64) -> String {
+pub fn stream_hash<O>(stream: &O, writes: u64, reads: u64) -> String
+where
+    O: OpSource,
+    O::Write: Serialize,
+    O::Read: Serialize,
+{
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     let mut feed = |bytes: &[u8]| {
         for b in bytes {

@@ -7,3 +7,4 @@ pub mod mix;
 pub mod pacer;
 pub mod rng;
 pub mod segment;
+pub mod source;
