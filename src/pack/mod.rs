@@ -79,6 +79,8 @@
 
 pub mod exec;
 mod manifest;
+pub mod ops;
+pub use manifest::MAX_SIZE;
 pub mod params;
 mod prepare;
 pub mod sql;

@@ -107,7 +107,31 @@
 //!
 //! Top-level keys (all others are problems): `description`, `seed`, `duration`, `warmup`,
 //! `dataset`, `writes`, `reads`, `keys`, `backends`, `projector`, `event_sourcing`, `sweep`,
-//! `ryw_share`, `ryw_think_times`, `thresholds`, `budgets`, `matview`, `text_search`, `story`. At least one of writes and reads must carry
+//! `ryw_share`, `ryw_think_times`, `thresholds`, `budgets`, `matview`, `text_search`, `story`,
+//! `workload`.
+//!
+//! # A team's pack
+//!
+//! ```toml
+//! workload = "../workloads/ledger"  # a pack's folder (see `pack`), relative to this file;
+//!                      # the scenario then runs the pack instead of the built-in shop:
+//! [dataset]            # the pack's sizes (integers, 0 to 10^10); the pack's defaults
+//! accounts = 10000     # hold for the others
+//! [writes]
+//! rate = 100
+//! mix = { transfer = 1 }            # the pack's command names (default: each at 1)
+//! [reads]
+//! rate = 400
+//! mix = { balance = 3, activity = 1 }  # the pack's query names (default: each at 1)
+//! [budgets]
+//! read.balance.p99 = "20ms"         # per-op budgets and thresholds name the pack's ops
+//! ```
+//!
+//! Everything else (rates, workers, open and closed loop, read-load sweeps, warm-up,
+//! read-your-writes, thresholds, budgets, projector) is as for the shop. Backends run a pack
+//! where their registry entry says they can (default: normalized, cqrs-sync, cqrs-async);
+//! naming another is a problem. `keys`, `event_sourcing`, `text_search`, `story`, `matview`
+//! and an `orders` sweep describe the built-in shop and are problems in a pack's scenario. At least one of writes and reads must carry
 //! load: a non-zero rate, or reads
 //! given by a read-load sweep (a sweep point overrides `reads.rate`, and for `readers` also
 //! `reads.workers`; an `orders` sweep overrides `dataset.orders` instead).
@@ -334,6 +358,26 @@ pub struct Scenario {
     /// The failure story this scenario tells (`story`), whose answer opens the report.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub story: Option<Story>,
+    /// The team's pack this scenario runs (`workload`) instead of the built-in shop; its
+    /// mixes and sizes are here, and `writes.mix`, `reads.mix` and `dataset` are then unused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload: Option<PackWorkload>,
+}
+
+/// A scenario's pack: where it is, the sizes `[dataset]` gives it, and the mixes, which name
+/// its commands and queries.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PackWorkload {
+    /// The pack's name (its folder's).
+    pub name: String,
+    /// Its folder, as the scenario named it joined to the scenario's folder.
+    pub dir: std::path::PathBuf,
+    /// Sizes given by `[dataset]`; the pack's defaults hold for the others.
+    pub sizes: BTreeMap<String, i64>,
+    /// Command name -> weight (every command at 1 when `[writes]` names none).
+    pub writes: BTreeMap<String, f64>,
+    /// Query name -> weight.
+    pub reads: BTreeMap<String, f64>,
 }
 
 fn default_ryw_think_times() -> Vec<Duration> {
@@ -386,14 +430,18 @@ impl Scenario {
             .map_err(|e| fail(vec![parse::syntax_problem(text, &e)]))?;
         let flags = overrides.apply(&mut root);
         let overridden: Vec<&str> = flags.iter().map(|(key, _)| *key).collect();
-        let mut scenario = parse::scenario(&root, name, &overridden).map_err(|mut problems| {
-            for p in &mut problems {
-                if let Some((key, flag)) = flags.iter().find(|(key, _)| names_key(&p.path, key)) {
-                    p.path = format!("{flag}{}", &p.path[key.len()..]);
+        // A pack's folder is named relative to the scenario file's.
+        let base = Path::new(file).parent().unwrap_or(Path::new(""));
+        let mut scenario =
+            parse::scenario(&root, name, &overridden, base).map_err(|mut problems| {
+                for p in &mut problems {
+                    if let Some((key, flag)) = flags.iter().find(|(key, _)| names_key(&p.path, key))
+                    {
+                        p.path = format!("{flag}{}", &p.path[key.len()..]);
+                    }
                 }
-            }
-            fail(problems)
-        })?;
+                fail(problems)
+            })?;
         if let Some(seed) = overrides.seed {
             scenario.seed = seed;
         }

@@ -2,15 +2,16 @@
 //! on with a default, so one pass reports everything that is wrong.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::time::Duration;
 
 use toml::{Table, Value};
 
 use super::duration::{format_duration, parse_duration};
-use super::thresholds::{parse_budget, parse_threshold, Budgets, Thresholds};
+use super::thresholds::{parse_budget, parse_threshold, Budgets, Metric, Threshold, Thresholds};
 use super::{
-    EventSourcingSettings, Load, MatviewSettings, Problem, ProjectorSettings, Rate, Scenario,
-    Story, Sweep, TextSearchSettings,
+    EventSourcingSettings, Load, MatviewSettings, PackWorkload, Problem, ProjectorSettings, Rate,
+    Scenario, Story, Sweep, TextSearchSettings,
 };
 use crate::backend::BackendKind;
 use crate::dataset::spec::{
@@ -18,6 +19,8 @@ use crate::dataset::spec::{
 };
 use crate::dataset::DatasetSpec;
 use crate::domain::{CommandKind, QueryKind};
+use crate::metrics::{MetricKey, OpKey, OpName};
+use crate::pack::Pack;
 use crate::toml_path::{child, element, syntax_error, type_name};
 use crate::workload::keys::KeyDist;
 
@@ -41,6 +44,18 @@ const TOP_KEYS: &[&str] = &[
     "matview",
     "text_search",
     "story",
+    "workload",
+];
+/// Sections that describe the built-in shop, which a scenario running a pack cannot use.
+const SHOP_ONLY_KEYS: &[(&str, &str)] = &[
+    ("keys", "a pack draws its keys in its own [parameters]"),
+    (
+        "event_sourcing",
+        "the event-sourced backend runs the built-in shop only",
+    ),
+    ("text_search", "text_search is a query of the built-in shop"),
+    ("story", "the stories are told about the built-in shop"),
+    ("matview", "matview runs the built-in shop only"),
 ];
 const DATASET_KEYS: &[&str] = &[
     "categories",
@@ -83,14 +98,43 @@ pub(super) fn syntax_problem(text: &str, e: &toml::de::Error) -> Problem {
 /// `overridden`: the key paths the command line gave (`duration`, `backends`, ...). A warm-up
 /// not shorter than a duration given there is the duration's problem; thresholds on backends
 /// that `--backends` leaves out are the user's choice (`check` lists them as not checked).
+/// `base`: the scenario file's folder, which a `workload` path is relative to.
 pub(super) fn scenario(
     root: &Table,
     name: &str,
     overridden: &[&str],
+    base: &Path,
 ) -> Result<Scenario, Vec<Problem>> {
     let blame_duration = overridden.contains(&"duration") && !overridden.contains(&"warmup");
     let mut w = Walker::default();
     w.unknown_keys(root, "", TOP_KEYS);
+    let pack = root.get("workload").and_then(|v| w.workload(v, base));
+    if pack.is_some() {
+        for (key, why) in SHOP_ONLY_KEYS {
+            if root.contains_key(*key) {
+                w.problem(*key, format!("not for a pack's scenario: {why}"));
+            }
+        }
+    }
+    // The op names thresholds and budgets may name: the shop's, or the pack's.
+    w.ops = match &pack {
+        Some(p) => OpNames {
+            commands: p
+                .commands
+                .keys()
+                .map(|n| OpName::intern(n).as_str())
+                .collect(),
+            queries: p
+                .queries
+                .keys()
+                .map(|n| OpName::intern(n).as_str())
+                .collect(),
+        },
+        None => OpNames {
+            commands: CommandKind::ALL.iter().map(|k| k.name()).collect(),
+            queries: QueryKind::ALL.iter().map(|k| k.name()).collect(),
+        },
+    };
 
     let description = w.description(root.get("description"));
     let seed = match root.get("seed") {
@@ -129,30 +173,61 @@ pub(super) fn scenario(
             );
         }
     }
-    let dataset = w.dataset(root.get("dataset"));
-    let writes = w.load(
-        root.get("writes"),
-        "writes",
-        &CommandKind::ALL,
-        |k| k.name(),
-        "command",
-    );
-    let reads = w.load(
-        root.get("reads"),
-        "reads",
-        &QueryKind::ALL,
-        |k| k.name(),
-        "query",
-    );
+    let (dataset, pack_sizes) = match &pack {
+        None => (w.dataset(root.get("dataset")), BTreeMap::new()),
+        Some(p) => (DatasetSpec::default(), w.pack_sizes(root.get("dataset"), p)),
+    };
+    // A pack's mixes name its commands and queries; the shop's its kinds.
+    let (commands, queries) = (w.ops.commands.clone(), w.ops.queries.clone());
+    let (writes, pack_writes) = match &pack {
+        None => (
+            w.load(
+                root.get("writes"),
+                "writes",
+                &CommandKind::ALL,
+                |k| k.name(),
+                "command",
+            ),
+            None,
+        ),
+        Some(_) => {
+            let l = w.load(root.get("writes"), "writes", &commands, |k| k, "command");
+            (l.without_mix(), Some(l.mix))
+        }
+    };
+    let (reads, pack_reads) = match &pack {
+        None => (
+            w.load(
+                root.get("reads"),
+                "reads",
+                &QueryKind::ALL,
+                |k| k.name(),
+                "query",
+            ),
+            None,
+        ),
+        Some(_) => {
+            let l = w.load(root.get("reads"), "reads", &queries, |k| k, "query");
+            (l.without_mix(), Some(l.mix))
+        }
+    };
     let (product_keys, user_keys) = w.keys(root.get("keys"));
     let problems_before_backends = w.problems.len();
-    let backends = w.backends(root.get("backends"));
+    let backends = w.backends(root.get("backends"), pack.is_some());
     let backends_valid = w.problems.len() == problems_before_backends;
     let projector = w.projector(root.get("projector"));
     let event_sourcing = w.event_sourcing(root.get("event_sourcing"));
     let sweep = w.sweep(root.get("sweep"));
     if let Some(Sweep::Orders(points)) = &sweep {
-        w.orders_sweep_fits(&dataset, points);
+        if pack.is_some() {
+            w.problem(
+                "sweep.orders",
+                "not for a pack's scenario: it sweeps the built-in shop's orders; sweep the \
+                 read load (read_rates, readers)",
+            );
+        } else {
+            w.orders_sweep_fits(&dataset, points);
+        }
     }
     let ryw_share = match root.get("ryw_share") {
         None => Some(0.0),
@@ -185,8 +260,43 @@ pub(super) fn scenario(
         .is_some_and(|t| t.contains_key("read_rates") || t.contains_key("readers"));
     let writes_active = writes.rate.is_some_and(|r| !r.is_zero());
     let reads_active = reads.rate.is_some_and(|r| !r.is_zero()) || sweep_given;
-    let writes_mix = w.finish_mix(writes.mix, writes_active, "writes", &CommandKind::ALL);
-    let reads_mix = w.finish_mix(reads.mix, reads_active, "reads", &QueryKind::DEFAULT_MIX);
+    // A pack's scenario runs the pack's mixes (below); the shop's stay empty.
+    let shop = pack.is_none();
+    let writes_mix = w.finish_mix(
+        writes.mix,
+        writes_active && shop,
+        "writes",
+        &CommandKind::ALL,
+    );
+    let reads_mix = w.finish_mix(
+        reads.mix,
+        reads_active && shop,
+        "reads",
+        &QueryKind::DEFAULT_MIX,
+    );
+    let workload = pack.map(|p| {
+        let writes = w.finish_mix(
+            pack_writes.unwrap_or(MixParts::Missing),
+            writes_active,
+            "writes",
+            &commands,
+        );
+        let reads = w.finish_mix(
+            pack_reads.unwrap_or(MixParts::Missing),
+            reads_active,
+            "reads",
+            &queries,
+        );
+        let owned =
+            |m: BTreeMap<&str, f64>| m.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        PackWorkload {
+            name: p.name.clone(),
+            dir: p.dir.clone(),
+            sizes: pack_sizes,
+            writes: owned(writes),
+            reads: owned(reads),
+        }
+    });
     if writes.rate.is_some() && !writes_active {
         match &sweep {
             None | Some(Sweep::Orders(_))
@@ -253,6 +363,7 @@ pub(super) fn scenario(
         matview,
         text_search,
         story,
+        workload,
     })
 }
 
@@ -262,6 +373,24 @@ struct LoadParts<K> {
     rate: Option<Rate>,
     workers: u32,
     mix: MixParts<K>,
+}
+
+impl<K> LoadParts<K> {
+    /// The rate and workers, the mix taken apart (a pack's names go to its workload).
+    fn without_mix<J>(&self) -> LoadParts<J> {
+        LoadParts {
+            rate: self.rate,
+            workers: self.workers,
+            mix: MixParts::Missing,
+        }
+    }
+}
+
+/// The op names a scenario's thresholds and budgets may name.
+#[derive(Default)]
+struct OpNames {
+    commands: Vec<&'static str>,
+    queries: Vec<&'static str>,
 }
 
 enum MixParts<K> {
@@ -275,6 +404,7 @@ enum MixParts<K> {
 #[derive(Default)]
 struct Walker {
     problems: Vec<Problem>,
+    ops: OpNames,
 }
 
 impl Walker {
@@ -744,9 +874,16 @@ impl Walker {
         story
     }
 
-    fn backends(&mut self, v: Option<&Value>) -> Vec<BackendKind> {
+    /// `pack`: the scenario runs a pack, which only some backends can.
+    fn backends(&mut self, v: Option<&Value>, pack: bool) -> Vec<BackendKind> {
         let names = || crate::backend::registry::names().join(", ");
         let items = match v {
+            None if pack => {
+                return BackendKind::default_set()
+                    .into_iter()
+                    .filter(|k| k.pack_refusal().is_none())
+                    .collect()
+            }
             None => return BackendKind::default_set(),
             Some(Value::Array(items)) => items,
             Some(other) => {
@@ -774,6 +911,13 @@ impl Walker {
                 Some(b) if out.contains(&b) => {
                     self.problem(&path, format!("duplicate backend {name:?}"))
                 }
+                Some(b) if pack && b.pack_refusal().is_some() => self.problem(
+                    &path,
+                    format!(
+                        "{name} does not run packs: {}",
+                        b.pack_refusal().unwrap_or_default()
+                    ),
+                ),
                 Some(b) => out.push(b),
             }
         }
@@ -1101,7 +1245,7 @@ impl Walker {
                 );
                 continue;
             };
-            match parse_budget(&key, written) {
+            match parse_budget(&key, written).and_then(|t| self.known_op(t)) {
                 Ok(t) => out.insert(&key, written, t),
                 Err(e) => self.problem(&path, e),
             }
@@ -1122,6 +1266,80 @@ impl Walker {
                 self.problem(child("thresholds", &t.name), why);
             }
         }
+    }
+
+    /// `t`, when the op it names (if any) is one of the workload's.
+    fn known_op(&self, t: Threshold) -> Result<Threshold, String> {
+        let Metric::Latency {
+            key: MetricKey::Op(op),
+            ..
+        } = &t.metric
+        else {
+            return Ok(t);
+        };
+        let (names, noun) = match op {
+            OpKey::Write(_) => (&self.ops.commands, "command"),
+            OpKey::Read(_) => (&self.ops.queries, "query"),
+        };
+        let name = op.op_name().as_str();
+        if names.contains(&name) {
+            Ok(t)
+        } else {
+            Err(format!(
+                "unknown {noun} \"{name}\" (expected one of: {})",
+                names.join(", ")
+            ))
+        }
+    }
+
+    /// `workload = "DIR"`: the pack in `DIR` (relative to the scenario's folder), loaded and
+    /// validated; its problems are the scenario's, one each.
+    fn workload(&mut self, v: &Value, base: &Path) -> Option<Pack> {
+        let dir = self.string(v, "workload")?;
+        let path = base.join(dir);
+        match Pack::load(&path) {
+            Ok(pack) => Some(pack),
+            Err(e) => {
+                for p in e.problems() {
+                    self.problem("workload", p.to_string());
+                }
+                None
+            }
+        }
+    }
+
+    /// `[dataset]` of a pack's scenario: the pack's sizes, each an integer in its range.
+    fn pack_sizes(&mut self, v: Option<&Value>, pack: &Pack) -> BTreeMap<String, i64> {
+        let mut sizes = BTreeMap::new();
+        let Some(t) = v.and_then(|v| self.table(v, "dataset")) else {
+            return sizes;
+        };
+        let known: Vec<&str> = pack.sizes.keys().map(String::as_str).collect();
+        for (key, value) in t {
+            let path = child("dataset", key);
+            if !known.contains(&key.as_str()) {
+                self.problem(
+                    &path,
+                    format!(
+                        "unknown size of pack {} (expected one of: {})",
+                        pack.name,
+                        known.join(", ")
+                    ),
+                );
+                continue;
+            }
+            if let Some(n) = self.int_min(value, &path, 0) {
+                if n > crate::pack::MAX_SIZE {
+                    self.problem(
+                        &path,
+                        format!("must be <= {}, got {n}", crate::pack::MAX_SIZE),
+                    );
+                } else {
+                    sizes.insert(key.clone(), n);
+                }
+            }
+        }
+        sizes
     }
 
     fn thresholds(&mut self, v: Option<&Value>) -> Thresholds {
@@ -1152,7 +1370,7 @@ impl Walker {
                 self.problem(&path, e);
                 continue;
             }
-            match parse_threshold(pattern, c) {
+            match parse_threshold(pattern, c).and_then(|t| self.known_op(t)) {
                 Ok(t) => out.insert(t),
                 Err(e) => self.problem(&path, e),
             }

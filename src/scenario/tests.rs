@@ -1532,3 +1532,113 @@ fn no_shipped_scenario_carries_a_threshold_that_cannot_fail() {
     }
     assert!(checked >= 5, "only {checked} thresholds in scenarios/");
 }
+
+/// A scenario running the ledger pack (its folder named relative to `scenarios/x.toml`).
+const LEDGER: &str = r#"
+description = "ledger"
+duration = "10s"
+workload = "../workloads/ledger"
+"#;
+
+#[test]
+fn a_pack_scenario_names_the_packs_ops_and_sizes() {
+    let text = format!(
+        "{LEDGER}ryw_share = 0.5\n[dataset]\naccounts = 50\n[writes]\nrate = 100\n\
+         mix = {{ transfer = 2 }}\n[reads]\nrate = 300\nmix = {{ balance = 3 }}\n\
+         [budgets]\nread.balance.p99 = \"20ms\"\nstaleness.p99 = \"0ms\"\n"
+    );
+    let s = parse(&text).unwrap();
+    let wl = s.workload.as_ref().expect("a pack scenario");
+    assert_eq!(wl.name, "ledger");
+    assert_eq!(wl.dir, Path::new("scenarios/../workloads/ledger"));
+    assert_eq!(wl.sizes, BTreeMap::from([("accounts".to_string(), 50)]));
+    assert_eq!(wl.writes, BTreeMap::from([("transfer".to_string(), 2.0)]));
+    assert_eq!(wl.reads, BTreeMap::from([("balance".to_string(), 3.0)]));
+    // The shop's mixes stay empty: the pack's are the ones that run.
+    assert!(s.writes.mix.is_empty() && s.reads.mix.is_empty());
+    assert_eq!(
+        s.backends,
+        vec![normalized::KIND, cqrs_sync::KIND, cqrs_async::KIND],
+        "the default set, less event-sourced, which cannot run a pack"
+    );
+    assert_eq!(s.budgets.len(), 2);
+    // Results round-trip with the workload.
+    let json = serde_json::to_string(&s).unwrap();
+    assert_eq!(serde_json::from_str::<Scenario>(&json).unwrap(), s);
+}
+
+#[test]
+fn a_pack_scenario_without_mixes_runs_every_command_and_query_at_weight_one() {
+    let text = format!("{LEDGER}[writes]\nrate = 10\n[reads]\nrate = 10\n");
+    let wl = parse(&text).unwrap().workload.unwrap();
+    assert_eq!(wl.writes, BTreeMap::from([("transfer".to_string(), 1.0)]));
+    assert_eq!(
+        wl.reads,
+        BTreeMap::from([("activity".to_string(), 1.0), ("balance".to_string(), 1.0)])
+    );
+    assert!(wl.sizes.is_empty(), "the pack's defaults hold");
+}
+
+#[test]
+fn a_pack_scenario_refuses_the_shops_names_and_backends_that_cannot_run_it_all_at_once() {
+    let text = format!(
+        "description = \"ledger\"\nduration = \"10s\"\nworkload = \"../workloads/ledger\"\n\
+         backends = [\"normalized\", \"event-sourced\"]\nstory = \"dashboard\"\n\
+         [dataset]\naccounts = 10\nproducts = 5\n[writes]\nrate = 100\n\
+         mix = {{ transfer = 1, place_order = 1 }}\n[reads]\nrate = 10\nmix = {{ balance = 1 }}\n\
+         [keys]\nproducts = {{ kind = \"uniform\" }}\n[budgets]\nread.product_page.p99 = \"5ms\"\n\
+         [thresholds]\n\"*.write.transfer.p99\" = \"<= 5ms\"\n"
+    );
+    let ps = problems(&text);
+    let at = |path: &str, needle: &str| {
+        assert!(
+            ps.iter()
+                .any(|p| p.path == path && p.message.contains(needle)),
+            "no problem at {path:?} containing {needle:?}; got {ps:#?}"
+        )
+    };
+    at(
+        "dataset.products",
+        "unknown size of pack ledger (expected one of: accounts, opening_balance)",
+    );
+    at(
+        "writes.mix.place_order",
+        "unknown command (expected one of: transfer)",
+    );
+    at(
+        "backends[1]",
+        "event-sourced does not run packs: its write model is the built-in shop's event store",
+    );
+    at("story", "not for a pack's scenario");
+    at("keys", "not for a pack's scenario");
+    at(
+        "budgets.read.product_page.p99",
+        "unknown query \"product_page\" (expected one of: activity, balance)",
+    );
+    // A threshold on the pack's own command is fine.
+    assert!(
+        !ps.iter().any(|p| p.path.starts_with("thresholds")),
+        "{ps:#?}"
+    );
+    assert_eq!(ps.len(), 6, "{ps:#?}");
+}
+
+#[test]
+fn a_missing_or_broken_pack_is_the_scenarios_problem() {
+    let text = format!(
+        "{}[writes]\nrate = 1\n",
+        LEDGER.replace("ledger\"\n", "nowhere\"\n")
+    );
+    let ps = problems(&text);
+    assert!(
+        ps.iter()
+            .any(|p| p.path == "workload" && p.message.contains("workloads/nowhere")),
+        "{ps:#?}"
+    );
+    // The shop's scenario keeps its own names.
+    assert_problem(
+        &with("", "[budgets]\nread.balance.p99 = \"5ms\"\n"),
+        "budgets.read.balance.p99",
+        "unknown query \"balance\"",
+    );
+}
