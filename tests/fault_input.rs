@@ -27,7 +27,8 @@ use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use toml::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_cqrs-bench");
-const FILE: &str = "fuzz.toml";
+/// In `scenarios/`, as the shipped files are, so a pack they name (`../workloads/…`) resolves.
+const FILE: &str = "scenarios/fuzz.toml";
 
 // ---------------------------------------------------------------------------------------------
 // The oracle: what every parse must satisfy.
@@ -202,18 +203,34 @@ fn valid_scenario(s: &Scenario) -> Result<(), String> {
         d.orders >= 0 && d.reviews >= 0 && d.price_changes >= 0,
         "orders, reviews, price_changes >= 0",
     );
+    // A pack's mixes are its workload's; the shop's then stay empty.
+    let (writes_mix, reads_mix) = match &s.workload {
+        Some(wl) => (wl.writes.clone(), wl.reads.clone()),
+        None => (
+            s.writes
+                .mix
+                .iter()
+                .map(|(k, w)| (k.name().to_string(), *w))
+                .collect(),
+            s.reads
+                .mix
+                .iter()
+                .map(|(k, w)| (k.name().to_string(), *w))
+                .collect(),
+        ),
+    };
     for (side, rate, workers, weights) in [
         (
             "writes",
             s.writes.rate,
             s.writes.workers,
-            s.writes.mix.values().copied().collect::<Vec<_>>(),
+            writes_mix.values().copied().collect::<Vec<_>>(),
         ),
         (
             "reads",
             s.reads.rate,
             s.reads.workers,
-            s.reads.mix.values().copied().collect::<Vec<_>>(),
+            reads_mix.values().copied().collect::<Vec<_>>(),
         ),
     ] {
         need(workers >= 1, &format!("{side}.workers >= 1"));

@@ -188,6 +188,11 @@ impl MetricKey {
         MetricKey::Op(OpKey::Read(kind.into()))
     }
 
+    /// The key of a read op by name (a shop query or a pack's).
+    pub fn read_named(name: OpName) -> MetricKey {
+        MetricKey::Op(OpKey::Read(name))
+    }
+
     /// Whether the key is about writes (all of them, or one command).
     pub fn is_write(self) -> bool {
         match self {
@@ -225,6 +230,28 @@ impl std::str::FromStr for MetricKey {
             _ => Err(format!("unknown metric \"{s}\"")),
         }
     }
+}
+
+/// The queries that ran in any of `runs`, each once: the shop's in their canonical order,
+/// then a pack's by name.
+pub fn queries_run<'a>(runs: impl IntoIterator<Item = &'a RunMetrics>) -> Vec<OpName> {
+    let mut names: Vec<OpName> = Vec::new();
+    for m in runs {
+        for n in m.read_names() {
+            let n = OpName::intern(n);
+            if !names.contains(&n) {
+                names.push(n);
+            }
+        }
+    }
+    let rank = |n: &OpName| {
+        QueryKind::ALL
+            .iter()
+            .position(|q| q.name() == n.as_str())
+            .unwrap_or(QueryKind::ALL.len())
+    };
+    names.sort_by(|a, b| rank(a).cmp(&rank(b)).then(a.cmp(b)));
+    names
 }
 
 /// Whether `s` can name an op: a letter or `_`, then letters, digits and `_` (the names of
@@ -319,6 +346,14 @@ impl RunMetrics {
     /// The counts and latency of `key`'s ops, when any ran.
     pub fn op(&self, key: MetricKey) -> Option<&OpStats> {
         self.ops.get(&key.to_string())
+    }
+
+    /// The names of the reads that ran (with samples).
+    fn read_names(&self) -> impl Iterator<Item = &str> {
+        self.ops
+            .iter()
+            .filter(|(_, o)| o.count > 0)
+            .filter_map(|(k, _)| k.strip_prefix("read."))
     }
 
     /// Ops that failed with a database error, writes and reads together.

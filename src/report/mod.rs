@@ -23,7 +23,6 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use crate::backend::BackendKind;
-use crate::domain::QueryKind;
 pub use crate::format::{fmt_bytes, fmt_ms, fmt_us};
 use crate::metrics::MetricKey;
 use crate::results::{BackendRun, Results, SweepPoint};
@@ -371,24 +370,16 @@ fn harness_note(results: &Results) -> String {
 }
 
 fn query_table(results: &Results) -> Table {
-    let queries: Vec<QueryKind> = QueryKind::ALL
-        .into_iter()
-        .filter(|q| {
-            results
-                .runs
-                .iter()
-                .any(|r| r.metrics.op(MetricKey::read(*q)).is_some())
-        })
-        .collect();
+    let queries = crate::metrics::queries_run(results.runs.iter().map(|r| &r.metrics));
     let mut head = vec!["run".to_string()];
-    head.extend(queries.iter().map(|q| format!("`{}` p50 / p99", q.name())));
+    head.extend(queries.iter().map(|q| format!("`{q}` p50 / p99")));
     let rows = results
         .runs
         .iter()
         .map(|run| {
             let mut row = vec![run.label()];
             for q in &queries {
-                row.push(match run.metrics.op(MetricKey::read(*q)) {
+                row.push(match run.metrics.op(MetricKey::read_named(*q)) {
                     Some(o) if o.count > 0 => format!(
                         "{} / {}",
                         fmt_us(o.latency.p50_us),

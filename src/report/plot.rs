@@ -21,8 +21,7 @@ use plotters::prelude::*;
 
 use super::{levels, Level};
 use crate::backend::BackendKind;
-use crate::domain::QueryKind;
-use crate::metrics::{IntervalStats, LatencyStats, MetricKey};
+use crate::metrics::{IntervalStats, LatencyStats, MetricKey, OpName};
 use crate::results::{BackendRun, Results, SweepPoint};
 use crate::scenario::Sweep;
 
@@ -436,23 +435,15 @@ fn write_spectrum(root: &Area, level: &Level) -> DrawResult {
     spectrum_chart(root, "all writes", &series)
 }
 
-/// The queries that ran at this level, in the canonical order.
-fn queries_run(level: &Level) -> Vec<QueryKind> {
-    QueryKind::ALL
-        .into_iter()
-        .filter(|q| {
-            level
-                .runs
-                .iter()
-                .any(|r| op(r, MetricKey::read(*q)).is_some())
-        })
-        .collect()
+/// The queries that ran at this level, the shop's in their canonical order.
+fn queries_run(level: &Level) -> Vec<OpName> {
+    crate::metrics::queries_run(level.runs.iter().map(|r| &r.metrics))
 }
 
 fn read_spectra(root: &Area, level: &Level) -> DrawResult {
     let mut panels: Vec<(String, MetricKey)> = queries_run(level)
         .into_iter()
-        .map(|q| (q.name().to_string(), MetricKey::read(q)))
+        .map(|q| (q.to_string(), MetricKey::read_named(q)))
         .collect();
     panels.push(("all reads".into(), MetricKey::Reads));
     let cols = if panels.len() <= 2 { panels.len() } else { 3 };
@@ -473,9 +464,9 @@ fn read_bars(root: &Area, level: &Level) -> DrawResult {
     let queries = queries_run(level);
     let runs: Vec<&BackendRun> = level.runs.clone();
     let values = runs.iter().flat_map(|r| {
-        queries
-            .iter()
-            .filter_map(move |q| op(r, MetricKey::read(*q)).map(|l| [ms(l.p50_us), ms(l.p99_us)]))
+        queries.iter().filter_map(move |q| {
+            op(r, MetricKey::read_named(*q)).map(|l| [ms(l.p50_us), ms(l.p99_us)])
+        })
     });
     let (ylo, yhi) = log_bounds(values.flatten());
     let nq = queries.len().max(1) as f64;
@@ -505,7 +496,7 @@ fn read_bars(root: &Area, level: &Level) -> DrawResult {
         let mut p99 = Vec::new();
         let mut p50 = Vec::new();
         for (i, q) in queries.iter().enumerate() {
-            let Some(l) = op(run, MetricKey::read(*q)) else {
+            let Some(l) = op(run, MetricKey::read_named(*q)) else {
                 continue;
             };
             let x0 = i as f64 + 0.1 + j as f64 * slot;
@@ -534,11 +525,7 @@ fn read_bars(root: &Area, level: &Level) -> DrawResult {
     let plotting = chart.plotting_area();
     for (i, q) in queries.iter().enumerate() {
         let (px, py) = plotting.map_coordinate(&(i as f64 + 0.5, ylo));
-        root.draw(&Text::new(
-            q.name().to_string(),
-            (px, py + 6),
-            style.clone(),
-        ))?;
+        root.draw(&Text::new(q.to_string(), (px, py + 6), style.clone()))?;
     }
     draw_legend(root, &legend)?;
     Ok(())

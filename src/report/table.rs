@@ -4,7 +4,6 @@
 
 use std::fmt::Write;
 
-use crate::domain::QueryKind;
 use crate::format::fmt_us;
 use crate::metrics::{LatencyStats, MetricKey};
 use crate::results::{BackendRun, Results};
@@ -182,14 +181,15 @@ pub fn summary(results: &Results) -> String {
     harness_block(&mut out, results);
     let _ = writeln!(out, "\nread latency p50 / p99 per query");
     let _ = write!(out, "{:<28}", "backend");
-    for q in QueryKind::ALL {
-        let _ = write!(out, " │ {:^19}", q.name());
+    let queries = crate::metrics::queries_run(results.runs.iter().map(|r| &r.metrics));
+    for q in &queries {
+        let _ = write!(out, " │ {:^19}", q.as_str());
     }
     let _ = writeln!(out);
     for run in &results.runs {
         let _ = write!(out, "{:<28}", run.label());
-        for q in QueryKind::ALL {
-            match run.metrics.op(MetricKey::read(q)) {
+        for q in &queries {
+            match run.metrics.op(MetricKey::read_named(*q)) {
                 Some(o) if o.count > 0 => {
                     let _ = write!(
                         out,

@@ -151,13 +151,11 @@ pub fn verdict(results: &Results) -> Verdict {
             {
                 if ratio >= 1.5 {
                     headline_parts.push(format!(
-                        "read models cut `{}` p99 {ratio:.1}× ({k} vs normalized)",
-                        q.name()
+                        "read models cut `{q}` p99 {ratio:.1}× ({k} vs normalized)",
                     ));
                 } else if ratio < 1.0 / 1.5 {
                     headline_parts.push(format!(
-                        "read models make `{}` p99 {:.1}× slower ({k} vs normalized)",
-                        q.name(),
+                        "read models make `{q}` p99 {:.1}× slower ({k} vs normalized)",
                         1.0 / ratio
                     ));
                 }

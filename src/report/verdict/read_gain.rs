@@ -4,14 +4,13 @@
 
 use super::{below_floor, below_resolution, by_backend, floor_of, p99, Level};
 use crate::backend::{registry, BackendKind};
-use crate::domain::QueryKind;
 use crate::format::fmt_ms;
-use crate::metrics::{MetricKey, Stat};
+use crate::metrics::{MetricKey, OpName, Stat};
 
 /// One query: the baseline's p99 against the lowest p99 among the backends with read models.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct QueryGain {
-    pub query: QueryKind,
+    pub query: OpName,
     pub baseline_us: u64,
     pub best: BackendKind,
     pub best_us: u64,
@@ -48,7 +47,7 @@ impl QueryGain {
         };
         format!(
             "`{}` {} → {}{how}",
-            self.query.name(),
+            self.query,
             fmt_ms(self.baseline_us as f64),
             fmt_ms(self.best_us as f64)
         )
@@ -61,10 +60,10 @@ pub fn read_gains(level: &Level) -> Vec<QueryGain> {
     let Some(base) = runs.get(&registry::baseline()) else {
         return Vec::new();
     };
-    QueryKind::ALL
+    crate::metrics::queries_run(level.runs.iter().map(|r| &r.metrics))
         .into_iter()
         .filter_map(|q| {
-            let key = MetricKey::read(q);
+            let key = MetricKey::read_named(q);
             let b = p99(base, key)?;
             let (k, v, run) = runs
                 .iter()
@@ -108,8 +107,9 @@ pub fn line(gains: &[QueryGain]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::QueryKind;
 
-    fn gain(query: QueryKind, baseline_us: u64, best_us: u64, floor_us: u64) -> QueryGain {
+    fn gain(query: OpName, baseline_us: u64, best_us: u64, floor_us: u64) -> QueryGain {
         QueryGain {
             query,
             baseline_us,
@@ -123,14 +123,14 @@ mod tests {
     fn the_largest_gain_counts_only_gaps_beyond_the_floor() {
         let gains = [
             // 400µs → 100µs is 4×, but a 500µs floor cannot resolve it.
-            gain(QueryKind::ALL[0], 400, 100, 500),
+            gain(QueryKind::ALL[0].into(), 400, 100, 500),
             // 30ms → 10ms: 3×, resolved.
-            gain(QueryKind::ALL[1], 30_000, 10_000, 500),
+            gain(QueryKind::ALL[1].into(), 30_000, 10_000, 500),
             // 2ms → 4ms: 2× slower.
-            gain(QueryKind::ALL[2], 2_000, 4_000, 500),
+            gain(QueryKind::ALL[2].into(), 2_000, 4_000, 500),
         ];
         let best = largest(&gains).unwrap();
-        assert_eq!(best.query, QueryKind::ALL[1]);
+        assert_eq!(best.query, QueryKind::ALL[1].into());
         assert!((best.ratio() - 3.0).abs() < 1e-12);
         let l = line(&gains).unwrap();
         assert!(l.starts_with("read p99 per query, join (normalized) → best read model: "));
