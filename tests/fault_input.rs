@@ -157,7 +157,7 @@ fn one_line_each(e: &ScenarioError) -> Result<(), String> {
     }
     let lines: Vec<&str> = shown.split('\n').collect();
     for line in &lines {
-        if !line.starts_with("fuzz.toml: ") {
+        if !line.starts_with(&format!("{FILE}: ")) {
             return Err(format!(
                 "a problem line does not read `fuzz.toml: what is wrong`: {line:?}\nwhole error:\n{shown}"
             ));
