@@ -91,6 +91,16 @@ pub fn with_separate_read_store() -> String {
     prose(&names)
 }
 
+/// The backends that run a workload pack, as prose.
+pub fn running_packs() -> String {
+    let names: Vec<&str> = BACKENDS
+        .iter()
+        .filter(|e| matches!(e.pack, super::entry::PackSupport::Runs(_)))
+        .map(|e| e.kind.name())
+        .collect();
+    prose(&names)
+}
+
 fn prose(names: &[&str]) -> String {
     match names.split_last() {
         Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
