@@ -587,3 +587,94 @@ async fn a_dataset_prepared_for_another_mode_or_pack_is_not_opened() {
     assert!(e.to_string().contains("workload pack crud"), "{e}");
     db.close().await;
 }
+
+/// On PostgreSQL an event can become visible after one with a higher seq (its transaction
+/// took the seq first and committed later). The projector must not skip it: while the
+/// earlier transaction is open it applies nothing past it (the later event waits: lag, not
+/// loss), and once it commits both are applied and the read model is true.
+#[tokio::test]
+async fn a_late_commit_on_postgres_is_waited_for_not_skipped() {
+    let Some(raw) = pg_env("a_late_commit_on_postgres_is_waited_for_not_skipped") else {
+        return;
+    };
+    use cqrs_bench::pack::exec::Applied;
+    use cqrs_bench::pack::projector::{event_json, OUTBOX};
+    let place = Place::postgres(&raw, "pack_late");
+    let k = kind("cqrs-async");
+    let cp = Arc::new(CompiledPack::new(
+        load("crud"),
+        Engine::Postgres,
+        &sizes("crud"),
+    ));
+    let db = prepare(&place.url, &place.schema, k, &cp, 8).await.unwrap();
+    let backend = PackBackend::open(
+        k,
+        db.clone(),
+        cp.clone(),
+        PackBackendOptions {
+            run_projector: false,
+            ..PackBackendOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let params = Params::new(7, &cp.pack.parameters, cp.sizes()).unwrap();
+    // Op 0 (create_profile) runs as cqrs-async runs it, and stays open.
+    let mut early = db.write.acquire().await.unwrap();
+    let mut tx = early.begin().await.unwrap();
+    let Applied::Committed(events) = cp
+        .execute(&mut tx, &params, 0, "create_profile")
+        .await
+        .unwrap()
+    else {
+        panic!("a create is never refused");
+    };
+    let early_seq: i64 = sqlx::query_scalar(&format!(
+        "INSERT INTO {OUTBOX} (stream, kind, payload) VALUES ($1, $2, $3) RETURNING seq"
+    ))
+    .bind("create_profile")
+    .bind(&events[0].event)
+    .bind(event_json(&events[0]))
+    .fetch_one(&mut *tx)
+    .await
+    .unwrap();
+    // Op 1 (update_profile) commits meanwhile, with a later seq.
+    let mut s = backend.session(true);
+    let late = backend
+        .execute_in(&mut s, &params, 1, "update_profile")
+        .await
+        .unwrap();
+    assert!(late.seqs[0] > early_seq);
+    let projector = backend.projector().unwrap();
+    assert_eq!(
+        projector.step().await.unwrap(),
+        0,
+        "nothing past the open transaction"
+    );
+    assert_eq!(
+        projector.backlog().await.unwrap(),
+        1,
+        "the committed one waits"
+    );
+    let mut reads = backend.session(false);
+    assert!(!backend.is_visible_in(&mut reads, &late).await.unwrap());
+    assert!(
+        projector
+            .stats
+            .horizon_waits
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= 1
+    );
+    tx.commit().await.unwrap();
+    drop(early);
+    assert_eq!(
+        projector.catch_up().await.unwrap(),
+        2,
+        "both, the late commit included"
+    );
+    assert!(backend.is_visible_in(&mut reads, &late).await.unwrap());
+    backend.shutdown().await;
+    let report = verify(&db, &cp).await.unwrap();
+    assert!(report.ok(), "{report:#?}");
+    db.close().await;
+}
