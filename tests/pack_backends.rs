@@ -678,3 +678,38 @@ async fn a_late_commit_on_postgres_is_waited_for_not_skipped() {
     assert!(report.ok(), "{report:#?}");
     db.close().await;
 }
+
+/// A seed that fails leaves a dataset that says it is half-seeded: not opened, and `drop`
+/// removes it.
+#[tokio::test]
+async fn a_failed_seed_is_half_seeded_and_dropped() {
+    use cqrs_bench::db::state::DbState;
+    let place = Place::sqlite("half");
+    let mut pack = load("ledger");
+    for file in &mut pack.datasets {
+        file.statements =
+            vec![NamedSql::parse("INSERT INTO no_such_table VALUES (:accounts)").unwrap()];
+    }
+    let cp = Arc::new(CompiledPack::new(pack, Engine::Sqlite, &sizes("ledger")));
+    let e = prepare(&place.url, &place.schema, kind("cqrs-sync"), &cp, 4)
+        .await
+        .expect_err("the dataset fails");
+    assert!(matches!(e, DbError::Sql(_)), "{e}");
+    let db = cqrs_bench::db::Db::open(&place.url, &place.schema, 4)
+        .await
+        .unwrap();
+    assert_eq!(DbState::read(&db).await.unwrap(), DbState::Seeding);
+    let e = PackBackend::open(
+        kind("cqrs-sync"),
+        db.clone(),
+        cp,
+        PackBackendOptions::default(),
+    )
+    .await
+    .err()
+    .expect("half-seeded");
+    assert!(e.to_string().contains("half-seeded"), "{e}");
+    schema::drop_all(&db).await.unwrap();
+    assert_eq!(schema::ownership(&db).await.unwrap(), Ownership::Empty);
+    db.close().await;
+}

@@ -170,6 +170,24 @@ mod tests {
     }
 
     #[test]
+    fn packs_run_on_normalized_and_the_cqrs_backends_with_a_reason_elsewhere() {
+        use super::super::entry::{PackMode, PackSupport};
+        assert_eq!(running_packs(), "normalized, cqrs-sync or cqrs-async");
+        let mode = |n: &str| by_name(n).unwrap().pack;
+        assert_eq!(mode("normalized"), PackSupport::Runs(PackMode::WriteModel));
+        assert_eq!(
+            mode("cqrs-sync"),
+            PackSupport::Runs(PackMode::InTransaction)
+        );
+        assert_eq!(mode("cqrs-async"), PackSupport::Runs(PackMode::Outbox));
+        for e in BACKENDS {
+            if let PackSupport::Refused(reason) = e.pack {
+                assert!(!reason.is_empty(), "{}", e.kind.name());
+            }
+        }
+    }
+
+    #[test]
     fn every_kind_is_registered_once() {
         for (i, kind) in BackendKind::all().into_iter().enumerate() {
             assert_eq!(BACKENDS.iter().filter(|e| e.kind == kind).count(), 1);
