@@ -4,8 +4,12 @@
 //! database whose order lines carry product copies (`denormalized`), every line's copies
 //! against the products table.
 
+use std::cmp::Ordering;
+
+use futures::{Stream, TryStreamExt};
 use serde::{Deserialize, Serialize};
 
+use crate::db::sql::Param;
 use crate::db::state::DbState;
 use crate::db::{schema, Db, DbError};
 use crate::projection::truth;
@@ -14,12 +18,51 @@ use crate::projection::{diff, ProjectionName, ReadModels};
 /// How many differing rows a report lists per read model.
 pub const SHOWN_DIFFS: usize = 5;
 
-/// What one check compared: a read model, or the order lines' product copies.
+/// What one check compared: a read model of the shop, the order lines' product copies, or
+/// a workload pack's read model. Serialized as its name; a name is read back as the shop's
+/// read model or copies when it is one of theirs (a pack that names a read model as the
+/// shop does means the same one), else as a pack's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Checked {
     Model(ProjectionName),
     Copies(Copies),
+    Pack(PackReadModel),
+}
+
+/// A workload pack's read model, by name. The name is interned (each distinct name is kept
+/// once for the life of the process; a process sees a handful), so the type stays `Copy`
+/// like the shop's names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PackReadModel(&'static str);
+
+impl PackReadModel {
+    pub fn new(name: &str) -> PackReadModel {
+        static NAMES: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
+        let mut names = NAMES.lock().expect("read-model names lock");
+        if let Some(n) = names.iter().find(|n| **n == name) {
+            return PackReadModel(n);
+        }
+        let n: &'static str = Box::leak(name.to_string().into_boxed_str());
+        names.push(n);
+        PackReadModel(n)
+    }
+
+    pub fn name(self) -> &'static str {
+        self.0
+    }
+}
+
+impl Serialize for PackReadModel {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for PackReadModel {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(PackReadModel::new(&String::deserialize(d)?))
+    }
 }
 
 /// The order lines' copies of their product's name and price (`denormalized`).
@@ -34,6 +77,7 @@ impl Checked {
         match self {
             Checked::Model(p) => p.name(),
             Checked::Copies(Copies::OrderLineCopies) => "order_line_copies",
+            Checked::Pack(m) => m.name(),
         }
     }
 }
@@ -298,4 +342,182 @@ async fn compare_tables(read: &Db, write: &Db) -> Result<VerifyReport, VerifyErr
     }
     let mismatches = models.iter().map(|m| m.mismatches).sum();
     Ok(VerifyReport { models, mismatches })
+}
+
+/// A read model and its truth as rows of named columns, each stream in key order: the one
+/// row-by-row comparison for read models that are not the shop's (a workload pack's).
+pub struct NamedRows<'a> {
+    pub read_model: Checked,
+    /// The columns, as both streams yield them.
+    pub columns: &'a [String],
+    /// The positions of the key columns among them.
+    pub key: &'a [usize],
+}
+
+impl NamedRows<'_> {
+    /// Walks `actual` (the read model) and `expected` (its truth) side by side, holding one
+    /// row of each: a key on one side only is a missing or an extra row, the same key with
+    /// other values a differing row. The first [`SHOWN_DIFFS`] differences are shown as text
+    /// naming the key and both rows: `account_balance[account_id=3]: has (…), expected (…)`.
+    ///
+    /// Keys compare as SQL's `ORDER BY` sorts them where that is byte order: integers by
+    /// value, text byte by byte (SQLite's default collation, PostgreSQL's "C"); under another
+    /// text collation a key would show as a missing row and an extra one.
+    pub async fn compare<A, E>(
+        self,
+        mut actual: A,
+        mut expected: E,
+    ) -> Result<ModelCheck, sqlx::Error>
+    where
+        A: Stream<Item = Result<Vec<Param>, sqlx::Error>> + Unpin,
+        E: Stream<Item = Result<Vec<Param>, sqlx::Error>> + Unpin,
+    {
+        let mut check = ModelCheck {
+            read_model: self.read_model,
+            rows_expected: 0,
+            rows_actual: 0,
+            mismatches: 0,
+            first_diffs: Vec::new(),
+        };
+        let mut a = actual.try_next().await?;
+        let mut e = expected.try_next().await?;
+        loop {
+            let order = match (&a, &e) {
+                (None, None) => break,
+                (Some(_), None) => Ordering::Less,
+                (None, Some(_)) => Ordering::Greater,
+                (Some(ra), Some(re)) => self.key_order(ra, re),
+            };
+            let (differs, row) = match order {
+                Ordering::Equal => (a != e, a.as_ref()),
+                Ordering::Less => (true, a.as_ref()),
+                Ordering::Greater => (true, e.as_ref()),
+            };
+            if differs {
+                check.mismatches += 1;
+                if check.first_diffs.len() < SHOWN_DIFFS {
+                    let (has, expect) = match order {
+                        Ordering::Equal => (a.as_deref(), e.as_deref()),
+                        Ordering::Less => (a.as_deref(), None),
+                        Ordering::Greater => (None, e.as_deref()),
+                    };
+                    let key = self.key_text(row.expect("a row on one side"));
+                    check.first_diffs.push(format!(
+                        "{}[{key}]: has {}, expected {}",
+                        self.read_model.name(),
+                        self.row_text(has),
+                        self.row_text(expect)
+                    ));
+                }
+            }
+            if order != Ordering::Greater {
+                check.rows_actual += 1;
+                a = actual.try_next().await?;
+            }
+            if order != Ordering::Less {
+                check.rows_expected += 1;
+                e = expected.try_next().await?;
+            }
+        }
+        Ok(check)
+    }
+
+    fn key_order(&self, a: &[Param], b: &[Param]) -> Ordering {
+        self.key
+            .iter()
+            .map(|&i| value_order(a.get(i), b.get(i)))
+            .find(|o| *o != Ordering::Equal)
+            .unwrap_or(Ordering::Equal)
+    }
+
+    fn key_text(&self, row: &[Param]) -> String {
+        self.key
+            .iter()
+            .map(|&i| format!("{}={}", self.columns[i], value_text(row.get(i))))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    fn row_text(&self, row: Option<&[Param]>) -> String {
+        let Some(row) = row else {
+            return "no row".to_string();
+        };
+        let cells: Vec<String> = self
+            .columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c}={}", value_text(row.get(i))))
+            .collect();
+        format!("({})", cells.join(", "))
+    }
+}
+
+/// NULL first, then integers by value, then text byte by byte.
+fn value_order(a: Option<&Param>, b: Option<&Param>) -> Ordering {
+    fn rank(p: Option<&Param>) -> u8 {
+        match p {
+            None | Some(Param::Null) => 0,
+            Some(Param::Int(_)) => 1,
+            Some(Param::Text(_)) => 2,
+        }
+    }
+    match (a, b) {
+        (Some(Param::Int(x)), Some(Param::Int(y))) => x.cmp(y),
+        (Some(Param::Text(x)), Some(Param::Text(y))) => x.as_bytes().cmp(y.as_bytes()),
+        _ => rank(a).cmp(&rank(b)),
+    }
+}
+
+fn value_text(p: Option<&Param>) -> String {
+    match p {
+        Some(Param::Int(n)) => n.to_string(),
+        Some(Param::Text(t)) => format!("{t:?}"),
+        None | Some(Param::Null) => "NULL".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows(rows: Vec<Vec<Param>>) -> impl Stream<Item = Result<Vec<Param>, sqlx::Error>> + Unpin {
+        futures::stream::iter(rows.into_iter().map(Ok))
+    }
+
+    #[tokio::test]
+    async fn named_rows_count_differing_missing_and_extra_rows_in_key_order() {
+        let columns = ["id".to_string(), "name".to_string()];
+        let r = |id: i64, name: &str| vec![Param::Int(id), Param::Text(name.into())];
+        let named = NamedRows {
+            read_model: Checked::Pack(PackReadModel::new("people")),
+            columns: &columns,
+            key: &[0],
+        };
+        let actual = rows(vec![r(1, "a"), r(2, "x"), r(4, "d"), r(5, "e")]);
+        let expected = rows(vec![r(1, "a"), r(2, "b"), r(3, "c"), r(4, "d")]);
+        let check = named.compare(actual, expected).await.unwrap();
+        assert_eq!(check.mismatches, 3);
+        assert_eq!((check.rows_actual, check.rows_expected), (4, 4));
+        assert_eq!(
+            check.first_diffs,
+            [
+                "people[id=2]: has (id=2, name=\"x\"), expected (id=2, name=\"b\")",
+                "people[id=3]: has no row, expected (id=3, name=\"c\")",
+                "people[id=5]: has (id=5, name=\"e\"), expected no row",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_pack_read_model_round_trips_through_json() {
+        let checked = Checked::Pack(PackReadModel::new("account_balance"));
+        let text = serde_json::to_string(&checked).unwrap();
+        assert_eq!(text, "\"account_balance\"");
+        let back: Checked = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, checked);
+        assert_eq!(back.name(), "account_balance");
+        // The shop's names still read back as the shop's.
+        let shop: Checked = serde_json::from_str("\"order_summary\"").unwrap();
+        assert_eq!(shop, ProjectionName::OrderSummary);
+    }
 }

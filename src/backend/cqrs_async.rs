@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use futures::future::BoxFuture;
 use sqlx::{AnyConnection, Row};
 
-use super::entry::{Entry, Role, VerifiedAgainst};
+use super::entry::{Entry, PackMode, PackSupport, Role, VerifiedAgainst};
 use super::projected::Projected;
 use super::queries::ReadSide;
 use super::{Architecture, BackendKind, BackendOptions, Receipt, Session, Written};
@@ -44,6 +44,7 @@ pub const ENTRY: Entry = Entry {
     separate_read_store: true,
     role: Role::Cqrs,
     simplicity: 5,
+    pack: PackSupport::Runs(PackMode::Outbox),
     open,
 };
 

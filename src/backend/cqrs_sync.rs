@@ -5,7 +5,7 @@
 use futures::future::BoxFuture;
 use sqlx::AnyConnection;
 
-use super::entry::{Entry, Role, VerifiedAgainst};
+use super::entry::{Entry, PackMode, PackSupport, Role, VerifiedAgainst};
 use super::queries::ReadSide;
 use super::{Architecture, BackendKind, BackendOptions};
 use crate::db::state::Provisions;
@@ -35,6 +35,7 @@ pub const ENTRY: Entry = Entry {
     separate_read_store: false,
     role: Role::Cqrs,
     simplicity: 4,
+    pack: PackSupport::Runs(PackMode::InTransaction),
     open,
 };
 

@@ -11,7 +11,7 @@
 use futures::future::BoxFuture;
 use sqlx::AnyConnection;
 
-use super::entry::{Entry, Role, VerifiedAgainst};
+use super::entry::{Entry, PackSupport, Role, VerifiedAgainst};
 use super::queries::ReadSide;
 use super::{Architecture, BackendKind, BackendOptions};
 use crate::db::copies;
@@ -43,6 +43,7 @@ pub const ENTRY: Entry = Entry {
     separate_read_store: false,
     role: Role::Story,
     simplicity: 8,
+    pack: PackSupport::Refused("its copies are of the shop's product name and price"),
     open,
 };
 

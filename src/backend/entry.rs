@@ -4,6 +4,7 @@
 use super::{Architecture, BackendKind, BackendOptions};
 use crate::db::state::Provisions;
 use crate::db::{Db, Engine};
+pub use crate::pack::backend::{PackMode, PackSupport};
 
 /// What verify compares a backend's data with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,6 +96,8 @@ pub struct Entry {
     /// Rank from simplest to run (0, normalized) up; the decision names the simplest backend
     /// that meets every budget.
     pub simplicity: u8,
+    /// Whether and how it runs a workload pack (`pack::backend`), or why not.
+    pub pack: PackSupport,
     /// Opens the backend's own part on a seeded database.
     pub open: fn(&Db, &BackendOptions) -> Box<dyn Architecture>,
 }

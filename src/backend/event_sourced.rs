@@ -33,7 +33,7 @@ use sqlx::{AnyConnection, Row};
 use tokio::sync::OnceCell;
 
 use super::backoff::{self, Jitter};
-use super::entry::{Entry, Role, VerifiedAgainst};
+use super::entry::{Entry, PackSupport, Role, VerifiedAgainst};
 use super::projected::Projected;
 use super::queries::ReadSide;
 use super::rehydrate::{self, snapshot_due};
@@ -76,6 +76,7 @@ pub const ENTRY: Entry = Entry {
     separate_read_store: false,
     role: Role::Cqrs,
     simplicity: 7,
+    pack: PackSupport::Refused("its write model is the shop's event store"),
     open,
 };
 

@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::Executor;
 use tokio::sync::watch;
 
-use super::entry::{Entry, Role, VerifiedAgainst};
+use super::entry::{Entry, PackSupport, Role, VerifiedAgainst};
 use super::queries::ReadSide;
 use super::{Architecture, BackendKind, BackendOptions, Receipt, Session, Written};
 use crate::db::state::Provisions;
@@ -54,6 +54,7 @@ pub const ENTRY: Entry = Entry {
     separate_read_store: false,
     role: Role::Alternative,
     simplicity: 2,
+    pack: PackSupport::Refused("a pack's truth queries are not made into views yet"),
     open,
 };
 

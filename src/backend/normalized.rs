@@ -2,7 +2,7 @@
 //! and nothing else; queries join the normalized tables, so a reader sees a write as soon as
 //! it commits, and there is no second copy for verify to check.
 
-use super::entry::{Entry, Role, VerifiedAgainst};
+use super::entry::{Entry, PackMode, PackSupport, Role, VerifiedAgainst};
 use super::queries::ReadSide;
 use super::{Architecture, BackendKind, BackendOptions};
 use crate::db::state::Provisions;
@@ -29,6 +29,7 @@ pub const ENTRY: Entry = Entry {
     separate_read_store: false,
     role: Role::Baseline,
     simplicity: 0,
+    pack: PackSupport::Runs(PackMode::WriteModel),
     open,
 };
 

@@ -91,6 +91,16 @@ pub fn with_separate_read_store() -> String {
     prose(&names)
 }
 
+/// The backends that run a workload pack, as prose.
+pub fn running_packs() -> String {
+    let names: Vec<&str> = BACKENDS
+        .iter()
+        .filter(|e| matches!(e.pack, super::entry::PackSupport::Runs(_)))
+        .map(|e| e.kind.name())
+        .collect();
+    prose(&names)
+}
+
 fn prose(names: &[&str]) -> String {
     match names.split_last() {
         Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
@@ -157,6 +167,24 @@ mod tests {
             ]
         );
         assert!(measured_pairs(&[by("event-sourced"), by("cqrs-sync")]).is_empty());
+    }
+
+    #[test]
+    fn packs_run_on_normalized_and_the_cqrs_backends_with_a_reason_elsewhere() {
+        use super::super::entry::{PackMode, PackSupport};
+        assert_eq!(running_packs(), "normalized, cqrs-sync or cqrs-async");
+        let mode = |n: &str| by_name(n).unwrap().pack;
+        assert_eq!(mode("normalized"), PackSupport::Runs(PackMode::WriteModel));
+        assert_eq!(
+            mode("cqrs-sync"),
+            PackSupport::Runs(PackMode::InTransaction)
+        );
+        assert_eq!(mode("cqrs-async"), PackSupport::Runs(PackMode::Outbox));
+        for e in BACKENDS {
+            if let PackSupport::Refused(reason) = e.pack {
+                assert!(!reason.is_empty(), "{}", e.kind.name());
+            }
+        }
     }
 
     #[test]

@@ -17,7 +17,7 @@ use futures::future::BoxFuture;
 use sqlx::{AnyConnection, PgConnection};
 use tokio::sync::watch;
 
-use super::entry::{Entry, Role, VerifiedAgainst};
+use super::entry::{Entry, PackSupport, Role, VerifiedAgainst};
 use super::queries::ReadSide;
 use super::{Architecture, BackendKind, BackendOptions, Receipt, Session, Written};
 use crate::db::state::Provisions;
@@ -46,6 +46,7 @@ pub const ENTRY: Entry = Entry {
     separate_read_store: false,
     role: Role::Alternative,
     simplicity: 3,
+    pack: PackSupport::Refused("reading a pack from a standby is not built yet"),
     open,
 };
 

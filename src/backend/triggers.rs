@@ -4,7 +4,7 @@
 //! side. Queries read the read models, a reader sees a write as soon as it commits, and
 //! verify compares the read models with the truth from the write model.
 
-use super::entry::{Entry, Role, VerifiedAgainst};
+use super::entry::{Entry, PackSupport, Role, VerifiedAgainst};
 use super::queries::ReadSide;
 use super::{Architecture, BackendKind, BackendOptions};
 use crate::db::state::Provisions;
@@ -31,6 +31,7 @@ pub const ENTRY: Entry = Entry {
     separate_read_store: false,
     role: Role::Alternative,
     simplicity: 1,
+    pack: PackSupport::Refused("its read models are kept by the shop's own triggers"),
     open,
 };
 

@@ -158,6 +158,25 @@ CREATE INDEX events_position ON events(xid, seq);
         }
     }
 
+    /// An outbox table named `table` with the columns and position index of the shop's
+    /// (`events_ddl`), so `log_batch` reads it the same way: a workload pack's outbox, whose
+    /// `kind` is the event type and `payload` the event as JSON.
+    pub fn outbox_ddl(self, table: &str) -> String {
+        match self.0 {
+            Engine::Sqlite => format!(
+                "CREATE TABLE {table} (seq INTEGER PRIMARY KEY AUTOINCREMENT, \
+                 xid BIGINT NOT NULL DEFAULT 0, stream TEXT NOT NULL, kind TEXT NOT NULL, \
+                 payload TEXT NOT NULL)"
+            ),
+            Engine::Postgres => format!(
+                "CREATE TABLE {table} (seq BIGSERIAL PRIMARY KEY, \
+                 xid BIGINT NOT NULL DEFAULT (pg_current_xact_id()::text::bigint), \
+                 stream TEXT NOT NULL, kind TEXT NOT NULL, payload TEXT NOT NULL); \
+                 CREATE INDEX {table}_position ON {table}(xid, seq)"
+            ),
+        }
+    }
+
     /// The event store of the `event-sourced` backend, its write model: one row per event,
     /// numbered by a global position (`seq`), placed in its stream at `version`, and unique
     /// on `(stream, version)`, so two writers that decided on the same version of a stream

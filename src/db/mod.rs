@@ -85,6 +85,18 @@ pub enum DbError {
         backend: &'static str,
         supported: String,
     },
+    #[error("{backend} cannot run a workload pack: {reason} (packs run on {supported})")]
+    NoPackMode {
+        backend: &'static str,
+        reason: &'static str,
+        supported: String,
+    },
+    #[error("{place} does not hold workload pack {pack} prepared for {backend}; prepare it first")]
+    NotPackDataset {
+        place: String,
+        pack: String,
+        backend: &'static str,
+    },
     #[error("{url} has no cqrs-bench data (schema \"{schema}\" not found); seed it first")]
     NotSeeded { url: String, schema: String },
     #[error(transparent)]

@@ -63,6 +63,14 @@ pub const READ_TABLES: &[&str] = &[
 
 pub const META_TABLE: &str = "cqrs_bench_meta";
 
+/// The meta table alone (every dataset's first table).
+const META_DDL: &str = "CREATE TABLE cqrs_bench_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)";
+
+/// The meta key listing, comma-separated in creation order, the tables a workload pack's
+/// dataset created (its write model, read models, outbox): the tool's own there, which the
+/// ownership check accepts and `drop` removes (children first: reverse creation order).
+pub const PACK_TABLES_KEY: &str = "pack_tables";
+
 /// Every table the tool may create, in drop order (children first).
 pub fn all_tables() -> Vec<&'static str> {
     let mut v: Vec<&str> = READ_TABLES.to_vec();
@@ -435,9 +443,10 @@ pub async fn ownership(db: &Db) -> DbResult<Ownership> {
             }
             if tables.iter().any(|t| t == META_TABLE) && owner_marked(db).await? {
                 let ours = all_tables();
+                let pack = pack_tables(db).await?;
                 let foreign: Vec<&String> = tables
                     .iter()
-                    .filter(|t| !ours.contains(&t.as_str()))
+                    .filter(|t| !ours.contains(&t.as_str()) && !pack.contains(t))
                     .collect();
                 if foreign.is_empty() {
                     return Ok(Ownership::Ours);
@@ -516,6 +525,16 @@ pub async fn require_ours(db: &Db) -> DbResult<()> {
 /// Drops the tool's tables (only after the ownership check) and creates them afresh, in one
 /// transaction on PostgreSQL so a failure leaves nothing half-made.
 pub async fn recreate(db: &Db) -> DbResult<()> {
+    recreate_with(db, ddl(db.engine()).tables).await
+}
+
+/// As [`recreate`], creating only the meta table (marked, state `seeding`): the start of a
+/// workload pack's dataset, whose tables are the pack's own DDL.
+pub async fn recreate_empty(db: &Db) -> DbResult<()> {
+    recreate_with(db, vec![META_DDL.to_string()]).await
+}
+
+async fn recreate_with(db: &Db, tables: Vec<String>) -> DbResult<()> {
     let ownership = ownership(db).await?;
     let mut conn = db.write.acquire().await?;
     let mut tx = sqlx::Connection::begin(&mut *conn).await?;
@@ -532,7 +551,7 @@ pub async fn recreate(db: &Db) -> DbResult<()> {
             tx.execute(stmt.as_str()).await?;
         }
     }
-    for stmt in ddl(db.engine()).tables {
+    for stmt in tables {
         tx.execute(stmt.as_str()).await?;
     }
     // Marked as being seeded before the seed writes a row: a seed that never finishes leaves
@@ -577,6 +596,13 @@ async fn drop_statements(db: &Db) -> DbResult<Vec<String>> {
         .map(|v| format!("DROP MATERIALIZED VIEW IF EXISTS {v}"))
         .collect();
     out.extend(
+        pack_tables(db)
+            .await?
+            .iter()
+            .rev()
+            .map(|t| format!("DROP TABLE IF EXISTS {t}")),
+    );
+    out.extend(
         all_tables()
             .into_iter()
             .map(|t| format!("DROP TABLE IF EXISTS {t}")),
@@ -601,6 +627,38 @@ pub async fn matviews(db: &Db) -> DbResult<Vec<String>> {
         .into_iter()
         .filter(|v| READ_MODEL_TABLES.contains(&v.as_str()))
         .collect())
+}
+
+/// The tables a workload pack's dataset created here ([`PACK_TABLES_KEY`]), in creation
+/// order; empty for the built-in shop's datasets.
+pub async fn pack_tables(db: &Db) -> DbResult<Vec<String>> {
+    Ok(split_names(meta_get(db, PACK_TABLES_KEY).await?))
+}
+
+fn split_names(list: Option<String>) -> Vec<String> {
+    list.unwrap_or_default()
+        .split(',')
+        .filter(|t| !t.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// The tables in the connection's database (SQLite) or current schema (PostgreSQL), in
+/// creation order, the meta table left out: what a pack's seed created, to record under
+/// [`PACK_TABLES_KEY`].
+pub async fn tables_on(conn: &mut sqlx::AnyConnection, engine: Engine) -> DbResult<Vec<String>> {
+    let sql = match engine {
+        Engine::Sqlite => {
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' \
+             ORDER BY rowid"
+        }
+        Engine::Postgres => {
+            "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p') ORDER BY c.oid"
+        }
+    };
+    let names: Vec<String> = sqlx::query_scalar(sql).fetch_all(&mut *conn).await?;
+    Ok(names.into_iter().filter(|t| t != META_TABLE).collect())
 }
 
 /// A value from the meta table (e.g. the seed's dataset description).

@@ -36,6 +36,14 @@ pub enum DomainError {
         from: OrderStatus,
         to: OrderStatus,
     },
+    /// A workload pack's command whose statement `statement` (0-based) touched or returned
+    /// `rows` rows, not what it requires (`require_rows`): rolled back, counted as rejected.
+    #[error("{command}: statement {} touched {rows} rows, not what it requires", statement + 1)]
+    Refused {
+        command: String,
+        statement: usize,
+        rows: u64,
+    },
 }
 
 impl DomainError {
@@ -54,6 +62,7 @@ impl DomainError {
             DomainError::InvalidLines => "invalid_lines",
             DomainError::OutOfStock { .. } => "out_of_stock",
             DomainError::InvalidTransition { .. } => "invalid_transition",
+            DomainError::Refused { .. } => "refused",
         }
     }
 }

@@ -139,6 +139,18 @@ impl CompiledPack {
     /// Creates the write model and the read models on `conn` (an empty database), loads the
     /// dataset at the sizes and fills each read model from its truth query.
     pub async fn seed(&self, conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
+        self.seed_write_model(conn).await?;
+        self.seed_read_models(conn).await
+    }
+
+    /// The engine the pack is compiled for.
+    pub fn engine(&self) -> Engine {
+        self.engine
+    }
+
+    /// Creates the write model on `conn` (an empty database) and loads the dataset at the
+    /// sizes (the first half of [`CompiledPack::seed`]).
+    pub async fn seed_write_model(&self, conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
         let dialect = Dialect::of(self.engine);
         let schema = self.pack.schema(self.engine).ok_or_else(|| {
             not_in_pack(format!(
@@ -161,6 +173,13 @@ impl CompiledPack {
                     .await?;
             }
         }
+        Ok(())
+    }
+
+    /// Creates the read models on `conn` and fills each from its truth query over the write
+    /// model (the second half of [`CompiledPack::seed`]).
+    pub async fn seed_read_models(&self, conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
+        let dialect = Dialect::of(self.engine);
         for (name, rm) in &self.pack.read_models {
             sqlx::raw_sql(&rm.ddl).execute(&mut *conn).await?;
             let truth = rm.truth.compile(dialect).sql;

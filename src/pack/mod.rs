@@ -8,6 +8,8 @@
 //! `FILE: path: message` (`pack.toml: commands.transfer.statements[1]: …`), exit 2.
 //! [`exec`] runs a pack on a database: seeding, a command's statements in the caller's
 //! transaction, projections, queries, and each read model's truth for verify.
+//! [`backend`] runs a pack on the backends that can (`normalized`, `cqrs-sync`, `cqrs-async`,
+//! the last with [`projector`]) and verifies its read models.
 //!
 //! # Files
 //!
@@ -77,12 +79,14 @@
 //! each key to be one of them, a statement with `returns` to yield that many columns, and a
 //! query's two sides to yield as many columns as each other.
 
+pub mod backend;
 pub mod exec;
 mod manifest;
 pub mod ops;
 pub use manifest::MAX_SIZE;
 pub mod params;
 mod prepare;
+pub mod projector;
 pub mod sql;
 
 use std::collections::BTreeMap;

@@ -1,0 +1,488 @@
+//! A workload pack on a real backend: its dataset prepared for the backend ([`prepare`]),
+//! its commands and queries run the way the backend runs the shop's ([`PackBackend`]), and
+//! its read models verified against their truth ([`verify`]).
+//!
+//! Each backend's registry entry says whether and how it runs a pack ([`PackSupport`]):
+//!
+//! | backend      | [`PackMode`]      | a command's transaction also…              | queries read |
+//! |--------------|-------------------|---------------------------------------------|--------------|
+//! | `normalized` | `WriteModel`      | nothing                                     | `write_sql`  |
+//! | `cqrs-sync`  | `InTransaction`   | runs the events' projection statements      | `read_sql`   |
+//! | `cqrs-async` | `Outbox`          | appends the events to the pack's outbox; a projector ([`super::projector`]) applies them later | `read_sql` |
+//!
+//! The others refuse a pack before anything is created, with the reason in their entry.
+//!
+//! A pack's dataset is one of the tool's datasets: the meta table with the owner mark, its
+//! state (`seeding` until the seed commits, then ready with the mode's provisions) and the
+//! list of tables the pack created (`schema::PACK_TABLES_KEY`), so the ownership check, `drop`,
+//! the locks and the half-seeded refusal treat it as they treat the shop's.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use sqlx::{AnyConnection, Connection as _, Executor as _};
+use tokio::sync::{watch, Notify};
+
+use super::exec::{row_values, Applied, CompiledPack, PackEvent, Side};
+use super::params::Params;
+use super::projector::{
+    checkpoint_ddl, checkpoint_start, event_json, PackProjector, CHECKPOINT, OUTBOX,
+};
+use crate::backend::{registry, BackendKind, ExecError, OpenError, Receipt, Session};
+use crate::db::sql::Param;
+use crate::db::state::{self, DbState, Provisions};
+use crate::db::{schema, Db, DbError, DbUrl};
+use crate::domain::DomainError;
+use crate::projection::projector::{LagTracker, ProjectorError, ProjectorStats};
+use crate::verify::{Checked, NamedRows, PackReadModel, VerifyReport};
+
+/// The meta key naming the pack a dataset was prepared with.
+pub const PACK_KEY: &str = "pack";
+
+/// How a backend runs a pack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PackMode {
+    /// The write model alone (`normalized`): queries answer with their `write_sql`.
+    WriteModel,
+    /// The projection statements run inside the command's transaction (`cqrs-sync`);
+    /// queries answer with their `read_sql`.
+    InTransaction,
+    /// The events are appended to an outbox in the command's transaction and a projector
+    /// applies them later (`cqrs-async`); queries answer with their `read_sql`.
+    Outbox,
+}
+
+impl PackMode {
+    /// What the dataset holds besides the write model (recorded as its state).
+    pub fn provisions(self) -> Provisions {
+        match self {
+            PackMode::WriteModel => Provisions::WRITE_MODEL,
+            PackMode::InTransaction => Provisions::READ_MODELS,
+            PackMode::Outbox => Provisions::READ_MODELS_AND_LOG,
+        }
+    }
+
+    pub fn has_read_models(self) -> bool {
+        self.provisions().read_models
+    }
+
+    /// The side of a query this mode answers from.
+    pub fn reads(self) -> Side {
+        match self {
+            PackMode::WriteModel => Side::Write,
+            PackMode::InTransaction | PackMode::Outbox => Side::Read,
+        }
+    }
+}
+
+/// Whether a backend runs a pack: in a mode, or refused for a reason (for the message).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PackSupport {
+    Runs(PackMode),
+    /// Why not, in words: "its write model is the shop's event store".
+    Refused(&'static str),
+}
+
+/// How `kind` runs a pack, or the error that refuses it.
+pub fn mode_of(kind: BackendKind) -> Result<PackMode, DbError> {
+    match registry::entry(kind).pack {
+        PackSupport::Runs(mode) => Ok(mode),
+        PackSupport::Refused(reason) => Err(DbError::NoPackMode {
+            backend: kind.name(),
+            reason,
+            supported: registry::running_packs(),
+        }),
+    }
+}
+
+/// Seeds `pack` at `url` (schema `schema` on PostgreSQL) for `kind`, replacing a dataset of
+/// the tool's there (a place the tool does not own is refused). A kind that runs no pack is
+/// refused before anything is opened or created.
+///
+/// The meta table with the owner mark and state `seeding` is committed first; then, in one
+/// transaction, the write model and dataset, the read models (filled from their truth) where
+/// the mode has them, the outbox and the projector's checkpoint for `Outbox`, the list of the
+/// pack's tables, and the ready state. A seed that fails leaves the meta table saying
+/// `seeding` and nothing of the pack's.
+pub async fn prepare(
+    url: &DbUrl,
+    schema: &str,
+    kind: BackendKind,
+    pack: &CompiledPack,
+    pool_size: u32,
+) -> Result<Db, DbError> {
+    let mode = mode_of(kind)?;
+    let db = Db::open(url, schema, pool_size).await?;
+    schema::recreate_empty(&db).await?;
+    let mut conn = db.write.acquire().await?;
+    let mut tx = conn.begin().await?;
+    pack.seed_write_model(&mut tx).await?;
+    if mode.has_read_models() {
+        pack.seed_read_models(&mut tx).await?;
+    }
+    if mode == PackMode::Outbox {
+        sqlx::raw_sql(&db.dialect().outbox_ddl(OUTBOX))
+            .execute(&mut *tx)
+            .await?;
+        tx.execute(checkpoint_ddl().as_str()).await?;
+        tx.execute(checkpoint_start().as_str()).await?;
+    }
+    let tables = schema::tables_on(&mut tx, db.engine()).await?;
+    schema::meta_set(&mut tx, schema::PACK_TABLES_KEY, &tables.join(",")).await?;
+    schema::meta_set(&mut tx, PACK_KEY, &pack.pack.name).await?;
+    let ready = DbState::Ready(mode.provisions()).to_string();
+    schema::meta_set(&mut tx, DbState::KEY, &ready).await?;
+    tx.commit().await?;
+    Ok(db)
+}
+
+/// How a [`PackBackend`] runs.
+#[derive(Debug, Clone)]
+pub struct PackBackendOptions {
+    /// Run the projector (`Outbox`) in this process; without it, `wait_caught_up` applies
+    /// the outbox by hand.
+    pub run_projector: bool,
+    /// Told of every event's commit and of its application: the projection lag.
+    pub lag: Option<Arc<LagTracker>>,
+    /// Events per projector transaction.
+    pub batch_size: i64,
+    /// How often an idle projector looks for events no wake-up announced.
+    pub poll_interval: Duration,
+    /// Give each driver worker a connection of its own (see `backend::session`); set only
+    /// when the pool has room for every worker and the projector.
+    pub dedicated_sessions: bool,
+}
+
+impl Default for PackBackendOptions {
+    fn default() -> Self {
+        PackBackendOptions {
+            run_projector: true,
+            lag: None,
+            batch_size: 500,
+            poll_interval: Duration::from_millis(50),
+            dedicated_sessions: false,
+        }
+    }
+}
+
+/// The projector side of an `Outbox` backend.
+struct Outbox {
+    projector: Arc<PackProjector>,
+    wake: Arc<Notify>,
+    shutdown: watch::Sender<bool>,
+    task: Option<tokio::task::JoinHandle<()>>,
+    listener: Option<tokio::task::JoinHandle<()>>,
+    lag: Option<Arc<LagTracker>>,
+    notify: Option<&'static str>,
+    channel: String,
+}
+
+/// A pack running on a backend: commands in one transaction each, queries from the side the
+/// mode reads, read-your-writes and catching up as the mode has them.
+pub struct PackBackend {
+    pub kind: BackendKind,
+    pub mode: PackMode,
+    pub db: Db,
+    pack: Arc<CompiledPack>,
+    dedicated_sessions: bool,
+    outbox: Option<Outbox>,
+}
+
+/// Channel of wake-ups for a pack's projectors in other processes (PostgreSQL).
+fn notify_channel(db: &Db) -> String {
+    format!("cqrs_bench_pack_{}", db.schema.as_deref().unwrap_or("main"))
+}
+
+impl PackBackend {
+    /// Opens `kind` on a database [`prepare`]d for it with this pack (refused otherwise:
+    /// not the tool's, half-seeded, another pack or another mode's dataset), starting the
+    /// projector for `Outbox` unless told not to.
+    pub async fn open(
+        kind: BackendKind,
+        db: Db,
+        pack: Arc<CompiledPack>,
+        opts: PackBackendOptions,
+    ) -> Result<PackBackend, OpenError> {
+        let mode = mode_of(kind)?;
+        state::require_seeded(&db).await?;
+        let prepared = schema::meta_get(&db, PACK_KEY).await?;
+        let st = DbState::read(&db).await?;
+        if prepared.as_deref() != Some(pack.pack.name.as_str())
+            || st != DbState::Ready(mode.provisions())
+            || pack.engine() != db.engine()
+        {
+            return Err(DbError::NotPackDataset {
+                place: db.location(),
+                pack: pack.pack.name.clone(),
+                backend: kind.name(),
+            }
+            .into());
+        }
+        let outbox = (mode == PackMode::Outbox).then(|| {
+            let projector = Arc::new(PackProjector::new(
+                db.clone(),
+                pack.clone(),
+                opts.batch_size,
+                opts.poll_interval,
+                opts.lag.clone(),
+            ));
+            let wake = Arc::new(Notify::new());
+            let (shutdown, rx) = watch::channel(false);
+            let channel = notify_channel(&db);
+            let (task, listener) = if opts.run_projector {
+                (
+                    Some(tokio::spawn(
+                        projector.clone().run(wake.clone(), rx.clone()),
+                    )),
+                    db.listen(channel.clone(), wake.clone(), rx),
+                )
+            } else {
+                (None, None)
+            };
+            Outbox {
+                projector,
+                wake,
+                shutdown,
+                task,
+                listener,
+                lag: opts.lag.clone(),
+                notify: db.dialect().notify(),
+                channel,
+            }
+        });
+        Ok(PackBackend {
+            kind,
+            mode,
+            db,
+            pack,
+            dedicated_sessions: opts.dedicated_sessions,
+            outbox,
+        })
+    }
+
+    /// The pack it runs.
+    pub fn pack(&self) -> &Arc<CompiledPack> {
+        &self.pack
+    }
+
+    /// A driver worker's session for the write lane (`writes`) or the read lane, by
+    /// `Backend::session`'s rule: dedicated when opened with room for it, except on a single
+    /// shared writer connection (SQLite's).
+    pub fn session(&self, writes: bool) -> Session {
+        if self.dedicated_sessions && !(writes && self.db.single_writer()) {
+            Session::dedicated()
+        } else {
+            Session::shared()
+        }
+    }
+
+    /// Runs `command` of op `index` in one transaction on the session's connection. A row
+    /// requirement that fails rolls it back and is `ExecError::Domain(DomainError::Refused)`
+    /// (label `refused`). The receipt carries the events' outbox positions (`Outbox`) and
+    /// when the commit was seen.
+    pub async fn execute_in(
+        &self,
+        s: &mut Session,
+        params: &Params,
+        index: u64,
+        command: &str,
+    ) -> Result<Receipt, ExecError> {
+        let mut conn = s.take(&self.db.write).await.map_err(DbError::from)?;
+        let result = self.execute_on(&mut conn, params, index, command).await;
+        s.give_back(conn, !matches!(result, Err(ExecError::Db(_))));
+        result
+    }
+
+    async fn execute_on(
+        &self,
+        conn: &mut AnyConnection,
+        params: &Params,
+        index: u64,
+        command: &str,
+    ) -> Result<Receipt, ExecError> {
+        let mut tx = conn.begin().await?;
+        let events = match self.pack.execute(&mut tx, params, index, command).await? {
+            Applied::Committed(events) => events,
+            Applied::Refused { statement, rows } => {
+                tx.rollback().await?;
+                return Err(DomainError::Refused {
+                    command: command.to_string(),
+                    statement,
+                    rows,
+                }
+                .into());
+            }
+        };
+        let mut seqs = Vec::new();
+        match (self.mode, &self.outbox) {
+            (PackMode::WriteModel, _) => {}
+            (PackMode::InTransaction, _) => self.pack.project(&mut tx, &events).await?,
+            (PackMode::Outbox, Some(o)) => {
+                seqs = append(&mut tx, command, &events).await?;
+                if let Some(notify) = o.notify {
+                    sqlx::query(notify)
+                        .bind(&o.channel)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+            (PackMode::Outbox, None) => unreachable!("an outbox backend has its projector"),
+        }
+        tx.commit().await?;
+        let committed_at = Instant::now();
+        if let Some(o) = &self.outbox {
+            if let Some(lag) = &o.lag {
+                lag.committed(&seqs, committed_at);
+            }
+            o.wake.notify_one();
+        }
+        Ok(Receipt {
+            seqs,
+            committed_at: Some(committed_at),
+            ..Receipt::default()
+        })
+    }
+
+    /// Answers `query` of op `index` on the session's connection, from the side the mode
+    /// reads.
+    pub async fn query_in(
+        &self,
+        s: &mut Session,
+        params: &Params,
+        index: u64,
+        query: &str,
+    ) -> Result<Vec<Vec<Param>>, sqlx::Error> {
+        let mut conn = s.take(&self.db.read).await?;
+        let result = self
+            .pack
+            .query(&mut conn, params, index, query, self.mode.reads())
+            .await;
+        s.give_back(conn, result.is_ok());
+        result
+    }
+
+    /// Whether a reader already sees what `r` wrote: at once, except on `Outbox`, where the
+    /// checkpoint must cover every event of the receipt (it commits with the rows it
+    /// applied, so covering is showing).
+    pub async fn is_visible_in(&self, s: &mut Session, r: &Receipt) -> Result<bool, sqlx::Error> {
+        if self.outbox.is_none() || r.seqs.is_empty() {
+            return Ok(true);
+        }
+        let list: Vec<String> = (1..=r.seqs.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT COUNT(*) FROM {CHECKPOINT} c, {OUTBOX} e WHERE e.seq IN ({}) \
+             AND (c.xid, c.seq) >= (e.xid, e.seq)",
+            list.join(", ")
+        );
+        let mut q = sqlx::query_scalar::<_, i64>(&sql);
+        for seq in &r.seqs {
+            q = q.bind(*seq);
+        }
+        let mut conn = s.take(&self.db.read).await?;
+        let result = q.fetch_one(&mut *conn).await;
+        s.give_back(conn, result.is_ok());
+        Ok(result? as usize == r.seqs.len())
+    }
+
+    /// Waits until the read models show every committed event (`Outbox`; at once for the
+    /// others). Without a running projector, applies the outbox here.
+    pub async fn wait_caught_up(&self, timeout: Duration) -> Result<(), ProjectorError> {
+        let Some(o) = &self.outbox else {
+            return Ok(());
+        };
+        let deadline = Instant::now() + timeout;
+        loop {
+            if o.task.is_none() {
+                o.projector.catch_up().await?;
+            }
+            if o.projector.backlog().await? == 0 {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(ProjectorError::Timeout(timeout));
+            }
+            o.wake.notify_one();
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// The projector (`Outbox`), for driving it by hand.
+    pub fn projector(&self) -> Option<&Arc<PackProjector>> {
+        self.outbox.as_ref().map(|o| &o.projector)
+    }
+
+    /// The projector's counters (`Outbox`; `None` otherwise).
+    pub fn projector_stats(&self) -> Option<Arc<ProjectorStats>> {
+        self.outbox.as_ref().map(|o| o.projector.stats.clone())
+    }
+
+    /// Stops the projector, if one runs.
+    pub async fn shutdown(mut self) {
+        if let Some(mut o) = self.outbox.take() {
+            let _ = o.shutdown.send(true);
+            if let Some(task) = o.task.take() {
+                let _ = task.await;
+            }
+            if let Some(listener) = o.listener.take() {
+                listener.abort();
+            }
+        }
+    }
+}
+
+/// Appends `events` of `command` to the outbox; returns their seqs.
+async fn append(
+    tx: &mut AnyConnection,
+    command: &str,
+    events: &[PackEvent],
+) -> Result<Vec<i64>, sqlx::Error> {
+    let sql =
+        format!("INSERT INTO {OUTBOX} (stream, kind, payload) VALUES ($1, $2, $3) RETURNING seq");
+    let mut seqs = Vec::with_capacity(events.len());
+    for e in events {
+        let seq: i64 = sqlx::query_scalar(&sql)
+            .bind(command)
+            .bind(&e.event)
+            .bind(event_json(e))
+            .fetch_one(&mut *tx)
+            .await?;
+        seqs.push(seq);
+    }
+    Ok(seqs)
+}
+
+/// Every read model of `pack` on `db` against its truth query over the write model, row by
+/// row in key order, both streamed on connections of their own (memory stays flat), through
+/// the tool's one comparison (`verify::NamedRows`). A dataset without read models
+/// (`normalized`) has nothing to compare: an empty report.
+pub async fn verify(db: &Db, pack: &CompiledPack) -> Result<VerifyReport, DbError> {
+    state::require_seeded(db).await?;
+    let mut models = Vec::new();
+    if DbState::read(db).await?.has_read_models() {
+        let mut truth_conn = db.read.acquire().await?;
+        let mut read_conn = db.read.acquire().await?;
+        for (name, rm) in &pack.pack.read_models {
+            let (columns, truth, read) = pack.read_model_queries(&mut truth_conn, name).await?;
+            let key: Vec<usize> = rm
+                .key
+                .iter()
+                .filter_map(|k| columns.iter().position(|c| c == k))
+                .collect();
+            let named = NamedRows {
+                read_model: Checked::Pack(PackReadModel::new(name)),
+                columns: &columns,
+                key: &key,
+            };
+            let actual = sqlx::query(&read)
+                .fetch(&mut *read_conn)
+                .map(|r| r.and_then(|r| row_values(&r)));
+            let expected = sqlx::query(&truth)
+                .fetch(&mut *truth_conn)
+                .map(|r| r.and_then(|r| row_values(&r)));
+            models.push(named.compare(actual, expected).await?);
+        }
+    }
+    let mismatches = models.iter().map(|m| m.mismatches).sum();
+    Ok(VerifyReport { models, mismatches })
+}

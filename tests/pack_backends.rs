@@ -1,0 +1,715 @@
+//! Workload packs on the real backends (issue [pack]): the shipped packs `ledger` and `crud`
+//! prepared for `normalized`, `cqrs-sync` and `cqrs-async` on SQLite and PostgreSQL, run from
+//! concurrent tasks on sessions, caught up and verified (every read model equal to its truth,
+//! the queries' two sides agreeing); a projection broken on purpose (an event counted twice,
+//! a field dropped) is caught by verify at the first differing key; a backend that runs no
+//! pack is refused before anything is created.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use cqrs_bench::backend::{BackendKind, ExecError, Receipt};
+use cqrs_bench::db::schema::{self, Ownership};
+use cqrs_bench::db::{DbError, DbUrl, Engine};
+use cqrs_bench::pack::backend::{
+    mode_of, prepare, verify, PackBackend, PackBackendOptions, PackMode,
+};
+use cqrs_bench::pack::exec::{CompiledPack, Side};
+use cqrs_bench::pack::params::Params;
+use cqrs_bench::pack::sql::NamedSql;
+use cqrs_bench::pack::Pack;
+use cqrs_bench::projection::projector::LagTracker;
+use sqlx::Connection;
+
+const KINDS: [&str; 3] = ["normalized", "cqrs-sync", "cqrs-async"];
+const PACKS: [&str; 2] = ["ledger", "crud"];
+/// Ops per run, spread over this many tasks.
+const OPS: u64 = 300;
+const TASKS: u64 = 4;
+
+fn kind(name: &str) -> BackendKind {
+    BackendKind::from_name(name).unwrap()
+}
+
+fn load(name: &str) -> Pack {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("workloads")
+        .join(name);
+    Pack::load(&dir).unwrap()
+}
+
+/// Small datasets: 20 accounts of 4,000 cents (so some transfers are refused), 50 profiles.
+fn sizes(name: &str) -> BTreeMap<String, i64> {
+    let sizes: &[(&str, i64)] = match name {
+        "ledger" => &[("accounts", 20), ("opening_balance", 4_000)],
+        _ => &[("users", 50)],
+    };
+    sizes.iter().map(|(k, v)| (k.to_string(), *v)).collect()
+}
+
+/// Where a test's dataset lives; a PostgreSQL schema is dropped however the test ends.
+struct Place {
+    url: DbUrl,
+    schema: String,
+    _dir: Option<tempfile::TempDir>,
+    /// The server's URL, to drop `schema` on drop.
+    pg: Option<String>,
+}
+
+impl Place {
+    fn sqlite(name: &str) -> Place {
+        let (dir, url) = sqlite_url(name);
+        Place {
+            url,
+            schema: "cqrs_bench".into(),
+            _dir: Some(dir),
+            pg: None,
+        }
+    }
+
+    fn postgres(raw: &str, prefix: &str) -> Place {
+        Place {
+            url: DbUrl::parse(raw).unwrap(),
+            schema: unique_schema(prefix),
+            _dir: None,
+            pg: Some(raw.to_string()),
+        }
+    }
+
+    fn engine(&self) -> Engine {
+        self.url.engine()
+    }
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        let Some(raw) = self.pg.clone() else {
+            return;
+        };
+        let schema = self.schema.clone();
+        // Drop runs outside the test's runtime: a runtime of its own, on a thread of its own.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                sqlx::any::install_default_drivers();
+                if let Ok(mut conn) = sqlx::AnyConnection::connect(&raw).await {
+                    let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+                        .execute(&mut conn)
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// What a run did.
+#[derive(Default)]
+struct Ran {
+    committed: u64,
+    refused: u64,
+    /// PostgreSQL deadlocks between two transfers in opposite directions (the database's
+    /// answer, counted as failures by a run).
+    deadlocks: u64,
+    receipts: Vec<Receipt>,
+}
+
+/// Runs `OPS` ops from `TASKS` tasks, each on a write and a read session: op `i` runs the
+/// pack's commands in turn, and every third op also a query.
+async fn drive(backend: &Arc<PackBackend>, params: &Arc<Params>) -> Ran {
+    let commands: Arc<Vec<String>> =
+        Arc::new(backend.pack().pack.commands.keys().cloned().collect());
+    let queries: Arc<Vec<String>> = Arc::new(backend.pack().pack.queries.keys().cloned().collect());
+    let mut tasks = Vec::new();
+    for t in 0..TASKS {
+        let (backend, params, commands, queries) = (
+            backend.clone(),
+            params.clone(),
+            commands.clone(),
+            queries.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut ran = Ran::default();
+            let mut writes = backend.session(true);
+            let mut reads = backend.session(false);
+            for i in (t..OPS).step_by(TASKS as usize) {
+                let command = &commands[(i % commands.len() as u64) as usize];
+                match backend.execute_in(&mut writes, &params, i, command).await {
+                    Ok(receipt) => {
+                        ran.committed += 1;
+                        let outbox = backend.mode == PackMode::Outbox;
+                        // Each shipped command emits one event.
+                        assert_eq!(receipt.seqs.len(), usize::from(outbox), "{command}");
+                        assert!(receipt.committed_at.is_some());
+                        ran.receipts.push(receipt);
+                    }
+                    Err(ExecError::Domain(e)) => {
+                        assert_eq!(e.label(), "refused", "{e}");
+                        ran.refused += 1;
+                    }
+                    Err(ExecError::Db(sqlx::Error::Database(e)))
+                        if e.code().as_deref() == Some("40P01") =>
+                    {
+                        ran.deadlocks += 1;
+                    }
+                    Err(e) => panic!("{command} (op {i}): {e}"),
+                }
+                if i % 3 == 0 {
+                    let q = &queries[(i / 3 % queries.len() as u64) as usize];
+                    let rows = backend.query_in(&mut reads, &params, i, q).await.unwrap();
+                    assert_eq!(rows.len(), 1, "{q} (op {i}) answers one row");
+                }
+            }
+            ran
+        }));
+    }
+    let mut all = Ran::default();
+    for t in tasks {
+        let ran = t.await.unwrap();
+        all.committed += ran.committed;
+        all.refused += ran.refused;
+        all.deadlocks += ran.deadlocks;
+        all.receipts.extend(ran.receipts);
+    }
+    all
+}
+
+/// Prepares `pack` for `kind` at `place`, drives it, catches up and verifies; checks the
+/// pack's own invariants, read-your-writes after catch-up, the projection lag (one sample per
+/// event), and that the queries' two sides agree. Then drops the dataset with `drop`'s
+/// function and checks nothing of it is left.
+async fn run_and_verify(place: &Place, pack_name: &str, kind_name: &str) {
+    let what = format!("{pack_name} on {kind_name} ({:?})", place.engine());
+    let k = kind(kind_name);
+    let cp = Arc::new(CompiledPack::new(
+        load(pack_name),
+        place.engine(),
+        &sizes(pack_name),
+    ));
+    let db = prepare(&place.url, &place.schema, k, &cp, 16)
+        .await
+        .unwrap_or_else(|e| panic!("{what}: prepare: {e}"));
+    assert_eq!(
+        schema::ownership(&db).await.unwrap(),
+        Ownership::Ours,
+        "{what}"
+    );
+    let (lag, mut lag_rx) = LagTracker::new();
+    let backend = Arc::new(
+        PackBackend::open(
+            k,
+            db.clone(),
+            cp.clone(),
+            PackBackendOptions {
+                lag: Some(lag),
+                batch_size: 40,
+                dedicated_sessions: true,
+                ..PackBackendOptions::default()
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{what}: open: {e}")),
+    );
+    let params = Arc::new(Params::new(7, &cp.pack.parameters, cp.sizes()).unwrap());
+    let ran = drive(&backend, &params).await;
+    let counts = format!(
+        "{} committed, {} refused, {} deadlocks",
+        ran.committed, ran.refused, ran.deadlocks
+    );
+    assert_eq!(
+        ran.committed + ran.refused + ran.deadlocks,
+        OPS,
+        "{what}: {counts}"
+    );
+    assert!(ran.committed > 0, "{what}: {counts}");
+    if place.engine() == Engine::Sqlite {
+        assert_eq!(ran.deadlocks, 0, "{what}: one writer at a time");
+    }
+    backend
+        .wait_caught_up(Duration::from_secs(120))
+        .await
+        .unwrap_or_else(|e| panic!("{what}: catch up: {e}"));
+    let mut session = backend.session(false);
+    for r in &ran.receipts {
+        assert!(
+            backend.is_visible_in(&mut session, r).await.unwrap(),
+            "{what}: {r:?}"
+        );
+    }
+    let report = verify(&db, &cp).await.unwrap();
+    assert!(report.ok(), "{what}: {report:#?}");
+    let mode = mode_of(k).unwrap();
+    if mode.has_read_models() {
+        assert_eq!(report.models.len(), cp.pack.read_models.len(), "{what}");
+        for m in &report.models {
+            assert!(m.rows_expected > 0, "{what}: {m:?}");
+            assert_eq!(m.rows_expected, m.rows_actual, "{what}");
+        }
+    } else {
+        assert!(
+            report.models.is_empty(),
+            "{what}: normalized has no read models"
+        );
+    }
+    // The pack's own invariants.
+    let mut conn = db.read.acquire().await.unwrap();
+    match pack_name {
+        "ledger" => {
+            assert!(ran.refused > 0, "{what}: some accounts run dry: {counts}");
+            let total: i64 =
+                sqlx::query_scalar("SELECT CAST(sum(balance) AS BIGINT) FROM accounts")
+                    .fetch_one(&mut *conn)
+                    .await
+                    .unwrap();
+            assert_eq!(total, 20 * 4_000, "{what}: money moves, never made");
+            let transfers: i64 = sqlx::query_scalar("SELECT count(*) FROM transfers")
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap();
+            assert_eq!(transfers as u64, ran.committed, "{what}");
+        }
+        _ => {
+            assert_eq!(ran.refused, 0, "{what}: every profile exists");
+            let profiles: i64 = sqlx::query_scalar("SELECT count(*) FROM profiles")
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap();
+            // Commands in name order: create_profile on even ops, update_profile on odd.
+            assert_eq!(profiles as u64, 50 + OPS / 2, "{what}");
+        }
+    }
+    // After catch-up both sides of every query agree (where the mode keeps read models).
+    if mode.has_read_models() {
+        for q in cp.pack.queries.keys() {
+            for i in 0..30 {
+                let w = cp
+                    .query(&mut conn, &params, i, q, Side::Write)
+                    .await
+                    .unwrap();
+                let r = cp
+                    .query(&mut conn, &params, i, q, Side::Read)
+                    .await
+                    .unwrap();
+                assert_eq!(w, r, "{what}: query {q}, op {i}");
+            }
+        }
+    }
+    drop(conn);
+    let backend = Arc::into_inner(backend).expect("the tasks are done");
+    let stats = backend.projector_stats();
+    backend.shutdown().await;
+    // One lag sample per event (each command emitted one), after the projector stopped.
+    let mut samples = 0u64;
+    while lag_rx.try_recv().is_ok() {
+        samples += 1;
+    }
+    match mode {
+        PackMode::Outbox => {
+            assert_eq!(samples, ran.committed, "{what}: a lag per applied event");
+            let stats = stats.expect("an outbox backend has a projector");
+            assert_eq!(
+                stats.events.load(std::sync::atomic::Ordering::Relaxed),
+                ran.committed,
+                "{what}: every event applied once"
+            );
+        }
+        _ => {
+            assert_eq!(samples, 0, "{what}");
+            assert!(stats.is_none(), "{what}");
+        }
+    }
+    // `drop` removes the pack's tables as the tool's own.
+    schema::drop_all(&db).await.unwrap();
+    assert_eq!(
+        schema::ownership(&db).await.unwrap(),
+        Ownership::Empty,
+        "{what}"
+    );
+    db.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shipped_packs_run_and_verify_on_every_pack_backend_on_sqlite() {
+    for pack in PACKS {
+        for k in KINDS {
+            let place = Place::sqlite(&format!("{pack}_{}", k.replace('-', "_")));
+            run_and_verify(&place, pack, k).await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shipped_packs_run_and_verify_on_every_pack_backend_on_postgres() {
+    let Some(raw) = pg_env("shipped_packs_run_and_verify_on_every_pack_backend_on_postgres") else {
+        return;
+    };
+    for pack in PACKS {
+        for k in KINDS {
+            let place = Place::postgres(&raw, "pack_be");
+            run_and_verify(&place, pack, k).await;
+        }
+    }
+}
+
+/// Runs `ops` commands of `pack` (broken or not) on `kind` from one session, catches up and
+/// verifies.
+async fn run_broken(
+    place: &Place,
+    pack: Pack,
+    kind_name: &str,
+    ops: u64,
+) -> (cqrs_bench::verify::VerifyReport, cqrs_bench::db::Db) {
+    let k = kind(kind_name);
+    let sizes = sizes(&pack.name);
+    let cp = Arc::new(CompiledPack::new(pack, place.engine(), &sizes));
+    let db = prepare(&place.url, &place.schema, k, &cp, 8).await.unwrap();
+    let backend = PackBackend::open(k, db.clone(), cp.clone(), PackBackendOptions::default())
+        .await
+        .unwrap();
+    let params = Params::new(7, &cp.pack.parameters, cp.sizes()).unwrap();
+    let commands: Vec<String> = cp.pack.commands.keys().cloned().collect();
+    let mut s = backend.session(true);
+    for i in 0..ops {
+        let command = &commands[(i % commands.len() as u64) as usize];
+        match backend.execute_in(&mut s, &params, i, command).await {
+            Ok(_) | Err(ExecError::Domain(_)) => {}
+            Err(e) => panic!("{command}: {e}"),
+        }
+    }
+    backend
+        .wait_caught_up(Duration::from_secs(120))
+        .await
+        .unwrap();
+    backend.shutdown().await;
+    (verify(&db, &cp).await.unwrap(), db)
+}
+
+/// The ledger with `received` counted twice: every account that received a transfer differs,
+/// the first in key order being the smallest receiver.
+async fn a_doubled_count_is_caught(place: &Place, kind_name: &str) {
+    let mut pack = load("ledger");
+    pack.projections.get_mut("balances").unwrap().statements[1] = NamedSql::parse(
+        "UPDATE account_balance SET balance = balance + :amount, received = received + 2 \
+         WHERE account_id = :to",
+    )
+    .unwrap();
+    let (report, db) = run_broken(place, pack, kind_name, 120).await;
+    assert!(
+        !report.ok(),
+        "{kind_name}: the doubled count was not caught"
+    );
+    let (first, receivers): (i64, i64) =
+        sqlx::query_as("SELECT min(to_id), count(DISTINCT to_id) FROM transfers")
+            .fetch_one(&db.read)
+            .await
+            .unwrap();
+    let check = &report.models[0];
+    assert_eq!(check.read_model.name(), "account_balance");
+    assert_eq!(
+        check.mismatches as i64, receivers,
+        "{kind_name}: {check:#?}"
+    );
+    assert_eq!(report.mismatches, check.mismatches);
+    assert!(
+        check.first_diffs[0].starts_with(&format!("account_balance[account_id={first}]: has (")),
+        "{kind_name}: {:?}",
+        check.first_diffs
+    );
+    assert_eq!(check.first_diffs.len(), receivers.min(5) as usize);
+    db.close().await;
+}
+
+/// crud with the bio dropped from the created profile: every profile created in the run
+/// differs (updates touch only the 50 seeded ones), the first being number 51.
+async fn a_dropped_field_is_caught(place: &Place, kind_name: &str) {
+    let mut pack = load("crud");
+    pack.projections
+        .get_mut("profile_created")
+        .unwrap()
+        .statements[0] = NamedSql::parse(
+        "INSERT INTO profile_view (id, name, email, bio) VALUES (:id, :name, :email, '')",
+    )
+    .unwrap();
+    let (report, db) = run_broken(place, pack, kind_name, 40).await;
+    assert!(
+        !report.ok(),
+        "{kind_name}: the dropped field was not caught"
+    );
+    let check = &report.models[0];
+    assert_eq!(check.read_model.name(), "profile_view");
+    // 20 profiles created (even ops of 40); bios are words, never empty.
+    assert_eq!(check.mismatches, 20, "{kind_name}: {check:#?}");
+    assert!(
+        check.first_diffs[0].starts_with("profile_view[id=51]: has ("),
+        "{kind_name}: {:?}",
+        check.first_diffs
+    );
+    assert!(
+        check.first_diffs[0].contains("bio=\"\")"),
+        "{:?}",
+        check.first_diffs
+    );
+    db.close().await;
+}
+
+#[tokio::test]
+async fn a_broken_projection_fails_verify_at_its_first_row_on_sqlite() {
+    for k in ["cqrs-sync", "cqrs-async"] {
+        let place = Place::sqlite(&format!("ledger_broken_{}", k.replace('-', "_")));
+        a_doubled_count_is_caught(&place, k).await;
+        let place = Place::sqlite(&format!("crud_broken_{}", k.replace('-', "_")));
+        a_dropped_field_is_caught(&place, k).await;
+    }
+}
+
+#[tokio::test]
+async fn a_broken_projection_fails_verify_at_its_first_row_on_postgres() {
+    let Some(raw) = pg_env("a_broken_projection_fails_verify_at_its_first_row_on_postgres") else {
+        return;
+    };
+    for k in ["cqrs-sync", "cqrs-async"] {
+        a_doubled_count_is_caught(&Place::postgres(&raw, "pack_ledger_broken"), k).await;
+        a_dropped_field_is_caught(&Place::postgres(&raw, "pack_crud_broken"), k).await;
+    }
+}
+
+#[tokio::test]
+async fn a_backend_without_a_pack_mode_is_refused_before_anything_is_created() {
+    let cp = CompiledPack::new(load("ledger"), Engine::Sqlite, &sizes("ledger"));
+    for k in [
+        "event-sourced",
+        "triggers",
+        "denormalized",
+        "matview",
+        "replica",
+        "cqrs-broker",
+    ] {
+        let place = Place::sqlite("refused");
+        let path = place.url.sqlite_path().unwrap();
+        let e = prepare(&place.url, &place.schema, kind(k), &cp, 4)
+            .await
+            .expect_err("refused");
+        assert!(matches!(e, DbError::NoPackMode { .. }), "{k}: {e}");
+        let text = e.to_string();
+        assert!(
+            text.starts_with(&format!("{k} cannot run a workload pack: ")),
+            "{text}"
+        );
+        assert!(
+            text.ends_with("(packs run on normalized, cqrs-sync or cqrs-async)"),
+            "{text}"
+        );
+        assert_eq!(e.exit_code(), 2);
+        assert!(!path.exists(), "{k}: {} was created", path.display());
+    }
+    let e = prepare(
+        &Place::sqlite("es").url,
+        "cqrs_bench",
+        kind("event-sourced"),
+        &cp,
+        4,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("its write model is the shop's event store"),
+        "{e}"
+    );
+}
+
+#[tokio::test]
+async fn a_refused_backend_creates_no_schema_on_postgres() {
+    let Some(raw) = pg_env("a_refused_backend_creates_no_schema_on_postgres") else {
+        return;
+    };
+    let place = Place::postgres(&raw, "pack_refused");
+    let cp = CompiledPack::new(load("ledger"), Engine::Postgres, &sizes("ledger"));
+    let e = prepare(&place.url, &place.schema, kind("event-sourced"), &cp, 4)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, DbError::NoPackMode { .. }), "{e}");
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(&raw).await.unwrap();
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_namespace WHERE nspname = $1")
+        .bind(&place.schema)
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(n, 0, "schema {} was created", place.schema);
+}
+
+#[tokio::test]
+async fn a_dataset_prepared_for_another_mode_or_pack_is_not_opened() {
+    let place = Place::sqlite("ledger_sync");
+    let cp = Arc::new(CompiledPack::new(
+        load("ledger"),
+        Engine::Sqlite,
+        &sizes("ledger"),
+    ));
+    let db = prepare(&place.url, &place.schema, kind("cqrs-sync"), &cp, 4)
+        .await
+        .unwrap();
+    for k in ["normalized", "cqrs-async"] {
+        let e = PackBackend::open(
+            kind(k),
+            db.clone(),
+            cp.clone(),
+            PackBackendOptions::default(),
+        )
+        .await
+        .err()
+        .expect("another mode's dataset");
+        assert!(e.to_string().contains("prepared for"), "{e}");
+    }
+    let crud = Arc::new(CompiledPack::new(
+        load("crud"),
+        Engine::Sqlite,
+        &sizes("crud"),
+    ));
+    let e = PackBackend::open(
+        kind("cqrs-sync"),
+        db.clone(),
+        crud,
+        PackBackendOptions::default(),
+    )
+    .await
+    .err()
+    .expect("another pack's dataset");
+    assert!(e.to_string().contains("workload pack crud"), "{e}");
+    db.close().await;
+}
+
+/// On PostgreSQL an event can become visible after one with a higher seq (its transaction
+/// took the seq first and committed later). The projector must not skip it: while the
+/// earlier transaction is open it applies nothing past it (the later event waits: lag, not
+/// loss), and once it commits both are applied and the read model is true.
+#[tokio::test]
+async fn a_late_commit_on_postgres_is_waited_for_not_skipped() {
+    let Some(raw) = pg_env("a_late_commit_on_postgres_is_waited_for_not_skipped") else {
+        return;
+    };
+    use cqrs_bench::pack::exec::Applied;
+    use cqrs_bench::pack::projector::{event_json, OUTBOX};
+    let place = Place::postgres(&raw, "pack_late");
+    let k = kind("cqrs-async");
+    let cp = Arc::new(CompiledPack::new(
+        load("crud"),
+        Engine::Postgres,
+        &sizes("crud"),
+    ));
+    let db = prepare(&place.url, &place.schema, k, &cp, 8).await.unwrap();
+    let backend = PackBackend::open(
+        k,
+        db.clone(),
+        cp.clone(),
+        PackBackendOptions {
+            run_projector: false,
+            ..PackBackendOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let params = Params::new(7, &cp.pack.parameters, cp.sizes()).unwrap();
+    // Op 0 (create_profile) runs as cqrs-async runs it, and stays open.
+    let mut early = db.write.acquire().await.unwrap();
+    let mut tx = early.begin().await.unwrap();
+    let Applied::Committed(events) = cp
+        .execute(&mut tx, &params, 0, "create_profile")
+        .await
+        .unwrap()
+    else {
+        panic!("a create is never refused");
+    };
+    let early_seq: i64 = sqlx::query_scalar(&format!(
+        "INSERT INTO {OUTBOX} (stream, kind, payload) VALUES ($1, $2, $3) RETURNING seq"
+    ))
+    .bind("create_profile")
+    .bind(&events[0].event)
+    .bind(event_json(&events[0]))
+    .fetch_one(&mut *tx)
+    .await
+    .unwrap();
+    // Op 1 (update_profile) commits meanwhile, with a later seq.
+    let mut s = backend.session(true);
+    let late = backend
+        .execute_in(&mut s, &params, 1, "update_profile")
+        .await
+        .unwrap();
+    assert!(late.seqs[0] > early_seq);
+    let projector = backend.projector().unwrap();
+    assert_eq!(
+        projector.step().await.unwrap(),
+        0,
+        "nothing past the open transaction"
+    );
+    assert_eq!(
+        projector.backlog().await.unwrap(),
+        1,
+        "the committed one waits"
+    );
+    let mut reads = backend.session(false);
+    assert!(!backend.is_visible_in(&mut reads, &late).await.unwrap());
+    assert!(
+        projector
+            .stats
+            .horizon_waits
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= 1
+    );
+    tx.commit().await.unwrap();
+    drop(early);
+    assert_eq!(
+        projector.catch_up().await.unwrap(),
+        2,
+        "both, the late commit included"
+    );
+    assert!(backend.is_visible_in(&mut reads, &late).await.unwrap());
+    backend.shutdown().await;
+    let report = verify(&db, &cp).await.unwrap();
+    assert!(report.ok(), "{report:#?}");
+    db.close().await;
+}
+
+/// A seed that fails leaves a dataset that says it is half-seeded: not opened, and `drop`
+/// removes it.
+#[tokio::test]
+async fn a_failed_seed_is_half_seeded_and_dropped() {
+    use cqrs_bench::db::state::DbState;
+    let place = Place::sqlite("half");
+    let mut pack = load("ledger");
+    for file in &mut pack.datasets {
+        file.statements =
+            vec![NamedSql::parse("INSERT INTO no_such_table VALUES (:accounts)").unwrap()];
+    }
+    let cp = Arc::new(CompiledPack::new(pack, Engine::Sqlite, &sizes("ledger")));
+    let e = prepare(&place.url, &place.schema, kind("cqrs-sync"), &cp, 4)
+        .await
+        .expect_err("the dataset fails");
+    assert!(matches!(e, DbError::Sql(_)), "{e}");
+    let db = cqrs_bench::db::Db::open(&place.url, &place.schema, 4)
+        .await
+        .unwrap();
+    assert_eq!(DbState::read(&db).await.unwrap(), DbState::Seeding);
+    let e = PackBackend::open(
+        kind("cqrs-sync"),
+        db.clone(),
+        cp,
+        PackBackendOptions::default(),
+    )
+    .await
+    .err()
+    .expect("half-seeded");
+    assert!(e.to_string().contains("half-seeded"), "{e}");
+    schema::drop_all(&db).await.unwrap();
+    assert_eq!(schema::ownership(&db).await.unwrap(), Ownership::Empty);
+    db.close().await;
+}
