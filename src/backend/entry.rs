@@ -4,7 +4,6 @@
 use super::{Architecture, BackendKind, BackendOptions};
 use crate::db::state::Provisions;
 use crate::db::{Db, Engine};
-pub use crate::pack::backend::{PackMode, PackSupport};
 
 /// What verify compares a backend's data with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,4 +99,40 @@ pub struct Entry {
     pub pack: PackSupport,
     /// Opens the backend's own part on a seeded database.
     pub open: fn(&Db, &BackendOptions) -> Box<dyn Architecture>,
+}
+
+/// How a backend runs a pack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PackMode {
+    /// The write model alone (`normalized`): queries answer with their `write_sql`.
+    WriteModel,
+    /// The projection statements run inside the command's transaction (`cqrs-sync`);
+    /// queries answer with their `read_sql`.
+    InTransaction,
+    /// The events are appended to an outbox in the command's transaction and a projector
+    /// applies them later (`cqrs-async`); queries answer with their `read_sql`.
+    Outbox,
+}
+
+impl PackMode {
+    /// What the dataset holds besides the write model (recorded as its state).
+    pub fn provisions(self) -> crate::db::state::Provisions {
+        match self {
+            PackMode::WriteModel => crate::db::state::Provisions::WRITE_MODEL,
+            PackMode::InTransaction => crate::db::state::Provisions::READ_MODELS,
+            PackMode::Outbox => crate::db::state::Provisions::READ_MODELS_AND_LOG,
+        }
+    }
+
+    pub fn has_read_models(self) -> bool {
+        self.provisions().read_models
+    }
+}
+
+/// Whether a backend runs a pack: in a mode, or refused for a reason (for the message).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PackSupport {
+    Runs(PackMode),
+    /// Why not, in words: "its write model is the shop's event store".
+    Refused(&'static str),
 }

@@ -157,15 +157,10 @@ impl BackendKind {
     }
 
     /// Why it cannot run a team's pack, if it cannot (`None`: it runs packs).
-    // Until the registry entry carries how a backend runs a pack (pack::backend), the three
-    // pack backends are named here.
     pub fn pack_refusal(self) -> Option<&'static str> {
-        match self.name() {
-            "normalized" | "cqrs-sync" | "cqrs-async" => None,
-            "event-sourced" => Some("its write model is the built-in shop's event store"),
-            "denormalized" => Some("it is the built-in shop's denormalization story"),
-            "triggers" => Some("its triggers are written for the built-in shop's tables"),
-            _ => Some("it runs the built-in shop only, for now"),
+        match registry::entry(self).pack {
+            entry::PackSupport::Runs(_) => None,
+            entry::PackSupport::Refused(why) => Some(why),
         }
     }
 

@@ -20,68 +20,33 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use sqlx::{AnyConnection, Connection as _, Executor as _};
 use tokio::sync::{watch, Notify};
 
-use super::exec::{row_values, Applied, CompiledPack, PackEvent, Side};
+use super::exec::{Applied, CompiledPack, PackEvent, Side};
 use super::params::Params;
 use super::projector::{
     checkpoint_ddl, checkpoint_start, event_json, PackProjector, CHECKPOINT, OUTBOX,
 };
 use crate::backend::{registry, BackendKind, ExecError, OpenError, Receipt, Session};
 use crate::db::sql::Param;
-use crate::db::state::{self, DbState, Provisions};
+use crate::db::state::{self, DbState};
 use crate::db::{schema, Db, DbError, DbUrl};
 use crate::domain::DomainError;
 use crate::projection::projector::{LagTracker, ProjectorError, ProjectorStats};
-use crate::verify::{Checked, NamedRows, PackReadModel, VerifyReport};
 
 /// The meta key naming the pack a dataset was prepared with.
 pub const PACK_KEY: &str = "pack";
 
-/// How a backend runs a pack.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PackMode {
-    /// The write model alone (`normalized`): queries answer with their `write_sql`.
-    WriteModel,
-    /// The projection statements run inside the command's transaction (`cqrs-sync`);
-    /// queries answer with their `read_sql`.
-    InTransaction,
-    /// The events are appended to an outbox in the command's transaction and a projector
-    /// applies them later (`cqrs-async`); queries answer with their `read_sql`.
-    Outbox,
-}
+pub use crate::backend::entry::{PackMode, PackSupport};
 
-impl PackMode {
-    /// What the dataset holds besides the write model (recorded as its state).
-    pub fn provisions(self) -> Provisions {
-        match self {
-            PackMode::WriteModel => Provisions::WRITE_MODEL,
-            PackMode::InTransaction => Provisions::READ_MODELS,
-            PackMode::Outbox => Provisions::READ_MODELS_AND_LOG,
-        }
+/// The side of a query `mode` answers from: the write model's SQL for `normalized`, the read
+/// models' for the others.
+fn side_of(mode: PackMode) -> Side {
+    match mode {
+        PackMode::WriteModel => Side::Write,
+        PackMode::InTransaction | PackMode::Outbox => Side::Read,
     }
-
-    pub fn has_read_models(self) -> bool {
-        self.provisions().read_models
-    }
-
-    /// The side of a query this mode answers from.
-    pub fn reads(self) -> Side {
-        match self {
-            PackMode::WriteModel => Side::Write,
-            PackMode::InTransaction | PackMode::Outbox => Side::Read,
-        }
-    }
-}
-
-/// Whether a backend runs a pack: in a mode, or refused for a reason (for the message).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PackSupport {
-    Runs(PackMode),
-    /// Why not, in words: "its write model is the shop's event store".
-    Refused(&'static str),
 }
 
 /// How `kind` runs a pack, or the error that refuses it.
@@ -356,7 +321,7 @@ impl PackBackend {
         let mut conn = s.take(&self.db.read).await?;
         let result = self
             .pack
-            .query(&mut conn, params, index, query, self.mode.reads())
+            .query(&mut conn, params, index, query, side_of(self.mode))
             .await;
         s.give_back(conn, result.is_ok());
         result
@@ -450,39 +415,4 @@ async fn append(
         seqs.push(seq);
     }
     Ok(seqs)
-}
-
-/// Every read model of `pack` on `db` against its truth query over the write model, row by
-/// row in key order, both streamed on connections of their own (memory stays flat), through
-/// the tool's one comparison (`verify::NamedRows`). A dataset without read models
-/// (`normalized`) has nothing to compare: an empty report.
-pub async fn verify(db: &Db, pack: &CompiledPack) -> Result<VerifyReport, DbError> {
-    state::require_seeded(db).await?;
-    let mut models = Vec::new();
-    if DbState::read(db).await?.has_read_models() {
-        let mut truth_conn = db.read.acquire().await?;
-        let mut read_conn = db.read.acquire().await?;
-        for (name, rm) in &pack.pack.read_models {
-            let (columns, truth, read) = pack.read_model_queries(&mut truth_conn, name).await?;
-            let key: Vec<usize> = rm
-                .key
-                .iter()
-                .filter_map(|k| columns.iter().position(|c| c == k))
-                .collect();
-            let named = NamedRows {
-                read_model: Checked::Pack(PackReadModel::new(name)),
-                columns: &columns,
-                key: &key,
-            };
-            let actual = sqlx::query(&read)
-                .fetch(&mut *read_conn)
-                .map(|r| r.and_then(|r| row_values(&r)));
-            let expected = sqlx::query(&truth)
-                .fetch(&mut *truth_conn)
-                .map(|r| r.and_then(|r| row_values(&r)));
-            models.push(named.compare(actual, expected).await?);
-        }
-    }
-    let mismatches = models.iter().map(|m| m.mismatches).sum();
-    Ok(VerifyReport { models, mismatches })
 }

@@ -88,6 +88,7 @@ pub mod params;
 mod prepare;
 pub mod projector;
 pub mod sql;
+pub mod target;
 
 use std::collections::BTreeMap;
 use std::fmt;

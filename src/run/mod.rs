@@ -2,8 +2,7 @@
 //! stream through the driver, projections caught up, verify, and the numbers collected into
 //! `Results`.
 
-// TEMP until pack-backend merges
-// mod pack;
+mod pack;
 pub mod projector;
 pub mod rewrite_probe;
 pub mod scale_out;
@@ -233,8 +232,8 @@ pub async fn run_scenario(s: &Scenario, opts: &RunOptions) -> Result<Results, Ru
     );
     let (hash, runs, environment) = match &s.workload {
         Some(wl) => {
-            // TEMP
-            return Err(RunError::Pack(wl.name.clone()));
+            let p = pack::run_all(s, wl, opts).await?;
+            (p.hash, p.runs, p.environment)
         }
         None => run_shop(s, opts).await?,
     };

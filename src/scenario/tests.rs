@@ -1607,7 +1607,7 @@ fn a_pack_scenario_refuses_the_shops_names_and_backends_that_cannot_run_it_all_a
     );
     at(
         "backends[1]",
-        "event-sourced does not run packs: its write model is the built-in shop's event store",
+        "event-sourced does not run packs: its write model is the shop's event store",
     );
     at("story", "not for a pack's scenario");
     at("keys", "not for a pack's scenario");

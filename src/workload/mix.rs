@@ -258,6 +258,27 @@ impl OpStream {
     }
 }
 
+impl OpSource for OpStream {
+    type Write = Command;
+    type Read = Query;
+
+    fn write_op(&self, i: u64) -> Option<Command> {
+        OpStream::write_op(self, i)
+    }
+
+    fn read_op(&self, j: u64) -> Option<Query> {
+        OpStream::read_op(self, j)
+    }
+
+    fn write_key(op: &Command) -> crate::metrics::OpKey {
+        crate::metrics::OpKey::Write(op.kind().into())
+    }
+
+    fn read_key(op: &Query) -> crate::metrics::OpKey {
+        crate::metrics::OpKey::Read(op.kind().into())
+    }
+}
+
 /// How many write and read ops a run's stream hash covers: fixed, so the hash identifies the
 /// stream whatever the duration or rate.
 pub const HASHED_OPS: u64 = 10_000;

@@ -1,11 +1,9 @@
 //! Where the driver's ops come from: write op *i* and read op *j*, each a pure function of
 //! its index, and the name each is recorded under. The built-in shop's [`OpStream`] is one
-//! source; a pack's stream (`pack::ops`) is another. The driver, the recorder and the floor
+//! source (its impl is in `mix`); a pack's stream (`pack::ops`) is another. The driver, the recorder and the floor
 //! see only this trait, so the shop and a team's pack are driven by one loop.
 
-use crate::domain::{Command, Query};
 use crate::metrics::OpKey;
-use crate::workload::mix::OpStream;
 
 pub trait OpSource: Send + Sync + 'static {
     /// A write op, ready to execute (built before its due time, so building it is not part
@@ -20,25 +18,4 @@ pub trait OpSource: Send + Sync + 'static {
     fn write_key(op: &Self::Write) -> OpKey;
     /// What a read is recorded under (`read.<name>`).
     fn read_key(op: &Self::Read) -> OpKey;
-}
-
-impl OpSource for OpStream {
-    type Write = Command;
-    type Read = Query;
-
-    fn write_op(&self, i: u64) -> Option<Command> {
-        OpStream::write_op(self, i)
-    }
-
-    fn read_op(&self, j: u64) -> Option<Query> {
-        OpStream::read_op(self, j)
-    }
-
-    fn write_key(op: &Command) -> OpKey {
-        OpKey::Write(op.kind().into())
-    }
-
-    fn read_key(op: &Query) -> OpKey {
-        OpKey::Read(op.kind().into())
-    }
 }

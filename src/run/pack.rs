@@ -1,0 +1,318 @@
+//! A run of a team's pack: every backend that runs packs at every sweep point, through the
+//! same phases as the shop's (`run_one`) and the same parts — the driver, the floor, the
+//! recorder, lag matching, verify's row comparison and `BackendRun` — with the pack's
+//! database, backend and op stream in place of the shop's.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::{abandon, backend_target, cpus, lane, points, pool_size_for, RunError, RunOptions};
+use crate::backend::BackendKind;
+use crate::metrics::Recorder;
+use crate::pack::backend::{PackBackend, PackBackendOptions};
+use crate::pack::exec::CompiledPack;
+use crate::pack::ops::PackStream;
+use crate::pack::target::PackTarget;
+use crate::pack::Pack;
+use crate::projection::projector::LagTracker;
+use crate::results::{BackendRun, Environment, ProjectorReport, Rates, SweepPoint};
+use crate::scenario::{PackWorkload, Scenario};
+use crate::workload::driver::{drive_measured, DriverConfig, Lane, Pace, Progress};
+use crate::workload::floor::calibrate;
+use crate::workload::mix::{stream_hash, HASHED_OPS};
+
+/// What a pack's runs gave: the stream's hash, each backend's run, the environment.
+pub(super) struct PackRuns {
+    pub hash: String,
+    pub runs: Vec<BackendRun>,
+    pub environment: Option<Environment>,
+}
+
+/// The pack compiled for the run's engine and sizes, and its op stream.
+fn compile(
+    s: &Scenario,
+    wl: &PackWorkload,
+    opts: &RunOptions,
+) -> Result<(Arc<CompiledPack>, Arc<PackStream>), RunError> {
+    let pack = Pack::load(&wl.dir).map_err(|e| RunError::Pack(e.to_string()))?;
+    let compiled = CompiledPack::new(pack, opts.db.engine(), &wl.sizes);
+    let params = PackStream::params(s.seed, &compiled.pack, compiled.sizes()).map_err(|p| {
+        RunError::Pack(
+            p.iter()
+                .map(|(name, why)| format!("{}: parameters.{name}: {why}", wl.dir.display()))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        )
+    })?;
+    let stream = PackStream::new(s.seed, &writes_of(s, wl), &reads_of(s, wl), params);
+    Ok((Arc::new(compiled), Arc::new(stream)))
+}
+
+/// The write mix, empty when the scenario sends no writes.
+fn writes_of(s: &Scenario, wl: &PackWorkload) -> std::collections::BTreeMap<String, f64> {
+    if s.writes.rate.is_zero() {
+        Default::default()
+    } else {
+        wl.writes.clone()
+    }
+}
+
+/// The read mix, empty when the scenario sends no reads.
+fn reads_of(s: &Scenario, wl: &PackWorkload) -> std::collections::BTreeMap<String, f64> {
+    let swept = s
+        .sweep
+        .as_ref()
+        .is_some_and(crate::scenario::Sweep::loads_reads);
+    if s.reads.rate.is_zero() && !swept {
+        Default::default()
+    } else {
+        wl.reads.clone()
+    }
+}
+
+/// Runs the pack on every backend of the scenario at every point.
+pub(super) async fn run_all(
+    s: &Scenario,
+    wl: &PackWorkload,
+    opts: &RunOptions,
+) -> Result<PackRuns, RunError> {
+    if opts.scale_out.segment.is_some() || opts.read_db.is_some() {
+        return Err(RunError::Pack(format!(
+            "{}: a pack runs in one process on one database for now (no --segment, --read-db)",
+            wl.dir.display()
+        )));
+    }
+    // Every statement prepared on the engine before anything is seeded.
+    crate::pack::check(&wl.dir, Some(&opts.db))
+        .await
+        .map_err(|e| RunError::Pack(e.to_string()))?;
+    let (compiled, stream) = compile(s, wl, opts)?;
+    let hash = stream_hash(&*stream, HASHED_OPS, HASHED_OPS);
+    let mut runs = Vec::new();
+    let mut environment = None;
+    for &kind in &s.backends {
+        for (point, reads) in points(s) {
+            if opts.stop.is_set() {
+                break;
+            }
+            match run_one(s, opts, kind, point, reads, &compiled, &stream).await {
+                Ok((run, env)) => {
+                    environment.get_or_insert(env);
+                    runs.push(run);
+                }
+                Err(RunError::Interrupted) if !runs.is_empty() => break,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(PackRuns {
+        hash,
+        runs,
+        environment,
+    })
+}
+
+async fn run_one(
+    s: &Scenario,
+    opts: &RunOptions,
+    kind: BackendKind,
+    point: Option<SweepPoint>,
+    reads: Lane,
+    compiled: &Arc<CompiledPack>,
+    stream: &Arc<PackStream>,
+) -> Result<(BackendRun, Environment), RunError> {
+    let (url, schema_name) = backend_target(opts, kind);
+    let workers = s.writes.workers + if reads.active() { reads.workers } else { 0 };
+    let pool_for_workers = pool_size_for(workers);
+    let pool_size = opts.pool_size.unwrap_or(pool_for_workers);
+    if opts.show_progress {
+        eprintln!("seeding {kind} with pack {}", compiled.pack.name);
+    }
+    let seed_started = Instant::now();
+    let seeded = tokio::select! {
+        seeded = crate::pack::backend::prepare(&url, &schema_name, kind, compiled, pool_size) => Some(seeded),
+        _ = opts.stop.wait() => None,
+    };
+    let Some(seeded) = seeded else {
+        eprintln!("interrupted during the seed of {kind}");
+        abandon(opts, &url, &schema_name).await;
+        return Err(RunError::Interrupted);
+    };
+    let db = seeded?;
+    // A pack's dataset is its own SQL's: the rows are not counted, the time is.
+    let seed_report = crate::db::load::SeedReport {
+        rows: 0,
+        events: 0,
+        seconds: seed_started.elapsed().as_secs_f64(),
+        rows_per_second: 0.0,
+    };
+    let settings = db.settings().await?;
+    let environment = Environment {
+        engine: settings.engine.name().into(),
+        database: opts.db.redacted(),
+        server_version: settings.server_version.clone(),
+        settings: settings.settings.clone(),
+        pool_size: settings.pool_size,
+        cpus: cpus(),
+        os: std::env::consts::OS.into(),
+        projector_mode: opts.projector_mode,
+        threads: opts.threads,
+    };
+    let (lag, mut lag_rx) = LagTracker::new();
+    let dedicated_sessions = pool_size >= pool_for_workers;
+    let projector = s.projector_config();
+    let backend = PackBackend::open(
+        kind,
+        db.clone(),
+        compiled.clone(),
+        PackBackendOptions {
+            run_projector: true,
+            lag: Some(lag.clone()),
+            batch_size: projector.batch_size,
+            poll_interval: projector.poll_interval,
+            dedicated_sessions,
+        },
+    )
+    .await?;
+    lag.forget_unmatched();
+    let target = Arc::new(PackTarget::new(backend, stream.clone()));
+    let cfg = DriverConfig {
+        duration: s.duration,
+        writes: lane(s.writes.rate, s.writes.workers),
+        reads,
+        ryw_share: s.ryw_share,
+        ryw_timeout: Duration::from_secs(5),
+        ryw_think_times: s.ryw_think_times.clone(),
+        seed: s.seed,
+        segment: Default::default(),
+    };
+    let floor = calibrate(db.clone(), dedicated_sessions, stream.clone(), &cfg).await;
+    let start = Instant::now() + Duration::from_millis(200);
+    let recorder = Arc::new(Mutex::new(Recorder::new(
+        start,
+        s.warmup,
+        Duration::from_secs(1),
+    )));
+    let progress = Arc::new(Progress::default());
+    let lag_task = {
+        let recorder = recorder.clone();
+        tokio::spawn(async move {
+            while let Some(sample) = lag_rx.recv().await {
+                recorder
+                    .lock()
+                    .expect("recorder lock")
+                    .record_lag(sample.applied_at, sample.lag);
+            }
+        })
+    };
+    if opts.show_progress {
+        eprintln!(
+            "measuring {kind} for {}",
+            crate::scenario::format_duration(s.duration)
+        );
+    }
+    let stopper = {
+        let stop = opts.stop.clone();
+        let progress = progress.clone();
+        tokio::spawn(async move {
+            stop.wait().await;
+            progress.stop();
+        })
+    };
+    let (load_end, cpu) = drive_measured(
+        target.clone(),
+        stream.clone(),
+        cfg,
+        start,
+        recorder.clone(),
+        progress.clone(),
+    )
+    .await;
+    stopper.abort();
+    let interrupted = opts.stop.is_set();
+    if !interrupted {
+        target
+            .backend()
+            .wait_caught_up(opts.catch_up_timeout)
+            .await?;
+    }
+    let catch_up_seconds = load_end.elapsed().as_secs_f64();
+    let projector_stats = target.backend().projector_stats();
+    if let Ok(t) = Arc::try_unwrap(target) {
+        t.into_backend().shutdown().await;
+    }
+    // The projector is stopped and the tracker dropped with it: the channel ends once every
+    // sample it sent is recorded.
+    drop(lag);
+    let _ = tokio::time::timeout(Duration::from_secs(5), lag_task).await;
+    let metrics = Recorder::finish_shared(recorder, load_end);
+    let verify = if interrupted {
+        None
+    } else {
+        Some(crate::verify::verify_pack(&db, compiled).await?)
+    };
+    let projector = projector_stats.map(|stats| {
+        use std::sync::atomic::Ordering::Relaxed;
+        ProjectorReport {
+            events: stats.events.load(Relaxed),
+            batches: stats.batches.load(Relaxed),
+            duplicates: stats.duplicates.load(Relaxed),
+            errors: stats.errors.load(Relaxed),
+            catch_up_seconds,
+            redelivered: stats.redelivered.load(Relaxed),
+            dead_letters: 0,
+            horizon_waits: stats.horizon_waits.load(Relaxed),
+        }
+    });
+    let measured = metrics.measured_seconds.max(1e-9);
+    let achieved = |key: &str| {
+        metrics
+            .ops
+            .get(key)
+            .map(|o| (o.ok + o.rejected) as f64 / measured)
+            .unwrap_or(0.0)
+    };
+    let rates = Rates {
+        write_target: s.writes.rate.per_second(),
+        read_target: match reads.pace {
+            Pace::PerSecond(r) => Some(r),
+            Pace::Max => None,
+        },
+        write_achieved: achieved("write"),
+        read_achieved: achieved("read"),
+    };
+    let outage = crate::results::Outage::from_metrics(&metrics);
+    let kept_database = if opts.keep_db {
+        Some(db.location())
+    } else {
+        db.discard().await;
+        None
+    };
+    db.close().await;
+    Ok((
+        BackendRun {
+            backend: kind,
+            sweep_point: point,
+            rates,
+            metrics,
+            floor: Some(floor),
+            cpu,
+            seed: seed_report,
+            verify,
+            projector,
+            // Which of a pack's tables are its write model is the pack's DDL's to say; sizes
+            // are not measured yet.
+            storage: None,
+            kept_database,
+            concurrency: Vec::new(),
+            refreshes: Vec::new(),
+            event_store: None,
+            outage,
+            lag_parts: Vec::new(),
+            read_store: None,
+            rewrite_reads: None,
+            measured_window: None,
+        },
+        environment,
+    ))
+}
