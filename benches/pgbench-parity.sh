@@ -7,7 +7,11 @@
 #   1 and 4 workers, and the same statement through pgbench with 1 and 4 clients on the run's
 #   kept schema; prints `read ratio: X (N workers)` for each.
 #
-#   benches/pgbench-parity.sh postgres://postgres@127.0.0.1:5432/test [SECONDS] [writes|reads|all]
+# - packs: closed-loop reads of the ledger pack's `balance` (scenarios/pack-parity.toml, one
+#   statement) with 1 and 4 workers, and the same statement through pgbench on the run's kept
+#   schema; prints `pack ratio: X (N workers)` for each.
+#
+#   benches/pgbench-parity.sh postgres://postgres@127.0.0.1:5432/test [SECONDS] [writes|reads|packs|all]
 #
 # THREADS=N in the environment runs cqrs-bench with `--threads N` (default: its own default).
 # cqrs-bench's place_order is: BEGIN; check the user; per line (1–3, 2 on average) a
@@ -19,14 +23,15 @@ cd "$(dirname "$0")/.."
 url="${1:?usage: benches/pgbench-parity.sh DB_URL [SECONDS] [writes|reads|all]}"
 seconds="${2:-20}"
 mode="${3:-all}"
-case "$mode" in writes|reads|all) ;; *) echo "mode: writes, reads or all, got $mode" >&2; exit 2;; esac
+case "$mode" in writes|reads|packs|all) ;; *) echo "mode: writes, reads, packs or all, got $mode" >&2; exit 2;; esac
 clients=8            # = writes.workers in scenarios/pgbench-parity.toml
 schema=cqrs_bench_pgbench_parity
 scenario=scenarios/pgbench-parity.toml
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
-cargo build --release --quiet
+# NO_BUILD=1: use the binary already built (a build changes nothing measured, but takes minutes).
+[ -n "${NO_BUILD:-}" ] || cargo build --release --quiet
 bin=target/release/cqrs-bench
 threads=(${THREADS:+--threads "$THREADS"})
 
@@ -99,5 +104,34 @@ SQL
     python3 -c 'import sys; print(f"read ratio: {float(sys.argv[1]) / float(sys.argv[2]):.3f} ({sys.argv[3]} workers)")' "$ours" "$theirs" "$workers"
 }
 
-if [ "$mode" != reads ]; then writes; fi
-if [ "$mode" != writes ]; then reads 1; reads 4; fi
+# A pack's one-statement query: the pack path (op stream, parameters drawn per op, the pack's
+# statement compiled once and prepared once per connection) against pgbench.
+packs() {
+    local workers=$1 pack_schema=cqrs_bench_pack_parity
+    checkpoint
+    "$bin" run scenarios/pack-parity.toml --db "$url" --schema "$pack_schema" \
+        --duration "$((seconds + 2))s" --read-workers "$workers" "${threads[@]}" --keep-db --quiet \
+        --out "$work/pack$workers" > /dev/null
+    local ours theirs
+    ours=$(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(r["runs"][0]["rates"]["read_achieved"])' "$work/pack$workers/results.json")
+    cat > "$work/balance.sql" <<'SQL'
+\set account random_zipfian(1, 1000, 1.1)
+SELECT balance FROM accounts WHERE id = :account;
+SQL
+    checkpoint
+    PGOPTIONS="-c search_path=${pack_schema}_normalized" pgbench -n -M prepared -c "$workers" \
+        -j "$workers" -T "$seconds" -f "$work/balance.sql" "$url" > "$work/pgbench-pack.log" 2>&1
+    theirs=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time).*/\1/p' "$work/pgbench-pack.log")
+    [ -n "$theirs" ] || { cat "$work/pgbench-pack.log"; exit 1; }
+    "$bin" drop --db "$url" --schema "${pack_schema}_normalized" > /dev/null
+    echo "cqrs-bench pack balance: ${ours} ops/s (closed loop, ${workers} workers)"
+    echo "pgbench same SQL:        ${theirs} tps (-M prepared, ${workers} clients)"
+    python3 -c 'import sys; print(f"pack ratio: {float(sys.argv[1]) / float(sys.argv[2]):.3f} ({sys.argv[3]} workers)")' "$ours" "$theirs" "$workers"
+}
+
+case "$mode" in
+    writes) writes ;;
+    reads) reads 1; reads 4 ;;
+    packs) packs 1; packs 4 ;;
+    all) writes; reads 1; reads 4; packs 1; packs 4 ;;
+esac
