@@ -143,6 +143,31 @@ pub struct Rates {
     pub read_achieved: f64,
 }
 
+impl Rates {
+    /// The targets as given, and what `metrics` achieved: completed ops (done or refused) per
+    /// measured second, writes and reads.
+    pub fn achieved(
+        write_target: Option<f64>,
+        read_target: Option<f64>,
+        metrics: &crate::metrics::RunMetrics,
+    ) -> Rates {
+        let measured = metrics.measured_seconds.max(1e-9);
+        let achieved = |key: &str| {
+            metrics
+                .ops
+                .get(key)
+                .map(|o| (o.ok + o.rejected) as f64 / measured)
+                .unwrap_or(0.0)
+        };
+        Rates {
+            write_target,
+            read_target,
+            write_achieved: achieved("write"),
+            read_achieved: achieved("read"),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ProjectorReport {
     pub events: u64,

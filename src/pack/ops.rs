@@ -33,26 +33,14 @@ pub struct PackStream {
     read_params: Params,
 }
 
-/// The mix as cumulative shares, in name order; weights of 0 left out.
+/// The mix as cumulative shares, as the shop's stream keeps it.
 fn cumulative(mix: &BTreeMap<String, f64>) -> Vec<(OpName, f64)> {
-    let total: f64 = mix.values().filter(|w| **w > 0.0).sum();
-    let mut acc = 0.0;
-    mix.iter()
-        .filter(|(_, w)| **w > 0.0)
-        .map(|(name, w)| {
-            acc += w / total;
-            (OpName::intern(name), acc)
-        })
-        .collect()
+    let named: BTreeMap<OpName, f64> = mix.iter().map(|(k, w)| (OpName::intern(k), *w)).collect();
+    crate::workload::mix::cumulative(&named)
 }
 
 fn pick(table: &[(OpName, f64)], seed: u64, stream: u64, i: u64) -> Option<OpName> {
-    let u = Rng::derive(seed, stream, i).next_f64();
-    table
-        .iter()
-        .find(|(_, c)| u < *c)
-        .or(table.last())
-        .map(|(k, _)| *k)
+    crate::workload::mix::pick(table, Rng::derive(seed, stream, i).next_f64())
 }
 
 impl PackStream {

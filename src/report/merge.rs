@@ -284,20 +284,11 @@ fn merge_run(
             .map(|(_, r)| get(&r.rates))
             .sum::<Option<f64>>()
     };
-    let measured = metrics.measured_seconds.max(1e-9);
-    let achieved = |key: &str| {
-        metrics
-            .ops
-            .get(key)
-            .map(|o| (o.ok + o.rejected) as f64 / measured)
-            .unwrap_or(0.0)
-    };
-    let rates = Rates {
-        write_target: sum_target(|r| r.write_target),
-        read_target: sum_target(|r| r.read_target),
-        write_achieved: achieved("write"),
-        read_achieved: achieved("read"),
-    };
+    let rates = Rates::achieved(
+        sum_target(|r| r.write_target),
+        sum_target(|r| r.read_target),
+        &metrics,
+    );
     let window = of_run
         .iter()
         .filter_map(|(_, r)| r.measured_window)

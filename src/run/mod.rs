@@ -511,17 +511,7 @@ async fn run_one(
         _ => None,
     };
     let settings = db.settings().await?;
-    let environment = Environment {
-        engine: settings.engine.name().into(),
-        database: opts.db.redacted(),
-        server_version: settings.server_version.clone(),
-        settings: settings.settings.clone(),
-        pool_size: settings.pool_size,
-        cpus: cpus(),
-        os: std::env::consts::OS.into(),
-        projector_mode: opts.projector_mode,
-        threads: opts.threads,
-    };
+    let environment = environment(&settings, opts);
     // The search index is kept only when the read mix queries it: otherwise its projector
     // and skew sampler would be work nobody asked for, charged to the run's figures. It
     // lives beside a SQLite file (in the output folder too, by default); for a PostgreSQL
@@ -699,14 +689,7 @@ async fn run_one(
         );
     }
     // A stop ends the load where it stands: the workers start no further op.
-    let stopper = {
-        let stop = opts.stop.clone();
-        let progress = progress.clone();
-        tokio::spawn(async move {
-            stop.wait().await;
-            progress.stop();
-        })
-    };
+    let stopper = stop_load_on_signal(opts, &progress);
     let (load_end, cpu) = drive_measured(
         backend.clone(),
         stream,
@@ -815,36 +798,11 @@ async fn run_one(
     } else {
         0
     };
-    let projector_report = projector_stats.map(|stats| ProjectorReport {
-        events: stats.events.load(Ordering::Relaxed),
-        batches: stats.batches.load(Ordering::Relaxed),
-        duplicates: stats.duplicates.load(Ordering::Relaxed),
-        errors: stats.errors.load(Ordering::Relaxed),
-        catch_up_seconds,
-        redelivered: stats.redelivered.load(Ordering::Relaxed),
-        dead_letters,
-        horizon_waits: stats.horizon_waits.load(Ordering::Relaxed),
-    });
-    let measured = metrics.measured_seconds.max(1e-9);
-    let achieved = |key: &str| {
-        metrics
-            .ops
-            .get(key)
-            .map(|o| (o.ok + o.rejected) as f64 / measured)
-            .unwrap_or(0.0)
-    };
+    let projector_report =
+        projector_stats.map(|stats| projector_report(&stats, catch_up_seconds, dead_letters));
     // A segment drives 1/N of every rate: its target is its share, so the N parts' targets
     // add up to the scenario's rate when merged.
-    let share = f64::from(scale_out.segment().count);
-    let rates = Rates {
-        write_target: cfg_rate(s.writes.rate).map(|r| r / share),
-        read_target: match reads.pace {
-            Pace::PerSecond(r) => Some(r / share),
-            Pace::Max => None,
-        },
-        write_achieved: achieved("write"),
-        read_achieved: achieved("read"),
-    };
+    let rates = rates(s, reads, scale_out.segment().count, &metrics);
     let outage = crate::results::Outage::from_metrics(&metrics);
     let read_store_location = read_store.as_ref().map(|store| store.location());
     let kept_database = if opts.keep_db || shared {
@@ -889,6 +847,64 @@ async fn run_one(
         },
         environment,
     ))
+}
+
+/// The engine and machine a run measured on.
+fn environment(settings: &crate::db::DbSettings, opts: &RunOptions) -> Environment {
+    Environment {
+        engine: settings.engine.name().into(),
+        database: opts.db.redacted(),
+        server_version: settings.server_version.clone(),
+        settings: settings.settings.clone(),
+        pool_size: settings.pool_size,
+        cpus: cpus(),
+        os: std::env::consts::OS.into(),
+        projector_mode: opts.projector_mode,
+        threads: opts.threads,
+    }
+}
+
+/// A stop (a signal) ends the load where it stands: the workers start no further op.
+fn stop_load_on_signal(opts: &RunOptions, progress: &Arc<Progress>) -> tokio::task::JoinHandle<()> {
+    let stop = opts.stop.clone();
+    let progress = progress.clone();
+    tokio::spawn(async move {
+        stop.wait().await;
+        progress.stop();
+    })
+}
+
+/// What a projector did, from its counters.
+fn projector_report(
+    stats: &crate::projection::projector::ProjectorStats,
+    catch_up_seconds: f64,
+    dead_letters: u64,
+) -> ProjectorReport {
+    ProjectorReport {
+        events: stats.events.load(Ordering::Relaxed),
+        batches: stats.batches.load(Ordering::Relaxed),
+        duplicates: stats.duplicates.load(Ordering::Relaxed),
+        errors: stats.errors.load(Ordering::Relaxed),
+        catch_up_seconds,
+        redelivered: stats.redelivered.load(Ordering::Relaxed),
+        dead_letters,
+        horizon_waits: stats.horizon_waits.load(Ordering::Relaxed),
+    }
+}
+
+/// The scenario's targets, each this process's share of `count` segments, and what `metrics`
+/// achieved.
+fn rates(s: &Scenario, reads: Lane, count: u32, metrics: &crate::metrics::RunMetrics) -> Rates {
+    let share = f64::from(count);
+    let read_target = match reads.pace {
+        Pace::PerSecond(r) => Some(r / share),
+        Pace::Max => None,
+    };
+    Rates::achieved(
+        cfg_rate(s.writes.rate).map(|r| r / share),
+        read_target,
+        metrics,
+    )
 }
 
 /// A backend's database for messages before it is open: the file, or the schema.

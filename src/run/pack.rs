@@ -6,7 +6,10 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::{abandon, backend_target, cpus, lane, points, pool_size_for, RunError, RunOptions};
+use super::{
+    abandon, backend_target, environment, lane, points, pool_size_for, projector_report, rates,
+    stop_load_on_signal, RunError, RunOptions,
+};
 use crate::backend::BackendKind;
 use crate::metrics::Recorder;
 use crate::pack::backend::{PackBackend, PackBackendOptions};
@@ -15,9 +18,9 @@ use crate::pack::ops::PackStream;
 use crate::pack::target::PackTarget;
 use crate::pack::Pack;
 use crate::projection::projector::LagTracker;
-use crate::results::{BackendRun, Environment, ProjectorReport, Rates, SweepPoint};
+use crate::results::{BackendRun, Environment, SweepPoint};
 use crate::scenario::{PackWorkload, Scenario};
-use crate::workload::driver::{drive_measured, DriverConfig, Lane, Pace, Progress};
+use crate::workload::driver::{drive_measured, DriverConfig, Lane, Progress};
 use crate::workload::floor::calibrate;
 use crate::workload::mix::{stream_hash, HASHED_OPS};
 
@@ -147,17 +150,7 @@ async fn run_one(
         rows_per_second: 0.0,
     };
     let settings = db.settings().await?;
-    let environment = Environment {
-        engine: settings.engine.name().into(),
-        database: opts.db.redacted(),
-        server_version: settings.server_version.clone(),
-        settings: settings.settings.clone(),
-        pool_size: settings.pool_size,
-        cpus: cpus(),
-        os: std::env::consts::OS.into(),
-        projector_mode: opts.projector_mode,
-        threads: opts.threads,
-    };
+    let environment = environment(&settings, opts);
     let (lag, mut lag_rx) = LagTracker::new();
     let dedicated_sessions = pool_size >= pool_for_workers;
     let projector = s.projector_config();
@@ -211,14 +204,7 @@ async fn run_one(
             crate::scenario::format_duration(s.duration)
         );
     }
-    let stopper = {
-        let stop = opts.stop.clone();
-        let progress = progress.clone();
-        tokio::spawn(async move {
-            stop.wait().await;
-            progress.stop();
-        })
-    };
+    let stopper = stop_load_on_signal(opts, &progress);
     let (load_end, cpu) = drive_measured(
         target.clone(),
         stream.clone(),
@@ -251,36 +237,9 @@ async fn run_one(
     } else {
         Some(crate::verify::verify_pack(&db, compiled).await?)
     };
-    let projector = projector_stats.map(|stats| {
-        use std::sync::atomic::Ordering::Relaxed;
-        ProjectorReport {
-            events: stats.events.load(Relaxed),
-            batches: stats.batches.load(Relaxed),
-            duplicates: stats.duplicates.load(Relaxed),
-            errors: stats.errors.load(Relaxed),
-            catch_up_seconds,
-            redelivered: stats.redelivered.load(Relaxed),
-            dead_letters: 0,
-            horizon_waits: stats.horizon_waits.load(Relaxed),
-        }
-    });
-    let measured = metrics.measured_seconds.max(1e-9);
-    let achieved = |key: &str| {
-        metrics
-            .ops
-            .get(key)
-            .map(|o| (o.ok + o.rejected) as f64 / measured)
-            .unwrap_or(0.0)
-    };
-    let rates = Rates {
-        write_target: s.writes.rate.per_second(),
-        read_target: match reads.pace {
-            Pace::PerSecond(r) => Some(r),
-            Pace::Max => None,
-        },
-        write_achieved: achieved("write"),
-        read_achieved: achieved("read"),
-    };
+    // The pack projector parks nothing: an event it cannot apply stops it (no dead letters).
+    let projector = projector_stats.map(|stats| projector_report(&stats, catch_up_seconds, 0));
+    let rates = rates(s, reads, 1, &metrics);
     let outage = crate::results::Outage::from_metrics(&metrics);
     let kept_database = if opts.keep_db {
         Some(db.location())

@@ -60,7 +60,8 @@ pub struct OpStream {
     search_terms: Vec<String>,
 }
 
-fn cumulative<K: Copy>(m: &BTreeMap<K, f64>) -> Vec<(K, f64)> {
+/// The mix as cumulative shares, in key order; weights of 0 left out.
+pub(crate) fn cumulative<K: Copy>(m: &BTreeMap<K, f64>) -> Vec<(K, f64)> {
     let total: f64 = m.values().filter(|w| **w > 0.0).sum();
     let mut acc = 0.0;
     m.iter()
@@ -72,7 +73,8 @@ fn cumulative<K: Copy>(m: &BTreeMap<K, f64>) -> Vec<(K, f64)> {
         .collect()
 }
 
-fn pick<K: Copy>(table: &[(K, f64)], u: f64) -> Option<K> {
+/// The key whose share holds `u` (a draw in [0, 1)).
+pub(crate) fn pick<K: Copy>(table: &[(K, f64)], u: f64) -> Option<K> {
     table
         .iter()
         .find(|(_, c)| u < *c)
