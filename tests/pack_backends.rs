@@ -16,13 +16,12 @@ use common::*;
 use cqrs_bench::backend::{BackendKind, ExecError, Receipt};
 use cqrs_bench::db::schema::{self, Ownership};
 use cqrs_bench::db::{DbError, DbUrl, Engine};
-use cqrs_bench::pack::backend::{
-    mode_of, prepare, verify, PackBackend, PackBackendOptions, PackMode,
-};
+use cqrs_bench::pack::backend::{mode_of, prepare, PackBackend, PackBackendOptions, PackMode};
 use cqrs_bench::pack::exec::{CompiledPack, Side};
 use cqrs_bench::pack::params::Params;
 use cqrs_bench::pack::sql::NamedSql;
 use cqrs_bench::pack::Pack;
+use cqrs_bench::verify::verify_pack as verify;
 use cqrs_bench::projection::projector::LagTracker;
 use sqlx::Connection;
 
