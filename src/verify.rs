@@ -478,6 +478,41 @@ fn value_text(p: Option<&Param>) -> String {
     }
 }
 
+/// Every read model of `pack` on `db` against its truth query over the write model, row by
+/// row in key order, both streamed on connections of their own (memory stays flat), through
+/// the tool's one comparison (`verify::NamedRows`). A dataset without read models
+/// (`normalized`) has nothing to compare: an empty report.
+pub async fn verify_pack(db: &Db, pack: &CompiledPack) -> Result<VerifyReport, DbError> {
+    state::require_seeded(db).await?;
+    let mut models = Vec::new();
+    if DbState::read(db).await?.has_read_models() {
+        let mut truth_conn = db.read.acquire().await?;
+        let mut read_conn = db.read.acquire().await?;
+        for (name, rm) in &pack.pack.read_models {
+            let (columns, truth, read) = pack.read_model_queries(&mut truth_conn, name).await?;
+            let key: Vec<usize> = rm
+                .key
+                .iter()
+                .filter_map(|k| columns.iter().position(|c| c == k))
+                .collect();
+            let named = NamedRows {
+                read_model: Checked::Pack(PackReadModel::new(name)),
+                columns: &columns,
+                key: &key,
+            };
+            let actual = sqlx::query(&read)
+                .fetch(&mut *read_conn)
+                .map(|r| r.and_then(|r| row_values(&r)));
+            let expected = sqlx::query(&truth)
+                .fetch(&mut *truth_conn)
+                .map(|r| r.and_then(|r| row_values(&r)));
+            models.push(named.compare(actual, expected).await?);
+        }
+    }
+    let mismatches = models.iter().map(|m| m.mismatches).sum();
+    Ok(VerifyReport { models, mismatches })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -522,39 +557,4 @@ mod tests {
         let shop: Checked = serde_json::from_str("\"order_summary\"").unwrap();
         assert_eq!(shop, ProjectionName::OrderSummary);
     }
-}
-
-/// Every read model of `pack` on `db` against its truth query over the write model, row by
-/// row in key order, both streamed on connections of their own (memory stays flat), through
-/// the tool's one comparison (`verify::NamedRows`). A dataset without read models
-/// (`normalized`) has nothing to compare: an empty report.
-pub async fn verify_pack(db: &Db, pack: &CompiledPack) -> Result<VerifyReport, DbError> {
-    state::require_seeded(db).await?;
-    let mut models = Vec::new();
-    if DbState::read(db).await?.has_read_models() {
-        let mut truth_conn = db.read.acquire().await?;
-        let mut read_conn = db.read.acquire().await?;
-        for (name, rm) in &pack.pack.read_models {
-            let (columns, truth, read) = pack.read_model_queries(&mut truth_conn, name).await?;
-            let key: Vec<usize> = rm
-                .key
-                .iter()
-                .filter_map(|k| columns.iter().position(|c| c == k))
-                .collect();
-            let named = NamedRows {
-                read_model: Checked::Pack(PackReadModel::new(name)),
-                columns: &columns,
-                key: &key,
-            };
-            let actual = sqlx::query(&read)
-                .fetch(&mut *read_conn)
-                .map(|r| r.and_then(|r| row_values(&r)));
-            let expected = sqlx::query(&truth)
-                .fetch(&mut *truth_conn)
-                .map(|r| r.and_then(|r| row_values(&r)));
-            models.push(named.compare(actual, expected).await?);
-        }
-    }
-    let mismatches = models.iter().map(|m| m.mismatches).sum();
-    Ok(VerifyReport { models, mismatches })
 }

@@ -21,8 +21,8 @@ use cqrs_bench::pack::exec::{CompiledPack, Side};
 use cqrs_bench::pack::params::Params;
 use cqrs_bench::pack::sql::NamedSql;
 use cqrs_bench::pack::Pack;
-use cqrs_bench::verify::verify_pack as verify;
 use cqrs_bench::projection::projector::LagTracker;
+use cqrs_bench::verify::verify_pack as verify;
 use sqlx::Connection;
 
 const KINDS: [&str; 3] = ["normalized", "cqrs-sync", "cqrs-async"];

@@ -1581,15 +1581,13 @@ fn a_pack_scenario_without_mixes_runs_every_command_and_query_at_weight_one() {
 
 #[test]
 fn a_pack_scenario_refuses_the_shops_names_and_backends_that_cannot_run_it_all_at_once() {
-    let text = format!(
-        "description = \"ledger\"\nduration = \"10s\"\nworkload = \"../workloads/ledger\"\n\
+    let text = "description = \"ledger\"\nduration = \"10s\"\nworkload = \"../workloads/ledger\"\n\
          backends = [\"normalized\", \"event-sourced\"]\nstory = \"dashboard\"\n\
          [dataset]\naccounts = 10\nproducts = 5\n[writes]\nrate = 100\n\
-         mix = {{ transfer = 1, place_order = 1 }}\n[reads]\nrate = 10\nmix = {{ balance = 1 }}\n\
-         [keys]\nproducts = {{ kind = \"uniform\" }}\n[budgets]\nread.product_page.p99 = \"5ms\"\n\
-         [thresholds]\n\"*.write.transfer.p99\" = \"<= 5ms\"\n"
-    );
-    let ps = problems(&text);
+         mix = { transfer = 1, place_order = 1 }\n[reads]\nrate = 10\nmix = { balance = 1 }\n\
+         [keys]\nproducts = { kind = \"uniform\" }\n[budgets]\nread.product_page.p99 = \"5ms\"\n\
+         [thresholds]\n\"*.write.transfer.p99\" = \"<= 5ms\"\n";
+    let ps = problems(text);
     let at = |path: &str, needle: &str| {
         assert!(
             ps.iter()
