@@ -16,14 +16,13 @@ use common::*;
 use cqrs_bench::backend::{BackendKind, ExecError, Receipt};
 use cqrs_bench::db::schema::{self, Ownership};
 use cqrs_bench::db::{DbError, DbUrl, Engine};
-use cqrs_bench::pack::backend::{
-    mode_of, prepare, verify, PackBackend, PackBackendOptions, PackMode,
-};
+use cqrs_bench::pack::backend::{mode_of, prepare, PackBackend, PackBackendOptions, PackMode};
 use cqrs_bench::pack::exec::{CompiledPack, Side};
 use cqrs_bench::pack::params::Params;
 use cqrs_bench::pack::sql::NamedSql;
 use cqrs_bench::pack::Pack;
 use cqrs_bench::projection::projector::LagTracker;
+use cqrs_bench::verify::verify_pack as verify;
 use sqlx::Connection;
 
 const KINDS: [&str; 3] = ["normalized", "cqrs-sync", "cqrs-async"];
@@ -289,7 +288,10 @@ async fn run_and_verify(place: &Place, pack_name: &str, kind_name: &str) {
         "forum" => {
             // Commands in name order: reply on even ops (refused on a locked thread),
             // start_thread on odd ops (never refused).
-            assert!(ran.refused > 0, "{what}: some replies hit locked threads: {counts}");
+            assert!(
+                ran.refused > 0,
+                "{what}: some replies hit locked threads: {counts}"
+            );
             let posts: i64 = sqlx::query_scalar("SELECT count(*) FROM posts")
                 .fetch_one(&mut *conn)
                 .await
@@ -311,12 +313,11 @@ async fn run_and_verify(place: &Place, pack_name: &str, kind_name: &str) {
                     .unwrap();
                     assert_eq!(sum, FORUM_POSTS + ran.committed as i64, "{what}: {table}");
                 }
-                let started: i64 = sqlx::query_scalar(
-                    "SELECT CAST(sum(threads) AS BIGINT) FROM author_stats",
-                )
-                .fetch_one(&mut *conn)
-                .await
-                .unwrap();
+                let started: i64 =
+                    sqlx::query_scalar("SELECT CAST(sum(threads) AS BIGINT) FROM author_stats")
+                        .fetch_one(&mut *conn)
+                        .await
+                        .unwrap();
                 assert_eq!(started as u64, 40 + OPS / 2, "{what}: author_stats.threads");
             }
         }
