@@ -1,6 +1,6 @@
 //! A team's pack through `run`, end to end, as a user runs it: the shipped pack scenarios
-//! (`scenarios/pack-ledger.toml`, `pack-crud.toml`, `pack-forum.toml`) at a light load on SQLite and PostgreSQL,
-//! through the one driver, recorder, verify, decision and report. The budgets are generous
+//! (`scenarios/pack-ledger.toml`, `pack-crud.toml`, `pack-forum.toml`) at a light load on
+//! SQLite and PostgreSQL, through the one driver, recorder, verify, decision and report. The budgets are generous
 //! (seconds) where an answer must not depend on the machine; the ledger's staleness budget of
 //! 0 is what rules its async backend out, by construction. No latency is asserted.
 
