@@ -1,5 +1,5 @@
-//! Workload packs on the real backends (issue [pack]): the shipped packs `ledger` and `crud`
-//! prepared for `normalized`, `cqrs-sync` and `cqrs-async` on SQLite and PostgreSQL, run from
+//! Workload packs on the real backends (issue [pack]): the shipped packs `ledger`, `crud` and
+//! `forum` prepared for `normalized`, `cqrs-sync` and `cqrs-async` on SQLite and PostgreSQL, run from
 //! concurrent tasks on sessions, caught up and verified (every read model equal to its truth,
 //! the queries' two sides agreeing); a projection broken on purpose (an event counted twice,
 //! a field dropped) is caught by verify at the first differing key; a backend that runs no
@@ -26,10 +26,12 @@ use cqrs_bench::verify::verify_pack as verify;
 use sqlx::Connection;
 
 const KINDS: [&str; 3] = ["normalized", "cqrs-sync", "cqrs-async"];
-const PACKS: [&str; 2] = ["ledger", "crud"];
+const PACKS: [&str; 3] = ["ledger", "crud", "forum"];
 /// Ops per run, spread over this many tasks.
 const OPS: u64 = 300;
 const TASKS: u64 = 4;
+/// The forum's seeded posts.
+const FORUM_POSTS: i64 = 200;
 
 fn kind(name: &str) -> BackendKind {
     BackendKind::from_name(name).unwrap()
@@ -42,10 +44,12 @@ fn load(name: &str) -> Pack {
     Pack::load(&dir).unwrap()
 }
 
-/// Small datasets: 20 accounts of 4,000 cents (so some transfers are refused), 50 profiles.
+/// Small datasets: 20 accounts of 4,000 cents (so some transfers are refused), 50 profiles,
+/// a forum of 30 authors, 40 threads (2 of them locked) and 200 posts.
 fn sizes(name: &str) -> BTreeMap<String, i64> {
     let sizes: &[(&str, i64)] = match name {
         "ledger" => &[("accounts", 20), ("opening_balance", 4_000)],
+        "forum" => &[("authors", 30), ("threads", 40), ("posts", FORUM_POSTS)],
         _ => &[("users", 50)],
     };
     sizes.iter().map(|(k, v)| (k.to_string(), *v)).collect()
@@ -164,7 +168,13 @@ async fn drive(backend: &Arc<PackBackend>, params: &Arc<Params>) -> Ran {
                 if i % 3 == 0 {
                     let q = &queries[(i / 3 % queries.len() as u64) as usize];
                     let rows = backend.query_in(&mut reads, &params, i, q).await.unwrap();
-                    assert_eq!(rows.len(), 1, "{q} (op {i}) answers one row");
+                    // A point query answers one row; the forum's top-10 lists answer ten.
+                    let expected = if q.starts_with("hot_") || q.starts_with("top_") {
+                        10
+                    } else {
+                        1
+                    };
+                    assert_eq!(rows.len(), expected, "{q} (op {i})");
                 }
             }
             ran
@@ -274,6 +284,42 @@ async fn run_and_verify(place: &Place, pack_name: &str, kind_name: &str) {
                 .await
                 .unwrap();
             assert_eq!(transfers as u64, ran.committed, "{what}");
+        }
+        "forum" => {
+            // Commands in name order: reply on even ops (refused on a locked thread),
+            // start_thread on odd ops (never refused).
+            assert!(
+                ran.refused > 0,
+                "{what}: some replies hit locked threads: {counts}"
+            );
+            let posts: i64 = sqlx::query_scalar("SELECT count(*) FROM posts")
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap();
+            assert_eq!(posts, FORUM_POSTS + ran.committed as i64, "{what}");
+            let threads: i64 = sqlx::query_scalar("SELECT count(*) FROM threads")
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap();
+            assert_eq!(threads as u64, 40 + OPS / 2, "{what}");
+            if mode.has_read_models() {
+                // The fan-out: every post counted once per thread and once per author.
+                for table in ["thread_summary", "author_stats"] {
+                    let sum: i64 = sqlx::query_scalar(&format!(
+                        "SELECT CAST(sum(posts) AS BIGINT) FROM {table}"
+                    ))
+                    .fetch_one(&mut *conn)
+                    .await
+                    .unwrap();
+                    assert_eq!(sum, FORUM_POSTS + ran.committed as i64, "{what}: {table}");
+                }
+                let started: i64 =
+                    sqlx::query_scalar("SELECT CAST(sum(threads) AS BIGINT) FROM author_stats")
+                        .fetch_one(&mut *conn)
+                        .await
+                        .unwrap();
+                assert_eq!(started as u64, 40 + OPS / 2, "{what}: author_stats.threads");
+            }
         }
         _ => {
             assert_eq!(ran.refused, 0, "{what}: every profile exists");

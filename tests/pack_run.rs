@@ -1,6 +1,6 @@
 //! A team's pack through `run`, end to end, as a user runs it: the shipped pack scenarios
-//! (`scenarios/pack-ledger.toml`, `pack-crud.toml`) at a light load on SQLite and PostgreSQL,
-//! through the one driver, recorder, verify, decision and report. The budgets are generous
+//! (`scenarios/pack-ledger.toml`, `pack-crud.toml`, `pack-forum.toml`) at a light load on
+//! SQLite and PostgreSQL, through the one driver, recorder, verify, decision and report. The budgets are generous
 //! (seconds) where an answer must not depend on the machine; the ledger's staleness budget of
 //! 0 is what rules its async backend out, by construction. No latency is asserted.
 
@@ -304,4 +304,111 @@ fn a_backend_that_cannot_run_a_pack_is_refused_before_anything_is_seeded() {
         r.stderr
     );
     assert!(!out.exists(), "nothing may be created: {out:?}");
+}
+
+/// Runs `cqrs-bench ARGS`; its exit code and output.
+fn cli(args: &[&str]) -> (Option<i32>, String, String) {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args);
+    let done = run_with_limit(cmd, Duration::from_secs(120));
+    (done.code, done.stdout, done.stderr)
+}
+
+/// The forum pack through `run` on every pack backend; a dataset it kept (`--keep-db`) is
+/// verified from the command line with `--pack` (and refused without it, or with another
+/// pack, naming the pack it holds); one read-model row changed by hand fails verify at that
+/// key; `drop` on the run's `--db` removes every backend's file.
+#[test]
+fn verify_pack_finds_a_changed_row_in_a_kept_forum_dataset_and_drop_removes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = light(dir.path(), "pack-forum", "");
+    let base = format!("sqlite://{}", dir.path().join("forum.db").display());
+    let r = run(
+        &scenario,
+        &dir.path().join("out"),
+        &["--keep-db", "--db", &base],
+    );
+    assert_eq!(r.code, Some(0), "{}\n{}", r.stdout, r.stderr);
+    assert_pack_runs(
+        &r,
+        &["reply", "start_thread"],
+        &["thread", "hot_threads", "top_authors"],
+        &["author_stats", "thread_summary"],
+    );
+    let results = r.results.as_ref().unwrap();
+    let kept: Vec<String> = runs(results)
+        .iter()
+        .map(|r| {
+            r["kept_database"]
+                .as_str()
+                .expect("kept_database")
+                .to_string()
+        })
+        .collect();
+    let paths: Vec<PathBuf> = kept
+        .iter()
+        .map(|k| {
+            cqrs_bench::db::DbUrl::parse(k)
+                .unwrap()
+                .sqlite_path()
+                .expect("a SQLite file")
+        })
+        .collect();
+    for p in &paths {
+        assert!(p.exists(), "{p:?}");
+    }
+    // cqrs-sync's dataset.
+    let kept = kept[1].clone();
+    let forum = root().join("workloads/forum");
+    let forum = forum.to_str().unwrap();
+
+    let (code, out, err) = cli(&["verify", "--db", &kept, "--pack", forum]);
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    assert!(
+        out.contains("thread_summary") && out.contains("author_stats"),
+        "{out}"
+    );
+    assert!(out.contains("verify: ok"), "{out}");
+
+    // Without --pack: the shop's verify would look for tables the dataset does not have.
+    let (code, out, err) = cli(&["verify", "--db", &kept]);
+    assert_eq!(code, Some(2), "{out}\n{err}");
+    assert!(
+        err.contains("workload pack forum") && err.contains("--pack"),
+        "{err}"
+    );
+    // Another pack's folder.
+    let ledger = root().join("workloads/ledger");
+    let (code, out, err) = cli(&["verify", "--db", &kept, "--pack", ledger.to_str().unwrap()]);
+    assert_eq!(code, Some(2), "{out}\n{err}");
+    assert!(
+        err.contains("holds workload pack forum, not workload pack ledger"),
+        "{err}"
+    );
+
+    // One read-model row changed by hand.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        use sqlx::Connection;
+        sqlx::any::install_default_drivers();
+        let mut conn = sqlx::AnyConnection::connect(&kept).await.unwrap();
+        let changed =
+            sqlx::query("UPDATE thread_summary SET posts = posts + 5 WHERE thread_id = 3")
+                .execute(&mut conn)
+                .await
+                .unwrap();
+        assert_eq!(changed.rows_affected(), 1);
+        conn.close().await.unwrap();
+    });
+    let (code, out, err) = cli(&["verify", "--db", &kept, "--pack", forum]);
+    assert_eq!(code, Some(1), "{out}\n{err}");
+    assert!(out.contains("thread_id=3"), "{out}");
+    assert!(err.contains("verify: 1 mismatches"), "{err}");
+
+    // `drop` on the run's --db removes every backend's file.
+    let (code, out, err) = cli(&["drop", "--db", &base]);
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    for p in &paths {
+        assert!(!p.exists(), "{p:?} left behind: {out}\n{err}");
+    }
 }

@@ -1,6 +1,7 @@
 //! One handler per subcommand: each turns its arguments into library calls and prints what
 //! they return.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
@@ -15,6 +16,9 @@ use crate::check;
 use crate::db::lock::{Locks, Place};
 use crate::db::{schema, state, validate_schema_name, Db, DbError, DbUrl, OpenMode};
 use crate::format::one_of;
+use crate::pack::backend::PACK_KEY;
+use crate::pack::exec::CompiledPack;
+use crate::pack::Pack;
 use crate::projection::projector::{ProjectorConfig, ProjectorError};
 use crate::projection::rebuild::{rebuild, rebuild_into, rebuild_search};
 use crate::projection::{dead_letter, search, ProjectionName};
@@ -23,7 +27,7 @@ use crate::results::Results;
 use crate::run::projector::run_projector;
 use crate::run::{default_out_dir, run_scenario, RunOptions, StopSignal, INTERRUPTED_EXIT};
 use crate::scenario::{format_duration, parse_duration, Scenario};
-use crate::verify::{verify, verify_read_store};
+use crate::verify::{verify, verify_pack, verify_read_store};
 
 /// Runs the subcommand.
 pub async fn dispatch(command: Cmd) -> Result<(), Failure> {
@@ -645,9 +649,40 @@ fn place_text(url: &DbUrl, schema: &str) -> String {
 
 async fn cmd_verify(args: VerifyArgs) -> Result<(), Failure> {
     let db = open_ours(&args.db, 2).await?;
-    let report = match &args.read_db {
-        None => verify(&db).await?,
-        Some(read) => {
+    let prepared = schema::meta_get(&db, PACK_KEY).await?;
+    let report = match (&args.pack, prepared, &args.read_db) {
+        (Some(_), _, Some(_)) => {
+            return Err(Failure::bad_input(anyhow!(
+                "--pack and --read-db: a pack's read models live beside its write model; \
+                 verify it without --read-db"
+            )))
+        }
+        (Some(dir), prepared, None) => {
+            let pack = Pack::load(dir)?;
+            if prepared.as_deref() != Some(pack.name.as_str()) {
+                let holds = match prepared {
+                    Some(p) => format!("workload pack {p}"),
+                    None => "the built-in shop's dataset (verify it without --pack)".to_string(),
+                };
+                return Err(Failure::bad_input(anyhow!(
+                    "{} holds {holds}, not workload pack {} (--pack {})",
+                    db.location(),
+                    pack.name,
+                    dir.display()
+                )));
+            }
+            let compiled = CompiledPack::new(pack, db.engine(), &BTreeMap::new());
+            verify_pack(&db, &compiled).await?
+        }
+        (None, Some(p), _) => {
+            return Err(Failure::bad_input(anyhow!(
+                "{} holds workload pack {p}, whose read models only the pack knows: verify it \
+                 with --pack DIR (the pack's folder, e.g. workloads/{p})",
+                db.location()
+            )))
+        }
+        (None, None, None) => verify(&db).await?,
+        (None, None, Some(read)) => {
             let read = open_read_store(read, &args.db.schema).await?;
             let report = verify_read_store(&db, &read).await?;
             read.close().await;

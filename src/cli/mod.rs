@@ -130,6 +130,10 @@ pub struct VerifyArgs {
     /// models are compared with the truth from --db.
     #[arg(long)]
     pub read_db: Option<String>,
+    /// The workload pack's folder, for a dataset a pack scenario's run kept (`run --keep-db`):
+    /// each of the pack's read models is compared with its truth query.
+    #[arg(long, value_name = "DIR")]
+    pub pack: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
