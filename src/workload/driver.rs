@@ -232,8 +232,9 @@ pub async fn drive_measured<T: Target>(
 
 /// Drives `target` with the op stream until the configured duration has passed, recording
 /// into `recorder`. Returns when every worker has finished its last op and every
-/// read-your-writes probe its last look, with the moment the workers finished (the end of
-/// the load: probes still waiting do not stretch it).
+/// read-your-writes probe its last look, with the end of the load: the scheduled end, or the
+/// moment the workers finished if later (or if the load was stopped); probes still waiting do
+/// not stretch it.
 pub async fn drive<T: Target>(
     target: Arc<T>,
     stream: Arc<T::Ops>,
@@ -311,7 +312,14 @@ pub async fn drive<T: Target>(
             );
         }
     }
-    workers_done
+    // A load that ran its course covers its whole schedule, even when the last worker
+    // returned before the end because its next op was due after it (at a low rate, up to one
+    // op's interval early): the window measured is the one asked for.
+    if progress.is_stopped() {
+        workers_done
+    } else {
+        workers_done.max(end)
+    }
 }
 
 enum Op<W, R> {
