@@ -231,15 +231,10 @@ impl PackBackend {
         &self.pack
     }
 
-    /// A driver worker's session for the write lane (`writes`) or the read lane, by
-    /// `Backend::session`'s rule: dedicated when opened with room for it, except on a single
-    /// shared writer connection (SQLite's).
+    /// A driver worker's session for the write lane (`writes`) or the read lane, by the rule
+    /// every backend's sessions follow (`Session::for_lane`).
     pub fn session(&self, writes: bool) -> Session {
-        if self.dedicated_sessions && !(writes && self.db.single_writer()) {
-            Session::dedicated()
-        } else {
-            Session::shared()
-        }
+        Session::for_lane(&self.db, self.dedicated_sessions, writes)
     }
 
     /// Runs `command` of op `index` in one transaction on the session's connection. A row

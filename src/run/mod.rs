@@ -520,8 +520,8 @@ async fn run_one(
     let search_dir = db
         .is_pg()
         .then(|| opts.out_dir.join(format!("{schema_name}.search")));
-    let (lag, mut lag_rx) = LagTracker::new();
-    let (search_lag, mut search_lag_rx) = LagTracker::new();
+    let (lag, lag_rx) = LagTracker::new();
+    let (search_lag, search_lag_rx) = LagTracker::new();
     let mut projector = s.projector_config();
     projector.mode = opts.projector_mode;
     let backend = Arc::new(
@@ -594,39 +594,7 @@ async fn run_one(
         None => recorder,
     }));
     let progress = Arc::new(Progress::default());
-    let (stop_lag, mut lag_stopped) = tokio::sync::oneshot::channel::<()>();
-    let lag_task = {
-        let recorder = recorder.clone();
-        tokio::spawn(async move {
-            let record = |sample: crate::projection::projector::LagSample| {
-                recorder
-                    .lock()
-                    .expect("recorder lock")
-                    .record_lag(sample.applied_at, sample.lag);
-            };
-            let record_search = |sample: crate::projection::projector::LagSample| {
-                recorder
-                    .lock()
-                    .expect("recorder lock")
-                    .record_search_lag(sample.applied_at, sample.lag);
-            };
-            loop {
-                tokio::select! {
-                    Some(sample) = lag_rx.recv() => record(sample),
-                    Some(sample) = search_lag_rx.recv() => record_search(sample),
-                    _ = &mut lag_stopped => {
-                        while let Ok(sample) = lag_rx.try_recv() {
-                            record(sample);
-                        }
-                        while let Ok(sample) = search_lag_rx.try_recv() {
-                            record_search(sample);
-                        }
-                        return;
-                    }
-                }
-            }
-        })
-    };
+    let lag_recording = LagRecording::start(recorder.clone(), lag_rx, Some(search_lag_rx));
     // Skew between the search index and the SQL read models, sampled while the load runs.
     let skew_task = backend.search().is_some().then(|| {
         let backend = backend.clone();
@@ -743,8 +711,7 @@ async fn run_one(
     }
     let catch_up_seconds = load_end.elapsed().as_secs_f64();
     // Every event is applied now, so every lag sample is in the channel.
-    let _ = stop_lag.send(());
-    let _ = lag_task.await;
+    lag_recording.finish().await;
     let metrics = Recorder::finish_shared(recorder, load_end);
 
     let projector_stats = backend.projector_stats();
@@ -847,6 +814,72 @@ async fn run_one(
         },
         environment,
     ))
+}
+
+/// Records the lag samples the trackers send (projection lag, and search freshness where
+/// there is an index) into the run's recorder while the load runs.
+struct LagRecording {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+type LagSamples = tokio::sync::mpsc::UnboundedReceiver<crate::projection::projector::LagSample>;
+
+impl LagRecording {
+    fn start(
+        recorder: Arc<Mutex<Recorder>>,
+        mut lag_rx: LagSamples,
+        mut search_lag_rx: Option<LagSamples>,
+    ) -> LagRecording {
+        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let record = |sample: crate::projection::projector::LagSample| {
+                recorder
+                    .lock()
+                    .expect("recorder lock")
+                    .record_lag(sample.applied_at, sample.lag);
+            };
+            let record_search = |sample: crate::projection::projector::LagSample| {
+                recorder
+                    .lock()
+                    .expect("recorder lock")
+                    .record_search_lag(sample.applied_at, sample.lag);
+            };
+            loop {
+                tokio::select! {
+                    Some(sample) = lag_rx.recv() => record(sample),
+                    Some(sample) = next_sample(&mut search_lag_rx) => record_search(sample),
+                    _ = &mut stopped => {
+                        while let Ok(sample) = lag_rx.try_recv() {
+                            record(sample);
+                        }
+                        while let Some(Ok(sample)) = search_lag_rx.as_mut().map(|rx| rx.try_recv()) {
+                            record_search(sample);
+                        }
+                        return;
+                    }
+                }
+            }
+        });
+        LagRecording { stop, task }
+    }
+
+    /// Records what is still queued and ends; call it once every event is applied, so every
+    /// sample is in the channels.
+    async fn finish(self) {
+        let _ = self.stop.send(());
+        let _ = self.task.await;
+    }
+}
+
+/// The next sample of `rx`; never, without one.
+async fn next_sample(
+    rx: &mut Option<LagSamples>,
+) -> Option<crate::projection::projector::LagSample> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// The engine and machine a run measured on.

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::{
     abandon, backend_target, environment, lane, points, pool_size_for, projector_report, rates,
-    stop_load_on_signal, RunError, RunOptions,
+    stop_load_on_signal, LagRecording, RunError, RunOptions,
 };
 use crate::backend::BackendKind;
 use crate::metrics::Recorder;
@@ -151,7 +151,7 @@ async fn run_one(
     };
     let settings = db.settings().await?;
     let environment = environment(&settings, opts);
-    let (lag, mut lag_rx) = LagTracker::new();
+    let (lag, lag_rx) = LagTracker::new();
     let dedicated_sessions = pool_size >= pool_for_workers;
     let projector = s.projector_config();
     let backend = PackBackend::open(
@@ -187,17 +187,8 @@ async fn run_one(
         Duration::from_secs(1),
     )));
     let progress = Arc::new(Progress::default());
-    let lag_task = {
-        let recorder = recorder.clone();
-        tokio::spawn(async move {
-            while let Some(sample) = lag_rx.recv().await {
-                recorder
-                    .lock()
-                    .expect("recorder lock")
-                    .record_lag(sample.applied_at, sample.lag);
-            }
-        })
-    };
+    // A pack keeps no search index: projection lag only.
+    let lag_recording = LagRecording::start(recorder.clone(), lag_rx, None);
     if opts.show_progress {
         eprintln!(
             "measuring {kind} for {}",
@@ -223,14 +214,12 @@ async fn run_one(
             .await?;
     }
     let catch_up_seconds = load_end.elapsed().as_secs_f64();
+    // Every event is applied now, so every lag sample is in the channel.
+    lag_recording.finish().await;
     let projector_stats = target.backend().projector_stats();
     if let Ok(t) = Arc::try_unwrap(target) {
         t.into_backend().shutdown().await;
     }
-    // The projector is stopped and the tracker dropped with it: the channel ends once every
-    // sample it sent is recorded.
-    drop(lag);
-    let _ = tokio::time::timeout(Duration::from_secs(5), lag_task).await;
     let metrics = Recorder::finish_shared(recorder, load_end);
     let verify = if interrupted {
         None
