@@ -288,31 +288,15 @@ impl PackProjector {
     /// wake-up (in-process after a commit, or `listen`'s from other processes) or the poll
     /// timer. Errors are counted and retried with back-off; it never stops on them.
     pub async fn run(self: Arc<Self>, wake: Arc<Notify>, mut shutdown: watch::Receiver<bool>) {
-        let mut backoff = Duration::from_millis(10);
-        loop {
-            if *shutdown.borrow() {
-                break;
-            }
-            match self.step().await {
-                Ok(n) if n > 0 => backoff = Duration::from_millis(10),
-                Ok(_) => {
-                    backoff = Duration::from_millis(10);
-                    tokio::select! {
-                        _ = wake.notified() => {}
-                        _ = tokio::time::sleep(self.poll_interval) => {}
-                        _ = shutdown.changed() => {}
-                    }
-                }
-                Err(_) => {
-                    self.stats.errors.fetch_add(1, Ordering::Relaxed);
-                    tokio::select! {
-                        _ = tokio::time::sleep(backoff) => {}
-                        _ = shutdown.changed() => {}
-                    }
-                    backoff = (backoff * 2).min(Duration::from_secs(1));
-                }
-            }
-        }
+        let this = &*self;
+        crate::projection::step_loop::run_steps(
+            || this.step(),
+            &wake,
+            &mut shutdown,
+            this.poll_interval,
+            &this.stats.errors,
+        )
+        .await;
     }
 }
 

@@ -20,6 +20,7 @@ pub mod rebuild;
 pub mod relay;
 pub mod search;
 pub mod sql;
+pub mod step_loop;
 pub mod truth;
 
 use std::collections::BTreeMap;

@@ -434,34 +434,15 @@ impl<S: EventSource, R: ReadStore> Projector<S, R> {
     /// back-off; the projector never stops on them.
     pub async fn run(self: Arc<Self>, wake: Arc<Notify>, mut shutdown: watch::Receiver<bool>) {
         let listener = self.source.wake_ups(wake.clone(), shutdown.clone());
-        let mut backoff = Duration::from_millis(10);
-        loop {
-            if *shutdown.borrow() {
-                break;
-            }
-            match self.step().await {
-                Ok(n) if n > 0 => {
-                    backoff = Duration::from_millis(10);
-                    continue;
-                }
-                Ok(_) => {
-                    backoff = Duration::from_millis(10);
-                    tokio::select! {
-                        _ = wake.notified() => {}
-                        _ = tokio::time::sleep(self.config.poll_interval) => {}
-                        _ = shutdown.changed() => {}
-                    }
-                }
-                Err(_) => {
-                    self.stats.errors.fetch_add(1, Ordering::Relaxed);
-                    tokio::select! {
-                        _ = tokio::time::sleep(backoff) => {}
-                        _ = shutdown.changed() => {}
-                    }
-                    backoff = (backoff * 2).min(Duration::from_secs(1));
-                }
-            }
-        }
+        let this = &*self;
+        crate::projection::step_loop::run_steps(
+            || this.step(),
+            &wake,
+            &mut shutdown,
+            this.config.poll_interval,
+            &this.stats.errors,
+        )
+        .await;
         if let Some(h) = listener {
             h.abort();
         }
