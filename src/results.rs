@@ -111,6 +111,11 @@ pub enum SweepPoint {
     ReadRate(f64),
     Readers(u32),
     Orders(i64),
+    /// A pack's dataset with `size` at `value`.
+    Size {
+        size: String,
+        value: i64,
+    },
 }
 
 impl SweepPoint {
@@ -121,6 +126,7 @@ impl SweepPoint {
             SweepPoint::Readers(n) => format!("{n} readers"),
             SweepPoint::Orders(1) => "1 order".to_string(),
             SweepPoint::Orders(n) => format!("{n} orders"),
+            SweepPoint::Size { size, value } => format!("{size} = {value}"),
         }
     }
 
@@ -130,6 +136,7 @@ impl SweepPoint {
             SweepPoint::ReadRate(r) => *r,
             SweepPoint::Readers(n) => *n as f64,
             SweepPoint::Orders(n) => *n as f64,
+            SweepPoint::Size { value, .. } => *value as f64,
         }
     }
 }

@@ -257,7 +257,7 @@ fn valid_scenario(s: &Scenario) -> Result<(), String> {
     let sweep_reads = match &s.sweep {
         Some(Sweep::ReadRates(r)) => r.iter().any(|r| *r > 0.0),
         Some(Sweep::Readers(_)) => true,
-        Some(Sweep::Orders(_)) | None => false,
+        Some(Sweep::Orders(_) | Sweep::Size { .. }) | None => false,
     };
     need(
         !s.writes.rate.is_zero() || (reads_active && (!s.reads.rate.is_zero() || sweep_reads)),
@@ -272,6 +272,10 @@ fn valid_scenario(s: &Scenario) -> Result<(), String> {
         Some(Sweep::Orders(n)) => need(
             !n.is_empty() && n.iter().all(|x| *x >= 0),
             "sweep.orders non-empty, >= 0",
+        ),
+        Some(Sweep::Size { values, .. }) => need(
+            !values.is_empty() && values.iter().all(|x| *x >= 0),
+            "a size sweep non-empty, >= 0",
         ),
         None => {}
     }

@@ -412,3 +412,311 @@ fn verify_pack_finds_a_changed_row_in_a_kept_forum_dataset_and_drop_removes_it()
         assert!(!p.exists(), "{p:?} left behind: {out}\n{err}");
     }
 }
+
+/// A sweep over one of the pack's sizes: each point seeds the pack with that size. The forum
+/// with replies only (no new threads) keeps exactly `threads` rows in `thread_summary` and
+/// `authors` rows in `author_stats`, so verify's row counts show each point's dataset.
+#[test]
+fn a_sweep_over_a_packs_size_seeds_each_point_with_that_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = light(
+        dir.path(),
+        "pack-forum",
+        "backends = [\"cqrs-sync\"]\n\
+         dataset = { authors = 30, threads = 40, posts = 300 }\n\
+         writes = { rate = 20, mix = { reply = 1 } }\n\
+         sweep = { threads = [40, 120] }",
+    );
+    let r = run(&scenario, &dir.path().join("out"), &[]);
+    assert_eq!(r.code, Some(0), "{}\n{}", r.stdout, r.stderr);
+    let results = r.results.as_ref().unwrap();
+    let runs = runs(results);
+    assert_eq!(runs.len(), 2, "{results}");
+    for (run, threads) in runs.iter().zip([40u64, 120]) {
+        assert_eq!(
+            run["sweep_point"],
+            serde_json::json!({ "size": { "size": "threads", "value": threads } })
+        );
+        assert!(
+            run["metrics"]["ops"]["write.reply"]["count"]
+                .as_u64()
+                .unwrap()
+                > 0
+        );
+        let verify = &run["verify"];
+        assert_eq!(verify["mismatches"], 0, "{verify}");
+        let rows = |model: &str| {
+            verify["models"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|m| m["read_model"] == model)
+                .unwrap()["rows_expected"]
+                .as_u64()
+                .unwrap()
+        };
+        assert_eq!(rows("thread_summary"), threads, "{verify}");
+        assert_eq!(rows("author_stats"), 30, "{verify}");
+    }
+    let md = std::fs::read_to_string(dir.path().join("out/report.md")).unwrap();
+    assert!(
+        md.contains("sweep of the dataset's threads 40, 120"),
+        "{md}"
+    );
+}
+
+/// A forum of a team's own in a SQLite file: 7 authors, 9 threads, 25 posts (the first post
+/// of thread t is post t, the rest go round the threads), made with the pack's own DDL.
+fn team_forum_sqlite(path: &Path) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        use sqlx::Connection as _;
+        let mut conn = sqlx::SqliteConnection::connect(&format!(
+            "sqlite://{}?mode=rwc",
+            path.display()
+        ))
+        .await
+        .unwrap();
+        let ddl = std::fs::read_to_string(root().join("workloads/forum/schema.sqlite.sql")).unwrap();
+        sqlx::raw_sql(&ddl).execute(&mut conn).await.unwrap();
+        let mut sql = String::new();
+        for a in 1..=7 {
+            sql += &format!("INSERT INTO authors (id, name) VALUES ({a}, 'member {a}');");
+        }
+        for t in 1..=9 {
+            sql += &format!(
+                "INSERT INTO threads (id, author_id, title, locked, posts) VALUES ({t}, {}, 't{t}', 0, 0);",
+                1 + t % 7
+            );
+        }
+        for p in 1..=25 {
+            let thread = if p <= 9 { p } else { 1 + p % 9 };
+            sql += &format!(
+                "INSERT INTO posts (id, thread_id, author_id, body) VALUES ({p}, {thread}, {}, 'b');",
+                1 + p % 7
+            );
+        }
+        sql += "UPDATE threads SET posts = (SELECT count(*) FROM posts p WHERE p.thread_id = threads.id);";
+        sqlx::raw_sql(&sql).execute(&mut conn).await.unwrap();
+        conn.close().await.unwrap();
+    });
+}
+
+/// verify's expected row count of `model` in `run`.
+fn rows_expected(run: &Value, model: &str) -> u64 {
+    run["verify"]["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["read_model"] == model)
+        .unwrap_or_else(|| panic!("no {model} in {}", run["verify"]))["rows_expected"]
+        .as_u64()
+        .unwrap()
+}
+
+/// The forum copied from a team's SQLite file (`[dataset] copy_from`): the run's datasets
+/// hold the team's 9 threads and 7 authors (not the scenario's 2,000 and 500), the sizes the
+/// replies draw from are the copy's, and the team's file is byte for byte what it was.
+#[test]
+fn a_forum_copied_from_a_teams_sqlite_file_runs_on_its_rows_and_leaves_it_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let team = dir.path().join("team.db");
+    team_forum_sqlite(&team);
+    let before = std::fs::read(&team).unwrap();
+    let scenario = light(
+        dir.path(),
+        "pack-forum",
+        &format!(
+            "backends = [\"normalized\", \"cqrs-sync\"]\n\
+             dataset = {{ copy_from = \"sqlite://{}\" }}\n\
+             writes = {{ rate = 20, mix = {{ reply = 1 }} }}",
+            team.display()
+        ),
+    );
+    let r = run(&scenario, &dir.path().join("out"), &[]);
+    assert_eq!(r.code, Some(0), "{}\n{}", r.stdout, r.stderr);
+    let results = r.results.as_ref().unwrap();
+    let runs = runs(results);
+    assert_eq!(runs.len(), 2);
+    // Replies only: the read models hold exactly the copied threads and authors.
+    let sync = runs[1];
+    assert_eq!(sync["verify"]["mismatches"], 0, "{}", sync["verify"]);
+    assert_eq!(rows_expected(sync, "thread_summary"), 9);
+    assert_eq!(rows_expected(sync, "author_stats"), 7);
+    for run in &runs {
+        assert!(
+            run["metrics"]["ops"]["write.reply"]["count"]
+                .as_u64()
+                .unwrap()
+                > 0
+        );
+    }
+    assert_eq!(
+        std::fs::read(&team).unwrap(),
+        before,
+        "the team's database was changed"
+    );
+    assert_eq!(
+        results["scenario"]["workload"]["copy_from"]["url"],
+        format!("sqlite://{}", team.display())
+    );
+}
+
+/// A source that is not there is refused before anything is seeded, and not created.
+#[test]
+fn a_copy_from_a_missing_file_is_refused_and_not_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let team = dir.path().join("nowhere.db");
+    let scenario = light(
+        dir.path(),
+        "pack-forum",
+        &format!(
+            "dataset = {{ copy_from = \"sqlite://{}\" }}",
+            team.display()
+        ),
+    );
+    let r = run(&scenario, &dir.path().join("out"), &[]);
+    assert_eq!(r.code, Some(2), "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains("copy_from") && r.stderr.contains("nowhere.db"),
+        "{}",
+        r.stderr
+    );
+    assert!(!team.exists(), "the source was created");
+}
+
+/// The forum copied from a schema of a team's PostgreSQL database into the run's SQLite
+/// files (`copy_from` with `copy_schema`): the run holds the team's rows; the team's schema
+/// has the same tables and rows afterwards (the copy only read), and is dropped by the test
+/// that made it.
+#[test]
+fn a_forum_copied_from_a_postgres_schema_runs_on_its_rows_and_leaves_it_untouched() {
+    let Some(url) = common::pg_env("a_forum_copied_from_a_postgres_schema") else {
+        return;
+    };
+    let schema = common::unique_schema("teamforum");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    sqlx::any::install_default_drivers();
+    let pool = rt.block_on(async {
+        let pool = sqlx::any::AnyPoolOptions::new()
+            .max_connections(1)
+            .connect(&url)
+            .await
+            .unwrap();
+        let ddl =
+            std::fs::read_to_string(root().join("workloads/forum/schema.postgres.sql")).unwrap();
+        let sql = format!(
+            "CREATE SCHEMA {schema}; SET search_path TO {schema}; {ddl};
+             INSERT INTO authors (id, name) SELECT i, 'm' || i FROM generate_series(1, 5) i;
+             INSERT INTO threads (id, author_id, title, locked, posts)
+               SELECT i, 1 + i % 5, 't', 0, 0 FROM generate_series(1, 11) i;
+             INSERT INTO posts (id, thread_id, author_id, body)
+               SELECT i, 1 + i % 11, 1 + i % 5, 'b' FROM generate_series(1, 30) i;
+             UPDATE threads SET posts = (SELECT count(*) FROM posts p WHERE p.thread_id = threads.id);
+             SET search_path TO public"
+        );
+        sqlx::raw_sql(&sql).execute(&pool).await.unwrap();
+        pool
+    });
+    let fingerprint = |pool: &sqlx::AnyPool| -> String {
+        rt.block_on(async {
+            sqlx::query_scalar::<_, String>(&format!(
+                "SELECT (SELECT string_agg(table_name, ',' ORDER BY table_name) FROM \
+                 information_schema.tables WHERE table_schema = '{schema}') || ' ' || \
+                 (SELECT md5(string_agg(p::text, ',' ORDER BY id)) FROM {schema}.posts p) || ' ' || \
+                 (SELECT md5(string_agg(t::text, ',' ORDER BY id)) FROM {schema}.threads t) || ' ' || \
+                 (SELECT md5(string_agg(a::text, ',' ORDER BY id)) FROM {schema}.authors a)"
+            ))
+            .fetch_one(pool)
+            .await
+            .unwrap()
+        })
+    };
+    let before = fingerprint(&pool);
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = light(
+        dir.path(),
+        "pack-forum",
+        &format!(
+            "backends = [\"cqrs-sync\"]\n\
+             dataset = {{ copy_from = \"{url}\", copy_schema = \"{schema}\" }}\n\
+             writes = {{ rate = 20, mix = {{ reply = 1 }} }}"
+        ),
+    );
+    let r = run(&scenario, &dir.path().join("out"), &[]);
+    let after = fingerprint(&pool);
+    rt.block_on(async {
+        sqlx::raw_sql(&format!("DROP SCHEMA {schema} CASCADE"))
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+    });
+    assert_eq!(r.code, Some(0), "{}\n{}", r.stdout, r.stderr);
+    let results = r.results.as_ref().unwrap();
+    let sync = runs(results)[0];
+    assert_eq!(sync["verify"]["mismatches"], 0, "{}", sync["verify"]);
+    assert_eq!(rows_expected(sync, "thread_summary"), 11);
+    assert_eq!(rows_expected(sync, "author_stats"), 5);
+    assert_eq!(after, before, "the team's schema was changed");
+}
+
+/// A source someone writes to between the run's reading of its sizes and a backend's copy
+/// would give backends different datasets: the copy is refused, naming the size that moved.
+#[test]
+fn a_source_that_changes_between_the_sizes_and_the_copy_is_refused() {
+    use cqrs_bench::db::{DbUrl, Engine};
+    use cqrs_bench::pack::copy::{copy_into, measure_sizes, CopyError, CopySource};
+    use sqlx::Connection as _;
+    let dir = tempfile::tempdir().unwrap();
+    let team = dir.path().join("team.db");
+    team_forum_sqlite(&team);
+    let pack = cqrs_bench::pack::Pack::load(&root().join("workloads/forum")).unwrap();
+    let def = pack.copy.clone().expect("the forum says what to copy");
+    let source = CopySource {
+        url: DbUrl::parse(&format!("sqlite://{}", team.display())).unwrap(),
+        schema: None,
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        sqlx::any::install_default_drivers();
+        let sizes = measure_sizes(&def, &source).await.unwrap();
+        assert_eq!(
+            sizes,
+            std::collections::BTreeMap::from([
+                ("authors".to_string(), 7),
+                ("posts".to_string(), 25),
+                ("threads".to_string(), 9),
+            ])
+        );
+        // Someone posts.
+        let mut writer =
+            sqlx::AnyConnection::connect(&format!("sqlite://{}?mode=rw", team.display()))
+                .await
+                .unwrap();
+        sqlx::query("INSERT INTO posts (id, thread_id, author_id, body) VALUES (26, 1, 1, 'x')")
+            .execute(&mut writer)
+            .await
+            .unwrap();
+        writer.close().await.unwrap();
+        let mut target = sqlx::AnyConnection::connect("sqlite::memory:")
+            .await
+            .unwrap();
+        let ddl =
+            std::fs::read_to_string(root().join("workloads/forum/schema.sqlite.sql")).unwrap();
+        sqlx::raw_sql(&ddl).execute(&mut target).await.unwrap();
+        let err = copy_into(&def, &source, &mut target, Engine::Sqlite, &sizes)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, CopyError::Changed { size, before: 25, now: 26, .. } if size == "posts"),
+            "{err}"
+        );
+        // Nothing was copied into the target before the refusal.
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM authors")
+            .fetch_one(&mut target)
+            .await
+            .unwrap();
+        assert_eq!(n, 0);
+    });
+}

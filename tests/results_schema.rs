@@ -20,6 +20,8 @@ const BIN: &str = env!("CARGO_BIN_EXE_cqrs-bench");
 const CHECKED: &[&str] = &[
     "type",
     "properties",
+    "patternProperties",
+    "pattern",
     "required",
     "additionalProperties",
     "items",
@@ -44,7 +46,6 @@ const SKIPPED: &[&str] = &[
     "$defs",
     "title",
     "description",
-    "pattern",
     "propertyNames",
 ];
 
@@ -119,6 +120,11 @@ impl<'a> Validator<'a> {
                 errors.push(format!("{at}: {v} is not one of {e:?}"));
             }
         }
+        if let (Some(pattern), Some(text)) = (s.get("pattern").and_then(Value::as_str), v.as_str()) {
+            if !regex::Regex::new(pattern).unwrap().is_match(text) {
+                errors.push(format!("{at}: {v} does not match {pattern}"));
+            }
+        }
         if let Some(c) = s.get("const") {
             if c != v {
                 errors.push(format!("{at}: expected {c}, got {v}"));
@@ -161,9 +167,17 @@ impl<'a> Validator<'a> {
                 }
             }
             let props = s.get("properties").and_then(Value::as_object);
+            // A key no property names may match a pattern (a pack's op names).
+            let by_pattern = |k: &str| {
+                s.get("patternProperties")
+                    .and_then(Value::as_object)?
+                    .iter()
+                    .find(|(pattern, _)| regex::Regex::new(pattern).unwrap().is_match(k))
+                    .map(|(_, schema)| schema)
+            };
             for (k, val) in o {
                 let path = format!("{at}.{k}");
-                match props.and_then(|p| p.get(k)) {
+                match props.and_then(|p| p.get(k)).or_else(|| by_pattern(k)) {
                     Some(ps) => self.check(ps, val, &path, errors),
                     None => match s.get("additionalProperties") {
                         Some(Value::Bool(false)) => {
@@ -295,12 +309,12 @@ fn real_results_match_the_schema_and_the_check_can_fail() {
         "$.runs[1].metrics.ops.write.latency.p95_us",
     );
     let mut extra = results.clone();
-    extra["runs"][0]["metrics"]["ops"]["write.refund"] = runs[0]["metrics"]["ops"]["write"].clone();
+    extra["runs"][0]["metrics"]["ops"]["refund"] = runs[0]["metrics"]["ops"]["write"].clone();
     assert_invalid(
         &validator,
         &extra,
-        "unknown op kind",
-        "$.runs[0].metrics.ops.write.refund",
+        "an op key without its side (write. or read.)",
+        "$.runs[0].metrics.ops.refund",
     );
 
     // Wrong types are rejected.
@@ -513,6 +527,17 @@ fn the_validator_rejects_what_it_should() {
         !v.validate(&json!({"a": 1, "b": "z"})).is_empty(),
         "enum via $ref"
     );
+    let patterned = json!({
+        "type": "object",
+        "properties": {"a": {"type": "integer"}},
+        "patternProperties": {"^x_[a-z]+$": {"type": "string", "pattern": "^[0-9]+$"}},
+        "additionalProperties": false
+    });
+    let p = Validator { root: &patterned };
+    assert!(p.validate(&json!({"a": 1, "x_b": "12"})).is_empty());
+    assert!(!p.validate(&json!({"x_B": "12"})).is_empty(), "no pattern matches");
+    assert!(!p.validate(&json!({"x_b": "1a"})).is_empty(), "pattern of a value");
+    assert!(!p.validate(&json!({"x_b": 12})).is_empty(), "type via a pattern");
     assert!(
         !v.validate(&json!({"a": 1, "c": [1, 2, 3]})).is_empty(),
         "items false"
@@ -624,12 +649,58 @@ fn denormalization_results_match_the_schema_and_the_check_can_fail() {
         &format!("$.runs[{denorm}].sweep_point"),
     );
     let mut bad = results.clone();
-    bad["runs"][denorm]["verify"]["models"][0]["read_model"] = json!("order_lines");
+    bad["runs"][denorm]["verify"]["models"][0]["read_model"] = json!("order lines");
     assert_invalid(
         &validator,
         &bad,
         "an unknown check",
         // `verify` may be null, so the error is the anyOf's.
         &format!("$.runs[{denorm}].verify"),
+    );
+}
+
+/// A pack's results (the forum swept over its threads) match the schema too: the scenario's
+/// `workload`, the size sweep and its points, and the pack's ops by name.
+#[test]
+fn pack_results_with_a_size_sweep_match_the_schema() {
+    let schema = load_schema();
+    let validator = Validator { root: &schema };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let scenario = dir.path().join("forum.toml");
+    std::fs::write(
+        &scenario,
+        format!(
+            "description = \"forum\"\nworkload = \"{}\"\nduration = \"3s\"\nwarmup = \"1s\"\n\
+             backends = [\"cqrs-sync\"]\n[dataset]\nauthors = 20\nposts = 100\n\
+             [writes]\nrate = 20\n[reads]\nrate = 20\n[sweep]\nthreads = [10, 30]\n",
+            root.join("workloads/forum").display()
+        ),
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let o = Command::new(BIN)
+        .args(["run", scenario.to_str().unwrap(), "--quiet", "--out"])
+        .arg(&out)
+        .output()
+        .expect("run binary");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let results: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    assert_eq!(results["runs"].as_array().unwrap().len(), 2);
+    let errors = validator.validate(&results);
+    assert!(
+        errors.is_empty(),
+        "results.json does not match docs/results.schema.json:\n{}",
+        errors.join("\n")
+    );
+    let mut bad = results.clone();
+    bad["runs"][1]["sweep_point"]["size"]["value"] = json!("thirty");
+    assert_invalid(
+        &validator,
+        &bad,
+        "a size point's value as text",
+        // `sweep_point` may be null, so the error is the anyOf's.
+        "$.runs[1].sweep_point",
     );
 }

@@ -10,6 +10,7 @@ pub mod dialect;
 pub mod load;
 pub mod lock;
 pub mod pools;
+pub mod read_only;
 pub mod schema;
 pub mod scratch;
 pub mod sql;

@@ -55,6 +55,8 @@ pub struct CompiledPack {
     /// Event type -> the statements of every projection of it, in projection-name order.
     projections: BTreeMap<String, Vec<Compiled>>,
     queries: BTreeMap<String, (Compiled, Compiled)>,
+    /// Where the dataset is copied from instead of generated (the pack's `[copy]`).
+    copy_from: Option<super::copy::CopySource>,
 }
 
 /// A name the pack does not hold, or SQL for an engine it has none for: the caller's mistake,
@@ -123,7 +125,15 @@ impl CompiledPack {
             commands,
             projections,
             queries,
+            copy_from: None,
         }
+    }
+
+    /// The pack with its dataset copied from `source` (by its `[copy]`) instead of generated;
+    /// `sizes` should hold what [`super::copy::measure_sizes`] measured there.
+    pub fn copying_from(mut self, source: super::copy::CopySource) -> CompiledPack {
+        self.copy_from = Some(source);
+        self
     }
 
     /// The dataset's sizes the pack runs at.
@@ -160,6 +170,12 @@ impl CompiledPack {
             ))
         })?;
         sqlx::raw_sql(&schema.text).execute(&mut *conn).await?;
+        if let (Some(def), Some(source)) = (&self.pack.copy, &self.copy_from) {
+            super::copy::copy_into(def, source, conn, self.engine, &self.sizes)
+                .await
+                .map_err(|e| not_in_pack(e.to_string()))?;
+            return Ok(());
+        }
         if let Some(dataset) = self.pack.dataset(self.engine) {
             for statement in &dataset.statements {
                 let c = statement.compile(dialect);

@@ -10,8 +10,8 @@ use toml::{Table, Value};
 use super::params::{ParamSpec, Range, MAX_WORDS};
 use super::sql::{is_name, split, NamedSql};
 use super::{
-    CommandDef, CommandStatement, Emit, Pack, PackProblem, ProjectionDef, QueryDef, ReadModelDef,
-    RowRequirement, SqlFile,
+    CommandDef, CommandStatement, CopyDef, Emit, Pack, PackProblem, ProjectionDef, QueryDef,
+    ReadModelDef, RowRequirement, SqlFile,
 };
 use crate::db::sql::Param;
 use crate::db::Engine;
@@ -29,6 +29,7 @@ const TOP_KEYS: &[&str] = &[
     "read_models",
     "projections",
     "queries",
+    "copy",
 ];
 const KINDS: &str = "uniform, zipf, hotspot, choice, words";
 /// The largest dataset size (as the shop's largest counts).
@@ -57,6 +58,7 @@ pub(super) fn read(dir: &Path) -> (Pack, Vec<PackProblem>) {
         queries: BTreeMap::new(),
         schemas: Vec::new(),
         datasets: Vec::new(),
+        copy: None,
     };
     match std::fs::read_to_string(dir.join(MANIFEST)) {
         Err(e) => w.problem("", format!("cannot read the file: {e}")),
@@ -247,6 +249,9 @@ impl Walker {
         if let Some(t) = root.get("events").and_then(|v| self.table(v, "events")) {
             self.events(t, pack);
         }
+        if let Some(t) = root.get("copy").and_then(|v| self.table(v, "copy")) {
+            pack.copy = self.copy(t, pack);
+        }
         if let Some(t) = root.get("commands").and_then(|v| self.table(v, "commands")) {
             for (name, v) in t {
                 let path = child("commands", name);
@@ -316,6 +321,66 @@ impl Walker {
                 }
             }
         }
+    }
+
+    /// `[copy]`: tables to copy (names, each once), their optional SELECTs, and sizes
+    /// measured on the source (declared sizes only).
+    fn copy(&mut self, t: &Table, pack: &Pack) -> Option<CopyDef> {
+        self.unknown_keys(t, "copy", &["tables", "select", "sizes"]);
+        let tables = self.required(t, "copy", "tables", "the tables to copy, in order")?;
+        let mut names: Vec<String> = Vec::new();
+        for (i, v) in self.array(tables, "copy.tables")?.iter().enumerate() {
+            let path = element("copy.tables", i);
+            let Some(name) = self.string(v, &path) else {
+                continue;
+            };
+            if !self.name(&path, name) {
+                continue;
+            }
+            if names.iter().any(|n| n == name) {
+                self.problem(&path, format!("{name} is listed twice"));
+                continue;
+            }
+            names.push(name.to_string());
+        }
+        if names.is_empty() {
+            self.problem("copy.tables", "empty: name at least one table to copy");
+        }
+        let mut selects: BTreeMap<String, String> = BTreeMap::new();
+        if let Some(st) = t.get("select").and_then(|v| self.table(v, "copy.select")) {
+            for (name, v) in st {
+                let path = child("copy.select", name);
+                if !names.contains(name) {
+                    self.problem(&path, format!("not in copy.tables ({})", list(&names)));
+                } else if let Some(sql) = self.string(v, &path) {
+                    selects.insert(name.clone(), sql.to_string());
+                }
+            }
+        }
+        let mut sizes = BTreeMap::new();
+        if let Some(st) = t.get("sizes").and_then(|v| self.table(v, "copy.sizes")) {
+            for (name, v) in st {
+                let path = child("copy.sizes", name);
+                if !pack.sizes.contains_key(name) {
+                    self.problem(
+                        &path,
+                        format!("not a size of [dataset] ({})", list(pack.sizes.keys())),
+                    );
+                } else if let Some(sql) = self.string(v, &path) {
+                    sizes.insert(name.clone(), sql.to_string());
+                }
+            }
+        }
+        Some(CopyDef {
+            tables: names
+                .into_iter()
+                .map(|n| {
+                    let select = selects.remove(&n);
+                    (n, select)
+                })
+                .collect(),
+            sizes,
+        })
     }
 
     fn sizes(&mut self, t: &Table, pack: &mut Pack) {
@@ -1169,5 +1234,47 @@ read_sql = "SELECT 1"
                 missing.display()
             )
         );
+    }
+
+    #[test]
+    fn a_copy_names_each_table_once_selects_of_its_tables_and_declared_sizes() {
+        let d = tempfile::tempdir().unwrap();
+        write(
+            d.path(),
+            "schema.sql",
+            "CREATE TABLE t (id BIGINT PRIMARY KEY);",
+        );
+        write(
+            d.path(),
+            MANIFEST,
+            r#"
+[dataset]
+rows = 10
+[copy]
+tables = ["t", "t", "bad name"]
+select = { u = "SELECT 1" }
+sizes = { rows = "SELECT count(*) FROM t", other = "SELECT 1" }
+colour = "blue"
+"#,
+        );
+        let f = d.path().join(MANIFEST).display().to_string();
+        let mut got = lines(d.path());
+        got.sort();
+        let mut want: Vec<String> = [
+            "copy.colour: unknown key (expected one of: tables, select, sizes)",
+            "copy.tables[1]: t is listed twice",
+            "copy.tables[2]: not a name SQL can use: a letter or _, then letters, digits and _",
+            "copy.select.u: not in copy.tables (t)",
+            "copy.sizes.other: not a size of [dataset] (rows)",
+        ]
+        .iter()
+        .map(|l| format!("{f}: {l}"))
+        .collect();
+        want.sort();
+        assert_eq!(got, want);
+        let (pack, _) = read(d.path());
+        let copy = pack.copy.unwrap();
+        assert_eq!(copy.tables, vec![("t".to_string(), None)]);
+        assert_eq!(copy.sizes.len(), 1);
     }
 }

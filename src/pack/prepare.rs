@@ -150,6 +150,21 @@ impl Check<'_> {
             }
         }
 
+        // A copied table must be one of the write model's (the source is checked when a
+        // run connects to it).
+        for (i, (table, _)) in pack.copy.iter().flat_map(|c| &c.tables).enumerate() {
+            if let Err(e) = scratch
+                .prepare(&format!("SELECT * FROM {table}"), &[])
+                .await
+            {
+                self.problem(
+                    &manifest,
+                    format!("copy.tables[{i}]"),
+                    format!("{table} is not a table of the write model: {e}"),
+                );
+            }
+        }
+
         if let Some(dataset) = pack.dataset(engine) {
             for (i, statement) in dataset.statements.iter().enumerate() {
                 let path = format!("statements[{i}]");

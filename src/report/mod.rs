@@ -704,6 +704,14 @@ fn facts(results: &Results) -> Vec<(String, String)> {
                         "; sweep of the dataset's orders {}",
                         n.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(", ")
                     ),
+                    Some(crate::scenario::Sweep::Size { size, values }) => format!(
+                        "; sweep of the dataset's {size} {}",
+                        values
+                            .iter()
+                            .map(|x| x.to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
                     None => String::new(),
                 },
                 s.ryw_share * 100.0

@@ -158,10 +158,23 @@ pub fn plots(results: &Results) -> Result<Vec<Plot>, PlotError> {
     }
     let sweep = results.scenario.sweep.is_some();
     let orders_sweep = matches!(results.scenario.sweep, Some(Sweep::Orders(_)));
+    let size_sweep = match &results.scenario.sweep {
+        Some(Sweep::Size { size, .. }) => Some(size.as_str()),
+        _ => None,
+    };
     out.push(plot(
         "load".into(),
-        "Do reads hurt writes? p99 against read load".into(),
-        if orders_sweep {
+        match size_sweep {
+            Some(size) => format!("Does a cost grow with the dataset? p99 against {size}"),
+            None => "Do reads hurt writes? p99 against read load".into(),
+        },
+        if let Some(size) = size_sweep {
+            format!(
+                "Write p99 (left) and read p99 (right) of each backend at each point of the \
+                 sweep of the dataset's {size}: the same load on a larger dataset. A backend \
+                 whose lines climb as the dataset grows pays for its size on every op."
+            )
+        } else if orders_sweep {
             "Write p99 (left) and read p99 (right) of each backend at each point of the orders \
              sweep: the same load on a longer order history. A backend whose lines climb as the \
              history grows pays for that history on every op."
@@ -219,6 +232,7 @@ pub fn level_suffix(point: Option<&SweepPoint>) -> String {
         Some(SweepPoint::ReadRate(r)) => format!("-reads-{}", trim_num(*r)),
         Some(SweepPoint::Readers(n)) => format!("-readers-{n}"),
         Some(SweepPoint::Orders(n)) => format!("-orders-{n}"),
+        Some(SweepPoint::Size { size, value }) => format!("-{size}-{value}"),
     }
 }
 
@@ -754,10 +768,11 @@ fn load_x(run: &BackendRun) -> f64 {
 
 fn load(root: &Area, results: &Results, levels: &[Level]) -> DrawResult {
     let x_desc = match levels.first().and_then(|l| l.point.as_ref()) {
-        Some(SweepPoint::Readers(_)) => "concurrent readers (closed loop)",
-        Some(SweepPoint::ReadRate(_)) => "read load (target reads/s)",
-        Some(SweepPoint::Orders(_)) => "orders in the dataset",
-        None => "read load (achieved reads/s)",
+        Some(SweepPoint::Readers(_)) => "concurrent readers (closed loop)".to_string(),
+        Some(SweepPoint::ReadRate(_)) => "read load (target reads/s)".to_string(),
+        Some(SweepPoint::Orders(_)) => "orders in the dataset".to_string(),
+        Some(SweepPoint::Size { size, .. }) => format!("{size} in the dataset"),
+        None => "read load (achieved reads/s)".to_string(),
     };
     p99_panels(
         root,
@@ -767,7 +782,7 @@ fn load(root: &Area, results: &Results, levels: &[Level]) -> DrawResult {
             (MetricKey::Writes, "write p99"),
             (MetricKey::Reads, "read p99"),
         ],
-        x_desc,
+        &x_desc,
     )
 }
 
@@ -799,7 +814,7 @@ fn p99_panels(
     let (left, right) = root.split_horizontally(root.dim_in_pixel().0 / 2);
     let whole = matches!(
         levels.first().and_then(|l| l.point.as_ref()),
-        Some(SweepPoint::Readers(_) | SweepPoint::Orders(_))
+        Some(SweepPoint::Readers(_) | SweepPoint::Orders(_) | SweepPoint::Size { .. })
     );
     let x_label = move |x: &f64| {
         if whole && (x - x.round()).abs() > 1e-9 {

@@ -169,6 +169,18 @@ fn points(s: &Scenario) -> Vec<(Option<SweepPoint>, Lane)> {
                 )
             })
             .collect(),
+        Some(Sweep::Size { size, values }) => values
+            .iter()
+            .map(|n| {
+                (
+                    Some(SweepPoint::Size {
+                        size: size.clone(),
+                        value: *n,
+                    }),
+                    lane(s.reads.rate, s.reads.workers),
+                )
+            })
+            .collect(),
         Some(Sweep::ReadRates(rates)) => rates
             .iter()
             .map(|r| {

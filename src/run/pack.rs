@@ -11,8 +11,10 @@ use super::{
     stop_load_on_signal, LagRecording, RunError, RunOptions,
 };
 use crate::backend::BackendKind;
+use crate::db::DbUrl;
 use crate::metrics::Recorder;
 use crate::pack::backend::{PackBackend, PackBackendOptions};
+use crate::pack::copy::CopySource;
 use crate::pack::exec::CompiledPack;
 use crate::pack::ops::PackStream;
 use crate::pack::target::PackTarget;
@@ -31,14 +33,38 @@ pub(super) struct PackRuns {
     pub environment: Option<Environment>,
 }
 
-/// The pack compiled for the run's engine and sizes, and its op stream.
-fn compile(
+/// The pack compiled for the run's engine and sizes (`point`'s size in place of the
+/// scenario's at a point of a size sweep), and its op stream.
+async fn compile(
     s: &Scenario,
     wl: &PackWorkload,
     opts: &RunOptions,
+    point: Option<&SweepPoint>,
 ) -> Result<(Arc<CompiledPack>, Arc<PackStream>), RunError> {
     let pack = Pack::load(&wl.dir).map_err(|e| RunError::Pack(e.to_string()))?;
-    let compiled = CompiledPack::new(pack, opts.db.engine(), &wl.sizes);
+    let mut sizes = wl.sizes.clone();
+    if let Some(SweepPoint::Size { size, value }) = point {
+        sizes.insert(size.clone(), *value);
+    }
+    // A copied dataset's sizes are the source's, read before the op stream is built on them.
+    let source = match (&wl.copy_from, &pack.copy) {
+        (Some(from), Some(def)) => {
+            let source = CopySource {
+                url: DbUrl::parse(&from.url)?,
+                schema: from.schema.clone(),
+            };
+            let measured = crate::pack::copy::measure_sizes(def, &source)
+                .await
+                .map_err(|e| RunError::Pack(format!("{}: {e}", wl.dir.display())))?;
+            sizes.extend(measured);
+            Some(source)
+        }
+        _ => None,
+    };
+    let mut compiled = CompiledPack::new(pack, opts.db.engine(), &sizes);
+    if let Some(source) = source {
+        compiled = compiled.copying_from(source);
+    }
     let params = PackStream::params(s.seed, &compiled.pack, compiled.sizes()).map_err(|p| {
         RunError::Pack(
             p.iter()
@@ -89,7 +115,7 @@ pub(super) async fn run_all(
     crate::pack::check(&wl.dir, Some(&opts.db))
         .await
         .map_err(|e| RunError::Pack(e.to_string()))?;
-    let (compiled, stream) = compile(s, wl, opts)?;
+    let (compiled, stream) = compile(s, wl, opts, None).await?;
     let hash = stream_hash(&*stream, HASHED_OPS, HASHED_OPS);
     let mut runs = Vec::new();
     let mut environment = None;
@@ -98,6 +124,12 @@ pub(super) async fn run_all(
             if opts.stop.is_set() {
                 break;
             }
+            // A point of a size sweep is the pack with that size, and the op stream over it
+            // (whose parameters' ranges may follow the size).
+            let (compiled, stream) = match &point {
+                Some(p @ SweepPoint::Size { .. }) => compile(s, wl, opts, Some(p)).await?,
+                _ => (compiled.clone(), stream.clone()),
+            };
             match run_one(s, opts, kind, point, reads, &compiled, &stream).await {
                 Ok((run, env)) => {
                     environment.get_or_insert(env);

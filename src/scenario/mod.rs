@@ -250,6 +250,9 @@ pub enum Sweep {
     /// The dataset with each of these order counts (`[dataset] orders` at every point), the
     /// reads as `[reads]` says: how a cost grows with the shop's history.
     Orders(Vec<i64>),
+    /// A pack's dataset with each of these values of one of its sizes (`[sweep] posts =
+    /// [...]`), the other sizes as `[dataset]` says.
+    Size { size: String, values: Vec<i64> },
 }
 
 impl Sweep {
@@ -378,6 +381,25 @@ pub struct PackWorkload {
     pub writes: BTreeMap<String, f64>,
     /// Query name -> weight.
     pub reads: BTreeMap<String, f64>,
+    /// The team's database the dataset is copied from (`[dataset] copy_from`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copy_from: Option<CopyFrom>,
+}
+
+/// `[dataset] copy_from = "URL"` (and `copy_schema`): where a pack's `[copy]` reads its rows,
+/// read-only.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CopyFrom {
+    /// The URL as given; results.json holds it without its password.
+    #[serde(serialize_with = "redacted_url")]
+    pub url: String,
+    /// The PostgreSQL schema the source's tables are in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<String>,
+}
+
+fn redacted_url<S: serde::Serializer>(url: &str, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&crate::db::redact_url(url))
 }
 
 fn default_ryw_think_times() -> Vec<Duration> {

@@ -10,8 +10,8 @@ use toml::{Table, Value};
 use super::duration::{format_duration, parse_duration};
 use super::thresholds::{parse_budget, parse_threshold, Budgets, Metric, Threshold, Thresholds};
 use super::{
-    EventSourcingSettings, Load, MatviewSettings, PackWorkload, Problem, ProjectorSettings, Rate,
-    Scenario, Story, Sweep, TextSearchSettings,
+    CopyFrom, EventSourcingSettings, Load, MatviewSettings, PackWorkload, Problem,
+    ProjectorSettings, Rate, Scenario, Story, Sweep, TextSearchSettings,
 };
 use crate::backend::BackendKind;
 use crate::dataset::spec::{
@@ -75,6 +75,8 @@ const MATVIEW_KEYS: &[&str] = &["refresh_interval", "views"];
 const EVENT_SOURCING_KEYS: &[&str] = &["snapshot_every"];
 const TEXT_SEARCH_KEYS: &[&str] = &["terms"];
 const SWEEP_KEYS: &[&str] = &["read_rates", "readers", "orders"];
+/// `[dataset]` keys of a pack's scenario that are not sizes: where its rows are copied from.
+const COPY_KEYS: &[&str] = &["copy_from", "copy_schema"];
 /// The most think times a scenario may give: each keeps every probe open that much longer.
 const MAX_RYW_THINK_TIMES: usize = 5;
 /// The longest think time: a probe waiting longer than a minute measures a backlog, not a user.
@@ -177,6 +179,9 @@ pub(super) fn scenario(
         None => (w.dataset(root.get("dataset")), BTreeMap::new()),
         Some(p) => (DatasetSpec::default(), w.pack_sizes(root.get("dataset"), p)),
     };
+    let copy_from = pack
+        .as_ref()
+        .and_then(|p| w.copy_from(root.get("dataset"), p));
     // A pack's mixes name its commands and queries; the shop's its kinds.
     let (commands, queries) = (w.ops.commands.clone(), w.ops.queries.clone());
     let (writes, pack_writes) = match &pack {
@@ -217,13 +222,23 @@ pub(super) fn scenario(
     let backends_valid = w.problems.len() == problems_before_backends;
     let projector = w.projector(root.get("projector"));
     let event_sourcing = w.event_sourcing(root.get("event_sourcing"));
-    let sweep = w.sweep(root.get("sweep"));
+    let sweep = w.sweep(root.get("sweep"), pack.as_ref());
+    if let (Some(Sweep::Size { size, .. }), Some(p)) = (&sweep, &pack) {
+        let measured = p.copy.as_ref().is_some_and(|c| c.sizes.contains_key(size));
+        if copy_from.is_some() && measured {
+            w.problem(
+                child("sweep", size),
+                "measured on the database copy_from names (the pack's copy.sizes): it cannot \
+                 be swept",
+            );
+        }
+    }
     if let Some(Sweep::Orders(points)) = &sweep {
         if pack.is_some() {
             w.problem(
                 "sweep.orders",
                 "not for a pack's scenario: it sweeps the built-in shop's orders; sweep the \
-                 read load (read_rates, readers)",
+                 read load (read_rates, readers) or one of the pack's sizes",
             );
         } else {
             w.orders_sweep_fits(&dataset, points);
@@ -295,6 +310,7 @@ pub(super) fn scenario(
             sizes: pack_sizes,
             writes: owned(writes),
             reads: owned(reads),
+            copy_from,
         }
     });
     if writes.rate.is_some() && !writes_active {
@@ -1111,22 +1127,38 @@ impl Walker {
         settings
     }
 
-    fn sweep(&mut self, v: Option<&Value>) -> Option<Sweep> {
+    /// `[sweep]`: a read load, the shop's orders, or (`pack`) one of the pack's sizes.
+    fn sweep(&mut self, v: Option<&Value>, pack: Option<&Pack>) -> Option<Sweep> {
         let t = self.table(v?, "sweep")?;
-        self.unknown_keys(t, "sweep", SWEEP_KEYS);
-        let given: Vec<&str> = ["read_rates", "readers", "orders"]
-            .into_iter()
+        // A pack's size sweeps like the shop's orders; a size named `orders` is the pack's.
+        let sizes: Vec<&str> = pack
+            .map(|p| p.sizes.keys().map(String::as_str).collect())
+            .unwrap_or_default();
+        let mut keys: Vec<&str> = SWEEP_KEYS.to_vec();
+        keys.extend(sizes.iter().copied().filter(|k| !SWEEP_KEYS.contains(k)));
+        self.unknown_keys(t, "sweep", &keys);
+        let given: Vec<&str> = keys
+            .iter()
+            .copied()
             .filter(|k| t.contains_key(*k))
             .collect();
         if given.len() > 1 {
             self.problem(
                 "sweep",
                 format!(
-                    "give exactly one of read_rates, readers or orders, not {}",
+                    "give exactly one of {}, not {}",
+                    if sizes.is_empty() {
+                        "read_rates, readers or orders".to_string()
+                    } else {
+                        format!("read_rates, readers or one size ({})", sizes.join(", "))
+                    },
                     given.join(" and ")
                 ),
             );
             return None;
+        }
+        if let Some(size) = given.first().filter(|k| sizes.contains(k)) {
+            return self.size_sweep(t, size);
         }
         if let Some(v) = t.get("orders") {
             let items = self.non_empty_array(v, "sweep.orders", "order counts")?;
@@ -1186,6 +1218,35 @@ impl Walker {
                     .map(Sweep::Readers)
             }
         }
+    }
+
+    /// `[sweep] SIZE = [...]` of a pack's scenario: each value in the size's range.
+    fn size_sweep(&mut self, t: &Table, size: &str) -> Option<Sweep> {
+        let path = child("sweep", size);
+        let items = self.non_empty_array(&t[size], &path, "values of the size")?;
+        let values: Vec<Option<i64>> = items
+            .iter()
+            .enumerate()
+            .map(|(i, x)| {
+                let path = element(&path, i);
+                let n = self.int_min(x, &path, 0)?;
+                if n > crate::pack::MAX_SIZE {
+                    self.problem(
+                        path,
+                        format!("must be <= {}, got {n}", crate::pack::MAX_SIZE),
+                    );
+                    return None;
+                }
+                Some(n)
+            })
+            .collect();
+        values
+            .into_iter()
+            .collect::<Option<Vec<i64>>>()
+            .map(|values| Sweep::Size {
+                size: size.to_string(),
+                values,
+            })
     }
 
     /// Each point of an orders sweep is the scenario's dataset with that many orders: it
@@ -1315,8 +1376,12 @@ impl Walker {
             return sizes;
         };
         let known: Vec<&str> = pack.sizes.keys().map(String::as_str).collect();
+        let measured = pack.copy.as_ref().map(|c| &c.sizes);
         for (key, value) in t {
             let path = child("dataset", key);
+            if COPY_KEYS.contains(&key.as_str()) {
+                continue;
+            }
             if !known.contains(&key.as_str()) {
                 self.problem(
                     &path,
@@ -1325,6 +1390,15 @@ impl Walker {
                         pack.name,
                         known.join(", ")
                     ),
+                );
+                continue;
+            }
+            let copying = t.contains_key("copy_from");
+            if copying && measured.is_some_and(|m| m.contains_key(key)) {
+                self.problem(
+                    &path,
+                    "measured on the database copy_from names (the pack's copy.sizes); leave \
+                     it out",
                 );
                 continue;
             }
@@ -1340,6 +1414,53 @@ impl Walker {
             }
         }
         sizes
+    }
+
+    /// `[dataset] copy_from = "URL"` and `copy_schema` of a pack's scenario: the pack must
+    /// say what to copy (`[copy]`).
+    fn copy_from(&mut self, v: Option<&Value>, pack: &Pack) -> Option<CopyFrom> {
+        let t = v.and_then(Value::as_table)?;
+        let schema = t.get("copy_schema").and_then(|v| {
+            let s = self.string(v, "dataset.copy_schema")?;
+            match crate::db::validate_schema_name(s) {
+                Ok(()) => Some(s.to_string()),
+                Err(e) => {
+                    self.problem("dataset.copy_schema", e.to_string());
+                    None
+                }
+            }
+        });
+        let Some(v) = t.get("copy_from") else {
+            if schema.is_some() {
+                self.problem("dataset.copy_schema", "only with copy_from");
+            }
+            return None;
+        };
+        let url = self.string(v, "dataset.copy_from")?;
+        let engine = match crate::db::DbUrl::parse(url) {
+            Ok(u) => u.engine(),
+            Err(e) => {
+                self.problem("dataset.copy_from", e.to_string());
+                return None;
+            }
+        };
+        if pack.copy.is_none() {
+            self.problem(
+                "dataset.copy_from",
+                format!(
+                    "pack {} says nothing to copy: give it a [copy] section naming its tables",
+                    pack.name
+                ),
+            );
+            return None;
+        }
+        if schema.is_some() && engine != crate::db::Engine::Postgres {
+            self.problem("dataset.copy_schema", "only for a PostgreSQL copy_from");
+        }
+        Some(CopyFrom {
+            url: url.to_string(),
+            schema,
+        })
     }
 
     fn thresholds(&mut self, v: Option<&Value>) -> Thresholds {

@@ -1640,3 +1640,130 @@ fn a_missing_or_broken_pack_is_the_scenarios_problem() {
         "unknown query \"balance\"",
     );
 }
+
+#[test]
+fn a_pack_scenario_sweeps_one_of_the_packs_sizes() {
+    let text = format!(
+        "{LEDGER}[dataset]\nopening_balance = 500\n[writes]\nrate = 10\n\
+         [sweep]\naccounts = [10, 1000]\n"
+    );
+    let s = parse(&text).unwrap();
+    assert_eq!(
+        s.sweep,
+        Some(Sweep::Size {
+            size: "accounts".into(),
+            values: vec![10, 1000]
+        })
+    );
+    // The other sizes stay as [dataset] gives them.
+    let wl = s.workload.as_ref().unwrap();
+    assert_eq!(wl.sizes.get("opening_balance"), Some(&500));
+    let json = serde_json::to_string(&s).unwrap();
+    assert_eq!(serde_json::from_str::<Scenario>(&json).unwrap(), s);
+}
+
+#[test]
+fn a_size_sweep_names_a_size_of_the_pack_in_range_and_alone() {
+    let at = |text: String, path: &str, needle: &str| {
+        let ps = problems(&text);
+        assert!(
+            ps.iter()
+                .any(|p| p.path == path && p.message.contains(needle)),
+            "no problem at {path:?} containing {needle:?}; got {ps:#?}"
+        )
+    };
+    let run = format!("{LEDGER}[writes]\nrate = 10\n");
+    at(
+        format!("{run}[sweep]\nposts = [1, 2]\n"),
+        "sweep.posts",
+        "unknown key",
+    );
+    at(
+        format!("{run}[sweep]\naccounts = [10, -1]\n"),
+        "sweep.accounts[1]",
+        "",
+    );
+    at(
+        format!(
+            "{run}[sweep]\naccounts = [10, {}]\n",
+            crate::pack::MAX_SIZE + 1
+        ),
+        "sweep.accounts[1]",
+        &format!("must be <= {}", crate::pack::MAX_SIZE),
+    );
+    at(
+        format!("{run}[sweep]\naccounts = [10]\nreaders = [1, 2]\n"),
+        "sweep",
+        "give exactly one of read_rates, readers or one size (accounts, opening_balance)",
+    );
+    // The shop's orders are not a size of the ledger.
+    at(
+        format!("{run}[sweep]\norders = [10]\n"),
+        "sweep.orders",
+        "not for a pack's scenario",
+    );
+    // A shop scenario cannot sweep a pack's size.
+    assert_problem(
+        &with("", "[sweep]\naccounts = [1, 2]\n"),
+        "sweep.accounts",
+        "unknown key",
+    );
+}
+
+#[test]
+fn a_copy_needs_a_pack_that_says_what_to_copy_and_leaves_its_measured_sizes_alone() {
+    let forum = "description = \"forum\"\nduration = \"10s\"\nworkload = \"../workloads/forum\"\n\
+                 [writes]\nrate = 10\n";
+    let s = parse(&format!(
+        "{forum}[dataset]\ncopy_from = \"postgres://u:secret@h/db\"\ncopy_schema = \"app\"\n"
+    ))
+    .unwrap();
+    let from = s.workload.as_ref().unwrap().copy_from.clone().unwrap();
+    assert_eq!(from.url, "postgres://u:secret@h/db");
+    assert_eq!(from.schema.as_deref(), Some("app"));
+    // results.json never holds the password.
+    let json = serde_json::to_string(&s).unwrap();
+    assert!(
+        !json.contains("secret") && json.contains("postgres://u:***@h/db"),
+        "{json}"
+    );
+
+    let at = |text: String, path: &str, needle: &str| {
+        let ps = problems(&text);
+        assert!(
+            ps.iter()
+                .any(|p| p.path == path && p.message.contains(needle)),
+            "no problem at {path:?} containing {needle:?}; got {ps:#?}"
+        )
+    };
+    at(
+        format!("{forum}[dataset]\ncopy_from = \"sqlite://team.db\"\nthreads = 5\n"),
+        "dataset.threads",
+        "measured on the database copy_from names",
+    );
+    at(
+        format!("{forum}[dataset]\ncopy_from = \"sqlite://team.db\"\n[sweep]\nposts = [1, 2]\n"),
+        "sweep.posts",
+        "cannot be swept",
+    );
+    at(
+        format!("{forum}[dataset]\ncopy_from = \"mysql://h/db\"\n"),
+        "dataset.copy_from",
+        "expected sqlite://PATH or postgres://",
+    );
+    at(
+        format!("{forum}[dataset]\ncopy_from = \"sqlite://team.db\"\ncopy_schema = \"app\"\n"),
+        "dataset.copy_schema",
+        "only for a PostgreSQL copy_from",
+    );
+    at(
+        format!("{forum}[dataset]\ncopy_schema = \"app\"\n"),
+        "dataset.copy_schema",
+        "only with copy_from",
+    );
+    at(
+        format!("{LEDGER}[writes]\nrate = 10\n[dataset]\ncopy_from = \"sqlite://team.db\"\n"),
+        "dataset.copy_from",
+        "pack ledger says nothing to copy",
+    );
+}
