@@ -457,6 +457,19 @@ fn a_sweep_over_a_packs_size_seeds_each_point_with_that_size() {
         };
         assert_eq!(rows("thread_summary"), threads, "{verify}");
         assert_eq!(rows("author_stats"), 30, "{verify}");
+        // The seed's rows: 30 authors, the point's threads, 300 posts.
+        assert_eq!(run["seed"]["rows"], 30 + threads + 300, "{}", run["seed"]);
+        // Its tables weigh something; cqrs-sync keeps no outbox.
+        let storage = &run["storage"];
+        assert!(
+            storage["write_tables_bytes"].as_u64().unwrap() > 0,
+            "{storage}"
+        );
+        assert!(
+            storage["read_tables_bytes"].as_u64().unwrap() > 0,
+            "{storage}"
+        );
+        assert_eq!(storage["event_log_bytes"], 0, "{storage}");
     }
     let md = std::fs::read_to_string(dir.path().join("out/report.md")).unwrap();
     assert!(

@@ -120,7 +120,8 @@ impl<'a> Validator<'a> {
                 errors.push(format!("{at}: {v} is not one of {e:?}"));
             }
         }
-        if let (Some(pattern), Some(text)) = (s.get("pattern").and_then(Value::as_str), v.as_str()) {
+        if let (Some(pattern), Some(text)) = (s.get("pattern").and_then(Value::as_str), v.as_str())
+        {
             if !regex::Regex::new(pattern).unwrap().is_match(text) {
                 errors.push(format!("{at}: {v} does not match {pattern}"));
             }
@@ -535,9 +536,18 @@ fn the_validator_rejects_what_it_should() {
     });
     let p = Validator { root: &patterned };
     assert!(p.validate(&json!({"a": 1, "x_b": "12"})).is_empty());
-    assert!(!p.validate(&json!({"x_B": "12"})).is_empty(), "no pattern matches");
-    assert!(!p.validate(&json!({"x_b": "1a"})).is_empty(), "pattern of a value");
-    assert!(!p.validate(&json!({"x_b": 12})).is_empty(), "type via a pattern");
+    assert!(
+        !p.validate(&json!({"x_B": "12"})).is_empty(),
+        "no pattern matches"
+    );
+    assert!(
+        !p.validate(&json!({"x_b": "1a"})).is_empty(),
+        "pattern of a value"
+    );
+    assert!(
+        !p.validate(&json!({"x_b": 12})).is_empty(),
+        "type via a pattern"
+    );
     assert!(
         !v.validate(&json!({"a": 1, "c": [1, 2, 3]})).is_empty(),
         "items false"

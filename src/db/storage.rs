@@ -24,13 +24,25 @@ pub struct Storage {
 /// Measures the three table groups; `Ok(None)` when the engine cannot tell (SQLite without
 /// `dbstat`).
 pub async fn measure(db: &Db) -> DbResult<Option<Storage>> {
+    measure_groups(db, WRITE_TABLES, READ_TABLES, LOG_TABLES).await
+}
+
+/// Measures three groups of tables named by the caller (a pack's, whose tables are its own).
+pub async fn measure_groups<S: AsRef<str>>(
+    db: &Db,
+    write: &[S],
+    read: &[S],
+    log: &[S],
+) -> DbResult<Option<Storage>> {
+    let names = |g: &[S]| g.iter().map(|t| t.as_ref().to_string()).collect::<Vec<_>>();
+    let (write, read, log) = (names(write), names(read), names(log));
     match db.engine() {
         Engine::Postgres => {
             let schema = db.schema.clone().unwrap_or_default();
             Ok(Some(Storage {
-                write_tables_bytes: pg_bytes(db, &schema, WRITE_TABLES).await?,
-                read_tables_bytes: pg_bytes(db, &schema, READ_TABLES).await?,
-                event_log_bytes: pg_bytes(db, &schema, LOG_TABLES).await?,
+                write_tables_bytes: pg_bytes(db, &schema, &write).await?,
+                read_tables_bytes: pg_bytes(db, &schema, &read).await?,
+                event_log_bytes: pg_bytes(db, &schema, &log).await?,
             }))
         }
         Engine::Sqlite => {
@@ -42,15 +54,15 @@ pub async fn measure(db: &Db) -> DbResult<Option<Storage>> {
                 return Ok(None);
             }
             Ok(Some(Storage {
-                write_tables_bytes: sqlite_bytes(db, WRITE_TABLES).await?,
-                read_tables_bytes: sqlite_bytes(db, READ_TABLES).await?,
-                event_log_bytes: sqlite_bytes(db, LOG_TABLES).await?,
+                write_tables_bytes: sqlite_bytes(db, &write).await?,
+                read_tables_bytes: sqlite_bytes(db, &read).await?,
+                event_log_bytes: sqlite_bytes(db, &log).await?,
             }))
         }
     }
 }
 
-async fn pg_bytes(db: &Db, schema: &str, tables: &[&str]) -> DbResult<u64> {
+async fn pg_bytes(db: &Db, schema: &str, tables: &[String]) -> DbResult<u64> {
     let mut total = 0u64;
     for t in tables {
         // to_regclass gives NULL for a missing table, so a group with a table not created
@@ -66,7 +78,7 @@ async fn pg_bytes(db: &Db, schema: &str, tables: &[&str]) -> DbResult<u64> {
     Ok(total)
 }
 
-async fn sqlite_bytes(db: &Db, tables: &[&str]) -> DbResult<u64> {
+async fn sqlite_bytes(db: &Db, tables: &[String]) -> DbResult<u64> {
     let mut total = 0u64;
     for t in tables {
         // A table's b-tree and those of its indexes (automatic ones included).
@@ -74,7 +86,7 @@ async fn sqlite_bytes(db: &Db, tables: &[&str]) -> DbResult<u64> {
             "SELECT CAST(COALESCE(SUM(d.pgsize), 0) AS INTEGER) FROM dbstat d \
              JOIN sqlite_master m ON m.name = d.name WHERE m.tbl_name = $1",
         )
-        .bind(*t)
+        .bind(t.as_str())
         .fetch_one(&db.read)
         .await?;
         total += row.try_get::<i64, _>(0)?.max(0) as u64;

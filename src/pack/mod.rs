@@ -90,6 +90,7 @@
 pub mod backend;
 pub mod copy;
 pub mod exec;
+pub mod footprint;
 mod manifest;
 pub mod ops;
 pub use manifest::MAX_SIZE;

@@ -174,12 +174,18 @@ async fn run_one(
         return Err(RunError::Interrupted);
     };
     let db = seeded?;
-    // A pack's dataset is its own SQL's: the rows are not counted, the time is.
+    let seconds = seed_started.elapsed().as_secs_f64();
+    // The rows the seed left in the write model (its SQL or the copy made them, uncounted).
+    let rows = crate::pack::footprint::write_rows(&db, compiled).await?;
     let seed_report = crate::db::load::SeedReport {
-        rows: 0,
+        rows,
         events: 0,
-        seconds: seed_started.elapsed().as_secs_f64(),
-        rows_per_second: 0.0,
+        seconds,
+        rows_per_second: if seconds > 0.0 {
+            rows as f64 / seconds
+        } else {
+            0.0
+        },
     };
     let settings = db.settings().await?;
     let environment = environment(&settings, opts);
@@ -262,6 +268,7 @@ async fn run_one(
     let projector = projector_stats.map(|stats| projector_report(&stats, catch_up_seconds, 0));
     let rates = rates(s, reads, 1, &metrics);
     let outage = crate::results::Outage::from_metrics(&metrics);
+    let storage = crate::pack::footprint::storage(&db, compiled).await?;
     let kept_database = if opts.keep_db {
         Some(db.location())
     } else {
@@ -280,9 +287,7 @@ async fn run_one(
             seed: seed_report,
             verify,
             projector,
-            // Which of a pack's tables are its write model is the pack's DDL's to say; sizes
-            // are not measured yet.
-            storage: None,
+            storage,
             kept_database,
             concurrency: Vec::new(),
             refreshes: Vec::new(),
