@@ -101,6 +101,15 @@ pub struct PointFit {
     pub simplest: Option<BackendKind>,
 }
 
+impl PointFit {
+    /// Whether any run here (a story's aside) is sound evidence.
+    pub fn has_sound_run(&self) -> bool {
+        self.backends
+            .iter()
+            .any(|b| b.unsound.is_empty() && b.role != Role::Story)
+    }
+}
+
 /// What a backend costs against normalized (at the highest point both ran soundly).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Cost {
@@ -158,6 +167,10 @@ pub enum Answer {
         closest: Option<BackendKind>,
         /// Its misses, with the figures.
         closest_misses: Vec<String>,
+        /// Points of the sweep where no run is sound evidence: nothing could meet a budget
+        /// there, which says nothing of the backends.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        no_evidence_at: Vec<String>,
     },
     /// No run was sound: nothing can decide.
     NoSoundEvidence,
@@ -577,12 +590,18 @@ pub fn decide(results: &Results, levels: &[Level]) -> Decision {
                         .collect()
                 })
                 .unwrap_or_default();
+            let no_evidence_at = points
+                .iter()
+                .filter(|p| !p.has_sound_run())
+                .map(|p| p.label.clone())
+                .collect();
             (
                 Answer::NoneMeets {
                     out_of_reach,
                     not_judged,
                     closest: closest.map(|c| c.0),
                     closest_misses,
+                    no_evidence_at,
                 },
                 Vec::new(),
             )
@@ -668,6 +687,7 @@ impl Decision {
                 not_judged,
                 closest,
                 closest_misses,
+                no_evidence_at,
             } => {
                 let code = |v: &[String]| {
                     v.iter()
@@ -686,6 +706,12 @@ impl Decision {
                     s.push_str(&format!(
                         "; the runs cannot judge {} (see what was left out)",
                         code(not_judged)
+                    ));
+                }
+                if !no_evidence_at.is_empty() {
+                    s.push_str(&format!(
+                        "; at {} no run is sound evidence (see what was left out)",
+                        no_evidence_at.join(", ")
                     ));
                 }
                 s.push('.');
@@ -708,19 +734,39 @@ impl Decision {
     pub fn details(&self) -> Vec<String> {
         let mut out = Vec::new();
         for c in &self.changes {
-            let name = |k: &Option<BackendKind>| {
-                k.map_or("no backend".to_string(), |k| format!("**{k}**"))
+            // No answer at a point where no run is sound is the want of evidence, not of a
+            // backend that meets the budgets.
+            let unsound_at = |label: &str| {
+                self.points
+                    .iter()
+                    .any(|p| p.label == label && !p.has_sound_run())
+            };
+            let from_label = self
+                .points
+                .iter()
+                .position(|p| p.label == c.at)
+                .and_then(|i| i.checked_sub(1))
+                .map(|i| self.points[i].label.clone())
+                .unwrap_or_default();
+            let name = |k: &Option<BackendKind>, label: &str| match k {
+                Some(k) => format!("**{k}**"),
+                None if unsound_at(label) => "no sound evidence".to_string(),
+                None => "no backend".to_string(),
             };
             let because = if c.because.is_empty() {
                 String::new()
             } else {
-                format!(" ({} misses {})", name(&c.from), c.because.join(", "))
+                format!(
+                    " ({} misses {})",
+                    name(&c.from, &from_label),
+                    c.because.join(", ")
+                )
             };
             out.push(format!(
                 "The answer changes at **{}**: from {} to {}{because}.",
                 c.at,
-                name(&c.from),
-                name(&c.to)
+                name(&c.from, &from_label),
+                name(&c.to, &c.at)
             ));
         }
         let lead = match self.answer {

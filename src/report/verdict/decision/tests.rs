@@ -130,7 +130,9 @@ fn an_invalid_run_is_left_out_and_none_meets_says_who_comes_closest() {
             not_judged,
             closest,
             closest_misses,
+            no_evidence_at,
         } => {
+            assert!(no_evidence_at.is_empty());
             // Each budget is met by one of the two sound backends: neither is out of reach.
             assert!(out_of_reach.is_empty(), "{out_of_reach:?}");
             assert!(not_judged.is_empty());
@@ -261,6 +263,45 @@ fn along_a_sweep_the_answer_changes_where_normalized_stops_meeting_the_budget() 
         }
     );
     assert!(d.details()[0].contains("changes at **4 readers**"));
+}
+
+/// A point where every run is unsound says so: no evidence there, not "no backend meets".
+#[test]
+fn a_point_with_no_sound_run_is_named_as_wanting_evidence_not_as_met_by_no_backend() {
+    let base = sample();
+    let mut r = base.clone();
+    r.runs.clear();
+    for point in [0u32, 4] {
+        for run in &base.runs {
+            let mut run = run.clone();
+            run.sweep_point = Some(SweepPoint::Readers(point));
+            // Every run at 4 readers fell behind.
+            run.metrics.driver_behind = point == 4;
+            r.runs.push(run);
+        }
+    }
+    let r = with_budgets(r, &[("write.p99", "1s")]);
+    let d = decide_on(&r);
+    assert_eq!(d.points[0].simplest, Some(normalized::KIND));
+    assert_eq!(d.points[1].simplest, None);
+    match &d.answer {
+        Answer::NoneMeets { no_evidence_at, .. } => {
+            assert_eq!(no_evidence_at, &["4 readers".to_string()])
+        }
+        other => panic!("expected NoneMeets, got {other:?}"),
+    }
+    assert!(
+        d.headline()
+            .contains("at 4 readers no run is sound evidence"),
+        "{}",
+        d.headline()
+    );
+    let change = &d.details()[0];
+    assert!(
+        change.contains("from **normalized** to no sound evidence"),
+        "{change}"
+    );
+    assert!(!change.contains("no backend"), "{change}");
 }
 
 #[test]
