@@ -16,31 +16,11 @@ use sqlx::{Connection as _, Executor as _};
 
 use super::backend::{PackMode, PACK_KEY};
 use super::exec::CompiledPack;
-use super::projector::{PackProjector, CHECKPOINT, CHECKPOINT_ROW};
+use super::projector::{baseline_table, PackProjector, CHECKPOINT, CHECKPOINT_ROW};
 use crate::db::state::{self, DbState};
 use crate::db::{schema, Db, DbError};
 use crate::projection::projector::ProjectorError;
 use crate::projection::rebuild::RebuildReport;
-
-/// The table holding read model `name` as the seed left it.
-pub fn baseline_table(name: &str) -> String {
-    format!("cqrs_bench_pack_seed_{name}")
-}
-
-/// The statements that keep a copy of each of `pack`'s read models as they are (run by
-/// `prepare` right after the read models are filled from their truth).
-pub fn baseline_statements(pack: &CompiledPack) -> Vec<String> {
-    pack.pack
-        .read_models
-        .keys()
-        .map(|name| {
-            format!(
-                "CREATE TABLE {} AS SELECT * FROM {name}",
-                baseline_table(name)
-            )
-        })
-        .collect()
-}
 
 /// Why a pack's read models could not be rebuilt.
 #[derive(Debug, thiserror::Error)]
