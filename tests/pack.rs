@@ -53,9 +53,13 @@ fn sorted(lines: Vec<String>) -> Vec<String> {
 }
 
 /// What each shipped pack holds, counted by hand from its pack.toml.
-const SHIPPED: [(&str, &str); 2] = [
+const SHIPPED: [(&str, &str); 3] = [
     ("ledger", "1 command, 2 queries, 1 read model, 1 projection"),
     ("crud", "2 commands, 1 query, 1 read model, 2 projections"),
+    (
+        "shop",
+        "7 commands, 5 queries, 5 read models, 7 projections",
+    ),
 ];
 
 #[tokio::test]
@@ -427,6 +431,14 @@ async fn dataset_sql_names_only_sizes_and_is_prepared_per_engine() {
 fn small_sizes(name: &str) -> BTreeMap<String, i64> {
     let sizes: &[(&str, i64)] = match name {
         "ledger" => &[("accounts", 20), ("opening_balance", 4_000)],
+        "shop" => &[
+            ("categories", 4),
+            ("products", 40),
+            ("users", 30),
+            ("orders", 100),
+            ("reviews", 100),
+            ("price_changes", 20),
+        ],
         _ => &[("users", 50)],
     };
     sizes.iter().map(|(k, v)| (k.to_string(), *v)).collect()
@@ -479,7 +491,8 @@ async fn run_shipped(conn: &mut AnyConnection, engine: Engine, name: &str, ops: 
 }
 
 /// What each pack must show after its run, from its sizes: the ledger keeps its money and
-/// refuses some transfers; crud created one profile per create op.
+/// refuses some transfers; crud created one profile per create op; the shop one review and
+/// one price change per such op, and one line per order.
 async fn check_totals(
     conn: &mut AnyConnection,
     name: &str,
@@ -497,6 +510,34 @@ async fn check_totals(
                     .await
                     .unwrap();
             assert_eq!(total, 20 * 4_000);
+        }
+        "shop" => {
+            // Commands in name order: of 300 ops, add_review (i % 7 = 0) and change_price
+            // (i % 7 = 2) run 43 times each and are never refused; paying, shipping or
+            // cancelling a seeded order already past that step is.
+            assert!(refused > 0 && committed > 0, "{committed} {refused}");
+            let count = |sql: &'static str| sqlx::query_scalar::<_, i64>(sql);
+            let reviews = count("SELECT count(*) FROM reviews")
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap();
+            assert_eq!(reviews, 100 + 43);
+            let changes = count("SELECT count(*) FROM price_history")
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap();
+            assert_eq!(changes, 20 + 43);
+            // One line an order.
+            let orders = count("SELECT count(*) FROM orders")
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap();
+            let lines = count("SELECT count(*) FROM order_items")
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap();
+            assert_eq!(orders, lines);
+            assert!(orders > 100, "orders were placed");
         }
         _ => {
             assert_eq!(refused, 0);

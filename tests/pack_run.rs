@@ -733,3 +733,109 @@ fn a_source_that_changes_between_the_sizes_and_the_copy_is_refused() {
         assert_eq!(n, 0);
     });
 }
+
+/// The shop pack through `run` on cqrs-sync and cqrs-async, its datasets kept: `rebuild
+/// --pack` on the cqrs-async one, whose read models were first damaged by hand (verify
+/// fails), reports as many events as its outbox holds (counted here) and verify passes
+/// again; rebuild refuses the cqrs-sync dataset (no outbox), another pack's folder, and
+/// the dataset without --pack, each with exit 2.
+#[test]
+fn rebuild_pack_replays_a_kept_shop_outbox_and_verify_passes() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = light(
+        dir.path(),
+        "pack-shop",
+        "backends = [\"cqrs-sync\", \"cqrs-async\"]\n\
+         [dataset]\ncategories = 5\nproducts = 100\nusers = 100\norders = 500\n\
+         reviews = 500\nprice_changes = 50\ndays = 30\n",
+    );
+    let base = format!("sqlite://{}", dir.path().join("shop.db").display());
+    let r = run(
+        &scenario,
+        &dir.path().join("out"),
+        &["--keep-db", "--db", &base],
+    );
+    assert_eq!(r.code, Some(0), "{}\n{}", r.stdout, r.stderr);
+    let results = r.results.as_ref().unwrap();
+    let kept: Vec<String> = runs(results)
+        .iter()
+        .map(|r| {
+            r["kept_database"]
+                .as_str()
+                .expect("kept_database")
+                .to_string()
+        })
+        .collect();
+    let (sync, kept) = (kept[0].clone(), kept[1].clone());
+    let shop = root().join("workloads/shop");
+    let shop = shop.to_str().unwrap();
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let outbox: i64 = rt.block_on(async {
+        use sqlx::Connection;
+        sqlx::any::install_default_drivers();
+        let mut conn = sqlx::AnyConnection::connect(&kept).await.unwrap();
+        let outbox: i64 = sqlx::query_scalar("SELECT count(*) FROM cqrs_bench_pack_outbox")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        // The run's orders gone from the summaries, every review count off by one.
+        sqlx::query("DELETE FROM order_summary WHERE order_id > 500")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        sqlx::query("UPDATE product_catalog SET review_count = review_count + 1")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        conn.close().await.unwrap();
+        outbox
+    });
+    assert!(outbox > 0, "the run committed commands");
+    let (code, out, err) = cli(&["verify", "--db", &kept, "--pack", shop]);
+    assert_eq!(code, Some(1), "the damage is seen: {out}\n{err}");
+
+    let (code, out, err) = cli(&[
+        "rebuild",
+        "--db",
+        &kept,
+        "--pack",
+        shop,
+        "--batch-size",
+        "64",
+    ]);
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    assert!(
+        out.contains("product_catalog") && out.contains("order_summary"),
+        "{out}"
+    );
+    assert!(out.contains(&format!(" from {outbox} events in ")), "{out}");
+    assert!(out.contains("events/s)"), "{out}");
+    let (code, out, err) = cli(&["verify", "--db", &kept, "--pack", shop]);
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    assert!(out.contains("verify: ok"), "{out}");
+
+    // Refusals, exit 2: without --pack, another pack's folder, a dataset without an outbox.
+    let (code, out, err) = cli(&["rebuild", "--db", &kept]);
+    assert_eq!(code, Some(2), "{out}\n{err}");
+    assert!(
+        err.contains("workload pack shop") && err.contains("--pack"),
+        "{err}"
+    );
+    let ledger = root().join("workloads/ledger");
+    let (code, out, err) = cli(&["rebuild", "--db", &kept, "--pack", ledger.to_str().unwrap()]);
+    assert_eq!(code, Some(2), "{out}\n{err}");
+    assert!(
+        err.contains("holds workload pack shop, not workload pack ledger"),
+        "{err}"
+    );
+    let (code, out, err) = cli(&["rebuild", "--db", &sync, "--pack", shop]);
+    assert_eq!(code, Some(2), "{out}\n{err}");
+    assert!(
+        err.contains("prepared for cqrs-sync, which has no outbox"),
+        "{err}"
+    );
+
+    let (code, out, err) = cli(&["drop", "--db", &base]);
+    assert_eq!(code, Some(0), "{out}\n{err}");
+}

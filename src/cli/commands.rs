@@ -386,6 +386,9 @@ async fn open_read_store(url: &str, schema: &str) -> Result<Db, Failure> {
 }
 
 async fn cmd_rebuild(args: RebuildArgs) -> Result<(), Failure> {
+    if let Some(dir) = &args.pack {
+        return cmd_rebuild_pack(&args, dir).await;
+    }
     let search_only = args.projection.as_deref() == Some(ProjectionName::ProductSearch.name());
     let projections = if search_only {
         Vec::new()
@@ -395,6 +398,13 @@ async fn cmd_rebuild(args: RebuildArgs) -> Result<(), Failure> {
     let _locks = lock(&args.db, args.read_db.as_deref(), "rebuild").await?;
     // A connection per read model: on PostgreSQL they are rebuilt concurrently.
     let db = open_ours(&args.db, projections.len() as u32 + 1).await?;
+    if let Some(p) = schema::meta_get(&db, PACK_KEY).await? {
+        return Err(Failure::bad_input(anyhow!(
+            "{} holds workload pack {p}, whose read models only the pack knows: rebuild it \
+             with --pack DIR (the pack's folder, e.g. workloads/{p})",
+            db.location()
+        )));
+    }
     if !projections.is_empty() {
         let report = match &args.read_db {
             None => rebuild(&db, &projections, args.batch_size.max(1)).await?,
@@ -433,6 +443,37 @@ async fn cmd_rebuild(args: RebuildArgs) -> Result<(), Failure> {
         );
     }
     db.close().await;
+    Ok(())
+}
+
+/// `rebuild --pack DIR`: a pack's read models on its `cqrs-async` dataset, from its outbox.
+async fn cmd_rebuild_pack(args: &RebuildArgs, dir: &Path) -> Result<(), Failure> {
+    let shop_only = [
+        ("--read-db", args.read_db.is_some()),
+        ("--projection", args.projection.is_some()),
+        ("--search-dir", args.search_dir.is_some()),
+    ];
+    if let Some((flag, _)) = shop_only.iter().find(|(_, given)| *given) {
+        return Err(Failure::bad_input(anyhow!(
+            "--pack and {flag}: a pack's read models are rebuilt all together, beside its \
+             write model; rebuild it without {flag}"
+        )));
+    }
+    let pack = Pack::load(dir)?;
+    let _locks = lock(&args.db, None, "rebuild").await?;
+    let db = open_ours(&args.db, 2).await?;
+    let names: Vec<String> = pack.read_models.keys().cloned().collect();
+    let compiled = std::sync::Arc::new(CompiledPack::new(pack, db.engine(), &BTreeMap::new()));
+    let report = crate::pack::rebuild::rebuild(&db, compiled, args.batch_size.max(1)).await;
+    db.close().await;
+    let report = report?;
+    outln!(
+        "rebuilt {} from {} events in {:.2}s ({:.0} events/s)",
+        names.join(", "),
+        report.events,
+        report.seconds,
+        report.events_per_second
+    );
     Ok(())
 }
 

@@ -41,7 +41,7 @@ pub enum Cmd {
     /// The CI gate: run a scenario, verify, evaluate its thresholds; exit 1 when any fails.
     Check(CheckArgs),
     /// Rebuild read models from the event log (a cqrs-async database) or the event store (an
-    /// event-sourced one).
+    /// event-sourced one); with --pack, a workload pack's from its outbox.
     Rebuild(RebuildArgs),
     /// List the dead-lettered events of a cqrs-async database, or replay them.
     DeadLetters(DeadLetterArgs),
@@ -155,6 +155,11 @@ pub struct RebuildArgs {
     /// Events per transaction; a rebuild moves the whole log, so batches are large.
     #[arg(long, default_value_t = 10_000)]
     pub batch_size: i64,
+    /// The workload pack's folder, for a pack's cqrs-async dataset (a pack scenario's
+    /// `run --keep-db`): its read models are put back as the seed left them and the whole
+    /// outbox is applied again by the pack's projector.
+    #[arg(long, value_name = "DIR")]
+    pub pack: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -379,6 +384,7 @@ failure_from!(
     crate::projection::projector::ProjectorError,
     crate::verify::VerifyError,
     crate::pack::PackError,
+    crate::pack::rebuild::PackRebuildError,
 );
 
 /// `first` followed by the registered backends, one per line.

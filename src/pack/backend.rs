@@ -26,7 +26,8 @@ use tokio::sync::{watch, Notify};
 use super::exec::{Applied, CompiledPack, PackEvent, Side};
 use super::params::Params;
 use super::projector::{
-    checkpoint_ddl, checkpoint_start, event_json, PackProjector, CHECKPOINT, OUTBOX,
+    baseline_statements, checkpoint_ddl, checkpoint_start, event_json, PackProjector, CHECKPOINT,
+    OUTBOX,
 };
 use crate::backend::{registry, BackendKind, ExecError, OpenError, Receipt, Session};
 use crate::db::sql::Param;
@@ -67,7 +68,8 @@ pub fn mode_of(kind: BackendKind) -> Result<PackMode, DbError> {
 ///
 /// The meta table with the owner mark and state `seeding` is committed first; then, in one
 /// transaction, the write model and dataset, the read models (filled from their truth) where
-/// the mode has them, the outbox and the projector's checkpoint for `Outbox`, the list of the
+/// the mode has them, the outbox, the projector's checkpoint and a copy of the seeded read
+/// models (`super::projector::baseline_table`) for `Outbox`, the list of the
 /// pack's tables, and the ready state. A seed that fails leaves the meta table saying
 /// `seeding` and nothing of the pack's.
 pub async fn prepare(
@@ -92,6 +94,11 @@ pub async fn prepare(
             .await?;
         tx.execute(checkpoint_ddl().as_str()).await?;
         tx.execute(checkpoint_start().as_str()).await?;
+        // The read models as the seed left them, which no event describes: where a rebuild
+        // starts before it applies the outbox again.
+        for statement in baseline_statements(pack) {
+            tx.execute(statement.as_str()).await?;
+        }
     }
     let tables = schema::tables_on(&mut tx, db.engine()).await?;
     schema::meta_set(&mut tx, schema::PACK_TABLES_KEY, &tables.join(",")).await?;

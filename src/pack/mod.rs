@@ -9,7 +9,8 @@
 //! [`exec`] runs a pack on a database: seeding, a command's statements in the caller's
 //! transaction, projections, queries, and each read model's truth for verify.
 //! [`backend`] runs a pack on the backends that can (`normalized`, `cqrs-sync`, `cqrs-async`,
-//! the last with [`projector`]) and verifies its read models.
+//! the last with [`projector`]) and verifies its read models; [`rebuild`] rebuilds a kept
+//! `cqrs-async` dataset's read models from its outbox.
 //!
 //! # Files
 //!
@@ -97,6 +98,7 @@ pub use manifest::MAX_SIZE;
 pub mod params;
 mod prepare;
 pub mod projector;
+pub mod rebuild;
 pub mod sql;
 pub mod target;
 

@@ -59,6 +59,27 @@ pub fn checkpoint_start() -> String {
     format!("INSERT INTO {CHECKPOINT} (name, xid, seq) VALUES ('{CHECKPOINT_ROW}', 0, 0)")
 }
 
+/// The table holding read model `name` as the seed left it, which no event describes:
+/// where a rebuild (`super::rebuild`) starts before it applies the outbox again.
+pub fn baseline_table(name: &str) -> String {
+    format!("cqrs_bench_pack_seed_{name}")
+}
+
+/// The statements that keep a copy of each of `pack`'s read models as they are (run by
+/// `super::backend::prepare` right after the read models are filled from their truth).
+pub fn baseline_statements(pack: &CompiledPack) -> Vec<String> {
+    pack.pack
+        .read_models
+        .keys()
+        .map(|name| {
+            format!(
+                "CREATE TABLE {} AS SELECT * FROM {name}",
+                baseline_table(name)
+            )
+        })
+        .collect()
+}
+
 /// An event as the outbox stores it: `{"event": TYPE, "fields": {NAME: VALUE}}`, values as
 /// JSON integers, strings or null.
 pub fn event_json(e: &PackEvent) -> String {
