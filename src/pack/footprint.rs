@@ -1,9 +1,10 @@
 //! What a pack's seeded dataset holds: the rows of its write model (the seed report's count,
 //! as the shop's counts the rows it loads) and the bytes of its table groups (write model,
-//! read models, outbox), measured from the database as the shop's are.
+//! read models, outbox with what the projector keeps beside it), measured from the database
+//! as the shop's are.
 
 use super::exec::CompiledPack;
-use super::projector::{CHECKPOINT, OUTBOX};
+use super::projector::{baseline_table, CHECKPOINT, OUTBOX};
 use crate::db::storage::{measure_groups, Storage};
 use crate::db::{schema, Db, DbResult};
 
@@ -16,7 +17,17 @@ async fn groups(db: &Db, pack: &CompiledPack) -> DbResult<[Vec<String>; 3]> {
             .keys()
             .any(|r| r.eq_ignore_ascii_case(t))
     };
-    let is_log = |t: &str| t.eq_ignore_ascii_case(OUTBOX) || t.eq_ignore_ascii_case(CHECKPOINT);
+    // The outbox and what the projector keeps beside it: its checkpoint and the read
+    // models' seeded state a rebuild starts from.
+    let is_log = |t: &str| {
+        t.eq_ignore_ascii_case(OUTBOX)
+            || t.eq_ignore_ascii_case(CHECKPOINT)
+            || pack
+                .pack
+                .read_models
+                .keys()
+                .any(|r| t.eq_ignore_ascii_case(&baseline_table(r)))
+    };
     let tables = schema::pack_tables(db).await?;
     let write = tables
         .iter()
