@@ -373,7 +373,7 @@ pub struct Matview {
 fn changes(events: &[crate::domain::Event], view: &str) -> bool {
     events
         .iter()
-        .any(|e| read_models_changed_by(e).iter().any(|v| *v == view))
+        .any(|e| read_models_changed_by(e).contains(&view))
 }
 
 impl Architecture for Matview {
