@@ -253,6 +253,89 @@ fn crud_gets_cqrs_does_not_pay_off_on_postgres_and_the_schemas_are_dropped() {
     assert_eq!(left, 0, "schemas of {prefix} left behind");
 }
 
+/// The forum on `matview` through `run` on PostgreSQL, with `[matview]` naming one of the
+/// pack's read models: each read model is a view, refreshed on its own schedule (reported
+/// per view), verified against its truth; staleness is measured; the schemas are dropped.
+#[test]
+fn the_forum_runs_on_matview_with_its_own_refresh_schedule_on_postgres() {
+    let Some(url) =
+        common::pg_env("the_forum_runs_on_matview_with_its_own_refresh_schedule_on_postgres")
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = light(
+        dir.path(),
+        "pack-forum",
+        "backends = [\"normalized\", \"matview\"]\n\
+         [matview]\nrefresh_interval = \"200ms\"\nviews = { thread_summary = \"300ms\" }\n\
+         [dataset]\nauthors = 50\nthreads = 100\nposts = 500",
+    );
+    let prefix = common::unique_schema("packmv");
+    let r = run(
+        &scenario,
+        &dir.path().join("out"),
+        &["--db", &url, "--schema", &prefix],
+    );
+    assert_eq!(r.code, Some(0), "{}\n{}", r.stdout, r.stderr);
+    let results = r.results.as_ref().unwrap();
+    let runs = runs(results);
+    let backends: Vec<&str> = runs
+        .iter()
+        .map(|r| r["backend"].as_str().unwrap())
+        .collect();
+    assert_eq!(backends, ["normalized", "matview"]);
+    let matview = runs[1];
+    let verify = &matview["verify"];
+    assert_eq!(verify["mismatches"], 0, "{verify}");
+    let models: Vec<&str> = verify["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["read_model"].as_str().unwrap())
+        .collect();
+    assert_eq!(models, ["author_stats", "thread_summary"]);
+    let refreshes: Vec<(&str, u64, u64, u64)> = matview["refreshes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["view"].as_str().unwrap(),
+                r["interval_ms"].as_u64().unwrap(),
+                r["refreshes"].as_u64().unwrap(),
+                r["failed"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(refreshes.len(), 2, "{refreshes:?}");
+    assert_eq!((refreshes[0].0, refreshes[0].1), ("author_stats", 200));
+    assert_eq!((refreshes[1].0, refreshes[1].1), ("thread_summary", 300));
+    // 7 s of a schedule of at most 300 ms, and the final refresh: several each, none failed.
+    for (view, _, n, failed) in &refreshes {
+        assert!(*n > 1, "{view}: {refreshes:?}");
+        assert_eq!(*failed, 0, "{view}");
+    }
+    // normalized refreshes nothing (the field is left out when empty).
+    assert!(runs[0]["refreshes"].as_array().is_none_or(Vec::is_empty));
+    // Commits were seen by readers only after a refresh: staleness was measured.
+    let lag = &matview["metrics"]["lag"];
+    assert!(lag["count"].as_u64().unwrap() > 0, "{lag}");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let left: i64 = rt.block_on(async {
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+        sqlx::query_scalar(
+            "SELECT count(*) FROM information_schema.schemata WHERE schema_name LIKE $1",
+        )
+        .bind(format!("{prefix}%"))
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+    });
+    assert_eq!(left, 0, "schemas of {prefix} left behind");
+}
+
 #[test]
 fn a_projection_that_counts_twice_fails_the_runs_verify_with_the_first_differing_row() {
     let dir = tempfile::tempdir().unwrap();

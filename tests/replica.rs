@@ -219,3 +219,58 @@ fn a_standby_restart_costs_reads_not_writes() {
         "orders {orders}, seeded {seeded} + placed {placed}"
     );
 }
+
+/// A team's pack on `replica` through `run` (issue [pack]): the ledger's writes on the
+/// primary, its queries on the standby, replication lag measured per write, nothing to verify
+/// (the write model is the only copy).
+#[test]
+fn a_pack_runs_on_replica_through_run() {
+    let Some((_one, c)) = cluster_for("a_pack_runs_on_replica_through_run") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let scenario = dir.path().join("pack-replica.toml");
+    std::fs::write(
+        &scenario,
+        format!(
+            "description = \"ledger on a replica\"\nworkload = {:?}\nduration = \"4s\"\n\
+             warmup = \"1s\"\nbackends = [\"replica\"]\nryw_share = 0.2\n\
+             [dataset]\naccounts = 50\n[writes]\nrate = 20\n[reads]\nrate = 40\n",
+            root.join("workloads/ledger").display().to_string()
+        ),
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let o = Command::new(BIN)
+        .arg("run")
+        .arg(&scenario)
+        .args(["--db", &c.primary_url(), "--replica-db", &c.standby_url()])
+        .args(["--quiet", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let r = results(&out);
+    let replica = run_of(&r, "replica");
+    let m = &replica["metrics"];
+    assert_eq!(m["ops"]["write"]["errors"], 0);
+    assert_eq!(m["ops"]["read"]["errors"], 0);
+    assert!(m["ops"]["read.balance"]["count"].as_u64().unwrap() > 0);
+    let lag = m["lag"]["count"].as_u64().unwrap();
+    let written = m["ops"]["write"]["ok"].as_u64().unwrap();
+    assert!(
+        lag > 0 && lag >= written,
+        "lag samples {lag}, writes {written}"
+    );
+    assert!(m["ryw"]["probes"].as_u64().unwrap() > 0);
+    let verify = &replica["verify"];
+    assert_eq!(verify["mismatches"], 0, "{verify}");
+    assert!(verify["models"].as_array().unwrap().is_empty(), "{verify}");
+}

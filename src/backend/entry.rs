@@ -112,6 +112,13 @@ pub enum PackMode {
     /// The events are appended to an outbox in the command's transaction and a projector
     /// applies them later (`cqrs-async`); queries answer with their `read_sql`.
     Outbox,
+    /// Each read model is a materialized view of its truth query, refreshed on a schedule
+    /// (`matview`); commands run on the write model alone; queries answer with their
+    /// `read_sql` from the views.
+    Views,
+    /// Commands run on the primary's write model; queries answer with their `write_sql` on
+    /// a hot standby of it (`replica`).
+    Standby,
 }
 
 impl PackMode {
@@ -121,6 +128,8 @@ impl PackMode {
             PackMode::WriteModel => crate::db::state::Provisions::WRITE_MODEL,
             PackMode::InTransaction => crate::db::state::Provisions::READ_MODELS,
             PackMode::Outbox => crate::db::state::Provisions::READ_MODELS_AND_LOG,
+            PackMode::Views => crate::db::state::Provisions::MATVIEWS,
+            PackMode::Standby => crate::db::state::Provisions::WRITE_MODEL,
         }
     }
 

@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::Executor;
 use tokio::sync::watch;
 
-use super::entry::{Entry, PackSupport, Role, VerifiedAgainst};
+use super::entry::{Entry, PackMode, PackSupport, Role, VerifiedAgainst};
 use super::queries::ReadSide;
 use super::{Architecture, BackendKind, BackendOptions, Receipt, Session, Written};
 use crate::db::state::Provisions;
@@ -54,7 +54,7 @@ pub const ENTRY: Entry = Entry {
     separate_read_store: false,
     role: Role::Alternative,
     simplicity: 2,
-    pack: PackSupport::Refused("a pack's truth queries are not made into views yet"),
+    pack: PackSupport::Runs(PackMode::Views),
     open,
 };
 
@@ -123,7 +123,7 @@ struct ViewState {
 }
 
 struct View {
-    name: &'static str,
+    name: String,
     interval: Duration,
     statement: String,
     state: Mutex<ViewState>,
@@ -193,7 +193,7 @@ impl View {
     fn report(&self) -> RefreshReport {
         let st = self.state.lock().expect("view lock");
         RefreshReport {
-            view: self.name.to_string(),
+            view: self.name.clone(),
             interval_ms: duration_us(self.interval) / 1000,
             refreshes: st.refreshes,
             failed: st.failed,
@@ -204,49 +204,143 @@ impl View {
     }
 }
 
-fn open(db: &Db, opts: &BackendOptions) -> Box<dyn Architecture> {
-    let dialect = db.dialect();
-    let views: Vec<Arc<View>> = read_model_names()
-        .filter_map(|name| {
-            Some(Arc::new(View {
-                name,
-                interval: opts.matview.interval(name),
-                statement: dialect.refresh_materialized_view(name)?,
-                state: Mutex::new(ViewState {
-                    waiting: Vec::new(),
-                    shows_until: None,
-                    durations: new_histogram(),
-                    refreshes: 0,
-                    failed: 0,
-                    cpu_ns: None,
-                    error: None,
-                }),
-                running: tokio::sync::Mutex::new(None),
-            }))
-        })
-        .collect();
-    let (shutdown, shutdown_rx) = watch::channel(false);
-    let tasks = if opts.run_projector {
-        views
-            .iter()
-            .map(|v| {
-                tokio::spawn(refresh_on_schedule(
-                    v.clone(),
-                    db.clone(),
-                    opts.lag.clone(),
-                    shutdown_rx.clone(),
-                ))
+/// The views of a dataset, each refreshed on its own schedule on a connection of its own,
+/// with what each write waits for: the shop's read models here, a pack's elsewhere
+/// (`pack::backend`), which say by name which views a write changes.
+pub struct Refreshers {
+    db: Db,
+    views: Vec<Arc<View>>,
+    lag: Option<Arc<LagTracker>>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Refreshers {
+    /// The views `names` of `db`, refreshed by `schedule` (when `run`; otherwise only by
+    /// [`Refreshers::refresh_all`]); each write's lag goes to `lag`. Empty where the engine
+    /// has no materialized views.
+    pub fn start(
+        db: &Db,
+        names: impl IntoIterator<Item = String>,
+        schedule: &RefreshSchedule,
+        lag: Option<Arc<LagTracker>>,
+        run: bool,
+    ) -> Refreshers {
+        let dialect = db.dialect();
+        let views: Vec<Arc<View>> = names
+            .into_iter()
+            .filter_map(|name| {
+                Some(Arc::new(View {
+                    interval: schedule.interval(&name),
+                    statement: dialect.refresh_materialized_view(&name)?,
+                    name,
+                    state: Mutex::new(ViewState {
+                        waiting: Vec::new(),
+                        shows_until: None,
+                        durations: new_histogram(),
+                        refreshes: 0,
+                        failed: 0,
+                        cpu_ns: None,
+                        error: None,
+                    }),
+                    running: tokio::sync::Mutex::new(None),
+                }))
             })
-            .collect()
-    } else {
-        Vec::new()
-    };
+            .collect();
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let tasks = if run {
+            views
+                .iter()
+                .map(|v| {
+                    tokio::spawn(refresh_on_schedule(
+                        v.clone(),
+                        db.clone(),
+                        lag.clone(),
+                        shutdown_rx.clone(),
+                    ))
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Refreshers {
+            db: db.clone(),
+            views,
+            lag,
+            shutdown,
+            tasks,
+        }
+    }
+
+    /// A write committed at `at` that changes the views `changes` says yes to: its lag ends
+    /// when the last of them finishes a refresh that started after it.
+    pub fn committed(&self, at: Instant, changes: impl Fn(&str) -> bool) {
+        let views: Vec<&Arc<View>> = self.views.iter().filter(|v| changes(&v.name)).collect();
+        if views.is_empty() {
+            return;
+        }
+        let pending = Arc::new(Pending {
+            committed: at,
+            views_left: AtomicUsize::new(views.len()),
+        });
+        for v in views {
+            v.state
+                .lock()
+                .expect("view lock")
+                .waiting
+                .push(pending.clone());
+        }
+    }
+
+    /// Whether every view `changes` says yes to has finished a refresh that started after
+    /// `committed`: known here, without asking the database.
+    pub fn show(&self, committed: Instant, changes: impl Fn(&str) -> bool) -> bool {
+        self.views.iter().filter(|v| changes(&v.name)).all(|v| {
+            v.state
+                .lock()
+                .expect("view lock")
+                .shows_until
+                .is_some_and(|s| s > committed)
+        })
+    }
+
+    /// Refreshes every view once more, now: afterwards each shows every committed write.
+    pub async fn refresh_all(&self, timeout: Duration) -> Result<(), ProjectorError> {
+        let all = async {
+            for v in &self.views {
+                v.refresh(&self.db, self.lag.as_deref()).await?;
+            }
+            Ok(())
+        };
+        match tokio::time::timeout(timeout, all).await {
+            Ok(result) => result,
+            Err(_) => Err(ProjectorError::Timeout(timeout)),
+        }
+    }
+
+    /// Each view's refreshes so far.
+    pub fn reports(&self) -> Vec<RefreshReport> {
+        self.views.iter().map(|v| v.report()).collect()
+    }
+
+    /// Stops the scheduled refreshes.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+fn open(db: &Db, opts: &BackendOptions) -> Box<dyn Architecture> {
     Box::new(Matview {
-        db: db.clone(),
-        views,
-        lag: opts.lag.clone(),
-        shutdown,
-        tasks,
+        refreshers: Refreshers::start(
+            db,
+            read_model_names().map(str::to_string),
+            &opts.matview,
+            opts.lag.clone(),
+            opts.run_projector,
+        ),
     })
 }
 
@@ -272,44 +366,20 @@ async fn refresh_on_schedule(
 }
 
 pub struct Matview {
-    db: Db,
-    views: Vec<Arc<View>>,
-    lag: Option<Arc<LagTracker>>,
-    shutdown: watch::Sender<bool>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
+    refreshers: Refreshers,
 }
 
-impl Matview {
-    /// The views `events` change.
-    fn views_changed_by<'a>(&'a self, events: &'a [crate::domain::Event]) -> Vec<&'a Arc<View>> {
-        self.views
-            .iter()
-            .filter(|v| {
-                events
-                    .iter()
-                    .any(|e| read_models_changed_by(e).contains(&v.name))
-            })
-            .collect()
-    }
+/// Whether one of `events` changes read model `view`.
+fn changes(events: &[crate::domain::Event], view: &str) -> bool {
+    events
+        .iter()
+        .any(|e| read_models_changed_by(e).contains(&view))
 }
 
 impl Architecture for Matview {
     fn after_commit(&self, written: &Written, at: Instant) {
-        let views = self.views_changed_by(&written.events);
-        if views.is_empty() {
-            return;
-        }
-        let pending = Arc::new(Pending {
-            committed: at,
-            views_left: AtomicUsize::new(views.len()),
-        });
-        for v in views {
-            v.state
-                .lock()
-                .expect("view lock")
-                .waiting
-                .push(pending.clone());
-        }
+        self.refreshers
+            .committed(at, |view| changes(&written.events, view));
     }
 
     fn read_side(&self) -> ReadSide {
@@ -317,7 +387,7 @@ impl Architecture for Matview {
     }
 
     /// Seen once every view the write changes has finished a refresh that started after the
-    /// commit: known here, without asking the database.
+    /// commit.
     fn is_visible<'a>(
         &'a self,
         _db: &'a Db,
@@ -328,42 +398,22 @@ impl Architecture for Matview {
             let Some(committed) = receipt.committed_at else {
                 return Ok(true);
             };
-            Ok(self.views_changed_by(&receipt.events).iter().all(|v| {
-                v.state
-                    .lock()
-                    .expect("view lock")
-                    .shows_until
-                    .is_some_and(|s| s > committed)
-            }))
+            Ok(self
+                .refreshers
+                .show(committed, |view| changes(&receipt.events, view)))
         })
     }
 
     /// Refreshes every view once more, now: afterwards each shows every committed write.
     fn wait_caught_up(&self, timeout: Duration) -> BoxFuture<'_, Result<(), ProjectorError>> {
-        Box::pin(async move {
-            let all = async {
-                for v in &self.views {
-                    v.refresh(&self.db, self.lag.as_deref()).await?;
-                }
-                Ok(())
-            };
-            match tokio::time::timeout(timeout, all).await {
-                Ok(result) => result,
-                Err(_) => Err(ProjectorError::Timeout(timeout)),
-            }
-        })
+        Box::pin(self.refreshers.refresh_all(timeout))
     }
 
     fn refreshes(&self) -> Vec<RefreshReport> {
-        self.views.iter().map(|v| v.report()).collect()
+        self.refreshers.reports()
     }
 
     fn shutdown(self: Box<Self>) -> BoxFuture<'static, ()> {
-        Box::pin(async move {
-            let _ = self.shutdown.send(true);
-            for t in self.tasks {
-                let _ = t.await;
-            }
-        })
+        Box::pin(self.refreshers.shutdown())
     }
 }

@@ -17,7 +17,7 @@ use futures::future::BoxFuture;
 use sqlx::{AnyConnection, PgConnection};
 use tokio::sync::watch;
 
-use super::entry::{Entry, PackSupport, Role, VerifiedAgainst};
+use super::entry::{Entry, PackMode, PackSupport, Role, VerifiedAgainst};
 use super::queries::ReadSide;
 use super::{Architecture, BackendKind, BackendOptions, Receipt, Session, Written};
 use crate::db::state::Provisions;
@@ -46,7 +46,7 @@ pub const ENTRY: Entry = Entry {
     separate_read_store: false,
     role: Role::Alternative,
     simplicity: 3,
-    pack: PackSupport::Refused("reading a pack from a standby is not built yet"),
+    pack: PackSupport::Runs(PackMode::Standby),
     open,
 };
 
@@ -64,30 +64,100 @@ struct Pending {
 struct Replication {
     /// In commit order.
     pending: Mutex<VecDeque<Pending>>,
+    /// The latest commit seen replayed: every write that returned from its commit before
+    /// then is on the standby (it lies below the same WAL position, read after it).
+    shows_until: Mutex<Option<Instant>>,
+}
+
+/// Watches a standby replay a primary's writes: told of each commit, it polls both servers'
+/// WAL positions (when `run`), tells the lag tracker when each write reached the standby, and
+/// answers whether one has and when all have. The shop's `replica` and a pack's on the same
+/// backend (`pack::backend`) keep their writes' replication this way.
+pub struct ReplayWatcher {
+    replication: Arc<Replication>,
+    shutdown: watch::Sender<bool>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl ReplayWatcher {
+    pub fn start(primary: &Db, standby: &Db, lag: Option<Arc<LagTracker>>, run: bool) -> Self {
+        let replication = Arc::new(Replication {
+            pending: Mutex::new(VecDeque::new()),
+            shows_until: Mutex::new(None),
+        });
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let task = run.then(|| {
+            tokio::spawn(poll_replay(
+                replication.clone(),
+                primary.clone(),
+                standby.clone(),
+                lag,
+                shutdown_rx,
+            ))
+        });
+        ReplayWatcher {
+            replication,
+            shutdown,
+            task,
+        }
+    }
+
+    /// A write whose commit returned at `at`.
+    pub fn committed(&self, at: Instant) {
+        self.replication
+            .pending
+            .lock()
+            .expect("replication lock")
+            .push_back(Pending {
+                committed: at,
+                below: None,
+            });
+    }
+
+    /// Whether the write whose commit returned at `committed` has been seen replayed on the
+    /// standby (by the poller, so at most one poll late).
+    pub fn shows(&self, committed: Instant) -> bool {
+        self.replication
+            .shows_until
+            .lock()
+            .expect("replication lock")
+            .is_some_and(|s| s >= committed)
+    }
+
+    /// Waits until the standby has replayed every committed write.
+    pub async fn wait_caught_up(&self, timeout: Duration) -> Result<(), ProjectorError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self
+                .replication
+                .pending
+                .lock()
+                .expect("replication lock")
+                .is_empty()
+            {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(ProjectorError::Timeout(timeout));
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Stops the poller.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        if let Some(t) = self.task {
+            let _ = t.await;
+        }
+    }
 }
 
 fn open(db: &Db, opts: &BackendOptions) -> Box<dyn Architecture> {
     // `Backend::open` refuses to open this backend without a standby.
     let standby = opts.replica.clone().unwrap_or_else(|| db.clone());
-    let replication = Arc::new(Replication {
-        pending: Mutex::new(VecDeque::new()),
-    });
-    let (shutdown, shutdown_rx) = watch::channel(false);
-    let task = opts.run_projector.then(|| {
-        tokio::spawn(poll_replay(
-            replication.clone(),
-            db.clone(),
-            standby.clone(),
-            opts.lag.clone(),
-            shutdown_rx,
-        ))
-    });
-    Box::new(Replica {
-        standby,
-        replication,
-        shutdown,
-        task,
-    })
+    let watcher = ReplayWatcher::start(db, &standby, opts.lag.clone(), opts.run_projector);
+    Box::new(Replica { standby, watcher })
 }
 
 /// The primary's WAL flush position, or the standby's replay position, in bytes. (A commit
@@ -142,6 +212,9 @@ async fn poll_replay(
                         if let Some(lag) = &lag {
                             lag.observed(w.committed, seen);
                         }
+                        let mut shows = replication.shows_until.lock().expect("replication lock");
+                        *shows = Some(shows.map_or(w.committed, |s| s.max(w.committed)));
+                        drop(shows);
                         pending.pop_front();
                     }
                     _ => break,
@@ -163,9 +236,7 @@ async fn poll_replay(
 
 pub struct Replica {
     standby: Db,
-    replication: Arc<Replication>,
-    shutdown: watch::Sender<bool>,
-    task: Option<tokio::task::JoinHandle<()>>,
+    watcher: ReplayWatcher,
 }
 
 /// The statement (and its two arguments) that finds the row a write's first event left,
@@ -227,14 +298,7 @@ async fn visible(conn: &mut AnyConnection, e: &Event) -> Result<bool, sqlx::Erro
 
 impl Architecture for Replica {
     fn after_commit(&self, _written: &Written, at: Instant) {
-        self.replication
-            .pending
-            .lock()
-            .expect("replication lock")
-            .push_back(Pending {
-                committed: at,
-                below: None,
-            });
+        self.watcher.committed(at);
     }
 
     fn read_side(&self) -> ReadSide {
@@ -264,32 +328,10 @@ impl Architecture for Replica {
 
     /// Waits until the standby has replayed every committed write.
     fn wait_caught_up(&self, timeout: Duration) -> BoxFuture<'_, Result<(), ProjectorError>> {
-        Box::pin(async move {
-            let deadline = Instant::now() + timeout;
-            loop {
-                if self
-                    .replication
-                    .pending
-                    .lock()
-                    .expect("replication lock")
-                    .is_empty()
-                {
-                    return Ok(());
-                }
-                if Instant::now() >= deadline {
-                    return Err(ProjectorError::Timeout(timeout));
-                }
-                tokio::time::sleep(POLL).await;
-            }
-        })
+        Box::pin(self.watcher.wait_caught_up(timeout))
     }
 
     fn shutdown(self: Box<Self>) -> BoxFuture<'static, ()> {
-        Box::pin(async move {
-            let _ = self.shutdown.send(true);
-            if let Some(t) = self.task {
-                let _ = t.await;
-            }
-        })
+        Box::pin(self.watcher.shutdown())
     }
 }

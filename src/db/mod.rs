@@ -92,6 +92,11 @@ pub enum DbError {
         reason: &'static str,
         supported: String,
     },
+    #[error("{backend} needs {needs}: a workload pack runs on it there only")]
+    PackNeedsEngine {
+        backend: &'static str,
+        needs: &'static str,
+    },
     #[error("{place} does not hold workload pack {pack} prepared for {backend}; prepare it first")]
     NotPackDataset {
         place: String,

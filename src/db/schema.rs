@@ -71,6 +71,11 @@ const META_DDL: &str = "CREATE TABLE cqrs_bench_meta (key TEXT PRIMARY KEY, valu
 /// ownership check accepts and `drop` removes (children first: reverse creation order).
 pub const PACK_TABLES_KEY: &str = "pack_tables";
 
+/// The meta key listing, comma-separated, the materialized views a workload pack's dataset
+/// created (`matview`: one per read model), which `drop` removes before the tables they
+/// read.
+pub const PACK_VIEWS_KEY: &str = "pack_views";
+
 /// Every table the tool may create, in drop order (children first).
 pub fn all_tables() -> Vec<&'static str> {
     let mut v: Vec<&str> = READ_TABLES.to_vec();
@@ -595,6 +600,11 @@ async fn drop_statements(db: &Db) -> DbResult<Vec<String>> {
         .into_iter()
         .map(|v| format!("DROP MATERIALIZED VIEW IF EXISTS {v}"))
         .collect();
+    out.extend(
+        split_names(meta_get(db, PACK_VIEWS_KEY).await?)
+            .iter()
+            .map(|v| format!("DROP MATERIALIZED VIEW IF EXISTS {v}")),
+    );
     out.extend(
         pack_tables(db)
             .await?

@@ -9,6 +9,8 @@
 //! | `normalized` | `WriteModel`      | nothing                                     | `write_sql`  |
 //! | `cqrs-sync`  | `InTransaction`   | runs the events' projection statements      | `read_sql`   |
 //! | `cqrs-async` | `Outbox`          | appends the events to the pack's outbox; a projector ([`super::projector`]) applies them later | `read_sql` |
+//! | `matview`    | `Views`           | nothing: each read model is a materialized view of its truth query, refreshed on a schedule | `read_sql`, from the views |
+//! | `replica`    | `Standby`         | nothing: a hot standby replays the primary's WAL | `write_sql`, on the standby |
 //!
 //! The others refuse a pack before anything is created, with the reason in their entry.
 //!
@@ -29,6 +31,8 @@ use super::projector::{
     baseline_statements, checkpoint_ddl, checkpoint_start, event_json, PackProjector, CHECKPOINT,
     OUTBOX,
 };
+use crate::backend::matview::{RefreshReport, RefreshSchedule, Refreshers};
+use crate::backend::replica::ReplayWatcher;
 use crate::backend::{registry, BackendKind, ExecError, OpenError, Receipt, Session};
 use crate::db::sql::Param;
 use crate::db::state::{self, DbState};
@@ -45,8 +49,8 @@ pub use crate::backend::entry::{PackMode, PackSupport};
 /// models' for the others.
 fn side_of(mode: PackMode) -> Side {
     match mode {
-        PackMode::WriteModel => Side::Write,
-        PackMode::InTransaction | PackMode::Outbox => Side::Read,
+        PackMode::WriteModel | PackMode::Standby => Side::Write,
+        PackMode::InTransaction | PackMode::Outbox | PackMode::Views => Side::Read,
     }
 }
 
@@ -59,6 +63,18 @@ pub fn mode_of(kind: BackendKind) -> Result<PackMode, DbError> {
             reason,
             supported: registry::running_packs(),
         }),
+    }
+}
+
+/// Refuses `kind` on `engine` where its entry needs another engine (`matview` and `replica`
+/// need PostgreSQL), as the shop's scenarios are refused.
+fn require_engine(kind: BackendKind, engine: crate::db::Engine) -> Result<(), DbError> {
+    match registry::entry(kind).requires {
+        Some(needed) if needed != engine => Err(DbError::PackNeedsEngine {
+            backend: kind.name(),
+            needs: needed.display_name(),
+        }),
+        _ => Ok(()),
     }
 }
 
@@ -80,12 +96,16 @@ pub async fn prepare(
     pool_size: u32,
 ) -> Result<Db, DbError> {
     let mode = mode_of(kind)?;
+    require_engine(kind, url.engine())?;
     let db = Db::open(url, schema, pool_size).await?;
     schema::recreate_empty(&db).await?;
     let mut conn = db.write.acquire().await?;
     let mut tx = conn.begin().await?;
     pack.seed_write_model(&mut tx).await?;
-    if mode.has_read_models() {
+    if mode == PackMode::Views {
+        let views = pack.seed_views(&mut tx).await?;
+        schema::meta_set(&mut tx, schema::PACK_VIEWS_KEY, &views.join(",")).await?;
+    } else if mode.has_read_models() {
         pack.seed_read_models(&mut tx).await?;
     }
     if mode == PackMode::Outbox {
@@ -124,6 +144,11 @@ pub struct PackBackendOptions {
     /// Give each driver worker a connection of its own (see `backend::session`); set only
     /// when the pool has room for every worker and the projector.
     pub dedicated_sessions: bool,
+    /// How often each view is refreshed (`Views`).
+    pub refresh: RefreshSchedule,
+    /// The hot standby of the database that queries read (`Standby`, which cannot open
+    /// without one).
+    pub standby: Option<Db>,
 }
 
 impl Default for PackBackendOptions {
@@ -134,6 +159,8 @@ impl Default for PackBackendOptions {
             batch_size: 500,
             poll_interval: Duration::from_millis(50),
             dedicated_sessions: false,
+            refresh: RefreshSchedule::default(),
+            standby: None,
         }
     }
 }
@@ -159,6 +186,10 @@ pub struct PackBackend {
     pack: Arc<CompiledPack>,
     dedicated_sessions: bool,
     outbox: Option<Outbox>,
+    /// The views' refreshers (`Views`).
+    views: Option<Refreshers>,
+    /// The standby queries read, and its replication watched (`Standby`).
+    standby: Option<(Db, ReplayWatcher)>,
 }
 
 /// Channel of wake-ups for a pack's projectors in other processes (PostgreSQL).
@@ -177,6 +208,10 @@ impl PackBackend {
         opts: PackBackendOptions,
     ) -> Result<PackBackend, OpenError> {
         let mode = mode_of(kind)?;
+        require_engine(kind, db.engine())?;
+        if mode == PackMode::Standby && opts.standby.is_none() {
+            return Err(DbError::NoReplica(kind.name()).into());
+        }
         state::require_seeded(&db).await?;
         let prepared = schema::meta_get(&db, PACK_KEY).await?;
         let st = DbState::read(&db).await?;
@@ -223,6 +258,25 @@ impl PackBackend {
                 channel,
             }
         });
+        // A pack does not say which read models a command changes: every view counts as
+        // changed by every command (a write's lag and visibility wait for all of them).
+        let views = (mode == PackMode::Views).then(|| {
+            Refreshers::start(
+                &db,
+                pack.pack.read_models.keys().cloned(),
+                &opts.refresh,
+                opts.lag.clone(),
+                opts.run_projector,
+            )
+        });
+        let standby = match (mode, opts.standby) {
+            (PackMode::Standby, Some(standby)) => {
+                // Always watched: the standby's visibility is known from the poller only.
+                let watcher = ReplayWatcher::start(&db, &standby, opts.lag.clone(), true);
+                Some((standby, watcher))
+            }
+            _ => None,
+        };
         Ok(PackBackend {
             kind,
             mode,
@@ -230,6 +284,8 @@ impl PackBackend {
             pack,
             dedicated_sessions: opts.dedicated_sessions,
             outbox,
+            views,
+            standby,
         })
     }
 
@@ -283,7 +339,9 @@ impl PackBackend {
         };
         let mut seqs = Vec::new();
         match (self.mode, &self.outbox) {
-            (PackMode::WriteModel, _) => {}
+            // The write model alone: the views are refreshed and the standby replays apart
+            // from the writes.
+            (PackMode::WriteModel | PackMode::Views | PackMode::Standby, _) => {}
             (PackMode::InTransaction, _) => self.pack.project(&mut tx, &events).await?,
             (PackMode::Outbox, Some(o)) => {
                 seqs = append(&mut tx, command, &events).await?;
@@ -304,6 +362,12 @@ impl PackBackend {
             }
             o.wake.notify_one();
         }
+        if let Some(views) = &self.views {
+            views.committed(committed_at, |_| true);
+        }
+        if let Some((_, watcher)) = &self.standby {
+            watcher.committed(committed_at);
+        }
         Ok(Receipt {
             seqs,
             committed_at: Some(committed_at),
@@ -320,7 +384,11 @@ impl PackBackend {
         index: u64,
         query: &str,
     ) -> Result<Vec<Vec<Param>>, sqlx::Error> {
-        let mut conn = s.take(&self.db.read).await?;
+        let reader = self
+            .standby
+            .as_ref()
+            .map_or(&self.db, |(standby, _)| standby);
+        let mut conn = s.take(&reader.read).await?;
         let result = self
             .pack
             .query(&mut conn, params, index, query, side_of(self.mode))
@@ -329,10 +397,19 @@ impl PackBackend {
         result
     }
 
-    /// Whether a reader already sees what `r` wrote: at once, except on `Outbox`, where the
-    /// checkpoint must cover every event of the receipt (it commits with the rows it
-    /// applied, so covering is showing).
+    /// Whether a reader already sees what `r` wrote: at once on `WriteModel` and
+    /// `InTransaction`; on `Outbox` once the checkpoint covers every event of the receipt (it
+    /// commits with the rows it applied, so covering is showing); on `Views` once every view
+    /// has finished a refresh that started after the commit; on `Standby` once the standby
+    /// has been seen to replay past the commit (by the replication poller, at most a poll
+    /// late: a pack does not say which row a command wrote for a probe to ask for).
     pub async fn is_visible_in(&self, s: &mut Session, r: &Receipt) -> Result<bool, sqlx::Error> {
+        if let (Some(views), Some(at)) = (&self.views, r.committed_at) {
+            return Ok(views.show(at, |_| true));
+        }
+        if let (Some((_, watcher)), Some(at)) = (&self.standby, r.committed_at) {
+            return Ok(watcher.shows(at));
+        }
         if self.outbox.is_none() || r.seqs.is_empty() {
             return Ok(true);
         }
@@ -352,9 +429,17 @@ impl PackBackend {
         Ok(result? as usize == r.seqs.len())
     }
 
-    /// Waits until the read models show every committed event (`Outbox`; at once for the
-    /// others). Without a running projector, applies the outbox here.
+    /// Waits until the read side shows every committed write: the projector has applied
+    /// every event (`Outbox`; without a running projector, the outbox is applied here), every
+    /// view is refreshed once more (`Views`), the standby has replayed every commit
+    /// (`Standby`); at once for the others.
     pub async fn wait_caught_up(&self, timeout: Duration) -> Result<(), ProjectorError> {
+        if let Some(views) = &self.views {
+            return views.refresh_all(timeout).await;
+        }
+        if let Some((_, watcher)) = &self.standby {
+            return watcher.wait_caught_up(timeout).await;
+        }
         let Some(o) = &self.outbox else {
             return Ok(());
         };
@@ -384,8 +469,23 @@ impl PackBackend {
         self.outbox.as_ref().map(|o| o.projector.stats.clone())
     }
 
-    /// Stops the projector, if one runs.
+    /// Each view's refreshes (`Views`; empty otherwise).
+    pub fn refreshes(&self) -> Vec<RefreshReport> {
+        self.views
+            .as_ref()
+            .map(Refreshers::reports)
+            .unwrap_or_default()
+    }
+
+    /// Stops the projector, the refreshers or the replication poller, whichever runs.
     pub async fn shutdown(mut self) {
+        if let Some(views) = self.views.take() {
+            views.shutdown().await;
+        }
+        // The standby's pools are the caller's, who opened them.
+        if let Some((_, watcher)) = self.standby.take() {
+            watcher.shutdown().await;
+        }
         if let Some(mut o) = self.outbox.take() {
             let _ = o.shutdown.send(true);
             if let Some(task) = o.task.take() {

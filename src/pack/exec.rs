@@ -207,6 +207,35 @@ impl CompiledPack {
         Ok(())
     }
 
+    /// Makes each read model a materialized view of its truth query over the write model,
+    /// named as the read model, with a unique index on its key (which
+    /// `REFRESH MATERIALIZED VIEW CONCURRENTLY` needs), on `conn` (`matview`). The read
+    /// models' own DDL is not used. Returns the views' names; an engine without materialized
+    /// views (SQLite) is an error.
+    pub async fn seed_views(&self, conn: &mut AnyConnection) -> Result<Vec<String>, sqlx::Error> {
+        let dialect = Dialect::of(self.engine);
+        let mut names = Vec::new();
+        for (name, rm) in &self.pack.read_models {
+            let truth = rm.truth.compile(dialect).sql;
+            let columns = self.truth_columns(conn, &truth).await?.join(", ");
+            let select = format!("SELECT {columns} FROM ({truth}) AS t");
+            let create = dialect
+                .materialized_view(name, &columns, &select)
+                .ok_or_else(|| {
+                    not_in_pack(format!(
+                        "{} has no materialized views for read model {name}",
+                        self.engine.display_name()
+                    ))
+                })?;
+            conn.execute(create.as_str()).await?;
+            let key = rm.key.join(", ");
+            conn.execute(format!("CREATE UNIQUE INDEX {name}_key ON {name} ({key})").as_str())
+                .await?;
+            names.push(name.clone());
+        }
+        Ok(names)
+    }
+
     async fn truth_columns(
         &self,
         conn: &mut AnyConnection,

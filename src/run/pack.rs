@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::{
     abandon, backend_target, environment, lane, points, pool_size_for, projector_report, rates,
-    stop_load_on_signal, LagRecording, RunError, RunOptions,
+    stop_load_on_signal, LagRecording, RunError, RunOptions, STANDBY_WAIT,
 };
 use crate::backend::BackendKind;
 use crate::db::DbUrl;
@@ -187,6 +187,17 @@ async fn run_one(
             0.0
         },
     };
+    // `replica` reads a hot standby of the database, once it shows the seeded pack (the
+    // CLI refuses a scenario naming it without `--replica-db`; `PackBackend::open` too).
+    let standby = match (
+        &opts.replica_db,
+        crate::backend::registry::entry(kind).needs_replica,
+    ) {
+        (Some(url), true) => {
+            Some(crate::db::Db::open_standby(url, &schema_name, pool_size, STANDBY_WAIT).await?)
+        }
+        _ => None,
+    };
     let settings = db.settings().await?;
     let environment = environment(&settings, opts);
     let (lag, lag_rx) = LagTracker::new();
@@ -202,6 +213,8 @@ async fn run_one(
             batch_size: projector.batch_size,
             poll_interval: projector.poll_interval,
             dedicated_sessions,
+            refresh: s.refresh_schedule(),
+            standby: standby.clone(),
         },
     )
     .await?;
@@ -255,8 +268,12 @@ async fn run_one(
     // Every event is applied now, so every lag sample is in the channel.
     lag_recording.finish().await;
     let projector_stats = target.backend().projector_stats();
+    let refreshes = target.backend().refreshes();
     if let Ok(t) = Arc::try_unwrap(target) {
         t.into_backend().shutdown().await;
+    }
+    if let Some(standby) = standby {
+        standby.close().await;
     }
     let metrics = Recorder::finish_shared(recorder, load_end);
     let verify = if interrupted {
@@ -290,7 +307,7 @@ async fn run_one(
             storage,
             kept_database,
             concurrency: Vec::new(),
-            refreshes: Vec::new(),
+            refreshes,
             event_store: None,
             outage,
             lag_parts: Vec::new(),

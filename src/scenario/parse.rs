@@ -55,7 +55,6 @@ const SHOP_ONLY_KEYS: &[(&str, &str)] = &[
     ),
     ("text_search", "text_search is a query of the built-in shop"),
     ("story", "the stories are told about the built-in shop"),
-    ("matview", "matview runs the built-in shop only"),
 ];
 const DATASET_KEYS: &[&str] = &[
     "categories",
@@ -263,7 +262,15 @@ pub(super) fn scenario(
         &thresholds,
         (backends_valid && !backends_chosen).then_some(&backends),
     );
-    let matview = w.matview(root.get("matview"));
+    // A pack's views are its read models; the shop's, its own.
+    let views: Vec<String> = match &pack {
+        Some(p) => p.read_models.keys().cloned().collect(),
+        None => crate::backend::matview::RefreshSchedule::views()
+            .into_iter()
+            .map(str::to_string)
+            .collect(),
+    };
+    let matview = w.matview(root.get("matview"), &views);
     let text_search = w.text_search(root.get("text_search"));
     let story = root.get("story").and_then(|v| w.story(v));
 
@@ -940,7 +947,8 @@ impl Walker {
         out
     }
 
-    fn matview(&mut self, v: Option<&Value>) -> MatviewSettings {
+    /// `[matview]`; `views`: the names a per-view interval may name.
+    fn matview(&mut self, v: Option<&Value>, views: &[String]) -> MatviewSettings {
         let mut settings = MatviewSettings::default();
         let Some(t) = v.and_then(|v| self.table(v, "matview")) else {
             return settings;
@@ -951,11 +959,10 @@ impl Walker {
                 settings.refresh_interval = d;
             }
         }
-        let views = crate::backend::matview::RefreshSchedule::views();
         if let Some(t) = t.get("views").and_then(|v| self.table(v, "matview.views")) {
             for (name, v) in t {
                 let path = format!("matview.views.{name}");
-                if !views.contains(&name.as_str()) {
+                if !views.contains(name) {
                     self.problem(
                         &path,
                         format!(

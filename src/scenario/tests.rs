@@ -1,4 +1,4 @@
-use crate::backend::{cqrs_async, cqrs_sync, normalized};
+use crate::backend::{cqrs_async, cqrs_sync, matview, normalized, replica};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
@@ -1565,6 +1565,28 @@ fn a_pack_scenario_names_the_packs_ops_and_sizes() {
     // Results round-trip with the workload.
     let json = serde_json::to_string(&s).unwrap();
     assert_eq!(serde_json::from_str::<Scenario>(&json).unwrap(), s);
+}
+
+#[test]
+fn a_pack_scenario_on_matview_names_the_packs_read_models_as_its_views() {
+    let text = format!(
+        "{LEDGER}backends = [\"normalized\", \"matview\", \"replica\"]\n[writes]\nrate = 10\n\
+         [matview]\nrefresh_interval = \"250ms\"\nviews = {{ account_balance = \"2s\" }}\n"
+    );
+    let s = parse(&text).unwrap();
+    assert_eq!(
+        s.backends,
+        vec![normalized::KIND, matview::KIND, replica::KIND]
+    );
+    let schedule = s.refresh_schedule();
+    assert_eq!(schedule.every, Duration::from_millis(250));
+    assert_eq!(schedule.interval("account_balance"), Duration::from_secs(2));
+    // A view of the shop's is not one of the pack's.
+    assert_problem(
+        &format!("{LEDGER}[writes]\nrate = 10\n[matview.views]\ndaily_sales = \"1s\"\n"),
+        "matview.views.daily_sales",
+        "unknown view \"daily_sales\" (expected one of: account_balance)",
+    );
 }
 
 #[test]
