@@ -112,6 +112,10 @@ pub enum PackMode {
     /// The events are appended to an outbox in the command's transaction and a projector
     /// applies them later (`cqrs-async`); queries answer with their `read_sql`.
     Outbox,
+    /// The events are appended to an outbox in the command's transaction, a relay publishes
+    /// them to a NATS JetStream stream and a projector consuming it applies them
+    /// (`cqrs-broker`); queries answer with their `read_sql`.
+    Broker,
 }
 
 impl PackMode {
@@ -121,7 +125,13 @@ impl PackMode {
             PackMode::WriteModel => crate::db::state::Provisions::WRITE_MODEL,
             PackMode::InTransaction => crate::db::state::Provisions::READ_MODELS,
             PackMode::Outbox => crate::db::state::Provisions::READ_MODELS_AND_LOG,
+            PackMode::Broker => crate::db::state::Provisions::READ_MODELS_AND_LOG,
         }
+    }
+
+    /// Whether a command's events go to the pack's outbox, for a projector to apply later.
+    pub fn has_outbox(self) -> bool {
+        matches!(self, PackMode::Outbox | PackMode::Broker)
     }
 
     pub fn has_read_models(self) -> bool {

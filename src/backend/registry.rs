@@ -172,7 +172,10 @@ mod tests {
     #[test]
     fn packs_run_on_normalized_and_the_cqrs_backends_with_a_reason_elsewhere() {
         use super::super::entry::{PackMode, PackSupport};
-        assert_eq!(running_packs(), "normalized, cqrs-sync or cqrs-async");
+        assert_eq!(
+            running_packs(),
+            "normalized, cqrs-sync, cqrs-async or cqrs-broker"
+        );
         let mode = |n: &str| by_name(n).unwrap().pack;
         assert_eq!(mode("normalized"), PackSupport::Runs(PackMode::WriteModel));
         assert_eq!(
@@ -180,6 +183,7 @@ mod tests {
             PackSupport::Runs(PackMode::InTransaction)
         );
         assert_eq!(mode("cqrs-async"), PackSupport::Runs(PackMode::Outbox));
+        assert_eq!(mode("cqrs-broker"), PackSupport::Runs(PackMode::Broker));
         for e in BACKENDS {
             if let PackSupport::Refused(reason) = e.pack {
                 assert!(!reason.is_empty(), "{}", e.kind.name());

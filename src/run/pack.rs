@@ -164,6 +164,12 @@ async fn run_one(
             batch_size: projector.batch_size,
             poll_interval: projector.poll_interval,
             dedicated_sessions,
+            // As the shop's run passes it (`run_one`): the stream is the run's, kept with
+            // the database.
+            broker: crate::broker::BrokerOptions {
+                keep: opts.keep_db,
+                ..opts.broker.clone()
+            },
         },
     )
     .await?;
