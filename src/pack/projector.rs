@@ -130,7 +130,7 @@ enum Source {
     /// The outbox in the same database.
     Outbox,
     /// The stream the broker's relay publishes the outbox to.
-    Broker(JetStreamSource),
+    Broker(Box<JetStreamSource>),
 }
 
 /// The projector of a pack's outbox into the read models of the same database.
@@ -168,7 +168,7 @@ impl PackProjector {
     /// Reads the events from the broker's stream through `consumer` instead of the outbox
     /// (`cqrs-broker`); the checkpoint is then the stream sequence.
     pub fn with_broker(mut self, consumer: JetStreamSource) -> Self {
-        self.source = Source::Broker(consumer);
+        self.source = Source::Broker(Box::new(consumer));
         self
     }
 
