@@ -1,10 +1,12 @@
 //! Workload packs on the real backends (issue [pack]): the shipped packs `ledger`, `crud`,
-//! `forum` and `shop` prepared for `normalized`, `cqrs-sync` and `cqrs-async` on SQLite and PostgreSQL, run from
+//! `forum` and `shop` prepared for `normalized`, `cqrs-sync`, `cqrs-async` and `cqrs-broker`
+//! (on a `nats-server` of the test's own) on SQLite and PostgreSQL, run from
 //! concurrent tasks on sessions, caught up and verified (every read model equal to its truth,
 //! the queries' two sides agreeing); a projection broken on purpose (an event counted twice,
 //! a field dropped) is caught by verify at the first differing key; a backend that runs no
-//! pack is refused before anything is created. (`matview` and `replica`, PostgreSQL only, are
-//! in `pack_alternatives.rs`.)
+//! pack is refused before anything is created; on `cqrs-broker`, a relay that republishes
+//! and a consumer whose messages come again are applied once. (`matview` and `replica`,
+//! PostgreSQL only, are in `pack_alternatives.rs`.)
 
 mod common;
 
@@ -13,16 +15,21 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::nats::NatsServer;
 use common::*;
-use cqrs_bench::backend::{BackendKind, ExecError, Receipt};
+use cqrs_bench::backend::{cqrs_broker, BackendKind, ExecError, Receipt};
+use cqrs_bench::broker::{self, BrokerOptions};
 use cqrs_bench::db::schema::{self, Ownership};
 use cqrs_bench::db::sql::Param;
 use cqrs_bench::db::{DbError, DbUrl, Engine};
 use cqrs_bench::pack::backend::{mode_of, prepare, PackBackend, PackBackendOptions, PackMode};
 use cqrs_bench::pack::exec::{CompiledPack, Side};
 use cqrs_bench::pack::params::Params;
+use cqrs_bench::pack::projector::{PackProjector, OUTBOX};
 use cqrs_bench::pack::sql::NamedSql;
 use cqrs_bench::pack::Pack;
+use cqrs_bench::projection::event_source::EventLog;
+use cqrs_bench::projection::jetstream::{ConsumerFaults, JetStreamSource};
 use cqrs_bench::projection::projector::LagTracker;
 use cqrs_bench::verify::verify_pack as verify;
 use sqlx::Connection;
@@ -181,7 +188,7 @@ async fn drive(backend: &Arc<PackBackend>, params: &Arc<Params>) -> Ran {
                 match backend.execute_in(&mut writes, &params, i, command).await {
                     Ok(receipt) => {
                         ran.committed += 1;
-                        let outbox = backend.mode == PackMode::Outbox;
+                        let outbox = backend.mode.has_outbox();
                         // Each shipped command emits one event.
                         assert_eq!(receipt.seqs.len(), usize::from(outbox), "{command}");
                         assert!(receipt.committed_at.is_some());
@@ -224,6 +231,12 @@ async fn drive(backend: &Arc<PackBackend>, params: &Arc<Params>) -> Ran {
 /// event), and that the queries' two sides agree. Then drops the dataset with `drop`'s
 /// function and checks nothing of it is left.
 async fn run_and_verify(place: &Place, pack_name: &str, kind_name: &str) {
+    run_and_verify_on(place, pack_name, kind_name, BrokerOptions::default()).await
+}
+
+/// [`run_and_verify`] with the broker `cqrs-broker` uses; there also checks that every event
+/// is in the stream once and that the stream is gone after the shutdown.
+async fn run_and_verify_on(place: &Place, pack_name: &str, kind_name: &str, nats: BrokerOptions) {
     let what = format!("{pack_name} on {kind_name} ({:?})", place.engine());
     let k = kind(kind_name);
     let cp = Arc::new(CompiledPack::new(
@@ -249,6 +262,7 @@ async fn run_and_verify(place: &Place, pack_name: &str, kind_name: &str) {
                 lag: Some(lag),
                 batch_size: 40,
                 dedicated_sessions: true,
+                broker: nats.clone(),
                 ..PackBackendOptions::default()
             },
         )
@@ -379,14 +393,35 @@ async fn run_and_verify(place: &Place, pack_name: &str, kind_name: &str) {
     drop(conn);
     let backend = Arc::into_inner(backend).expect("the tasks are done");
     let stats = backend.projector_stats();
+    let stream = match backend.mode {
+        PackMode::Broker => {
+            let js = broker::connect(&nats.url).await.unwrap();
+            let names = cqrs_broker::names_of(&db);
+            assert_eq!(backend.broker().map(|b| b.names()), Some(&names), "{what}");
+            // Every event in the stream once.
+            assert_eq!(
+                broker::stream::message_count(&js, &names).await.unwrap(),
+                ran.committed,
+                "{what}"
+            );
+            Some((js, names))
+        }
+        _ => None,
+    };
     backend.shutdown().await;
+    if let Some((js, names)) = stream {
+        assert!(
+            js.get_stream(&names.stream).await.is_err(),
+            "{what}: the run's stream is removed"
+        );
+    }
     // One lag sample per event (each command emitted one), after the projector stopped.
     let mut samples = 0u64;
     while lag_rx.try_recv().is_ok() {
         samples += 1;
     }
     match mode {
-        PackMode::Outbox => {
+        PackMode::Outbox | PackMode::Broker => {
             assert_eq!(samples, ran.committed, "{what}: a lag per applied event");
             let stats = stats.expect("an outbox backend has a projector");
             assert_eq!(
@@ -567,6 +602,232 @@ async fn shipped_packs_run_and_verify_on_every_pack_backend_on_postgres() {
     }
 }
 
+/// A `nats-server` of the test's own (as the shop's broker tests use), and the options that
+/// point `cqrs-broker` at it.
+fn nats(ack_wait: Duration) -> (NatsServer, BrokerOptions) {
+    let server = NatsServer::start();
+    let opts = BrokerOptions {
+        url: server.url(),
+        ack_wait,
+        ..BrokerOptions::default()
+    };
+    (server, opts)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shipped_packs_run_and_verify_on_cqrs_broker_on_sqlite() {
+    let (_server, opts) = nats(Duration::from_secs(5));
+    for pack in PACKS {
+        let place = Place::sqlite(&format!("{pack}_cqrs_broker"));
+        run_and_verify_on(&place, pack, "cqrs-broker", opts.clone()).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shipped_packs_run_and_verify_on_cqrs_broker_on_postgres() {
+    let Some(raw) = pg_env("shipped_packs_run_and_verify_on_cqrs_broker_on_postgres") else {
+        return;
+    };
+    let (_server, opts) = nats(Duration::from_secs(5));
+    for pack in PACKS {
+        let place = Place::postgres(&raw, "pack_broker");
+        run_and_verify_on(&place, pack, "cqrs-broker", opts.clone()).await;
+    }
+}
+
+/// Counts the pack's outbox: the events the commands committed.
+async fn outbox_count(db: &cqrs_bench::db::Db) -> u64 {
+    let n: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {OUTBOX}"))
+        .fetch_one(&db.read)
+        .await
+        .unwrap();
+    n as u64
+}
+
+/// On `cqrs-broker`, with the ledger (whose projections add, so an event applied twice
+/// shows in verify): a relay that published a batch and died before recording it publishes
+/// it again, and the stream drops the copies; a consumer that committed every batch and died
+/// before acking gets every message again after the ack-wait, and the projector's
+/// checkpoint covers them (acknowledged, not applied). Verify passes, and the events applied
+/// equal the outbox's.
+async fn redelivered_events_are_applied_once(place: &Place) {
+    let what = format!("ledger on cqrs-broker ({:?})", place.engine());
+    const BATCH: i64 = 25;
+    let (server, opts) = nats(Duration::from_secs(1));
+    let k = kind("cqrs-broker");
+    let cp = Arc::new(CompiledPack::new(
+        load("ledger"),
+        place.engine(),
+        &sizes("ledger"),
+    ));
+    let db = prepare(&place.url, &place.schema, k, &cp, 8).await.unwrap();
+    let backend = PackBackend::open(
+        k,
+        db.clone(),
+        cp.clone(),
+        PackBackendOptions {
+            run_projector: false,
+            batch_size: BATCH,
+            poll_interval: Duration::from_millis(50),
+            broker: opts.clone(),
+            ..PackBackendOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let params = Params::new(7, &cp.pack.parameters, cp.sizes()).unwrap();
+    let mut session = backend.session(true);
+    let mut committed = 0u64;
+    for i in 0..150 {
+        match backend
+            .execute_in(&mut session, &params, i, "transfer")
+            .await
+        {
+            Ok(r) => committed += r.seqs.len() as u64,
+            Err(ExecError::Domain(_)) => {}
+            Err(e) => panic!("{what}: transfer {i}: {e}"),
+        }
+    }
+    let events = outbox_count(&db).await;
+    assert_eq!(events, committed, "{what}: one event per transfer");
+    assert!(events > 2 * BATCH as u64, "{what}: {events} events");
+
+    // The relay publishes a batch and dies before recording it.
+    let relay = &backend.broker().expect("a broker backend").relay;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    // All of the first batch visible first: another test's open transaction on the server
+    // may hold the outbox's horizon back for a moment.
+    while relay.backlog().await.unwrap() < BATCH {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: the horizon did not move"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let first = relay.step_without_marking().await.unwrap();
+    assert_eq!(first.len(), BATCH as usize, "{what}");
+    assert!(first.iter().all(|(_, dup)| !dup), "{what}: {first:?}");
+    // Running on, it starts from its record: the same batch again, then the rest.
+    loop {
+        let n = relay.step().await.unwrap();
+        if n == 0 && relay.backlog().await.unwrap() == 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: the relay stalled"
+        );
+    }
+    let relayed = &relay.stats;
+    assert_eq!(
+        relayed
+            .duplicates
+            .load(std::sync::atomic::Ordering::Relaxed),
+        BATCH as u64,
+        "{what}: the republished batch was a duplicate"
+    );
+    let js = broker::connect(&server.url()).await.unwrap();
+    let names = cqrs_broker::names_of(&db);
+    assert_eq!(
+        broker::stream::message_count(&js, &names).await.unwrap(),
+        events,
+        "{what}: every event in the stream once"
+    );
+
+    // A consumer commits every batch with its checkpoint and never acks: killed after each
+    // commit.
+    let source = JetStreamSource::open(
+        js.clone(),
+        names.clone(),
+        &server.url(),
+        EventLog::of_table(db.clone(), OUTBOX),
+        Duration::from_millis(50),
+    )
+    .await
+    .unwrap()
+    .with_faults(ConsumerFaults { drop_acks: true });
+    let killed = PackProjector::new(
+        db.clone(),
+        cp.clone(),
+        BATCH,
+        Duration::from_millis(50),
+        None,
+    )
+    .with_broker(source);
+    loop {
+        killed.catch_up().await.unwrap();
+        if killed.backlog().await.unwrap() == 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: the consumer stalled"
+        );
+    }
+    let killed_applied = killed
+        .stats
+        .events
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(killed_applied, events, "{what}");
+    drop(killed);
+    let report = verify(&db, &cp).await.unwrap();
+    assert!(report.ok(), "{what}: {report:#?}");
+
+    // The backend's projector on the same durable consumer is delivered every message again
+    // after the ack-wait; the checkpoint covers them all.
+    let p = backend.projector().expect("a projector");
+    let delivery = p.consumer().expect("a broker consumer").stats.clone();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    // Every message comes again (the server's own count), whatever the projector does.
+    while delivery
+        .redelivered
+        .load(std::sync::atomic::Ordering::Relaxed)
+        < events
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: redelivery did not come: {delivery:?}"
+        );
+        p.step().await.unwrap();
+    }
+    p.catch_up().await.unwrap();
+    assert!(
+        p.stats
+            .duplicates
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= events,
+        "{what}: each message delivered again is covered by the checkpoint"
+    );
+    let again = p.stats.events.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(again, 0, "{what}: nothing applied twice");
+    assert_eq!(killed_applied + again, outbox_count(&db).await, "{what}");
+    backend
+        .wait_caught_up(Duration::from_secs(60))
+        .await
+        .unwrap();
+    let report = verify(&db, &cp).await.unwrap();
+    assert!(report.ok(), "{what}: {report:#?}");
+    backend.shutdown().await;
+    assert!(
+        js.get_stream(&names.stream).await.is_err(),
+        "{what}: the run's stream is removed"
+    );
+    db.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redelivered_events_are_applied_once_on_cqrs_broker_on_sqlite() {
+    redelivered_events_are_applied_once(&Place::sqlite("ledger_redelivered")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redelivered_events_are_applied_once_on_cqrs_broker_on_postgres() {
+    let Some(raw) = pg_env("redelivered_events_are_applied_once_on_cqrs_broker_on_postgres") else {
+        return;
+    };
+    redelivered_events_are_applied_once(&Place::postgres(&raw, "pack_redeliver")).await;
+}
+
 /// Runs `ops` commands of `pack` (broken or not) on `kind` from one session, catches up and
 /// verifies.
 async fn run_broken(
@@ -692,7 +953,7 @@ async fn a_broken_projection_fails_verify_at_its_first_row_on_postgres() {
 #[tokio::test]
 async fn a_backend_without_a_pack_mode_is_refused_before_anything_is_created() {
     let cp = CompiledPack::new(load("ledger"), Engine::Sqlite, &sizes("ledger"));
-    for k in ["event-sourced", "triggers", "denormalized", "cqrs-broker"] {
+    for k in ["event-sourced", "triggers", "denormalized"] {
         let place = Place::sqlite("refused");
         let path = place.url.sqlite_path().unwrap();
         let e = prepare(&place.url, &place.schema, kind(k), &cp, 4)
@@ -705,7 +966,9 @@ async fn a_backend_without_a_pack_mode_is_refused_before_anything_is_created() {
             "{text}"
         );
         assert!(
-            text.ends_with("(packs run on normalized, cqrs-sync, cqrs-async, matview or replica)"),
+            text.ends_with(
+                "(packs run on normalized, cqrs-sync, cqrs-async, cqrs-broker, matview or replica)"
+            ),
             "{text}"
         );
         assert_eq!(e.exit_code(), 2);

@@ -389,6 +389,63 @@ fn a_backend_that_cannot_run_a_pack_is_refused_before_anything_is_seeded() {
     assert!(!out.exists(), "nothing may be created: {out:?}");
 }
 
+#[test]
+fn a_pack_runs_on_cqrs_broker_through_a_nats_server_and_removes_its_stream() {
+    let server = common::nats::NatsServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = light(
+        dir.path(),
+        "pack-crud",
+        "backends = [\"cqrs-broker\"]\nbudgets = { write = { p99 = \"2s\" }, read = { p99 = \"2s\" }, staleness = { p99 = \"5s\" } }",
+    );
+    let r = run(
+        &scenario,
+        &dir.path().join("out"),
+        &["--nats", &server.url()],
+    );
+    assert_eq!(r.code, Some(0), "{}\n{}", r.stdout, r.stderr);
+    let results = r.results.as_ref().expect("results.json");
+    let runs = runs(results);
+    assert_eq!(runs.len(), 1);
+    let run = runs[0];
+    assert_eq!(run["backend"], "cqrs-broker");
+    let ops = &run["metrics"]["ops"];
+    for op in [
+        "write.create_profile",
+        "write.update_profile",
+        "read.profile",
+    ] {
+        assert!(ops[op]["count"].as_u64().unwrap() > 0, "{op}: {ops}");
+    }
+    let verify = &run["verify"];
+    assert_eq!(verify["mismatches"], 0, "{verify}");
+    assert_eq!(
+        verify["models"][0]["read_model"], "profile_view",
+        "{verify}"
+    );
+    // Every committed command's event went through the stream and was applied once (the
+    // warm-up's too), each with its lag.
+    let ok = ops["write"]["ok"].as_u64().unwrap();
+    let projector = &run["projector"];
+    assert!(
+        projector["events"].as_u64().unwrap() >= ok && ok > 0,
+        "{projector}"
+    );
+    assert!(
+        run["metrics"]["lag"]["count"].as_u64().unwrap() > 0,
+        "{}",
+        run["metrics"]["lag"]
+    );
+    // The run's stream is removed: the server holds none.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let streams: Vec<String> = rt.block_on(async {
+        use futures::TryStreamExt;
+        let js = cqrs_bench::broker::connect(&server.url()).await.unwrap();
+        js.stream_names().try_collect().await.unwrap()
+    });
+    assert!(streams.is_empty(), "{streams:?}");
+}
+
 /// Runs `cqrs-bench ARGS`; its exit code and output.
 fn cli(args: &[&str]) -> (Option<i32>, String, String) {
     let mut cmd = Command::new(BIN);

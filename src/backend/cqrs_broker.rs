@@ -19,7 +19,7 @@ use futures::future::BoxFuture;
 use tokio::sync::{watch, Notify};
 
 use super::cqrs_async::append_events;
-use super::entry::{Entry, PackSupport, Role, VerifiedAgainst};
+use super::entry::{Entry, PackMode, PackSupport, Role, VerifiedAgainst};
 use super::queries::ReadSide;
 use super::{Architecture, BackendKind, BackendOptions, Receipt, Session, Written};
 use crate::broker::{self, BrokerOptions, Names};
@@ -58,7 +58,7 @@ pub const ENTRY: Entry = Entry {
     separate_read_store: true,
     role: Role::Cqrs,
     simplicity: 6,
-    pack: PackSupport::Refused("a pack's events are not relayed through the broker yet"),
+    pack: PackSupport::Runs(PackMode::Broker),
     open,
 };
 

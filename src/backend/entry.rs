@@ -119,6 +119,10 @@ pub enum PackMode {
     /// Commands run on the primary's write model; queries answer with their `write_sql` on
     /// a hot standby of it (`replica`).
     Standby,
+    /// The events are appended to an outbox in the command's transaction, a relay publishes
+    /// them to a NATS JetStream stream and a projector consuming it applies them
+    /// (`cqrs-broker`); queries answer with their `read_sql`.
+    Broker,
 }
 
 impl PackMode {
@@ -130,7 +134,13 @@ impl PackMode {
             PackMode::Outbox => crate::db::state::Provisions::READ_MODELS_AND_LOG,
             PackMode::Views => crate::db::state::Provisions::MATVIEWS,
             PackMode::Standby => crate::db::state::Provisions::WRITE_MODEL,
+            PackMode::Broker => crate::db::state::Provisions::READ_MODELS_AND_LOG,
         }
+    }
+
+    /// Whether a command's events go to the pack's outbox, for a projector to apply later.
+    pub fn has_outbox(self) -> bool {
+        matches!(self, PackMode::Outbox | PackMode::Broker)
     }
 
     pub fn has_read_models(self) -> bool {

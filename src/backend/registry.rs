@@ -174,7 +174,7 @@ mod tests {
         use super::super::entry::{PackMode, PackSupport};
         assert_eq!(
             running_packs(),
-            "normalized, cqrs-sync, cqrs-async, matview or replica"
+            "normalized, cqrs-sync, cqrs-async, cqrs-broker, matview or replica"
         );
         let mode = |n: &str| by_name(n).unwrap().pack;
         assert_eq!(mode("normalized"), PackSupport::Runs(PackMode::WriteModel));
@@ -185,6 +185,7 @@ mod tests {
         assert_eq!(mode("cqrs-async"), PackSupport::Runs(PackMode::Outbox));
         assert_eq!(mode("matview"), PackSupport::Runs(PackMode::Views));
         assert_eq!(mode("replica"), PackSupport::Runs(PackMode::Standby));
+        assert_eq!(mode("cqrs-broker"), PackSupport::Runs(PackMode::Broker));
         for e in BACKENDS {
             if let PackSupport::Refused(reason) = e.pack {
                 assert!(!reason.is_empty(), "{}", e.kind.name());

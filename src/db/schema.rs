@@ -37,6 +37,11 @@ pub const LOG_TABLES: &[&str] = &[
 /// The event log (the outbox).
 pub const EVENT_LOG: &str = "events";
 
+/// The `cqrs-broker` relay's record of its stream and how far it published (the shop's and a
+/// workload pack's datasets both have it).
+pub const BROKER_RELAY_DDL: &str = "CREATE TABLE broker_relay (stream TEXT PRIMARY KEY, \
+     consumer TEXT NOT NULL, xid BIGINT NOT NULL, seq BIGINT NOT NULL, published BIGINT NOT NULL)";
+
 /// The read models proper (tables, or materialized views for `matview`).
 pub const READ_MODEL_TABLES: &[&str] = &[
     "product_catalog",
@@ -156,13 +161,7 @@ CREATE TABLE dead_letters (
     attempts BIGINT NOT NULL,
     PRIMARY KEY (projection, seq)
 );
-CREATE TABLE broker_relay (
-    stream TEXT PRIMARY KEY,
-    consumer TEXT NOT NULL,
-    xid BIGINT NOT NULL,
-    seq BIGINT NOT NULL,
-    published BIGINT NOT NULL
-);
+@BROKER_RELAY@;
 CREATE TABLE product_catalog (
     product_id BIGINT PRIMARY KEY,
     name TEXT NOT NULL,
@@ -254,7 +253,8 @@ pub fn ddl(engine: Engine) -> Ddl {
     let text = dialect
         .table_ddl(DDL)
         .replace("@EVENTS@", dialect.events_ddl())
-        .replace("@EVENT_STORE@", dialect.event_store_ddl());
+        .replace("@EVENT_STORE@", dialect.event_store_ddl())
+        .replace("@BROKER_RELAY@", BROKER_RELAY_DDL);
     let mut tables = Vec::new();
     let (mut loaded, mut read) = (Deferred::default(), Deferred::default());
     for stmt in text.split(';').map(str::trim).filter(|s| !s.is_empty()) {

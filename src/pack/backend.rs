@@ -9,6 +9,7 @@
 //! | `normalized` | `WriteModel`      | nothing                                     | `write_sql`  |
 //! | `cqrs-sync`  | `InTransaction`   | runs the events' projection statements      | `read_sql`   |
 //! | `cqrs-async` | `Outbox`          | appends the events to the pack's outbox; a projector ([`super::projector`]) applies them later | `read_sql` |
+//! | `cqrs-broker`| `Broker`          | appends the events to the pack's outbox; a relay publishes them to NATS JetStream ([`super::broker`]) and the projector consumes the stream | `read_sql` |
 //! | `matview`    | `Views`           | nothing: each read model is a materialized view of its truth query, refreshed on a schedule | `read_sql`, from the views |
 //! | `replica`    | `Standby`         | nothing: a hot standby replays the primary's WAL | `write_sql`, on the standby |
 //!
@@ -25,6 +26,7 @@ use std::time::{Duration, Instant};
 use sqlx::{AnyConnection, Connection as _, Executor as _};
 use tokio::sync::{watch, Notify};
 
+use super::broker::PackBroker;
 use super::exec::{Applied, CompiledPack, PackEvent, Side};
 use super::params::Params;
 use super::projector::{
@@ -34,6 +36,7 @@ use super::projector::{
 use crate::backend::matview::{RefreshReport, RefreshSchedule, Refreshers};
 use crate::backend::replica::ReplayWatcher;
 use crate::backend::{registry, BackendKind, ExecError, OpenError, Receipt, Session};
+use crate::broker::BrokerOptions;
 use crate::db::sql::Param;
 use crate::db::state::{self, DbState};
 use crate::db::{schema, Db, DbError, DbUrl};
@@ -50,7 +53,9 @@ pub use crate::backend::entry::{PackMode, PackSupport};
 fn side_of(mode: PackMode) -> Side {
     match mode {
         PackMode::WriteModel | PackMode::Standby => Side::Write,
-        PackMode::InTransaction | PackMode::Outbox | PackMode::Views => Side::Read,
+        PackMode::InTransaction | PackMode::Outbox | PackMode::Broker | PackMode::Views => {
+            Side::Read
+        }
     }
 }
 
@@ -85,7 +90,8 @@ fn require_engine(kind: BackendKind, engine: crate::db::Engine) -> Result<(), Db
 /// The meta table with the owner mark and state `seeding` is committed first; then, in one
 /// transaction, the write model and dataset, the read models (filled from their truth) where
 /// the mode has them, the outbox, the projector's checkpoint and a copy of the seeded read
-/// models (`super::projector::baseline_table`) for `Outbox`, the list of the
+/// models (`super::projector::baseline_table`) for `Outbox` and `Broker` (with the relay's
+/// record for `Broker`), the list of the
 /// pack's tables, and the ready state. A seed that fails leaves the meta table saying
 /// `seeding` and nothing of the pack's.
 pub async fn prepare(
@@ -108,7 +114,7 @@ pub async fn prepare(
     } else if mode.has_read_models() {
         pack.seed_read_models(&mut tx).await?;
     }
-    if mode == PackMode::Outbox {
+    if mode.has_outbox() {
         sqlx::raw_sql(&db.dialect().outbox_ddl(OUTBOX))
             .execute(&mut *tx)
             .await?;
@@ -119,6 +125,9 @@ pub async fn prepare(
         for statement in baseline_statements(pack) {
             tx.execute(statement.as_str()).await?;
         }
+    }
+    if mode == PackMode::Broker {
+        tx.execute(schema::BROKER_RELAY_DDL).await?;
     }
     let tables = schema::tables_on(&mut tx, db.engine()).await?;
     schema::meta_set(&mut tx, schema::PACK_TABLES_KEY, &tables.join(",")).await?;
@@ -132,8 +141,8 @@ pub async fn prepare(
 /// How a [`PackBackend`] runs.
 #[derive(Debug, Clone)]
 pub struct PackBackendOptions {
-    /// Run the projector (`Outbox`) in this process; without it, `wait_caught_up` applies
-    /// the outbox by hand.
+    /// Run the projector (`Outbox`, `Broker`: and the relay) in this process; without it,
+    /// `wait_caught_up` applies the outbox by hand.
     pub run_projector: bool,
     /// Told of every event's commit and of its application: the projection lag.
     pub lag: Option<Arc<LagTracker>>,
@@ -149,6 +158,8 @@ pub struct PackBackendOptions {
     /// The hot standby of the database that queries read (`Standby`, which cannot open
     /// without one).
     pub standby: Option<Db>,
+    /// The broker `Broker` publishes to and consumes from (`--nats`, `--keep-db`).
+    pub broker: BrokerOptions,
 }
 
 impl Default for PackBackendOptions {
@@ -161,14 +172,19 @@ impl Default for PackBackendOptions {
             dedicated_sessions: false,
             refresh: RefreshSchedule::default(),
             standby: None,
+            broker: BrokerOptions::default(),
         }
     }
 }
 
-/// The projector side of an `Outbox` backend.
+/// The projector side of an `Outbox` or `Broker` backend.
 struct Outbox {
     projector: Arc<PackProjector>,
+    /// Woken after a commit: the projector's (`Outbox`) or the relay's (`Broker`).
     wake: Arc<Notify>,
+    /// The relay and the stream (`Broker`).
+    broker: Option<PackBroker>,
+    relay_task: Option<tokio::task::JoinHandle<()>>,
     shutdown: watch::Sender<bool>,
     task: Option<tokio::task::JoinHandle<()>>,
     listener: Option<tokio::task::JoinHandle<()>>,
@@ -200,7 +216,8 @@ fn notify_channel(db: &Db) -> String {
 impl PackBackend {
     /// Opens `kind` on a database [`prepare`]d for it with this pack (refused otherwise:
     /// not the tool's, half-seeded, another pack or another mode's dataset), starting the
-    /// projector for `Outbox` unless told not to.
+    /// projector for `Outbox` (and `Broker`, with the relay, after connecting to the broker)
+    /// unless told not to.
     pub async fn open(
         kind: BackendKind,
         db: Db,
@@ -226,30 +243,50 @@ impl PackBackend {
             }
             .into());
         }
-        let outbox = (mode == PackMode::Outbox).then(|| {
-            let projector = Arc::new(PackProjector::new(
+        let broker = match mode {
+            PackMode::Broker => Some(
+                PackBroker::connect(&db, &opts.broker, opts.batch_size, opts.poll_interval).await?,
+            ),
+            _ => None,
+        };
+        let outbox = mode.has_outbox().then(|| {
+            let projector = PackProjector::new(
                 db.clone(),
                 pack.clone(),
                 opts.batch_size,
                 opts.poll_interval,
                 opts.lag.clone(),
-            ));
+            );
+            let (projector, broker) = match broker {
+                Some((broker, consumer)) => (projector.with_broker(consumer), Some(broker)),
+                None => (projector, None),
+            };
+            let projector = Arc::new(projector);
             let wake = Arc::new(Notify::new());
             let (shutdown, rx) = watch::channel(false);
             let channel = notify_channel(&db);
-            let (task, listener) = if opts.run_projector {
+            // On the broker the commits wake the relay, and the relay the projector.
+            let projector_wake = broker
+                .as_ref()
+                .map_or(wake.clone(), |b| b.projector_wake.clone());
+            let (task, relay_task, listener) = if opts.run_projector {
                 (
                     Some(tokio::spawn(
-                        projector.clone().run(wake.clone(), rx.clone()),
+                        projector.clone().run(projector_wake, rx.clone()),
                     )),
+                    broker
+                        .as_ref()
+                        .map(|b| tokio::spawn(b.relay.clone().run(wake.clone(), rx.clone()))),
                     db.listen(channel.clone(), wake.clone(), rx),
                 )
             } else {
-                (None, None)
+                (None, None, None)
             };
             Outbox {
                 projector,
                 wake,
+                broker,
+                relay_task,
                 shutdown,
                 task,
                 listener,
@@ -343,7 +380,7 @@ impl PackBackend {
             // from the writes.
             (PackMode::WriteModel | PackMode::Views | PackMode::Standby, _) => {}
             (PackMode::InTransaction, _) => self.pack.project(&mut tx, &events).await?,
-            (PackMode::Outbox, Some(o)) => {
+            (PackMode::Outbox | PackMode::Broker, Some(o)) => {
                 seqs = append(&mut tx, command, &events).await?;
                 if let Some(notify) = o.notify {
                     sqlx::query(notify)
@@ -352,7 +389,9 @@ impl PackBackend {
                         .await?;
                 }
             }
-            (PackMode::Outbox, None) => unreachable!("an outbox backend has its projector"),
+            (PackMode::Outbox | PackMode::Broker, None) => {
+                unreachable!("an outbox backend has its projector")
+            }
         }
         tx.commit().await?;
         let committed_at = Instant::now();
@@ -398,11 +437,12 @@ impl PackBackend {
     }
 
     /// Whether a reader already sees what `r` wrote: at once on `WriteModel` and
-    /// `InTransaction`; on `Outbox` once the checkpoint covers every event of the receipt (it
-    /// commits with the rows it applied, so covering is showing); on `Views` once every view
-    /// has finished a refresh that started after the commit; on `Standby` once the standby
-    /// has been seen to replay past the commit (by the replication poller, at most a poll
-    /// late: a pack does not say which row a command wrote for a probe to ask for).
+    /// `InTransaction`; on `Outbox` and `Broker` once the checkpoint covers every event of the
+    /// receipt (it commits with the rows it applied, so covering is showing; on the broker,
+    /// the stream seqs the events were published at); on `Views` once every view has finished
+    /// a refresh that started after the commit; on `Standby` once the standby has been seen to
+    /// replay past the commit (by the replication poller, at most a poll late: a pack does not
+    /// say which row a command wrote for a probe to ask for).
     pub async fn is_visible_in(&self, s: &mut Session, r: &Receipt) -> Result<bool, sqlx::Error> {
         if let (Some(views), Some(at)) = (&self.views, r.committed_at) {
             return Ok(views.show(at, |_| true));
@@ -410,8 +450,17 @@ impl PackBackend {
         if let (Some((_, watcher)), Some(at)) = (&self.standby, r.committed_at) {
             return Ok(watcher.shows(at));
         }
-        if self.outbox.is_none() || r.seqs.is_empty() {
+        let Some(o) = &self.outbox else {
             return Ok(true);
+        };
+        if r.seqs.is_empty() {
+            return Ok(true);
+        }
+        if let Some(broker) = &o.broker {
+            let mut conn = s.take(&self.db.read).await?;
+            let result = broker.is_visible(&mut conn, &r.seqs).await;
+            s.give_back(conn, result.is_ok());
+            return result;
         }
         let list: Vec<String> = (1..=r.seqs.len()).map(|i| format!("${i}")).collect();
         let sql = format!(
@@ -430,9 +479,9 @@ impl PackBackend {
     }
 
     /// Waits until the read side shows every committed write: the projector has applied
-    /// every event (`Outbox`; without a running projector, the outbox is applied here), every
-    /// view is refreshed once more (`Views`), the standby has replayed every commit
-    /// (`Standby`); at once for the others.
+    /// every event (`Outbox`, `Broker`; without a running projector, the outbox is applied
+    /// here, on the broker relayed first), every view is refreshed once more (`Views`), the
+    /// standby has replayed every commit (`Standby`); at once for the others.
     pub async fn wait_caught_up(&self, timeout: Duration) -> Result<(), ProjectorError> {
         if let Some(views) = &self.views {
             return views.refresh_all(timeout).await;
@@ -446,25 +495,40 @@ impl PackBackend {
         let deadline = Instant::now() + timeout;
         loop {
             if o.task.is_none() {
+                if let Some(b) = &o.broker {
+                    while b.relay.step().await? > 0 {}
+                }
                 o.projector.catch_up().await?;
             }
-            if o.projector.backlog().await? == 0 {
+            let unpublished = match &o.broker {
+                Some(b) => b.relay.backlog().await?,
+                None => 0,
+            };
+            if unpublished + o.projector.backlog().await? == 0 {
                 return Ok(());
             }
             if Instant::now() >= deadline {
                 return Err(ProjectorError::Timeout(timeout));
             }
             o.wake.notify_one();
+            if let Some(b) = &o.broker {
+                b.projector_wake.notify_one();
+            }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
 
-    /// The projector (`Outbox`), for driving it by hand.
+    /// The relay and stream (`Broker`), for driving the relay by hand.
+    pub fn broker(&self) -> Option<&PackBroker> {
+        self.outbox.as_ref().and_then(|o| o.broker.as_ref())
+    }
+
+    /// The projector (`Outbox`, `Broker`), for driving it by hand.
     pub fn projector(&self) -> Option<&Arc<PackProjector>> {
         self.outbox.as_ref().map(|o| &o.projector)
     }
 
-    /// The projector's counters (`Outbox`; `None` otherwise).
+    /// The projector's counters (`Outbox`, `Broker`; `None` otherwise).
     pub fn projector_stats(&self) -> Option<Arc<ProjectorStats>> {
         self.outbox.as_ref().map(|o| o.projector.stats.clone())
     }
@@ -477,7 +541,8 @@ impl PackBackend {
             .unwrap_or_default()
     }
 
-    /// Stops the projector, the refreshers or the replication poller, whichever runs.
+    /// Stops the projector (and the relay), the refreshers or the replication poller,
+    /// whichever runs; removes the stream the run created (`Broker`, unless kept).
     pub async fn shutdown(mut self) {
         if let Some(views) = self.views.take() {
             views.shutdown().await;
@@ -491,8 +556,14 @@ impl PackBackend {
             if let Some(task) = o.task.take() {
                 let _ = task.await;
             }
+            if let Some(task) = o.relay_task.take() {
+                let _ = task.await;
+            }
             if let Some(listener) = o.listener.take() {
                 listener.abort();
+            }
+            if let Some(b) = &o.broker {
+                b.remove_stream().await;
             }
         }
     }

@@ -8,9 +8,10 @@
 //! `FILE: path: message` (`pack.toml: commands.transfer.statements[1]: …`), exit 2.
 //! [`exec`] runs a pack on a database: seeding, a command's statements in the caller's
 //! transaction, projections, queries, and each read model's truth for verify.
-//! [`backend`] runs a pack on the backends that can (`normalized`, `cqrs-sync`, `cqrs-async`,
-//! the last with [`projector`]) and verifies its read models; [`rebuild`] rebuilds a kept
-//! `cqrs-async` dataset's read models from its outbox.
+//! [`backend`] runs a pack on the backends that can (`normalized`, `cqrs-sync`, `cqrs-async`
+//! with [`projector`], `cqrs-broker` with [`broker`] and [`projector`], `matview`, `replica`)
+//! and verifies its read models; [`rebuild`] rebuilds a kept `cqrs-async` dataset's read
+//! models from its outbox.
 //!
 //! # Files
 //!
@@ -89,6 +90,7 @@
 //! query's two sides to yield as many columns as each other.
 
 pub mod backend;
+pub mod broker;
 pub mod copy;
 pub mod exec;
 pub mod footprint;

@@ -1,6 +1,8 @@
 //! The projector of a workload pack on `cqrs-async` ([`super::backend::PackMode::Outbox`]):
 //! reads the pack's outbox in batches and applies each event's projection statements to the
-//! read models.
+//! read models. On `cqrs-broker` ([`super::backend::PackMode::Broker`], `with_broker`) it
+//! reads the same events from the NATS JetStream stream the relay published the outbox to,
+//! and applies them the same way, its checkpoint then the stream sequence (`xid` 0).
 //!
 //! **Exactly-once effect.** One transaction per batch: it locks the checkpoint row, runs the
 //! projection statements of every event of the batch and moves the checkpoint past them, and
@@ -25,6 +27,14 @@
 //! row. The shop absorbs this with per-row versions; a pack can do the same in its SQL
 //! (`WHERE version < :version`).
 //!
+//! **Exactly once from the broker.** The consumer hands messages over only as a run without
+//! gaps from the checkpoint (`JetStreamSource`); the batch's transaction locks the
+//! checkpoint and applies only the messages past it, and the messages are acknowledged
+//! after the commit. A message the server delivers again (an ack lost, a consumer restarted,
+//! the ack-wait passed) is at or below the checkpoint: acknowledged, counted as a duplicate,
+//! not applied. A relay that published and died before recording republishes with the same
+//! `Nats-Msg-Id`, which the stream drops.
+//!
 //! An event whose payload cannot be read stops the projector at it (counted as an error and
 //! retried, with back-off): packs have no dead letters yet.
 
@@ -39,6 +49,8 @@ use tokio::sync::{watch, Notify};
 use super::exec::{CompiledPack, PackEvent};
 use crate::db::sql::Param;
 use crate::db::{Db, DbError};
+use crate::projection::event_source::{Delivery, EventSource, Position};
+use crate::projection::jetstream::JetStreamSource;
 use crate::projection::projector::{LagTracker, ProjectorError, ProjectorStats};
 
 /// The outbox of a pack's `cqrs-async` dataset.
@@ -125,11 +137,21 @@ pub fn event_from_json(text: &str) -> Result<PackEvent, String> {
     Ok(PackEvent { event, fields })
 }
 
-/// One outbox row as read: its position and payload.
+/// One event as read: its position (the outbox's `(xid, seq)`, or `(0, stream seq)`), its
+/// outbox seq (the lag's key) and payload.
 struct Row {
     xid: i64,
     seq: i64,
+    event_seq: i64,
     payload: String,
+}
+
+/// Where the projector reads the pack's events.
+enum Source {
+    /// The outbox in the same database.
+    Outbox,
+    /// The stream the broker's relay publishes the outbox to.
+    Broker(Box<JetStreamSource>),
 }
 
 /// The projector of a pack's outbox into the read models of the same database.
@@ -140,6 +162,7 @@ pub struct PackProjector {
     poll_interval: Duration,
     pub stats: Arc<ProjectorStats>,
     lag: Option<Arc<LagTracker>>,
+    source: Source,
 }
 
 impl PackProjector {
@@ -159,6 +182,22 @@ impl PackProjector {
             poll_interval,
             stats: Arc::new(ProjectorStats::default()),
             lag,
+            source: Source::Outbox,
+        }
+    }
+
+    /// Reads the events from the broker's stream through `consumer` instead of the outbox
+    /// (`cqrs-broker`); the checkpoint is then the stream sequence.
+    pub fn with_broker(mut self, consumer: JetStreamSource) -> Self {
+        self.source = Source::Broker(Box::new(consumer));
+        self
+    }
+
+    /// The broker's consumer, if it reads one.
+    pub fn consumer(&self) -> Option<&JetStreamSource> {
+        match &self.source {
+            Source::Broker(c) => Some(c),
+            Source::Outbox => None,
         }
     }
 
@@ -194,48 +233,94 @@ impl PackProjector {
             .await?;
         rows.iter()
             .map(|r| {
+                let seq = r.try_get(1)?;
                 Ok(Row {
                     xid: r.try_get(0)?,
-                    seq: r.try_get(1)?,
+                    seq,
+                    event_seq: seq,
                     payload: r.try_get(3)?,
                 })
             })
             .collect()
     }
 
-    /// Applies at most one batch; returns how many events it applied.
+    /// What the broker delivered after `from` (and at or below it: delivered again, to be
+    /// acknowledged only), in stream order.
+    async fn received(
+        &self,
+        consumer: &JetStreamSource,
+        from: (i64, i64),
+    ) -> Result<Vec<Row>, ProjectorError> {
+        let from = Position {
+            xid: from.0,
+            seq: from.1,
+        };
+        let messages = consumer.fetch_payloads(from, self.batch_size).await?;
+        Ok(messages
+            .into_iter()
+            .map(|(f, payload)| Row {
+                xid: f.pos.xid,
+                seq: f.pos.seq,
+                event_seq: f.seq,
+                payload,
+            })
+            .collect())
+    }
+
+    /// Applies at most one batch; returns how many events it applied (on the broker, also
+    /// how many it received again and only acknowledged).
     pub async fn step(&self) -> Result<usize, ProjectorError> {
         // Read without a transaction first: an idle poll costs one read, no lock.
         let (from, rows) = {
             let mut conn = self.db.read.acquire().await.map_err(DbError::from)?;
             let from = self.checkpoint(&mut conn, false).await?;
-            let rows = self.batch(&mut conn, from).await?;
-            if rows.is_empty() && self.held_back(&mut conn, from).await? {
-                self.stats.horizon_waits.fetch_add(1, Ordering::Relaxed);
-            }
+            let rows = match &self.source {
+                Source::Outbox => {
+                    let rows = self.batch(&mut conn, from).await?;
+                    if rows.is_empty() && self.held_back(&mut conn, from).await? {
+                        self.stats.horizon_waits.fetch_add(1, Ordering::Relaxed);
+                    }
+                    rows
+                }
+                Source::Broker(consumer) => {
+                    drop(conn);
+                    self.received(consumer, from).await?
+                }
+            };
             (from, rows)
         };
-        if rows.is_empty() {
+        let Some(received) = rows.last().map(|r| (r.xid, r.seq)) else {
             return Ok(0);
-        }
+        };
+        let handed = rows.len();
         let mut conn = self.db.write.acquire().await.map_err(DbError::from)?;
         let mut tx = conn.begin().await?;
         let locked = self.checkpoint(&mut tx, true).await?;
-        let rows = if locked == from {
-            rows
-        } else {
-            // Another projector moved on meanwhile: start after what it applied.
-            self.batch(&mut tx, locked).await?
+        let rows = match &self.source {
+            Source::Outbox if locked != from => {
+                // Another projector moved on meanwhile: start after what it applied.
+                self.batch(&mut tx, locked).await?
+            }
+            Source::Outbox => rows,
+            // Only what the checkpoint does not cover: the rest was applied already.
+            Source::Broker(_) => rows
+                .into_iter()
+                .filter(|r| (r.xid, r.seq) > locked)
+                .collect(),
+        };
+        let covered = match &self.source {
+            Source::Broker(_) => (handed - rows.len()) as u64,
+            Source::Outbox => 0,
         };
         let Some(last) = rows.last().map(|r| (r.xid, r.seq)) else {
             tx.rollback().await?;
-            return Ok(0);
+            return self.acknowledged(received, covered).await;
         };
         let mut events = Vec::with_capacity(rows.len());
         for r in &rows {
             events.push(event_from_json(&r.payload).map_err(|message| {
                 ProjectorError::Payload {
-                    seq: r.seq,
+                    seq: r.event_seq,
                     message,
                 }
             })?);
@@ -256,10 +341,31 @@ impl PackProjector {
             .events
             .fetch_add(rows.len() as u64, Ordering::Relaxed);
         if let Some(lag) = &self.lag {
-            let seqs: Vec<i64> = rows.iter().map(|r| r.seq).collect();
+            let seqs: Vec<i64> = rows.iter().map(|r| r.event_seq).collect();
             lag.applied(&seqs, at);
         }
-        Ok(rows.len())
+        self.acknowledged(received, covered).await?;
+        Ok(rows.len() + covered as usize)
+    }
+
+    /// After the commit: tells the broker everything received up to `received` is done
+    /// (applied, or covered by the checkpoint already: `covered` duplicates). Returns
+    /// `covered`, the events handled without applying.
+    async fn acknowledged(
+        &self,
+        received: (i64, i64),
+        covered: u64,
+    ) -> Result<usize, ProjectorError> {
+        self.stats.duplicates.fetch_add(covered, Ordering::Relaxed);
+        if let Source::Broker(consumer) = &self.source {
+            consumer
+                .ack(Position {
+                    xid: received.0,
+                    seq: received.1,
+                })
+                .await?;
+        }
+        Ok(covered as usize)
     }
 
     /// Whether committed events after `from` wait behind an open transaction (PostgreSQL).
@@ -280,10 +386,18 @@ impl PackProjector {
         Ok(row.is_some())
     }
 
-    /// Committed events not yet applied (held-back ones included).
+    /// Committed events not yet applied (held-back ones included); on the broker, events in
+    /// the stream past the checkpoint.
     pub async fn backlog(&self) -> Result<i64, ProjectorError> {
         let mut conn = self.db.read.acquire().await.map_err(DbError::from)?;
         let from = self.checkpoint(&mut conn, false).await?;
+        if let Source::Broker(consumer) = &self.source {
+            let from = Position {
+                xid: from.0,
+                seq: from.1,
+            };
+            return consumer.backlog(from, Delivery::Safe).await;
+        }
         let sql = format!("SELECT COUNT(*) FROM {OUTBOX} WHERE (xid, seq) > ($1, $2)");
         let n: i64 = sqlx::query_scalar(&sql)
             .bind(from.0)

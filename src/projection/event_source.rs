@@ -162,6 +162,11 @@ impl EventLog {
         }
     }
 
+    /// Another log with the outbox's columns (`Dialect::outbox_ddl`): a workload pack's.
+    pub fn of_table(db: Db, table: &'static str) -> Self {
+        EventLog { db, table }
+    }
+
     /// The table it reads.
     pub fn table(&self) -> &'static str {
         self.table
@@ -174,13 +179,16 @@ impl EventLog {
     }
 }
 
-impl EventSource for EventLog {
-    async fn fetch(
+impl EventLog {
+    /// Up to `limit` committed rows after `from`, in delivery order, as stored: what
+    /// [`EventSource::fetch`] decodes, and what the broker's relay publishes unchanged
+    /// (whatever the payload's format: the shop's events or a pack's).
+    pub async fn fetch_stored(
         &self,
         from: Position,
         limit: i64,
         delivery: Delivery,
-    ) -> Result<Vec<Fetched>, ProjectorError> {
+    ) -> Result<Vec<Stored>, ProjectorError> {
         let mut conn = self.read_connection().await?;
         let sql = self
             .db
@@ -192,7 +200,43 @@ impl EventSource for EventLog {
             .bind(limit)
             .fetch_all(&mut *conn)
             .await?;
-        rows.iter().map(fetched_from).collect()
+        rows.iter().map(stored_from).collect()
+    }
+}
+
+/// A log row as stored: its position, seq, aggregate stream and payload text.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    pub pos: Position,
+    pub seq: i64,
+    pub stream: String,
+    pub payload: String,
+}
+
+impl Stored {
+    /// The row decoded as one of the shop's events (an unreadable payload kept as such).
+    pub fn decoded(self) -> Fetched {
+        let seq = self.seq;
+        Fetched {
+            pos: self.pos,
+            seq,
+            stream: self.stream,
+            event: Event::from_json(&self.payload)
+                .map(|event| Delivered { seq, event })
+                .map_err(|e| e.to_string()),
+        }
+    }
+}
+
+impl EventSource for EventLog {
+    async fn fetch(
+        &self,
+        from: Position,
+        limit: i64,
+        delivery: Delivery,
+    ) -> Result<Vec<Fetched>, ProjectorError> {
+        let rows = self.fetch_stored(from, limit, delivery).await?;
+        Ok(rows.into_iter().map(Stored::decoded).collect())
     }
 
     async fn backlog(&self, from: Position, delivery: Delivery) -> Result<i64, ProjectorError> {
@@ -273,17 +317,18 @@ async fn events_numbered(
 /// An outbox row `xid, seq, stream, payload`; an unreadable payload is returned as such, to
 /// be dead-lettered.
 pub(super) fn fetched_from(row: &sqlx::any::AnyRow) -> Result<Fetched, ProjectorError> {
+    Ok(stored_from(row)?.decoded())
+}
+
+/// An outbox row `xid, seq, stream, payload`, as stored.
+fn stored_from(row: &sqlx::any::AnyRow) -> Result<Stored, ProjectorError> {
     let xid: i64 = row.try_get(0)?;
     let seq: i64 = row.try_get(1)?;
-    let stream: String = row.try_get(2)?;
-    let payload: String = row.try_get(3)?;
-    Ok(Fetched {
+    Ok(Stored {
         pos: Position { xid, seq },
         seq,
-        stream,
-        event: Event::from_json(&payload)
-            .map(|event| Delivered { seq, event })
-            .map_err(|e| e.to_string()),
+        stream: row.try_get(2)?,
+        payload: row.try_get(3)?,
     })
 }
 

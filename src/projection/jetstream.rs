@@ -184,13 +184,30 @@ fn decode(stream_seq: u64, m: &jetstream::Message) -> Fetched {
     }
 }
 
-impl EventSource for JetStreamSource {
-    async fn fetch(
+impl JetStreamSource {
+    /// What [`EventSource::fetch`] hands over (safe delivery), each with its message's
+    /// payload as published: for a consumer whose events are not the shop's (a workload
+    /// pack's, whose `Fetched::event` is then the reason it is not one).
+    pub async fn fetch_payloads(
+        &self,
+        from: Position,
+        limit: i64,
+    ) -> Result<Vec<(Fetched, String)>, ProjectorError> {
+        self.fetch_with(from, limit, Delivery::Safe, |f, m| {
+            (f.clone(), String::from_utf8_lossy(&m.payload).into_owned())
+        })
+        .await
+    }
+
+    /// Receives what the server delivered and hands over, in stream order, what `delivery`
+    /// allows (see the module's note on gaps), each as `take` makes it.
+    async fn fetch_with<T>(
         &self,
         from: Position,
         limit: i64,
         delivery: Delivery,
-    ) -> Result<Vec<Fetched>, ProjectorError> {
+        take: impl Fn(&Fetched, &jetstream::Message) -> T,
+    ) -> Result<Vec<T>, ProjectorError> {
         let limit = limit.max(1) as usize;
         let mut inbox = self.inbox.lock().await;
         let next = from.seq as u64 + 1;
@@ -207,20 +224,20 @@ impl EventSource for JetStreamSource {
         match delivery {
             // The naive projector's reading: whatever arrived, in stream order.
             Delivery::Tail => {
-                out.extend(inbox.pending.values().take(limit).map(|(f, _)| f.clone()));
+                out.extend(inbox.pending.values().take(limit).map(|(f, m)| take(f, m)));
             }
             Delivery::Safe => {
                 let mut expect = next;
-                for (&s, (f, _)) in inbox.pending.iter() {
+                for (&s, (f, m)) in inbox.pending.iter() {
                     if out.len() >= limit {
                         break;
                     }
                     if s < expect {
                         // Covered by the checkpoint: handed over only to be acknowledged.
                         self.stats.covered.fetch_add(1, Ordering::Relaxed);
-                        out.push(f.clone());
+                        out.push(take(f, m));
                     } else if s == expect {
-                        out.push(f.clone());
+                        out.push(take(f, m));
                         expect += 1;
                     } else {
                         break;
@@ -229,6 +246,18 @@ impl EventSource for JetStreamSource {
             }
         }
         Ok(out)
+    }
+}
+
+impl EventSource for JetStreamSource {
+    async fn fetch(
+        &self,
+        from: Position,
+        limit: i64,
+        delivery: Delivery,
+    ) -> Result<Vec<Fetched>, ProjectorError> {
+        self.fetch_with(from, limit, delivery, |f, _| f.clone())
+            .await
     }
 
     async fn backlog(&self, from: Position, _delivery: Delivery) -> Result<i64, ProjectorError> {

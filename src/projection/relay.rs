@@ -1,5 +1,6 @@
 //! The relay of `cqrs-broker`: reads the outbox in delivery order (the same horizon-safe read
-//! as the projector's, `EventLog`) and publishes each event to the JetStream stream, then
+//! as the projector's, `EventLog`) and publishes each event, its payload as stored, to the
+//! JetStream stream (the shop's outbox, or a workload pack's: `with_log`), then
 //! records how far it got in its own table (`broker_relay`). Every message carries
 //! `Nats-Msg-Id` = the event's outbox seq (and `Cqrs-Seq`, the same), so a relay that published and died before
 //! recording (and so publishes the same events again) is deduplicated by the stream: each
@@ -20,7 +21,7 @@ use sqlx::Row;
 use tokio::sync::{watch, Mutex, Notify};
 
 use super::error::ProjectorError;
-use super::event_source::{Delivery, EventLog, EventSource, Fetched, Position};
+use super::event_source::{Delivery, EventLog, EventSource, Position, Stored};
 use crate::broker::{BrokerError, Names};
 use crate::db::{Db, DbError};
 
@@ -89,6 +90,12 @@ impl Relay {
         }
     }
 
+    /// Publishes `log` (a log with the outbox's columns) instead of the shop's outbox.
+    pub fn with_log(mut self, log: EventLog) -> Self {
+        self.log = log;
+        self
+    }
+
     pub fn with_on_published(mut self, f: OnPublished) -> Self {
         self.on_published = Some(f);
         self
@@ -151,22 +158,19 @@ impl Relay {
     async fn publish_batch(
         &self,
         from: Position,
-    ) -> Result<(Vec<Fetched>, Vec<(u64, bool)>), ProjectorError> {
+    ) -> Result<(Vec<Stored>, Vec<(u64, bool)>), ProjectorError> {
         let batch = self
             .log
-            .fetch(from, self.batch_size, Delivery::Safe)
+            .fetch_stored(from, self.batch_size, Delivery::Safe)
             .await?;
         if batch.is_empty() {
             return Ok((batch, Vec::new()));
         }
         let mut pending = Vec::with_capacity(batch.len());
         for f in &batch {
-            let payload = match &f.event {
-                Ok(d) => d.event.to_json(),
-                // An unreadable outbox row travels as it is, to be dead-lettered by the
-                // projector like any poison event.
-                Err(message) => format!("unreadable: {message}"),
-            };
+            // An unreadable outbox row travels as it is too, to be dead-lettered by the
+            // projector like any poison event.
+            let payload = f.payload.clone();
             let mut headers = async_nats::HeaderMap::new();
             headers.insert(
                 async_nats::header::NATS_MESSAGE_ID,
@@ -278,12 +282,31 @@ pub async fn record_fresh(
     let end = sqlx::query("SELECT xid, seq FROM events ORDER BY xid DESC, seq DESC LIMIT 1")
         .fetch_optional(&mut *tx)
         .await?;
-    let (xid, seq): (i64, i64) = match end {
-        Some(r) => (r.try_get(0)?, r.try_get(1)?),
-        None => (0, 0),
+    let end = match end {
+        Some(r) => Position {
+            xid: r.try_get(0)?,
+            seq: r.try_get(1)?,
+        },
+        None => Position::default(),
     };
+    record_stream(&mut tx, names, end).await?;
+    if read_store.is_none() {
+        sqlx::query(AT_STREAM_START).execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Records `names` as the relay's stream (replacing any stream recorded before), the relay
+/// publishing the log after `from`, on `conn` (in the caller's transaction, with the read
+/// models' checkpoints at the stream's start). The table is `db::schema::BROKER_RELAY_DDL`'s.
+pub async fn record_stream(
+    conn: &mut sqlx::AnyConnection,
+    names: &Names,
+    from: Position,
+) -> Result<(), ProjectorError> {
     sqlx::query("DELETE FROM broker_relay")
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await?;
     sqlx::query(
         "INSERT INTO broker_relay (stream, consumer, xid, seq, published) \
@@ -291,13 +314,9 @@ pub async fn record_fresh(
     )
     .bind(&names.stream)
     .bind(&names.consumer)
-    .bind(xid)
-    .bind(seq)
-    .execute(&mut *tx)
+    .bind(from.xid)
+    .bind(from.seq)
+    .execute(&mut *conn)
     .await?;
-    if read_store.is_none() {
-        sqlx::query(AT_STREAM_START).execute(&mut *tx).await?;
-    }
-    tx.commit().await?;
     Ok(())
 }

@@ -215,6 +215,12 @@ async fn run_one(
             dedicated_sessions,
             refresh: s.refresh_schedule(),
             standby: standby.clone(),
+            // As the shop's run passes it (`run_one`): the stream is the run's, kept with
+            // the database.
+            broker: crate::broker::BrokerOptions {
+                keep: opts.keep_db,
+                ..opts.broker.clone()
+            },
         },
     )
     .await?;
