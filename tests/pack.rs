@@ -578,10 +578,19 @@ async fn shipped_packs_run_and_keep_their_read_models_true_on_postgres() {
         conn.execute(format!("SET search_path TO {schema}").as_str())
             .await
             .unwrap();
-        let (committed, refused) = run_shipped(&mut conn, Engine::Postgres, name, 300).await;
-        check_totals(&mut conn, name, 300, committed, refused).await;
-        conn.execute(format!("DROP SCHEMA {schema} CASCADE").as_str())
+        // The schema is dropped whether the checks pass or not.
+        let checked = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(async {
+            let (committed, refused) = run_shipped(&mut conn, Engine::Postgres, name, 300).await;
+            check_totals(&mut conn, name, 300, committed, refused).await;
+        }))
+        .await;
+        let mut cleanup = AnyConnection::connect(&url).await.unwrap();
+        cleanup
+            .execute(format!("DROP SCHEMA {schema} CASCADE").as_str())
             .await
             .unwrap();
+        if let Err(panic) = checked {
+            std::panic::resume_unwind(panic);
+        }
     }
 }
