@@ -92,11 +92,9 @@ pub enum DbError {
         reason: &'static str,
         supported: String,
     },
-    #[error("{backend} needs {needs}: a workload pack runs on it there only")]
-    PackNeedsEngine {
-        backend: &'static str,
-        needs: &'static str,
-    },
+    /// `refusal`: the registry's reason (`matview needs PostgreSQL`).
+    #[error("{refusal}: a workload pack runs on it there only")]
+    PackNeedsEngine { refusal: String },
     #[error("{place} does not hold workload pack {pack} prepared for {backend}; prepare it first")]
     NotPackDataset {
         place: String,

@@ -74,12 +74,9 @@ pub fn mode_of(kind: BackendKind) -> Result<PackMode, DbError> {
 /// Refuses `kind` on `engine` where its entry needs another engine (`matview` and `replica`
 /// need PostgreSQL), as the shop's scenarios are refused.
 fn require_engine(kind: BackendKind, engine: crate::db::Engine) -> Result<(), DbError> {
-    match registry::entry(kind).requires {
-        Some(needed) if needed != engine => Err(DbError::PackNeedsEngine {
-            backend: kind.name(),
-            needs: needed.display_name(),
-        }),
-        _ => Ok(()),
+    match registry::refusal(kind, engine) {
+        Some(refusal) => Err(DbError::PackNeedsEngine { refusal }),
+        None => Ok(()),
     }
 }
 

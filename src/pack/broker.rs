@@ -18,7 +18,7 @@ use async_nats::jetstream;
 use sqlx::{AnyConnection, Connection as _};
 use tokio::sync::Notify;
 
-use super::projector::{CHECKPOINT, CHECKPOINT_ROW, OUTBOX};
+use super::projector::{checkpoint_reset, CHECKPOINT, CHECKPOINT_ROW, OUTBOX};
 use crate::backend::cqrs_broker::names_of;
 use crate::broker::{self, BrokerOptions, Names};
 use crate::db::{Db, DbError};
@@ -184,12 +184,7 @@ async fn record_fresh(db: &Db, names: &Names) -> Result<(), ProjectorError> {
     let mut conn = db.write.acquire().await.map_err(DbError::from)?;
     let mut tx = conn.begin().await?;
     relay::record_stream(&mut tx, names, Position::default()).await?;
-    sqlx::query(&format!(
-        "UPDATE {CHECKPOINT} SET xid = 0, seq = 0 WHERE name = $1"
-    ))
-    .bind(CHECKPOINT_ROW)
-    .execute(&mut *tx)
-    .await?;
+    checkpoint_reset(&mut tx).await?;
     tx.commit().await?;
     Ok(())
 }

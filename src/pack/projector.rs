@@ -71,6 +71,18 @@ pub fn checkpoint_start() -> String {
     format!("INSERT INTO {CHECKPOINT} (name, xid, seq) VALUES ('{CHECKPOINT_ROW}', 0, 0)")
 }
 
+/// Puts the checkpoint back at the start of the events (the outbox's, or the broker's
+/// stream's), in the caller's transaction: a rebuild's start, a fresh stream's.
+pub async fn checkpoint_reset(tx: &mut sqlx::AnyConnection) -> Result<(), sqlx::Error> {
+    sqlx::query(&format!(
+        "UPDATE {CHECKPOINT} SET xid = 0, seq = 0 WHERE name = $1"
+    ))
+    .bind(CHECKPOINT_ROW)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
 /// The table holding read model `name` as the seed left it, which no event describes:
 /// where a rebuild (`super::rebuild`) starts before it applies the outbox again.
 pub fn baseline_table(name: &str) -> String {

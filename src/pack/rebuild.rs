@@ -16,7 +16,7 @@ use sqlx::{Connection as _, Executor as _};
 
 use super::backend::{PackMode, PACK_KEY};
 use super::exec::CompiledPack;
-use super::projector::{baseline_table, PackProjector, CHECKPOINT, CHECKPOINT_ROW};
+use super::projector::{baseline_table, checkpoint_reset, PackProjector};
 use crate::db::state::{self, DbState};
 use crate::db::{schema, Db, DbError};
 use crate::projection::projector::ProjectorError;
@@ -139,19 +139,18 @@ pub async fn rebuild(
     {
         let mut conn = db.write.acquire().await.map_err(DbError::from)?;
         let mut tx = conn.begin().await?;
-        for name in pack.pack.read_models.keys() {
-            tx.execute(format!("DELETE FROM {name}").as_str()).await?;
+        let names: Vec<&str> = pack.pack.read_models.keys().map(String::as_str).collect();
+        // As the shop's rebuild empties its read models (TRUNCATE on PostgreSQL).
+        for statement in db.dialect().empty_tables(&names) {
+            tx.execute(statement.as_str()).await?;
+        }
+        for name in &names {
             tx.execute(
                 format!("INSERT INTO {name} SELECT * FROM {}", baseline_table(name)).as_str(),
             )
             .await?;
         }
-        sqlx::query(&format!(
-            "UPDATE {CHECKPOINT} SET xid = 0, seq = 0 WHERE name = $1"
-        ))
-        .bind(CHECKPOINT_ROW)
-        .execute(&mut *tx)
-        .await?;
+        checkpoint_reset(&mut tx).await?;
         tx.commit().await?;
     }
     let projector = PackProjector::new(
