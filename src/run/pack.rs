@@ -117,20 +117,24 @@ pub(super) async fn run_all(
         .map_err(|e| RunError::Pack(e.to_string()))?;
     let (compiled, stream) = compile(s, wl, opts, None).await?;
     let hash = stream_hash(&*stream, HASHED_OPS, HASHED_OPS);
+    // A point of a size sweep is the pack with that size, and the op stream over it (whose
+    // parameters' ranges may follow the size): compiled once, for every backend.
+    let mut at_points = Vec::new();
+    for (point, reads) in points(s) {
+        let (compiled, stream) = match &point {
+            Some(p @ SweepPoint::Size { .. }) => compile(s, wl, opts, Some(p)).await?,
+            _ => (compiled.clone(), stream.clone()),
+        };
+        at_points.push((point, reads, compiled, stream));
+    }
     let mut runs = Vec::new();
     let mut environment = None;
     for &kind in &s.backends {
-        for (point, reads) in points(s) {
+        for (point, reads, compiled, stream) in &at_points {
             if opts.stop.is_set() {
                 break;
             }
-            // A point of a size sweep is the pack with that size, and the op stream over it
-            // (whose parameters' ranges may follow the size).
-            let (compiled, stream) = match &point {
-                Some(p @ SweepPoint::Size { .. }) => compile(s, wl, opts, Some(p)).await?,
-                _ => (compiled.clone(), stream.clone()),
-            };
-            match run_one(s, opts, kind, point, reads, &compiled, &stream).await {
+            match run_one(s, opts, kind, point.clone(), *reads, compiled, stream).await {
                 Ok((run, env)) => {
                     environment.get_or_insert(env);
                     runs.push(run);
@@ -181,11 +185,7 @@ async fn run_one(
         rows,
         events: 0,
         seconds,
-        rows_per_second: if seconds > 0.0 {
-            rows as f64 / seconds
-        } else {
-            0.0
-        },
+        rows_per_second: rows as f64 / seconds.max(1e-9),
     };
     // `replica` reads a hot standby of the database, once it shows the seeded pack (the
     // CLI refuses a scenario naming it without `--replica-db`; `PackBackend::open` too).
