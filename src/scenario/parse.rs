@@ -1227,6 +1227,19 @@ impl Walker {
         }
     }
 
+    /// A value of a pack's size: an integer in 0..=`pack::MAX_SIZE`.
+    fn pack_size(&mut self, v: &Value, path: &str) -> Option<i64> {
+        let n = self.int_min(v, path, 0)?;
+        if n > crate::pack::MAX_SIZE {
+            self.problem(
+                path,
+                format!("must be <= {}, got {n}", crate::pack::MAX_SIZE),
+            );
+            return None;
+        }
+        Some(n)
+    }
+
     /// `[sweep] SIZE = [...]` of a pack's scenario: each value in the size's range.
     fn size_sweep(&mut self, t: &Table, size: &str) -> Option<Sweep> {
         let path = child("sweep", size);
@@ -1234,18 +1247,7 @@ impl Walker {
         let values: Vec<Option<i64>> = items
             .iter()
             .enumerate()
-            .map(|(i, x)| {
-                let path = element(&path, i);
-                let n = self.int_min(x, &path, 0)?;
-                if n > crate::pack::MAX_SIZE {
-                    self.problem(
-                        path,
-                        format!("must be <= {}, got {n}", crate::pack::MAX_SIZE),
-                    );
-                    return None;
-                }
-                Some(n)
-            })
+            .map(|(i, x)| self.pack_size(x, &element(&path, i)))
             .collect();
         values
             .into_iter()
@@ -1409,15 +1411,8 @@ impl Walker {
                 );
                 continue;
             }
-            if let Some(n) = self.int_min(value, &path, 0) {
-                if n > crate::pack::MAX_SIZE {
-                    self.problem(
-                        &path,
-                        format!("must be <= {}, got {n}", crate::pack::MAX_SIZE),
-                    );
-                } else {
-                    sizes.insert(key.clone(), n);
-                }
+            if let Some(n) = self.pack_size(value, &path) {
+                sizes.insert(key.clone(), n);
             }
         }
         sizes
