@@ -46,6 +46,19 @@ impl Dialect {
         }
     }
 
+    /// The placeholder that lets one call run several statements with bound values, if the
+    /// engine has one: on SQLite an anonymous `?` per value, the values bound in order across
+    /// the statements of the script (sqlx hands each statement the values after the last
+    /// one's). Numbered `?N` would not do: a statement whose numbers leave gaps (`?4` without
+    /// `?1`) gets its later values unbound. PostgreSQL's extended protocol takes one
+    /// statement per call: `None`.
+    pub fn script_placeholder(self) -> Option<&'static str> {
+        match self.0 {
+            Engine::Sqlite => Some("?"),
+            Engine::Postgres => None,
+        }
+    }
+
     /// The suffix that locks the rows a `SELECT` reads until the transaction ends. SQLite has
     /// one writer at a time, so a write transaction holds everything already.
     pub fn for_update(self) -> &'static str {

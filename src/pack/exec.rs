@@ -13,7 +13,7 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Column as _, Either, Executor as _, Row as _, Statement as _};
 
 use super::params::Params;
-use super::sql::Compiled;
+use super::sql::{Compiled, NamedSql};
 use super::Pack;
 use crate::db::dialect::Dialect;
 use crate::db::sql::{bind_all, Param};
@@ -52,8 +52,12 @@ pub struct CompiledPack {
     /// The dataset's sizes: the pack's defaults with the run's values in their place.
     sizes: BTreeMap<String, i64>,
     commands: BTreeMap<String, Vec<Compiled>>,
-    /// Event type -> the statements of every projection of it, in projection-name order.
+    /// Event type -> the statements of every projection of it, in projection-name order (on
+    /// an engine that runs scripts with binds, one script of them all).
     projections: BTreeMap<String, Vec<Compiled>>,
+    /// Projection name -> its own statements (`check-projections` applies one projection
+    /// alone to learn whether it is idempotent on its own).
+    by_projection: BTreeMap<String, Vec<Compiled>>,
     queries: BTreeMap<String, (Compiled, Compiled)>,
     /// Where the dataset is copied from instead of generated (the pack's `[copy]`).
     copy_from: Option<super::copy::CopySource>,
@@ -83,6 +87,25 @@ fn value(row: &AnyRow, i: usize) -> Result<Param, sqlx::Error> {
     ))
 }
 
+/// Runs `statements` with `event`'s fields bound by name (a field the event lacks: NULL).
+async fn run_projection(
+    tx: &mut AnyConnection,
+    statements: &[Compiled],
+    event: &PackEvent,
+) -> Result<(), sqlx::Error> {
+    for c in statements {
+        let args: Vec<Param> = c
+            .binds
+            .iter()
+            .map(|n| event.fields.get(n).cloned().unwrap_or(Param::Null))
+            .collect();
+        bind_all(sqlx::query(&c.sql), &args)
+            .execute(&mut *tx)
+            .await?;
+    }
+    Ok(())
+}
+
 /// A row as the values a pack carries.
 pub fn row_values(row: &AnyRow) -> Result<Vec<Param>, sqlx::Error> {
     (0..row.len()).map(|i| value(row, i)).collect()
@@ -103,13 +126,37 @@ impl CompiledPack {
                 (name.clone(), statements.collect())
             })
             .collect();
-        let mut projections: BTreeMap<String, Vec<Compiled>> = BTreeMap::new();
+        let by_projection = pack
+            .projections
+            .iter()
+            .map(|(name, p)| {
+                let statements = p.statements.iter().map(|s| s.compile(dialect));
+                (name.clone(), statements.collect())
+            })
+            .collect();
+        let mut by_event: BTreeMap<String, Vec<NamedSql>> = BTreeMap::new();
         for p in pack.projections.values() {
-            projections
+            by_event
                 .entry(p.event.clone())
                 .or_default()
-                .extend(p.statements.iter().map(|s| s.compile(dialect)));
+                .extend(p.statements.iter().cloned());
         }
+        // Where the engine can, an event's statements are one script: one call per event
+        // instead of one per statement (on SQLite each call is a hop to the connection's
+        // thread, which cost more than the statements of a small projection).
+        let projections = by_event
+            .into_iter()
+            .map(|(event, statements)| {
+                let script = (statements.len() > 1)
+                    .then(|| NamedSql::script(&statements, dialect))
+                    .flatten();
+                let compiled = match script {
+                    Some(script) => vec![script],
+                    None => statements.iter().map(|s| s.compile(dialect)).collect(),
+                };
+                (event, compiled)
+            })
+            .collect();
         let queries = pack
             .queries
             .iter()
@@ -124,6 +171,7 @@ impl CompiledPack {
             sizes: all_sizes,
             commands,
             projections,
+            by_projection,
             queries,
             copy_from: None,
         }
@@ -334,18 +382,27 @@ impl CompiledPack {
         events: &[PackEvent],
     ) -> Result<(), sqlx::Error> {
         for e in events {
-            for c in self.projections.get(&e.event).into_iter().flatten() {
-                let args: Vec<Param> = c
-                    .binds
-                    .iter()
-                    .map(|n| e.fields.get(n).cloned().unwrap_or(Param::Null))
-                    .collect();
-                bind_all(sqlx::query(&c.sql), &args)
-                    .execute(&mut *tx)
-                    .await?;
+            if let Some(statements) = self.projections.get(&e.event) {
+                run_projection(tx, statements, e).await?;
             }
         }
         Ok(())
+    }
+
+    /// Applies projection `name`'s statements alone to `event` on `tx` (whatever its type).
+    pub async fn project_one(
+        &self,
+        tx: &mut AnyConnection,
+        name: &str,
+        event: &PackEvent,
+    ) -> Result<(), sqlx::Error> {
+        let Some(statements) = self.by_projection.get(name) else {
+            return Err(not_in_pack(format!(
+                "pack {} has no projection {name}",
+                self.pack.name
+            )));
+        };
+        run_projection(tx, statements, event).await
     }
 
     /// Answers query `name` of op `index` from one side.

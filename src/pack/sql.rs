@@ -60,6 +60,34 @@ impl NamedSql {
         names
     }
 
+    /// `statements` as one script, `;` between them, for an engine that runs a script with
+    /// bound values in one call (`Dialect::script_placeholder`, `placeholder`): every
+    /// parameter is that placeholder, and the names are bound in the order they occur, a name
+    /// used twice bound twice. `None` on an engine without one.
+    pub fn script(statements: &[NamedSql], dialect: Dialect) -> Option<Compiled> {
+        let placeholder = dialect.script_placeholder()?;
+        let mut sql = String::new();
+        let mut binds = Vec::new();
+        for (i, s) in statements.iter().enumerate() {
+            if i > 0 {
+                sql.push_str(";\n");
+            }
+            for p in &s.pieces {
+                match p {
+                    Piece::Text(t) => sql.push_str(t),
+                    Piece::Param(n) => {
+                        sql.push_str(placeholder);
+                        binds.push(n.clone());
+                    }
+                }
+            }
+        }
+        Some(Compiled {
+            sql: sql.trim().to_string(),
+            binds,
+        })
+    }
+
     /// The statement with the engine's numbered placeholders.
     pub fn compile(&self, dialect: Dialect) -> Compiled {
         let binds: Vec<String> = self.names().into_iter().map(String::from).collect();
@@ -278,6 +306,23 @@ mod tests {
     fn compiled(sql: &str, engine: Engine) -> (String, Vec<String>) {
         let c = NamedSql::parse(sql).unwrap().compile(Dialect::of(engine));
         (c.sql, c.binds)
+    }
+
+    #[test]
+    fn a_script_binds_each_occurrence_in_order_on_sqlite_only() {
+        let a = NamedSql::parse("UPDATE t SET n = n + :qty WHERE id = :id").unwrap();
+        let b = NamedSql::parse("DELETE FROM u WHERE id = :id AND n < :qty;").unwrap();
+        let s = NamedSql::script(
+            &[a.clone(), b.clone()],
+            Dialect::of(crate::db::Engine::Sqlite),
+        )
+        .unwrap();
+        assert_eq!(
+            s.sql,
+            "UPDATE t SET n = n + ? WHERE id = ?;\nDELETE FROM u WHERE id = ? AND n < ?"
+        );
+        assert_eq!(s.binds, ["qty", "id", "id", "qty"]);
+        assert!(NamedSql::script(&[a, b], Dialect::of(crate::db::Engine::Postgres)).is_none());
     }
 
     #[test]
