@@ -47,6 +47,7 @@ use sqlx::{Connection as _, Row as _};
 use tokio::sync::{watch, Notify};
 
 use super::exec::{CompiledPack, PackEvent};
+use crate::db::dialect::Dialect;
 use crate::db::sql::Param;
 use crate::db::{Db, DbError};
 use crate::projection::event_source::{Delivery, EventSource, Position};
@@ -149,6 +150,43 @@ pub fn event_from_json(text: &str) -> Result<PackEvent, String> {
     Ok(PackEvent { event, fields })
 }
 
+/// The checkpoint, `(xid, seq)`; with `lock`, locked until the transaction on `conn` ends.
+pub async fn read_checkpoint(
+    conn: &mut sqlx::AnyConnection,
+    dialect: Dialect,
+    lock: bool,
+) -> Result<(i64, i64), sqlx::Error> {
+    let suffix = if lock { dialect.for_update() } else { "" };
+    let sql = format!("SELECT xid, seq FROM {CHECKPOINT} WHERE name = $1{suffix}");
+    let row = sqlx::query(&sql)
+        .bind(CHECKPOINT_ROW)
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok((row.try_get(0)?, row.try_get(1)?))
+}
+
+/// The exactly-once step, in the caller's transaction (which holds the checkpoint's lock and
+/// has left out every event at or below it): applies `events` to the read models and moves
+/// the checkpoint to `last`, so both commit together or neither does. `check-projections`
+/// drives the same step under delivery faults (`crate::convergence`).
+pub async fn apply_and_advance(
+    tx: &mut sqlx::AnyConnection,
+    pack: &CompiledPack,
+    events: &[PackEvent],
+    last: (i64, i64),
+) -> Result<(), sqlx::Error> {
+    pack.project(tx, events).await?;
+    sqlx::query(&format!(
+        "UPDATE {CHECKPOINT} SET xid = $1, seq = $2 WHERE name = $3"
+    ))
+    .bind(last.0)
+    .bind(last.1)
+    .bind(CHECKPOINT_ROW)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
 /// One event as read: its position (the outbox's `(xid, seq)`, or `(0, stream seq)`), its
 /// outbox seq (the lag's key) and payload.
 struct Row {
@@ -218,17 +256,7 @@ impl PackProjector {
         conn: &mut sqlx::AnyConnection,
         lock: bool,
     ) -> Result<(i64, i64), sqlx::Error> {
-        let suffix = if lock {
-            self.db.dialect().for_update()
-        } else {
-            ""
-        };
-        let sql = format!("SELECT xid, seq FROM {CHECKPOINT} WHERE name = $1{suffix}");
-        let row = sqlx::query(&sql)
-            .bind(CHECKPOINT_ROW)
-            .fetch_one(&mut *conn)
-            .await?;
-        Ok((row.try_get(0)?, row.try_get(1)?))
+        read_checkpoint(conn, self.db.dialect(), lock).await
     }
 
     async fn batch(
@@ -337,15 +365,7 @@ impl PackProjector {
                 }
             })?);
         }
-        self.pack.project(&mut tx, &events).await?;
-        sqlx::query(&format!(
-            "UPDATE {CHECKPOINT} SET xid = $1, seq = $2 WHERE name = $3"
-        ))
-        .bind(last.0)
-        .bind(last.1)
-        .bind(CHECKPOINT_ROW)
-        .execute(&mut *tx)
-        .await?;
+        apply_and_advance(&mut tx, &self.pack, &events, last).await?;
         tx.commit().await?;
         let at = Instant::now();
         self.stats.batches.fetch_add(1, Ordering::Relaxed);

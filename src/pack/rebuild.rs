@@ -17,6 +17,7 @@ use sqlx::{Connection as _, Executor as _};
 use super::backend::{PackMode, PACK_KEY};
 use super::exec::CompiledPack;
 use super::projector::{baseline_table, checkpoint_reset, PackProjector};
+use crate::db::dialect::Dialect;
 use crate::db::state::{self, DbState};
 use crate::db::{schema, Db, DbError};
 use crate::projection::projector::ProjectorError;
@@ -123,6 +124,26 @@ async fn require_rebuildable(db: &Db, pack: &CompiledPack) -> Result<(), PackReb
     Ok(())
 }
 
+/// In the caller's transaction: puts every read model of `pack` back to its seeded copy and the
+/// projector's checkpoint back to the start of the events, where a rebuild starts (and
+/// `check-projections` restarts a projection mid-history).
+pub async fn restart_from_seed(
+    tx: &mut sqlx::AnyConnection,
+    dialect: Dialect,
+    pack: &CompiledPack,
+) -> Result<(), sqlx::Error> {
+    let names: Vec<&str> = pack.pack.read_models.keys().map(String::as_str).collect();
+    // As the shop's rebuild empties its read models (TRUNCATE on PostgreSQL).
+    for statement in dialect.empty_tables(&names) {
+        tx.execute(statement.as_str()).await?;
+    }
+    for name in &names {
+        tx.execute(format!("INSERT INTO {name} SELECT * FROM {}", baseline_table(name)).as_str())
+            .await?;
+    }
+    checkpoint_reset(tx).await
+}
+
 /// Rebuilds `pack`'s read models on its `cqrs-async` dataset `db`: in one transaction each
 /// read model is emptied and filled again from its seeded copy and the projector's checkpoint
 /// goes back to the start of the outbox; then the whole outbox is applied with the pack's
@@ -139,18 +160,7 @@ pub async fn rebuild(
     {
         let mut conn = db.write.acquire().await.map_err(DbError::from)?;
         let mut tx = conn.begin().await?;
-        let names: Vec<&str> = pack.pack.read_models.keys().map(String::as_str).collect();
-        // As the shop's rebuild empties its read models (TRUNCATE on PostgreSQL).
-        for statement in db.dialect().empty_tables(&names) {
-            tx.execute(statement.as_str()).await?;
-        }
-        for name in &names {
-            tx.execute(
-                format!("INSERT INTO {name} SELECT * FROM {}", baseline_table(name)).as_str(),
-            )
-            .await?;
-        }
-        checkpoint_reset(&mut tx).await?;
+        restart_from_seed(&mut tx, db.dialect(), &pack).await?;
         tx.commit().await?;
     }
     let projector = PackProjector::new(
