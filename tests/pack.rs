@@ -14,7 +14,7 @@ use std::process::Command;
 use common::*;
 use cqrs_bench::db::sql::Param;
 use cqrs_bench::db::{DbUrl, Engine};
-use cqrs_bench::pack::exec::{row_values, Applied, CompiledPack, Side};
+use cqrs_bench::pack::exec::{row_values, Applied, CompiledPack, PackEvent, Side};
 use cqrs_bench::pack::params::Params;
 use cqrs_bench::pack::{check, Pack, PackError};
 use sqlx::{AnyConnection, Connection, Executor};
@@ -52,13 +52,22 @@ fn sorted(lines: Vec<String>) -> Vec<String> {
     lines
 }
 
-/// What each shipped pack holds, counted by hand from its pack.toml.
-const SHIPPED: [(&str, &str); 3] = [
+/// What each shipped pack holds, counted by hand from its pack.toml. The two negative
+/// controls for check-projections are here too: they must be valid, and correct in order.
+const SHIPPED: [(&str, &str); 5] = [
     ("ledger", "1 command, 2 queries, 1 read model, 1 projection"),
     ("crud", "2 commands, 1 query, 1 read model, 2 projections"),
     (
         "shop",
         "7 commands, 5 queries, 5 read models, 7 projections",
+    ),
+    (
+        "control-count",
+        "1 command, 1 query, 1 read model, 1 projection",
+    ),
+    (
+        "control-lww",
+        "1 command, 1 query, 1 read model, 1 projection",
     ),
 ];
 
@@ -439,6 +448,8 @@ fn small_sizes(name: &str) -> BTreeMap<String, i64> {
             ("reviews", 100),
             ("price_changes", 20),
         ],
+        "control-count" => &[("pages", 10), ("views", 30)],
+        "control-lww" => &[("documents", 3), ("editors", 5)],
         _ => &[("users", 50)],
     };
     sizes.iter().map(|(k, v)| (k.to_string(), *v)).collect()
@@ -492,7 +503,8 @@ async fn run_shipped(conn: &mut AnyConnection, engine: Engine, name: &str, ops: 
 
 /// What each pack must show after its run, from its sizes: the ledger keeps its money and
 /// refuses some transfers; crud created one profile per create op; the shop one review and
-/// one price change per such op, and one line per order.
+/// one price change per such op, and one line per order; the controls one view or one edit
+/// per op.
 async fn check_totals(
     conn: &mut AnyConnection,
     name: &str,
@@ -538,6 +550,28 @@ async fn check_totals(
                 .unwrap();
             assert_eq!(orders, lines);
             assert!(orders > 100, "orders were placed");
+        }
+        "control-count" => {
+            // Every op views a page: 30 seeded views and one more per op, each counted once
+            // by the projection (its read model equals its truth, checked by run_shipped).
+            assert_eq!(refused, 0);
+            let counted: i64 =
+                sqlx::query_scalar("SELECT CAST(sum(views) AS BIGINT) FROM page_views")
+                    .fetch_one(&mut *conn)
+                    .await
+                    .unwrap();
+            assert_eq!(counted as u64, 30 + ops);
+        }
+        "control-lww" => {
+            // Every op edits one of the 3 documents (seeded at version 1), adding 1 to its
+            // version; in order, the read model keeps each document's last edit.
+            assert_eq!(refused, 0);
+            let versions: i64 =
+                sqlx::query_scalar("SELECT CAST(sum(version) AS BIGINT) FROM document_titles")
+                    .fetch_one(&mut *conn)
+                    .await
+                    .unwrap();
+            assert_eq!(versions as u64, 3 + ops);
         }
         _ => {
             assert_eq!(refused, 0);
@@ -593,4 +627,103 @@ async fn shipped_packs_run_and_keep_their_read_models_true_on_postgres() {
             std::panic::resume_unwind(panic);
         }
     }
+}
+
+/// The two negative controls for check-projections are wrong under the fault each is built
+/// for (their in-order runs are true: shipped_packs_run_…): control-count counts a view
+/// delivered twice twice; control-lww keeps the older title when two editors' edits of one
+/// document (two streams) arrive in the other order.
+#[tokio::test]
+async fn the_negative_controls_diverge_under_their_fault() {
+    sqlx::any::install_default_drivers();
+    let dir = tempfile::tempdir().unwrap();
+
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("count.db").display()
+    );
+    let mut conn = AnyConnection::connect(&url).await.unwrap();
+    let pack = Pack::load(&workload("control-count")).unwrap();
+    assert_eq!(pack.stream_keys["PageViewed"], "page");
+    let cp = CompiledPack::new(pack, Engine::Sqlite, &small_sizes("control-count"));
+    cp.seed(&mut conn).await.unwrap();
+    let params = Params::new(5, &cp.pack.parameters, cp.sizes()).unwrap();
+    let mut tx = conn.begin().await.unwrap();
+    let Applied::Committed(events) = cp.execute(&mut tx, &params, 0, "view_page").await.unwrap()
+    else {
+        panic!("a view is never refused");
+    };
+    assert_eq!(events.len(), 1);
+    // Delivered twice.
+    cp.project(&mut tx, &events).await.unwrap();
+    cp.project(&mut tx, &events).await.unwrap();
+    tx.commit().await.unwrap();
+    let count = |sql: &'static str| sqlx::query_scalar::<_, i64>(sql);
+    let views = count("SELECT count(*) FROM views")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    let counted = count("SELECT CAST(sum(views) AS BIGINT) FROM page_views")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!((views, counted), (30 + 1, 30 + 2));
+
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("lww.db").display());
+    let mut conn = AnyConnection::connect(&url).await.unwrap();
+    let pack = Pack::load(&workload("control-lww")).unwrap();
+    assert_eq!(pack.stream_keys["DocumentEdited"], "editor");
+    let cp = CompiledPack::new(pack, Engine::Sqlite, &small_sizes("control-lww"));
+    cp.seed(&mut conn).await.unwrap();
+    let params = Params::new(5, &cp.pack.parameters, cp.sizes()).unwrap();
+    // Two edits of one document by two editors, committed in this order (versions 2 and 3);
+    // every other op rolled back.
+    let mut edits = Vec::new();
+    for i in 0..1000 {
+        let mut tx = conn.begin().await.unwrap();
+        let Applied::Committed(mut events) = cp.execute(&mut tx, &params, i, "edit").await.unwrap()
+        else {
+            panic!("an edit of a seeded document is never refused");
+        };
+        let e = events.pop().unwrap();
+        let second = edits.first().is_some_and(|first: &PackEvent| {
+            first.fields["doc"] == e.fields["doc"] && first.fields["editor"] != e.fields["editor"]
+        });
+        if edits.is_empty() || second {
+            tx.commit().await.unwrap();
+            edits.push(e);
+            if edits.len() == 2 {
+                break;
+            }
+        } else {
+            tx.rollback().await.unwrap();
+        }
+    }
+    assert_eq!(
+        edits.len(),
+        2,
+        "no second editor of one document in 1000 ops"
+    );
+    assert_eq!(edits[0].fields["version"], Param::Int(2));
+    assert_eq!(edits[1].fields["version"], Param::Int(3));
+    // Different streams, delivered in the other order: the older edit lands last.
+    edits.reverse();
+    let mut tx = conn.begin().await.unwrap();
+    cp.project(&mut tx, &edits).await.unwrap();
+    tx.commit().await.unwrap();
+    let Param::Int(doc) = edits[0].fields["doc"] else {
+        panic!("doc is an integer");
+    };
+    let row =
+        |table: &str, key: &str| format!("SELECT title, version FROM {table} WHERE {key} = {doc}");
+    let truth = fetch_rows(&mut conn, &row("documents", "id")).await;
+    let read = fetch_rows(&mut conn, &row("document_titles", "doc_id")).await;
+    assert_eq!(
+        truth,
+        vec![vec![edits[0].fields["title"].clone(), Param::Int(3)]]
+    );
+    assert_eq!(
+        read,
+        vec![vec![edits[1].fields["title"].clone(), Param::Int(2)]]
+    );
 }

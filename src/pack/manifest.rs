@@ -52,6 +52,7 @@ pub(super) fn read(dir: &Path) -> (Pack, Vec<PackProblem>) {
         sizes: BTreeMap::new(),
         parameters: BTreeMap::new(),
         events: BTreeMap::new(),
+        stream_keys: BTreeMap::new(),
         commands: BTreeMap::new(),
         read_models: BTreeMap::new(),
         projections: BTreeMap::new(),
@@ -577,7 +578,7 @@ impl Walker {
             let Some(e) = self.table(v, &path) else {
                 continue;
             };
-            self.unknown_keys(e, &path, &["fields"]);
+            self.unknown_keys(e, &path, &["fields", "stream_key"]);
             let fields_path = child(&path, "fields");
             let Some(fields) = self
                 .required(e, &path, "fields", "the payload's field names")
@@ -599,6 +600,23 @@ impl Walker {
                     continue;
                 }
                 names.push(f.to_string());
+            }
+            let key_path = child(&path, "stream_key");
+            let stream_key = e.get("stream_key").and_then(|v| self.string(v, &key_path));
+            if let Some(key) = stream_key {
+                // Checked against every string the list holds, so a field already reported
+                // as a bad name is not reported again here.
+                let listed = fields.iter().any(|f| f.as_str() == Some(key));
+                if listed {
+                    if named && names.iter().any(|n| n == key) {
+                        pack.stream_keys.insert(name.clone(), key.to_string());
+                    }
+                } else {
+                    self.problem(
+                        &key_path,
+                        format!("unknown field {key} of {name} (fields: {})", list(&names)),
+                    );
+                }
             }
             if named {
                 pack.events.insert(name.clone(), names);
@@ -1276,5 +1294,73 @@ colour = "blue"
         let copy = pack.copy.unwrap();
         assert_eq!(copy.tables, vec![("t".to_string(), None)]);
         assert_eq!(copy.sizes.len(), 1);
+    }
+
+    /// A pack whose only events are `events` (TOML), with a schema so nothing else is wrong.
+    fn events_pack(events: &str) -> tempfile::TempDir {
+        let d = tempfile::tempdir().unwrap();
+        write(d.path(), "schema.sql", "CREATE TABLE t (id BIGINT);");
+        write(d.path(), MANIFEST, events);
+        d
+    }
+
+    #[test]
+    fn a_stream_key_names_one_of_its_events_fields() {
+        let d = events_pack(
+            r#"
+[events.MoneyTransferred]
+fields = ["transfer", "from", "to", "amount"]
+stream_key = "from"
+[events.Opened]
+fields = ["account"]
+"#,
+        );
+        let (pack, problems) = read(d.path());
+        assert!(problems.is_empty(), "{problems:?}");
+        // Only the event that declares one has a stream key; the fields stay as declared.
+        assert_eq!(
+            pack.stream_keys,
+            BTreeMap::from([("MoneyTransferred".to_string(), "from".to_string())])
+        );
+        assert_eq!(
+            pack.events["MoneyTransferred"],
+            ["transfer", "from", "to", "amount"]
+        );
+        assert_eq!(pack.events["Opened"], ["account"]);
+    }
+
+    #[test]
+    fn a_stream_key_that_is_no_field_or_no_string_is_refused() {
+        let d = events_pack(
+            r#"
+[events.MoneyTransferred]
+fields = ["transfer", "from", "to"]
+stream_key = "account"
+[events.Opened]
+fields = ["account"]
+stream_key = 1
+[events.Closed]
+fields = ["account"]
+stream_key = ["account"]
+"#,
+        );
+        let f = d.path().join(MANIFEST).display().to_string();
+        let mut got = lines(d.path());
+        got.sort();
+        let mut want: Vec<String> = [
+            "events.Closed.stream_key: expected a string, got an array",
+            "events.MoneyTransferred.stream_key: unknown field account of MoneyTransferred (fields: transfer, from, to)",
+            "events.Opened.stream_key: expected a string, got an integer",
+        ]
+        .iter()
+        .map(|l| format!("{f}: {l}"))
+        .collect();
+        want.sort();
+        assert_eq!(got, want);
+        // The events themselves stand, so their projections and emits are checked as usual;
+        // no stream key is kept.
+        let (pack, _) = read(d.path());
+        assert_eq!(pack.events.len(), 3);
+        assert!(pack.stream_keys.is_empty());
     }
 }

@@ -46,6 +46,10 @@
 //!
 //! [events.MoneyTransferred]  # the events commands emit; payload fields
 //! fields = ["transfer", "from", "to", "amount"]
+//! stream_key = "from"        # optional: the field naming the stream (a broker's partition
+//!                            # key) the event belongs to: events whose key holds the same
+//!                            # value, of any type, are one stream, delivered in order;
+//!                            # events of different streams may be reordered
 //!
 //! [commands.transfer]        # statements run in order in one transaction
 //! statements = [
@@ -206,6 +210,10 @@ pub struct Pack {
     pub parameters: BTreeMap<String, ParamSpec>,
     /// Event type -> its payload fields.
     pub events: BTreeMap<String, Vec<String>>,
+    /// Event type -> the field naming the stream it belongs to (`stream_key`), for the
+    /// event types that declare one: events whose key holds the same value (of any type) are
+    /// one stream, delivered in order; events of different streams may be reordered.
+    pub stream_keys: BTreeMap<String, String>,
     pub commands: BTreeMap<String, CommandDef>,
     pub read_models: BTreeMap<String, ReadModelDef>,
     pub projections: BTreeMap<String, ProjectionDef>,
