@@ -54,6 +54,7 @@ LAYERS = [
     "scenario",
     "results",
     "check",
+    "convergence",
     "report",
     "run",
     "cli",

@@ -6,6 +6,7 @@ pub mod backend;
 pub mod broker;
 pub mod check;
 pub mod cli;
+pub mod convergence;
 pub mod dataset;
 pub mod db;
 pub mod domain;

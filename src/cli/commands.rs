@@ -2,14 +2,14 @@
 //! they return.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{anyhow, Context};
 
 use super::{
-    CheckArgs, Cmd, CompareArgs, DbArgs, DeadLetterArgs, Failure, MergeArgs, PackCheckArgs,
-    PackCmd, ProjectorArgs, RebuildArgs, ReportArgs, RunArgs, SeedArgs, VerifyArgs,
+    CheckArgs, CheckProjectionsArgs, Cmd, CompareArgs, DbArgs, DeadLetterArgs, Failure, MergeArgs,
+    PackCheckArgs, PackCmd, ProjectorArgs, RebuildArgs, ReportArgs, RunArgs, SeedArgs, VerifyArgs,
 };
 use crate::backend::{prepare, BackendKind};
 use crate::check;
@@ -44,6 +44,7 @@ pub async fn dispatch(command: Cmd) -> Result<(), Failure> {
         Cmd::Drop(a) => cmd_drop(a).await,
         Cmd::Merge(a) => cmd_merge(a),
         Cmd::Pack(PackCmd::Check(a)) => cmd_pack_check(a).await,
+        Cmd::CheckProjections(a) => cmd_check_projections(a).await,
     }
 }
 
@@ -54,6 +55,180 @@ async fn cmd_pack_check(args: PackCheckArgs) -> Result<(), Failure> {
     let pack = crate::pack::check(&args.dir, url.as_ref()).await?;
     println!("ok: {}", pack.summary());
     Ok(())
+}
+
+/// `NAME=VALUE` of `--size`.
+fn parse_size(text: &str) -> Result<(String, i64), Failure> {
+    let (name, value) = text
+        .split_once('=')
+        .ok_or_else(|| Failure::bad_input(anyhow!("--size {text}: expected NAME=VALUE")))?;
+    let value: i64 = value
+        .trim()
+        .parse()
+        .map_err(|_| Failure::bad_input(anyhow!("--size {text}: {value:?} is not an integer")))?;
+    if !(0..=crate::pack::MAX_SIZE).contains(&value) {
+        return Err(Failure::bad_input(anyhow!(
+            "--size {text}: must be 0 to {}",
+            crate::pack::MAX_SIZE
+        )));
+    }
+    Ok((name.trim().to_string(), value))
+}
+
+async fn cmd_check_projections(args: CheckProjectionsArgs) -> Result<(), Failure> {
+    use crate::convergence::{self, file::ReplayFile, history::Bounds, CheckOptions};
+    let url = args.db.as_deref().map(parse_url).transpose()?;
+    let saved = match &args.replay {
+        Some(path) => Some(ReplayFile::read(path).map_err(|e| Failure::bad_input(anyhow!(e)))?),
+        None => None,
+    };
+    let dir = match (&args.dir, &saved) {
+        (Some(d), _) => d.clone(),
+        (None, Some(f)) => PathBuf::from(&f.pack_dir),
+        (None, None) => {
+            return Err(Failure::bad_input(anyhow!(
+                "check-projections: give the pack's folder (or --replay FILE)"
+            )))
+        }
+    };
+    if args.histories == 0 || args.max_commands == 0 || args.max_batch == 0 {
+        return Err(Failure::bad_input(anyhow!(
+            "--histories, --max-commands and --max-batch must be at least 1"
+        )));
+    }
+    let pack = crate::pack::check(&dir, url.as_ref()).await?;
+    if let Some(saved) = saved {
+        let path = args.replay.clone().unwrap_or_default();
+        let found = tokio::task::spawn_blocking(move || {
+            convergence::replay(pack, url.as_ref(), &saved).map(|c| (c, saved))
+        })
+        .await
+        .map_err(|e| Failure::bad_input(anyhow!("the check stopped: {e}")))??;
+        return match found {
+            (Some(c), saved) => {
+                outln!(
+                    "DIVERGED {} ({}), replayed from {}",
+                    saved.guarantee,
+                    saved.pack,
+                    path.display()
+                );
+                print_counterexample(&c);
+                Err(Failure::check_failed(anyhow!(
+                    "check-projections: the replayed history diverges"
+                )))
+            }
+            (None, saved) => {
+                outln!(
+                    "converges: the replayed history ({}, {}) shows no divergence here",
+                    saved.guarantee,
+                    saved.pack
+                );
+                Ok(())
+            }
+        };
+    }
+    let options = CheckOptions {
+        histories: args.histories,
+        seed: args.seed,
+        bounds: Bounds {
+            max_ops: args.max_commands,
+            max_faults: args.max_faults,
+            max_batch: args.max_batch,
+        },
+        sizes: args
+            .sizes
+            .iter()
+            .map(|s| parse_size(s))
+            .collect::<Result<_, _>>()?,
+        require_at_least_once: args.require_at_least_once,
+    };
+    let report = tokio::task::spawn_blocking(move || {
+        convergence::check_projections(pack, url.as_ref(), &options)
+    })
+    .await
+    .map_err(|e| Failure::bad_input(anyhow!("the check stopped: {e}")))??;
+    outln!(
+        "check-projections {} on {} · seed {} · {} histories in {:.1} s ({:.0} a minute)",
+        report.pack,
+        report.engine.display_name(),
+        report.seed,
+        report.histories,
+        report.seconds,
+        report.histories as f64 * 60.0 / report.seconds.max(1e-9)
+    );
+    for f in &report.findings {
+        let mark = match (&f.counterexample, f.required) {
+            (None, _) => "PASS",
+            (Some(_), true) => "FAIL",
+            (Some(_), false) => "NOTE",
+        };
+        let what = match (&f.guarantee, &f.counterexample) {
+            (convergence::Guarantee::Idempotent(_), None) => "idempotent on its own".to_string(),
+            (convergence::Guarantee::Idempotent(_), Some(_)) => {
+                "NOT idempotent on its own: applied twice, it changes the read models".to_string()
+            }
+            (_, None) => format!("{} histories converged", f.histories),
+            (_, Some(_)) => "diverged".to_string(),
+        };
+        outln!("{mark} {:<40} {what}", f.guarantee.name());
+        if let Some(c) = &f.counterexample {
+            print_counterexample(c);
+            std::fs::create_dir_all(&args.out)
+                .with_context(|| format!("cannot create {}", args.out.display()))
+                .map_err(Failure::bad_input)?;
+            let name = f.guarantee.name().replace(':', "-");
+            let path = args
+                .out
+                .join(format!("{}-{name}-seed{}.json", report.pack, report.seed));
+            ReplayFile::new(&report, f, c)
+                .write(&path)
+                .with_context(|| format!("cannot write {}", path.display()))
+                .map_err(Failure::bad_input)?;
+            outln!(
+                "       replay: cqrs-bench check-projections --replay {}",
+                path.display()
+            );
+        }
+    }
+    if let Some(path) = &args.junit {
+        let suite = format!("check-projections {}", report.pack);
+        std::fs::write(path, check::junit(&suite, &report.lines()))
+            .with_context(|| format!("cannot write {}", path.display()))
+            .map_err(Failure::bad_input)?;
+    }
+    if !report.passed() {
+        return Err(Failure::check_failed(anyhow!(
+            "check-projections: a required guarantee diverged"
+        )));
+    }
+    Ok(())
+}
+
+/// A shrunk counterexample, as a person reads it.
+fn print_counterexample(c: &crate::convergence::Counterexample) {
+    outln!("       seed {} · {}", c.seed, c.history.rates);
+    outln!("       commands, in order:");
+    for op in &c.commands {
+        outln!("         {op}");
+    }
+    outln!("       events, in log order:");
+    for e in &c.events {
+        outln!("         {e}");
+    }
+    if c.faults.is_empty() {
+        outln!("       faults: none (each event delivered once, in order)");
+    }
+    for f in &c.faults {
+        outln!("       fault: {f}");
+    }
+    outln!(
+        "       delivered (batches of {}): {:?}",
+        c.history.batch_size,
+        c.deliveries
+    );
+    for line in c.divergence.to_string().lines() {
+        outln!("       {line}");
+    }
 }
 
 fn parse_url(s: &str) -> Result<DbUrl, Failure> {

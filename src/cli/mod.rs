@@ -54,6 +54,13 @@ pub enum Cmd {
     /// Add the results.json of the segments of a scale-out run (`run --segment I/N`) into one
     /// results.json and one report.
     Merge(MergeArgs),
+    /// Prove a workload pack's projections converge: command histories from its op stream,
+    /// their events delivered into fresh read models under faults (duplicates, a crash before
+    /// the checkpoint commits, reordering across stream keys, a rebuild mid-history), through
+    /// the tool's exactly-once projector and through plain at-least-once delivery, compared
+    /// with the truth queries and a single in-order delivery. A divergence is shrunk, printed
+    /// and saved as a replay file; exit 1 when a required guarantee diverges.
+    CheckProjections(CheckProjectionsArgs),
     /// Workload packs (workloads/NAME: a team's own schema, commands, events, read models,
     /// projections and queries).
     #[command(subcommand)]
@@ -77,6 +84,51 @@ pub struct PackCheckArgs {
     /// file is never opened: an in-memory database stands in). Default: SQLite.
     #[arg(long)]
     pub db: Option<String>,
+}
+
+#[derive(clap::Args)]
+pub struct CheckProjectionsArgs {
+    /// The pack's folder (holding pack.toml). With --replay, the file's pack folder when not
+    /// given.
+    pub dir: Option<PathBuf>,
+    /// Histories per guarantee (each small: up to --max-commands commands).
+    #[arg(long, default_value_t = 200)]
+    pub histories: u32,
+    /// Seeds the histories, their faults and the commands' parameters: the same seed checks
+    /// the same histories.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Check on this engine: postgres://… (a scratch schema inside one transaction, rolled
+    /// back) or sqlite://… (the file is never opened: an in-memory database stands in).
+    /// Default: SQLite.
+    #[arg(long)]
+    pub db: Option<String>,
+    /// A dataset size instead of the pack's default, NAME=VALUE (repeatable).
+    #[arg(long = "size", value_name = "NAME=VALUE")]
+    pub sizes: Vec<String>,
+    /// Also fail (exit 1) when plain at-least-once delivery diverges or a projection is not
+    /// idempotent on its own: for a team that will run its statements behind a broker
+    /// without transactions. Exactly-once always decides.
+    #[arg(long)]
+    pub require_at_least_once: bool,
+    /// Run one replay file's history again (on --db's engine) instead of generating.
+    #[arg(long, value_name = "FILE")]
+    pub replay: Option<PathBuf>,
+    /// Where counterexamples are saved as replay files.
+    #[arg(long, default_value = "reports/check-projections")]
+    pub out: PathBuf,
+    /// Also write each guarantee as a JUnit test case.
+    #[arg(long)]
+    pub junit: Option<PathBuf>,
+    /// The most commands in one history.
+    #[arg(long, default_value_t = 20)]
+    pub max_commands: usize,
+    /// The most faults in one history.
+    #[arg(long, default_value_t = 6)]
+    pub max_faults: usize,
+    /// The largest batch a consumer receives.
+    #[arg(long, default_value_t = 4)]
+    pub max_batch: usize,
 }
 
 #[derive(clap::Args)]
@@ -385,6 +437,7 @@ failure_from!(
     crate::verify::VerifyError,
     crate::pack::PackError,
     crate::pack::rebuild::PackRebuildError,
+    crate::convergence::ConvergenceError,
 );
 
 /// `first` followed by the registered backends, one per line.

@@ -77,6 +77,59 @@ impl Scratch {
         }
     }
 
+    /// The same scratch place as one connection of the `Any` driver (the pool's only one),
+    /// inside the transaction that leaves nothing behind (roll it back, or drop it): for
+    /// running a pack there, not only preparing its statements (`check-projections`). Nested
+    /// transactions on it are savepoints. See [`settle`] for what was set up in it.
+    pub async fn transaction(
+        url: Option<&DbUrl>,
+    ) -> DbResult<(sqlx::AnyPool, sqlx::Transaction<'static, sqlx::Any>)> {
+        sqlx::any::install_default_drivers();
+        let (connect, shown) = match url.filter(|u| u.engine() == Engine::Postgres) {
+            Some(u) => (u.connect_string(OpenMode::Existing), u.redacted()),
+            None => ("sqlite::memory:".to_string(), "sqlite::memory:".to_string()),
+        };
+        // One connection, held for the whole transaction (an in-memory database lives as
+        // long as it).
+        let pool = sqlx::any::AnyPoolOptions::new()
+            .max_connections(1)
+            .min_connections(0)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect(&connect)
+            .await
+            .map_err(|source| DbError::Connect { url: shown, source })?;
+        let mut tx = pool.begin().await?;
+        if url.is_some_and(|u| u.engine() == Engine::Postgres) {
+            let schema = format!(
+                "cqrs_bench_check_{}_{}",
+                std::process::id(),
+                COUNTER.fetch_add(1, Ordering::Relaxed)
+            );
+            tx.execute(format!("CREATE SCHEMA {schema}").as_str())
+                .await?;
+            tx.execute(format!("SET LOCAL search_path TO {schema}").as_str())
+                .await?;
+        }
+        Ok((pool, tx))
+    }
+
+    /// What was set up in a [`Scratch::transaction`] made part of the place, where that
+    /// leaves nothing behind: in-memory SQLite commits it and starts a new transaction, so a
+    /// savepoint rolled back later replays only its own changes (SQLite rolls a savepoint
+    /// back through a journal that would otherwise hold the whole setup); PostgreSQL keeps
+    /// the one transaction, whose savepoints cost nothing of the kind.
+    pub async fn settle(
+        pool: &sqlx::AnyPool,
+        mut tx: sqlx::Transaction<'static, sqlx::Any>,
+    ) -> DbResult<sqlx::Transaction<'static, sqlx::Any>> {
+        if Dialect::of_connection(&mut tx) == Dialect::of(Engine::Postgres) {
+            return Ok(tx);
+        }
+        tx.commit().await?;
+        Ok(pool.begin().await?)
+    }
+
     pub fn engine(&self) -> Engine {
         match self.conn {
             Conn::Sqlite(_) => Engine::Sqlite,
