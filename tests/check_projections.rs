@@ -46,7 +46,7 @@ fn check(out: &Path, args: &[&str]) -> Finished {
 fn section<'a>(stdout: &'a str, guarantee: &str) -> Vec<&'a str> {
     let mut lines = stdout
         .lines()
-        .skip_while(|l| !(l.split_whitespace().nth(1) == Some(guarantee) && !l.starts_with(' ')));
+        .skip_while(|l| l.split_whitespace().nth(1) != Some(guarantee) || l.starts_with(' '));
     let head = lines
         .next()
         .unwrap_or_else(|| panic!("no line for {guarantee} in:\n{stdout}"));

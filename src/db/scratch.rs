@@ -121,9 +121,9 @@ impl Scratch {
     /// the one transaction, whose savepoints cost nothing of the kind.
     pub async fn settle(
         pool: &sqlx::AnyPool,
-        mut tx: sqlx::Transaction<'static, sqlx::Any>,
+        tx: sqlx::Transaction<'static, sqlx::Any>,
     ) -> DbResult<sqlx::Transaction<'static, sqlx::Any>> {
-        if Dialect::of_connection(&mut tx) == Dialect::of(Engine::Postgres) {
+        if Dialect::of_connection(&tx) == Dialect::of(Engine::Postgres) {
             return Ok(tx);
         }
         tx.commit().await?;
