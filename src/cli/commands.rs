@@ -132,7 +132,6 @@ async fn cmd_check_projections(args: CheckProjectionsArgs) -> Result<(), Failure
         seed: args.seed,
         bounds: Bounds {
             max_ops: args.max_commands,
-            max_faults: args.max_faults,
             max_batch: args.max_batch,
         },
         sizes: args

@@ -123,9 +123,6 @@ pub struct CheckProjectionsArgs {
     /// The most commands in one history.
     #[arg(long, default_value_t = 20)]
     pub max_commands: usize,
-    /// The most faults in one history.
-    #[arg(long, default_value_t = 6)]
-    pub max_faults: usize,
     /// The largest batch a consumer receives.
     #[arg(long, default_value_t = 4)]
     pub max_batch: usize,

@@ -1,8 +1,13 @@
 //! A history to check and the faults its events are delivered under, drawn by proptest from
-//! a seed (VOPR-style: each history first picks its own fault rates, then its faults), and
+//! a seed (VOPR-style: each history first picks its own fault weights, then its faults), and
 //! the delivery schedule the faults make of the history's events: which events a consumer
 //! receives, in which batches, where it crashes before its checkpoint commits and where the
 //! projection is rebuilt from scratch. Pure: no database.
+//!
+//! A fault belongs to a command and lands on that command's events. So when proptest shrinks
+//! a history by dropping commands, the faults of the commands it keeps stay on the same
+//! events, and a dropped command's faults go with it: shrinking ends at the commands and
+//! faults the divergence needs.
 
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -12,34 +17,35 @@ use serde::{Deserialize, Serialize};
 use crate::db::sql::Param;
 
 /// One command of a history: the pack's command `command`, its parameters drawn for op
-/// `index` of the pack's op stream (a pure function of the seed and the index).
+/// `index` of the pack's op stream (a pure function of the seed and the index), and the
+/// faults its events are delivered under.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Op {
     pub command: String,
     pub index: u64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub faults: Vec<Fault>,
 }
 
-/// A delivery fault. Positions count from the end of what they index (0: the last); a fault
-/// past the start does nothing. So a history that proptest shrinks by dropping its first
-/// commands keeps its faults on the same events, and a fault that lands nowhere is dropped.
+/// A delivery fault on the events of the command it belongs to (none for a refused command).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Fault {
-    /// Delivery `at` is delivered again, `later` deliveries after it (an ack lost).
-    Duplicate { at: usize, later: usize },
-    /// Every event is delivered twice in a row.
-    DuplicateAll,
-    /// Deliveries `at` and `at + 1` trade places when their events belong to different
-    /// streams (the pack's `stream_key`), as two broker partitions can deliver them; the
-    /// order within one stream is kept.
-    Reorder { at: usize },
-    /// Batch `at` is applied and the process killed before its checkpoint commits; the
-    /// consumer resumes and receives the batch again.
-    Crash { at: usize },
-    /// Before batch `at`, the projection is rebuilt from scratch: the read models go back to
-    /// the seed and the log up to the furthest event delivered so far is applied again, in
-    /// log order.
-    Rebuild { at: usize },
+    /// Each of the command's events delivered again, `later` deliveries after it (an ack
+    /// lost).
+    Duplicate { later: usize },
+    /// The command's last event trades places with the delivery after it when the two belong
+    /// to different streams (the pack's `stream_key`), as two broker partitions can deliver
+    /// them; the order within one stream is kept.
+    Reorder,
+    /// The batch holding the command's first event is applied and the process killed before
+    /// its checkpoint commits; the consumer resumes and receives the batch again.
+    Crash,
+    /// Before the batch holding the command's first event, the projection is rebuilt from
+    /// scratch: the read models go back to the seed and the log up to the furthest event
+    /// delivered so far is applied again, in log order.
+    Rebuild,
 }
 
 /// The weights a history drew for each kind of fault (0: none of that kind), shown with a
@@ -64,24 +70,29 @@ impl std::fmt::Display for Rates {
 }
 
 /// A history: commands run in order (each its own transaction), then their events delivered
-/// under `faults` in batches of `batch_size`.
+/// in batches of `batch_size` under the commands' faults (and, with `every_event_twice`,
+/// every event delivered twice in a row).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct History {
     pub ops: Vec<Op>,
     pub batch_size: usize,
     pub rates: Rates,
-    pub faults: Vec<Fault>,
+    #[serde(default)]
+    pub every_event_twice: bool,
 }
 
 /// How large histories get.
 #[derive(Debug, Clone, Copy)]
 pub struct Bounds {
     pub max_ops: usize,
-    pub max_faults: usize,
     pub max_batch: usize,
 }
 
-/// Histories over `commands` (the pack's command names), with faults drawn at rates each
+/// A command's chance of a fault of any kind is its weights' sum against this one's.
+const NO_FAULT_WEIGHT: u32 = 8;
+
+/// Histories over `commands` (the pack's command names), with faults drawn at weights each
 /// history picks first. `faults: false`: no faults at all (histories delivered in order).
 pub fn histories(
     commands: Vec<String>,
@@ -101,63 +112,52 @@ pub fn histories(
         .prop_flat_map(move |(d, da, r, c, rb, batch_size)| {
             let rates = Rates {
                 duplicate: d,
-                // Every event twice is one blunt fault: rarer than the others.
-                duplicate_all: da / 2,
+                duplicate_all: da,
                 reorder: r,
                 crash: c,
                 rebuild: rb,
             };
             let commands = commands.clone();
             let ops = vec(
-                (0..n, 0..1_000_000u64).prop_map(move |(c, index)| Op {
-                    command: commands[c % commands.len()].clone(),
-                    index,
+                (0..n, 0..1_000_000u64, op_faults(rates)).prop_map(move |(c, index, faults)| {
+                    Op {
+                        command: commands[c % commands.len()].clone(),
+                        index,
+                        faults,
+                    }
                 }),
                 1..=bounds.max_ops.max(1),
             );
-            let faults = fault_strategy(rates, bounds);
-            // Faults first: proptest shrinks a tuple's parts in order, so a fault's position
-            // comes down to the smallest that still fails (below the history's length) before
-            // commands are dropped from the front, which then keeps it where it was.
-            (faults, ops).prop_map(move |(faults, ops)| History {
+            // Every event twice is one blunt fault: drawn once per history, as often as its
+            // weight says (out of 8); shrinking `x` towards 0 takes it away.
+            let twice = (0..8u32).prop_map(move |x| x + rates.duplicate_all >= 8);
+            (ops, twice).prop_map(move |(ops, every_event_twice)| History {
                 ops,
                 batch_size,
                 rates,
-                faults,
+                every_event_twice,
             })
         })
 }
 
-fn fault_strategy(rates: Rates, bounds: Bounds) -> BoxedStrategy<Vec<Fault>> {
-    let max_faults = bounds.max_faults;
-    // Positions from the end, over about as many deliveries as a history has events.
-    let at = 0..(2 * bounds.max_ops).max(2);
-    let kinds: Vec<(u32, BoxedStrategy<Fault>)> = vec![
+/// A command's faults: at most one, of a kind drawn by `rates`.
+fn op_faults(rates: Rates) -> BoxedStrategy<Vec<Fault>> {
+    let kinds: Vec<(u32, BoxedStrategy<Option<Fault>>)> = vec![
+        (NO_FAULT_WEIGHT, Just(None).boxed()),
         (
             rates.duplicate,
-            (at.clone(), 0..4usize)
-                .prop_map(|(at, later)| Fault::Duplicate { at, later })
+            (0..4usize)
+                .prop_map(|later| Some(Fault::Duplicate { later }))
                 .boxed(),
         ),
-        (rates.duplicate_all, Just(Fault::DuplicateAll).boxed()),
-        (
-            rates.reorder,
-            at.clone().prop_map(|at| Fault::Reorder { at }).boxed(),
-        ),
-        (
-            rates.crash,
-            at.clone().prop_map(|at| Fault::Crash { at }).boxed(),
-        ),
-        (
-            rates.rebuild,
-            at.prop_map(|at| Fault::Rebuild { at }).boxed(),
-        ),
+        (rates.reorder, Just(Some(Fault::Reorder)).boxed()),
+        (rates.crash, Just(Some(Fault::Crash)).boxed()),
+        (rates.rebuild, Just(Some(Fault::Rebuild)).boxed()),
     ];
     let kinds: Vec<_> = kinds.into_iter().filter(|(w, _)| *w > 0).collect();
-    if kinds.is_empty() {
-        return Just(Vec::new()).boxed();
-    }
-    vec(Union::new_weighted(kinds), 0..=max_faults).boxed()
+    Union::new_weighted(kinds)
+        .prop_map(|f| f.into_iter().collect())
+        .boxed()
 }
 
 /// What the consumer goes through, in order.
@@ -172,79 +172,87 @@ pub enum Step {
     Rebuild { replayed: Vec<usize> },
 }
 
-/// The steps `faults` make of `streams.len()` events (event `i`'s stream is `streams[i]`;
-/// `None`: the pack declares no stream key for it, and it is never reordered).
-pub fn schedule(streams: &[Option<Param>], batch_size: usize, faults: &[Fault]) -> Vec<Step> {
-    schedule_told(streams, batch_size, faults).0
+/// The events of a history as the schedule needs them: for event `i` (in log order), the
+/// op that emitted it and its stream (`None`: the pack declares no stream key for it, and it
+/// is never reordered).
+pub struct Emitted<'a> {
+    pub from_op: &'a [usize],
+    pub streams: &'a [Option<Param>],
+}
+
+/// The steps `history`'s faults make of `events`.
+pub fn schedule(history: &History, events: &Emitted) -> Vec<Step> {
+    schedule_told(history, events).0
 }
 
 /// [`schedule`], and each fault as it landed on these events, for a reader (a fault that
 /// changed nothing, such as a reorder of one stream's events, is left out).
-pub fn schedule_told(
-    streams: &[Option<Param>],
-    batch_size: usize,
-    faults: &[Fault],
-) -> (Vec<Step>, Vec<String>) {
-    let n = streams.len();
+pub fn schedule_told(history: &History, events: &Emitted) -> (Vec<Step>, Vec<String>) {
+    let n = events.from_op.len();
+    let of_op = |k: usize| (0..n).filter(move |&e| events.from_op[e] == k);
     let mut told = Vec::new();
     let mut order: Vec<usize> = (0..n).collect();
-    for f in faults {
-        if let Fault::Reorder { at } = f {
-            if order.len() >= 2 && *at <= order.len() - 2 {
-                let i = order.len() - 2 - at;
-                let (a, b) = (&streams[order[i]], &streams[order[i + 1]]);
-                if a.is_some() && b.is_some() && a != b {
-                    told.push(format!(
-                        "events {} and {} (different streams) delivered in swapped order",
-                        order[i],
-                        order[i + 1]
-                    ));
-                    order.swap(i, i + 1);
-                }
+    let faults = || {
+        history
+            .ops
+            .iter()
+            .enumerate()
+            .flat_map(|(k, op)| op.faults.iter().map(move |f| (k, f)))
+    };
+    for (k, _) in faults().filter(|(_, f)| **f == Fault::Reorder) {
+        let Some(e) = of_op(k).last() else { continue };
+        let i = order.iter().position(|&x| x == e).unwrap_or(n);
+        if i + 1 < order.len() {
+            let (a, b) = (&events.streams[order[i]], &events.streams[order[i + 1]]);
+            if a.is_some() && b.is_some() && a != b {
+                told.push(format!(
+                    "events {} and {} (different streams) delivered in swapped order",
+                    order[i],
+                    order[i + 1]
+                ));
+                order.swap(i, i + 1);
             }
         }
     }
-    if faults.contains(&Fault::DuplicateAll) && n > 0 {
+    if history.every_event_twice && n > 0 {
         told.push("every event delivered twice".to_string());
         order = order.into_iter().flat_map(|e| [e, e]).collect();
     }
-    for f in faults {
-        if let Fault::Duplicate { at, later } = f {
-            if *at < order.len() {
-                let i = order.len() - 1 - at;
+    for (k, f) in faults() {
+        let Fault::Duplicate { later } = f else {
+            continue;
+        };
+        for e in of_op(k) {
+            if let Some(i) = order.iter().position(|&x| x == e) {
                 let to = (i + 1 + later).min(order.len());
                 told.push(format!(
-                    "event {} delivered again, {} deliveries later",
-                    order[i],
+                    "event {e} delivered again, {} deliveries later",
                     to - i - 1
                 ));
-                order.insert(to, order[i]);
+                order.insert(to, e);
             }
         }
     }
     let batches: Vec<Vec<usize>> = order
-        .chunks(batch_size.max(1))
+        .chunks(history.batch_size.max(1))
         .map(<[usize]>::to_vec)
         .collect();
-    let nb = batches.len().max(1);
-    let crashed: Vec<usize> = faults
-        .iter()
-        .filter_map(|f| match f {
-            Fault::Crash { at } => nb.checked_sub(at + 1),
-            _ => None,
-        })
-        .collect();
-    let rebuilt: Vec<usize> = faults
-        .iter()
-        .filter_map(|f| match f {
-            Fault::Rebuild { at } => nb.checked_sub(at + 1),
-            _ => None,
-        })
-        .collect();
+    // The batch holding op `k`'s first event (its first delivery).
+    let batch_of = |k: usize| {
+        let e = of_op(k).next()?;
+        batches.iter().position(|b| b.contains(&e))
+    };
+    let marked = |kind: Fault| -> Vec<usize> {
+        faults()
+            .filter(|(_, f)| **f == kind)
+            .filter_map(|(k, _)| batch_of(k))
+            .collect()
+    };
+    let (crashed, rebuilt) = (marked(Fault::Crash), marked(Fault::Rebuild));
     let mut steps = Vec::new();
     // The log a rebuild reads: every event up to the furthest one delivered so far.
     let mut furthest: Option<usize> = None;
-    for (k, batch) in batches.into_iter().enumerate() {
+    for (k, batch) in batches.iter().enumerate() {
         if rebuilt.contains(&k) {
             let replayed: Vec<usize> = furthest.map_or(Vec::new(), |f| (0..=f).collect());
             told.push(format!(
@@ -263,7 +271,7 @@ pub fn schedule_told(
         }
         furthest = batch.iter().copied().chain(furthest).max();
         steps.push(Step::Batch {
-            events: batch,
+            events: batch.clone(),
             crash: false,
         });
     }
@@ -293,11 +301,49 @@ mod tests {
         }
     }
 
+    /// A history of one op per event, op `k` with `faults[k]`.
+    fn history(batch_size: usize, faults: Vec<Vec<Fault>>) -> History {
+        History {
+            ops: faults
+                .into_iter()
+                .map(|faults| Op {
+                    command: "c".into(),
+                    index: 0,
+                    faults,
+                })
+                .collect(),
+            batch_size,
+            rates: Rates {
+                duplicate: 0,
+                duplicate_all: 0,
+                reorder: 0,
+                crash: 0,
+                rebuild: 0,
+            },
+            every_event_twice: false,
+        }
+    }
+
+    fn emitted(streams: &[Option<Param>]) -> (Vec<usize>, Vec<Option<Param>>) {
+        ((0..streams.len()).collect(), streams.to_vec())
+    }
+
+    fn run(h: &History, streams: &[Option<Param>]) -> Vec<Step> {
+        let (from_op, streams) = emitted(streams);
+        schedule(
+            h,
+            &Emitted {
+                from_op: &from_op,
+                streams: &streams,
+            },
+        )
+    }
+
     #[test]
     fn without_faults_every_event_is_delivered_once_in_order() {
-        let streams = vec![None; 5];
+        let h = history(2, vec![vec![]; 5]);
         assert_eq!(
-            schedule(&streams, 2, &[]),
+            run(&h, &[None, None, None, None, None]),
             [batch(&[0, 1]), batch(&[2, 3]), batch(&[4])]
         );
     }
@@ -305,49 +351,35 @@ mod tests {
     #[test]
     fn a_reorder_swaps_only_events_of_different_streams() {
         let s = |k: i64| Some(Param::Int(k));
-        // Counted from the end: at 2 is the pair (0, 1), which shares stream 7 and is never
-        // swapped; at 1 is (1, 2), which differ and are swapped.
-        let streams = vec![s(7), s(7), s(8), None];
-        assert_eq!(
-            schedule(&streams, 4, &[Fault::Reorder { at: 2 }]),
-            [batch(&[0, 1, 2, 3])]
-        );
-        assert_eq!(
-            schedule(&streams, 4, &[Fault::Reorder { at: 1 }]),
-            [batch(&[0, 2, 1, 3])]
-        );
-        // An event without a stream key (3) stays where it is.
-        assert_eq!(
-            schedule(&streams, 4, &[Fault::Reorder { at: 0 }]),
-            [batch(&[0, 1, 2, 3])]
-        );
+        // Events 0 and 1 share stream 7: never swapped; 1 and 2 differ: swapped.
+        let streams = [s(7), s(7), s(8), None];
+        let reorder = |k: usize| {
+            let mut f = vec![vec![]; 4];
+            f[k] = vec![Fault::Reorder];
+            history(4, f)
+        };
+        assert_eq!(run(&reorder(0), &streams), [batch(&[0, 1, 2, 3])]);
+        assert_eq!(run(&reorder(1), &streams), [batch(&[0, 2, 1, 3])]);
+        // An event without a stream key (3) stays where it is, and so does the last.
+        assert_eq!(run(&reorder(2), &streams), [batch(&[0, 1, 2, 3])]);
+        assert_eq!(run(&reorder(3), &streams), [batch(&[0, 1, 2, 3])]);
     }
 
     #[test]
-    fn duplicates_crashes_and_rebuilds_land_where_their_positions_say() {
-        let streams = vec![None; 3];
-        assert_eq!(
-            schedule(&streams, 10, &[Fault::Duplicate { at: 1, later: 0 }]),
-            // 1 from the end: delivery 1, delivered again right after itself.
-            [batch(&[0, 1, 1, 2])]
+    fn duplicates_crashes_and_rebuilds_land_on_their_commands_events() {
+        let none = [None, None, None];
+        let dup = history(
+            10,
+            vec![vec![], vec![Fault::Duplicate { later: 0 }], vec![]],
         );
-        // Past the start: nothing happens.
+        assert_eq!(run(&dup, &none), [batch(&[0, 1, 1, 2])]);
+        let mut twice = history(10, vec![vec![]; 3]);
+        twice.every_event_twice = true;
+        assert_eq!(run(&twice, &none), [batch(&[0, 0, 1, 1, 2, 2])]);
+        // Batches [0, 1] and [2]: op 2's event is in the second.
+        let crash = history(2, vec![vec![], vec![], vec![Fault::Crash]]);
         assert_eq!(
-            schedule(
-                &streams,
-                10,
-                &[Fault::Duplicate { at: 3, later: 0 }, Fault::Crash { at: 1 }]
-            ),
-            [batch(&[0, 1, 2])]
-        );
-        assert_eq!(
-            schedule(&streams, 10, &[Fault::DuplicateAll]),
-            [batch(&[0, 0, 1, 1, 2, 2])]
-        );
-        // Batches [0, 1] and [2]: at 0 is the last.
-        let crashed = schedule(&streams, 2, &[Fault::Crash { at: 0 }]);
-        assert_eq!(
-            crashed,
+            run(&crash, &none),
             [
                 batch(&[0, 1]),
                 Step::Batch {
@@ -357,9 +389,10 @@ mod tests {
                 batch(&[2])
             ]
         );
-        let rebuilt = schedule(&streams, 1, &[Fault::Rebuild { at: 0 }]);
+        let rebuild = history(1, vec![vec![], vec![], vec![Fault::Rebuild]]);
+        let steps = run(&rebuild, &none);
         assert_eq!(
-            rebuilt,
+            steps,
             [
                 batch(&[0]),
                 batch(&[1]),
@@ -369,21 +402,36 @@ mod tests {
                 batch(&[2])
             ]
         );
-        assert_eq!(deliveries(&rebuilt), [0, 1, 0, 1, 2]);
-        let (_, told) = schedule_told(&streams, 1, &[Fault::Rebuild { at: 0 }]);
-        assert_eq!(
-            told,
-            ["rebuilt from scratch before batch 2: the log's events [0, 1] applied again"]
-        );
-        // After a reorder the log is read up to the furthest event delivered, gaps included.
+        assert_eq!(deliveries(&steps), [0, 1, 0, 1, 2]);
+        // A refused command (no events) has nowhere to land: nothing happens.
+        let (from_op, streams) = (vec![0, 2], vec![None, None]);
+        let refused = history(10, vec![vec![], vec![Fault::Crash, Fault::Reorder], vec![]]);
+        let events = Emitted {
+            from_op: &from_op,
+            streams: &streams,
+        };
+        assert_eq!(schedule_told(&refused, &events), (vec![batch(&[0, 1])], vec![]));
+    }
+
+    #[test]
+    fn a_rebuild_reads_the_log_up_to_the_furthest_event_delivered() {
         let s = |k: i64| Some(Param::Int(k));
-        let reordered = schedule(
-            &[s(1), s(2), s(3)],
+        // Op 0's event swapped behind op 1's; the rebuild before op 0's batch reads the log
+        // up to event 1, the gap (event 0) included.
+        let h = history(
             1,
-            &[Fault::Reorder { at: 1 }, Fault::Rebuild { at: 1 }],
+            vec![vec![Fault::Reorder, Fault::Rebuild], vec![], vec![]],
+        );
+        let (from_op, streams) = emitted(&[s(1), s(2), s(3)]);
+        let (steps, told) = schedule_told(
+            &h,
+            &Emitted {
+                from_op: &from_op,
+                streams: &streams,
+            },
         );
         assert_eq!(
-            reordered,
+            steps,
             [
                 batch(&[1]),
                 Step::Rebuild {
@@ -391,6 +439,13 @@ mod tests {
                 },
                 batch(&[0]),
                 batch(&[2])
+            ]
+        );
+        assert_eq!(
+            told,
+            [
+                "events 0 and 1 (different streams) delivered in swapped order",
+                "rebuilt from scratch before batch 1: the log's events [0, 1] applied again"
             ]
         );
     }

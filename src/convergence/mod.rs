@@ -34,7 +34,7 @@ use crate::db::{DbUrl, Engine};
 use crate::pack::exec::CompiledPack;
 use crate::pack::params::Params;
 use crate::pack::Pack;
-use history::{deliveries, histories, schedule_told, Bounds, History};
+use history::{deliveries, histories, schedule_told, Bounds, Emitted, History};
 use replay::{event_text, streams, Delivery, Divergence, Scratch, ScratchError};
 
 /// What a history is checked under.
@@ -261,9 +261,13 @@ async fn check_one(
 ) -> Result<Option<Counterexample>, sqlx::Error> {
     let mut faults = Vec::new();
     let (ran, steps, divergence) = scratch
-        .check(&history.ops, &guarantee.delivery(), |pack, events| {
-            let (steps, told) =
-                schedule_told(&streams(pack, events), history.batch_size, &history.faults);
+        .check(&history.ops, &guarantee.delivery(), |pack, ran| {
+            let streams = streams(pack, &ran.events);
+            let emitted = Emitted {
+                from_op: &ran.from_op,
+                streams: &streams,
+            };
+            let (steps, told) = schedule_told(history, &emitted);
             faults = told;
             steps
         })

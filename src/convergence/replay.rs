@@ -179,7 +179,7 @@ impl Scratch {
         let _ = self.tx.rollback().await;
     }
 
-    /// Runs `ops` and delivers their events by `steps(events)` under `delivery`; `Ok(None)`:
+    /// Runs `ops` and delivers their events by `steps(what they ran)` under `delivery`; `Ok(None)`:
     /// the read models equal both the truth and a single in-order delivery. Leaves the
     /// database as it found it.
     pub async fn check<F>(
@@ -189,7 +189,7 @@ impl Scratch {
         steps: F,
     ) -> Result<(Ran, Vec<Step>, Option<Divergence>), sqlx::Error>
     where
-        F: FnOnce(&CompiledPack, &[PackEvent]) -> Vec<Step>,
+        F: FnOnce(&CompiledPack, &Ran) -> Vec<Step>,
     {
         let Scratch {
             tx,
@@ -207,7 +207,7 @@ impl Scratch {
                 return Err(e);
             }
         };
-        let steps = steps(pack, &ran.events);
+        let steps = steps(pack, &ran);
         let truth = read_all(history, models, true).await;
         let outcome = async {
             let truth = truth?;
