@@ -119,12 +119,10 @@ pub fn histories(
             };
             let commands = commands.clone();
             let ops = vec(
-                (0..n, 0..1_000_000u64, op_faults(rates)).prop_map(move |(c, index, faults)| {
-                    Op {
-                        command: commands[c % commands.len()].clone(),
-                        index,
-                        faults,
-                    }
+                (0..n, 0..1_000_000u64, op_faults(rates)).prop_map(move |(c, index, faults)| Op {
+                    command: commands[c % commands.len()].clone(),
+                    index,
+                    faults,
                 }),
                 1..=bounds.max_ops.max(1),
             );
@@ -200,7 +198,9 @@ pub fn schedule_told(history: &History, events: &Emitted) -> (Vec<Step>, Vec<Str
             .flat_map(|(k, op)| op.faults.iter().map(move |f| (k, f)))
     };
     for (k, _) in faults().filter(|(_, f)| **f == Fault::Reorder) {
-        let Some(e) = of_op(k).last() else { continue };
+        let Some(e) = of_op(k).next_back() else {
+            continue;
+        };
         let i = order.iter().position(|&x| x == e).unwrap_or(n);
         if i + 1 < order.len() {
             let (a, b) = (&events.streams[order[i]], &events.streams[order[i + 1]]);
@@ -410,7 +410,10 @@ mod tests {
             from_op: &from_op,
             streams: &streams,
         };
-        assert_eq!(schedule_told(&refused, &events), (vec![batch(&[0, 1])], vec![]));
+        assert_eq!(
+            schedule_told(&refused, &events),
+            (vec![batch(&[0, 1])], vec![])
+        );
     }
 
     #[test]
