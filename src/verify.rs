@@ -454,6 +454,13 @@ impl NamedRows<'_> {
     }
 }
 
+/// Where each of `key`'s columns is among `columns` (as [`NamedRows::key`] takes them).
+pub fn key_positions(columns: &[String], key: &[String]) -> Vec<usize> {
+    key.iter()
+        .filter_map(|k| columns.iter().position(|c| c == k))
+        .collect()
+}
+
 /// NULL first, then integers by value, then text byte by byte.
 fn value_order(a: Option<&Param>, b: Option<&Param>) -> Ordering {
     fn rank(p: Option<&Param>) -> u8 {
@@ -490,11 +497,7 @@ pub async fn verify_pack(db: &Db, pack: &CompiledPack) -> Result<VerifyReport, D
         let mut read_conn = db.read.acquire().await?;
         for (name, rm) in &pack.pack.read_models {
             let (columns, truth, read) = pack.read_model_queries(&mut truth_conn, name).await?;
-            let key: Vec<usize> = rm
-                .key
-                .iter()
-                .filter_map(|k| columns.iter().position(|c| c == k))
-                .collect();
+            let key = key_positions(&columns, &rm.key);
             let named = NamedRows {
                 read_model: Checked::Pack(PackReadModel::new(name)),
                 columns: &columns,

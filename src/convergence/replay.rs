@@ -22,14 +22,14 @@ use super::history::{Op, Step};
 use crate::db::dialect::Dialect;
 use crate::db::scratch::Scratch as DbScratch;
 use crate::db::sql::Param;
-use crate::db::{DbError, DbUrl, Engine};
+use crate::db::{DbError, DbUrl};
 use crate::pack::exec::{row_values, Applied, CompiledPack, PackEvent};
 use crate::pack::params::Params;
 use crate::pack::projector::{
     apply_and_advance, baseline_statements, checkpoint_ddl, checkpoint_start, read_checkpoint,
 };
 use crate::pack::rebuild::restart_from_seed;
-use crate::verify::{Checked, NamedRows, PackReadModel};
+use crate::verify::{key_positions, Checked, NamedRows, PackReadModel};
 
 /// How events reach the read models.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -107,7 +107,6 @@ pub struct Scratch {
     pack: CompiledPack,
     params: Params,
     models: Vec<Model>,
-    engine: Engine,
 }
 
 /// Why the check could not go on (not a divergence: the database or the pack failed it).
@@ -129,7 +128,6 @@ impl Scratch {
         pack: CompiledPack,
         params: Params,
     ) -> Result<Scratch, ScratchError> {
-        let engine = url.map_or(Engine::Sqlite, DbUrl::engine);
         let (pool, mut tx) = DbScratch::transaction(url).await?;
         pack.seed(&mut tx).await.map_err(ScratchError::Seed)?;
         let mut setup = baseline_statements(&pack);
@@ -144,11 +142,7 @@ impl Scratch {
         let mut models = Vec::new();
         for (name, rm) in &pack.pack.read_models {
             let (columns, truth, read) = pack.read_model_queries(&mut tx, name).await?;
-            let key = rm
-                .key
-                .iter()
-                .filter_map(|k| columns.iter().position(|c| c == k))
-                .collect();
+            let key = key_positions(&columns, &rm.key);
             models.push(Model {
                 name: name.clone(),
                 columns,
@@ -162,12 +156,7 @@ impl Scratch {
             pack,
             params,
             models,
-            engine,
         })
-    }
-
-    pub fn engine(&self) -> Engine {
-        self.engine
     }
 
     pub fn pack(&self) -> &CompiledPack {

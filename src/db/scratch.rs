@@ -27,6 +27,20 @@ pub struct Scratch {
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
+/// The statements, run inside the scratch's transaction on PostgreSQL, that create a schema
+/// of its own (`cqrs_bench_check_<pid>_<n>`) and make it the transaction's search path.
+fn own_schema() -> [String; 2] {
+    let schema = format!(
+        "cqrs_bench_check_{}_{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    );
+    [
+        format!("CREATE SCHEMA {schema}"),
+        format!("SET LOCAL search_path TO {schema}"),
+    ]
+}
+
 /// The savepoint each try runs under on PostgreSQL, so one failure does not abort the
 /// transaction the rest of the tries run in.
 const SAVEPOINT: &str = "cqrs_bench_try";
@@ -60,16 +74,10 @@ impl Scratch {
                         url: url.redacted(),
                         source,
                     })?;
-                let schema = format!(
-                    "cqrs_bench_check_{}_{}",
-                    std::process::id(),
-                    COUNTER.fetch_add(1, Ordering::Relaxed)
-                );
                 conn.execute("BEGIN").await?;
-                conn.execute(format!("CREATE SCHEMA {schema}").as_str())
-                    .await?;
-                conn.execute(format!("SET LOCAL search_path TO {schema}").as_str())
-                    .await?;
+                for statement in own_schema() {
+                    conn.execute(statement.as_str()).await?;
+                }
                 Ok(Scratch {
                     conn: Conn::Postgres(conn),
                 })
@@ -101,15 +109,9 @@ impl Scratch {
             .map_err(|source| DbError::Connect { url: shown, source })?;
         let mut tx = pool.begin().await?;
         if url.is_some_and(|u| u.engine() == Engine::Postgres) {
-            let schema = format!(
-                "cqrs_bench_check_{}_{}",
-                std::process::id(),
-                COUNTER.fetch_add(1, Ordering::Relaxed)
-            );
-            tx.execute(format!("CREATE SCHEMA {schema}").as_str())
-                .await?;
-            tx.execute(format!("SET LOCAL search_path TO {schema}").as_str())
-                .await?;
+            for statement in own_schema() {
+                tx.execute(statement.as_str()).await?;
+            }
         }
         Ok((pool, tx))
     }
