@@ -6,7 +6,8 @@
 //! for verify to compare. These are the parts the pack backends are made of; the transaction
 //! and the connection are the caller's.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use futures::TryStreamExt;
 use sqlx::any::AnyRow;
@@ -16,6 +17,7 @@ use super::params::Params;
 use super::sql::{Compiled, NamedSql};
 use super::Pack;
 use crate::db::dialect::Dialect;
+use crate::db::row_triggers::{self, RowTriggers};
 use crate::db::sql::{bind_all, Param};
 use crate::db::Engine;
 
@@ -59,9 +61,19 @@ pub struct CompiledPack {
     /// alone to learn whether it is idempotent on its own).
     by_projection: BTreeMap<String, Vec<Compiled>>,
     queries: BTreeMap<String, (Compiled, Compiled)>,
+    /// On SQLite, every event type's projection statements as a trigger: a batch of events
+    /// applied in one call (`db::row_triggers`), where SQLite takes the statements inside a
+    /// trigger (`row_triggers_state`: not tried yet, taken, or refused and the per-event
+    /// scripts used instead).
+    row_triggers: Option<RowTriggers>,
+    row_triggers_state: AtomicU8,
     /// Where the dataset is copied from instead of generated (the pack's `[copy]`).
     copy_from: Option<super::copy::CopySource>,
 }
+
+const TRIGGERS_UNTRIED: u8 = 0;
+const TRIGGERS_TAKEN: u8 = 1;
+const TRIGGERS_REFUSED: u8 = 2;
 
 /// A name the pack does not hold, or SQL for an engine it has none for: the caller's mistake,
 /// carried as the database errors are.
@@ -141,6 +153,23 @@ impl CompiledPack {
                 .or_default()
                 .extend(p.statements.iter().cloned());
         }
+        let row_triggers = {
+            let mut columns = BTreeSet::new();
+            let programs: Vec<(String, Vec<String>)> = by_event
+                .iter()
+                .map(|(event, statements)| {
+                    let body = statements
+                        .iter()
+                        .map(|s| {
+                            columns.extend(s.names().into_iter().map(String::from));
+                            s.with_params_as(row_triggers::column_ref)
+                        })
+                        .collect();
+                    (event.clone(), body)
+                })
+                .collect();
+            RowTriggers::new(engine, columns.into_iter().collect(), &programs)
+        };
         // Where the engine can, an event's statements are one script: one call per event
         // instead of one per statement (on SQLite each call is a hop to the connection's
         // thread, which cost more than the statements of a small projection).
@@ -173,6 +202,8 @@ impl CompiledPack {
             projections,
             by_projection,
             queries,
+            row_triggers,
+            row_triggers_state: AtomicU8::new(TRIGGERS_UNTRIED),
             copy_from: None,
         }
     }
@@ -381,12 +412,53 @@ impl CompiledPack {
         tx: &mut AnyConnection,
         events: &[PackEvent],
     ) -> Result<(), sqlx::Error> {
+        if let Some(batch) = self.usable_row_triggers(tx).await? {
+            if events.iter().any(|e| batch.runs(&e.event)) {
+                let rows = batch.rows(events.iter().map(|e| (e.event.as_str(), &e.fields)));
+                sqlx::query(batch.script())
+                    .bind(rows)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            return Ok(());
+        }
         for e in events {
             if let Some(statements) = self.projections.get(&e.event) {
                 run_projection(tx, statements, e).await?;
             }
         }
         Ok(())
+    }
+
+    /// The row triggers, if this engine has them and SQLite takes the pack's statements in a
+    /// trigger: tried once, on the first batch, by creating them on `tx` (a refusal leaves the
+    /// transaction as it was).
+    async fn usable_row_triggers(
+        &self,
+        tx: &mut AnyConnection,
+    ) -> Result<Option<&RowTriggers>, sqlx::Error> {
+        let Some(batch) = self.row_triggers.as_ref() else {
+            return Ok(None);
+        };
+        match self.row_triggers_state.load(Ordering::Relaxed) {
+            TRIGGERS_TAKEN => Ok(Some(batch)),
+            TRIGGERS_REFUSED => Ok(None),
+            _ => {
+                let taken = match tx.execute(batch.ddl()).await {
+                    Ok(_) => true,
+                    // SQLite's refusal of the statements; anything else is the connection's.
+                    Err(sqlx::Error::Database(_)) => false,
+                    Err(e) => return Err(e),
+                };
+                let state = if taken {
+                    TRIGGERS_TAKEN
+                } else {
+                    TRIGGERS_REFUSED
+                };
+                self.row_triggers_state.store(state, Ordering::Relaxed);
+                Ok(taken.then_some(batch))
+            }
+        }
     }
 
     /// Applies projection `name`'s statements alone to `event` on `tx` (whatever its type).
@@ -605,6 +677,38 @@ mod tests {
                 assert_eq!(w.len(), 1);
             }
         }
+    }
+
+    /// SQLite takes the ledger's projection statements in a trigger, so a batch is one call;
+    /// a statement it refuses there (a `WITH`) sends the pack back to a call per event, with
+    /// the same read model.
+    #[tokio::test]
+    async fn a_projection_a_trigger_cannot_hold_is_applied_event_by_event() {
+        let plain = compiled(ledger(), 10, 6_000);
+        let mut by_trigger = run_ledger(&plain, 200).await;
+        assert_eq!(
+            plain.row_triggers_state.load(Ordering::Relaxed),
+            TRIGGERS_TAKEN
+        );
+        let mut pack = ledger();
+        let balances = pack.projections.get_mut("balances").unwrap();
+        balances.statements[0] = super::super::sql::NamedSql::parse(
+            "WITH d AS (SELECT :amount AS amount) UPDATE account_balance \
+             SET balance = balance - (SELECT amount FROM d), sent = sent + 1 \
+             WHERE account_id = :from",
+        )
+        .unwrap();
+        let with = compiled(pack, 10, 6_000);
+        let mut by_event = run_ledger(&with, 200).await;
+        assert_eq!(
+            with.row_triggers_state.load(Ordering::Relaxed),
+            TRIGGERS_REFUSED
+        );
+        let (_, truth, read) = both_sides(&with, &mut by_event).await;
+        assert_eq!(truth, read);
+        // The same op stream: the same transfers refused, the same balances.
+        assert_eq!(by_event.refused, by_trigger.refused);
+        assert_eq!(read, both_sides(&plain, &mut by_trigger).await.2);
     }
 
     #[tokio::test]

@@ -88,6 +88,19 @@ impl NamedSql {
         })
     }
 
+    /// The statement with each parameter written as `value(name)` gives it (a trigger's
+    /// `NEW."name"`, say).
+    pub fn with_params_as(&self, value: impl Fn(&str) -> String) -> String {
+        let mut sql = String::with_capacity(self.text.len());
+        for p in &self.pieces {
+            match p {
+                Piece::Text(t) => sql.push_str(t),
+                Piece::Param(n) => sql.push_str(&value(n)),
+            }
+        }
+        sql.trim().to_string()
+    }
+
     /// The statement with the engine's numbered placeholders.
     pub fn compile(&self, dialect: Dialect) -> Compiled {
         let binds: Vec<String> = self.names().into_iter().map(String::from).collect();
