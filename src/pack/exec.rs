@@ -17,7 +17,7 @@ use super::params::Params;
 use super::sql::{Compiled, NamedSql};
 use super::Pack;
 use crate::db::dialect::Dialect;
-use crate::db::row_triggers::{self, RowTriggers};
+use crate::db::row_triggers::{self, Batch, RowTriggers};
 use crate::db::sql::{bind_all, Param};
 use crate::db::Engine;
 
@@ -61,10 +61,10 @@ pub struct CompiledPack {
     /// alone to learn whether it is idempotent on its own).
     by_projection: BTreeMap<String, Vec<Compiled>>,
     queries: BTreeMap<String, (Compiled, Compiled)>,
-    /// On SQLite, every event type's projection statements as a trigger: a batch of events
-    /// applied in one call (`db::row_triggers`), where SQLite takes the statements inside a
-    /// trigger (`row_triggers_state`: not tried yet, taken, or refused and the per-event
-    /// scripts used instead).
+    /// Every event type's projection statements behind a temporary view: a batch of events
+    /// applied in one call (`db::row_triggers`), where the engine takes the statements inside
+    /// a trigger (`row_triggers_state`: not tried yet, taken, or refused and `projections`
+    /// used instead, as for a single event).
     row_triggers: Option<RowTriggers>,
     row_triggers_state: AtomicU8,
     /// Where the dataset is copied from instead of generated (the pack's `[copy]`).
@@ -412,15 +412,13 @@ impl CompiledPack {
         tx: &mut AnyConnection,
         events: &[PackEvent],
     ) -> Result<(), sqlx::Error> {
-        if let Some(batch) = self.usable_row_triggers(tx).await? {
-            if events.iter().any(|e| batch.runs(&e.event)) {
-                let rows = batch.rows(events.iter().map(|e| (e.event.as_str(), &e.fields)));
-                sqlx::query(batch.script())
-                    .bind(rows)
-                    .execute(&mut *tx)
-                    .await?;
+        // One event is one call either way, and its own script is the cheaper one.
+        if events.len() > 1 {
+            if let Some(batch) = self.row_trigger_batch(events) {
+                if self.triggers_taken(tx, &batch).await? {
+                    return batch.apply(tx).await;
+                }
             }
-            return Ok(());
         }
         for e in events {
             if let Some(statements) = self.projections.get(&e.event) {
@@ -430,35 +428,65 @@ impl CompiledPack {
         Ok(())
     }
 
-    /// The row triggers, if this engine has them and SQLite takes the pack's statements in a
-    /// trigger: tried once, on the first batch, by creating them on `tx` (a refusal leaves the
+    /// `events` as one batch through the row triggers, where the engine has them, has not
+    /// refused the pack's statements in them, and the batch can go through them.
+    fn row_trigger_batch(&self, events: &[PackEvent]) -> Option<Batch> {
+        let triggers = self.row_triggers.as_ref()?;
+        if self.row_triggers_state.load(Ordering::Relaxed) == TRIGGERS_REFUSED {
+            return None;
+        }
+        triggers.batch(events.iter().map(|e| (e.event.as_str(), &e.fields)))
+    }
+
+    /// Whether the engine takes the pack's statements in a trigger: learnt once, on the first
+    /// batch, by making its view on `tx` inside a savepoint (a refusal leaves the caller's
     /// transaction as it was).
-    async fn usable_row_triggers(
+    async fn triggers_taken(
         &self,
         tx: &mut AnyConnection,
-    ) -> Result<Option<&RowTriggers>, sqlx::Error> {
-        let Some(batch) = self.row_triggers.as_ref() else {
-            return Ok(None);
-        };
+        batch: &Batch,
+    ) -> Result<bool, sqlx::Error> {
         match self.row_triggers_state.load(Ordering::Relaxed) {
-            TRIGGERS_TAKEN => Ok(Some(batch)),
-            TRIGGERS_REFUSED => Ok(None),
-            _ => {
-                let taken = match tx.execute(batch.ddl()).await {
-                    Ok(_) => true,
-                    // SQLite's refusal of the statements; anything else is the connection's.
-                    Err(sqlx::Error::Database(_)) => false,
-                    Err(e) => return Err(e),
-                };
-                let state = if taken {
-                    TRIGGERS_TAKEN
-                } else {
-                    TRIGGERS_REFUSED
-                };
-                self.row_triggers_state.store(state, Ordering::Relaxed);
-                Ok(taken.then_some(batch))
+            TRIGGERS_TAKEN => return Ok(true),
+            TRIGGERS_REFUSED => return Ok(false),
+            _ => {}
+        }
+        tx.execute("SAVEPOINT cqrs_bench_row_triggers").await?;
+        let taken = match batch.make(tx).await {
+            Ok(()) => true,
+            // The engine's refusal of the statements; anything else is the connection's.
+            Err(sqlx::Error::Database(_)) => {
+                tx.execute("ROLLBACK TO SAVEPOINT cqrs_bench_row_triggers")
+                    .await?;
+                false
+            }
+            Err(e) => return Err(e),
+        };
+        tx.execute("RELEASE SAVEPOINT cqrs_bench_row_triggers")
+            .await?;
+        let state = if taken {
+            TRIGGERS_TAKEN
+        } else {
+            TRIGGERS_REFUSED
+        };
+        self.row_triggers_state.store(state, Ordering::Relaxed);
+        Ok(taken)
+    }
+
+    /// Makes on `conn` the view `project` applies batches like `events` through, where it
+    /// does, so that it stays: `check-projections` does this before the savepoints it rolls
+    /// back after each delivery, which would otherwise take the view with them.
+    pub async fn prepare_projections(
+        &self,
+        conn: &mut AnyConnection,
+        events: &[PackEvent],
+    ) -> Result<(), sqlx::Error> {
+        if let Some(batch) = self.row_trigger_batch(events) {
+            if self.triggers_taken(conn, &batch).await? {
+                batch.make(conn).await?;
             }
         }
+        Ok(())
     }
 
     /// Applies projection `name`'s statements alone to `event` on `tx` (whatever its type).
@@ -575,6 +603,12 @@ mod tests {
     }
 
     async fn run_ledger(cp: &CompiledPack, ops: u64) -> Ledger {
+        run_ledger_projecting(cp, ops, false).await
+    }
+
+    /// As [`run_ledger`]; with `batch`, the events are projected after the last op, as one
+    /// batch in a transaction of their own (as the async projector applies them).
+    async fn run_ledger_projecting(cp: &CompiledPack, ops: u64, batch: bool) -> Ledger {
         sqlx::any::install_default_drivers();
         let dir = tempfile::tempdir().unwrap();
         let url = format!(
@@ -585,13 +619,18 @@ mod tests {
         cp.seed(&mut conn).await.unwrap();
         let params = Params::new(11, &cp.pack.parameters, cp.sizes()).unwrap();
         let (mut committed, mut refused) = (0, 0);
+        let mut later = Vec::new();
         for i in 0..ops {
             let mut tx = conn.begin().await.unwrap();
             match cp.execute(&mut tx, &params, i, "transfer").await.unwrap() {
                 Applied::Committed(events) => {
                     assert_eq!(events.len(), 1);
                     assert_eq!(events[0].event, "MoneyTransferred");
-                    cp.project(&mut tx, &events).await.unwrap();
+                    if batch {
+                        later.extend(events);
+                    } else {
+                        cp.project(&mut tx, &events).await.unwrap();
+                    }
                     tx.commit().await.unwrap();
                     committed += 1;
                 }
@@ -602,6 +641,11 @@ mod tests {
                     refused += 1;
                 }
             }
+        }
+        if batch {
+            let mut tx = conn.begin().await.unwrap();
+            cp.project(&mut tx, &later).await.unwrap();
+            tx.commit().await.unwrap();
         }
         Ledger {
             _dir: dir,
@@ -680,12 +724,12 @@ mod tests {
     }
 
     /// SQLite takes the ledger's projection statements in a trigger, so a batch is one call;
-    /// a statement it refuses there (a `WITH`) sends the pack back to a call per event, with
-    /// the same read model.
+    /// a statement it refuses there (a qualified table name) sends the pack back to a call per
+    /// event, with the same read model.
     #[tokio::test]
     async fn a_projection_a_trigger_cannot_hold_is_applied_event_by_event() {
         let plain = compiled(ledger(), 10, 6_000);
-        let mut by_trigger = run_ledger(&plain, 200).await;
+        let mut by_trigger = run_ledger_projecting(&plain, 200, true).await;
         assert_eq!(
             plain.row_triggers_state.load(Ordering::Relaxed),
             TRIGGERS_TAKEN
@@ -693,13 +737,12 @@ mod tests {
         let mut pack = ledger();
         let balances = pack.projections.get_mut("balances").unwrap();
         balances.statements[0] = super::super::sql::NamedSql::parse(
-            "WITH d AS (SELECT :amount AS amount) UPDATE account_balance \
-             SET balance = balance - (SELECT amount FROM d), sent = sent + 1 \
+            "UPDATE main.account_balance SET balance = balance - :amount, sent = sent + 1 \
              WHERE account_id = :from",
         )
         .unwrap();
         let with = compiled(pack, 10, 6_000);
-        let mut by_event = run_ledger(&with, 200).await;
+        let mut by_event = run_ledger_projecting(&with, 200, true).await;
         assert_eq!(
             with.row_triggers_state.load(Ordering::Relaxed),
             TRIGGERS_REFUSED
@@ -708,7 +751,16 @@ mod tests {
         assert_eq!(truth, read);
         // The same op stream: the same transfers refused, the same balances.
         assert_eq!(by_event.refused, by_trigger.refused);
-        assert_eq!(read, both_sides(&plain, &mut by_trigger).await.2);
+        let (_, truth, by_trigger_read) = both_sides(&plain, &mut by_trigger).await;
+        assert_eq!(truth, by_trigger_read);
+        assert_eq!(read, by_trigger_read);
+        // A single event (a cqrs-sync command's) keeps its own script: nothing is tried.
+        let single = compiled(ledger(), 10, 6_000);
+        run_ledger(&single, 20).await;
+        assert_eq!(
+            single.row_triggers_state.load(Ordering::Relaxed),
+            TRIGGERS_UNTRIED
+        );
     }
 
     #[tokio::test]
