@@ -334,6 +334,16 @@ mod tests {
         .expect("SQLite")
     }
 
+    /// An in-memory SQLite database holding what `ddl` makes.
+    async fn memory_with(ddl: &str) -> sqlx::AnyConnection {
+        sqlx::any::install_default_drivers();
+        let mut conn = sqlx::AnyConnection::connect("sqlite::memory:")
+            .await
+            .unwrap();
+        conn.execute(ddl).await.unwrap();
+        conn
+    }
+
     fn one(kind: &str, statement: &str) -> Option<RowTriggers> {
         let programs = [(kind.to_string(), vec![statement.to_string()])];
         RowTriggers::new(Engine::Sqlite, vec!["id".into()], &programs)
@@ -386,13 +396,8 @@ mod tests {
     /// Rows run in the order given, each through its kind's statements, with its own types.
     #[tokio::test]
     async fn a_batch_runs_row_by_row_in_order() {
-        sqlx::any::install_default_drivers();
-        let mut conn = sqlx::AnyConnection::connect("sqlite::memory:")
-            .await
-            .unwrap();
-        conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, n INTEGER, note)")
-            .await
-            .unwrap();
+        let mut conn =
+            memory_with("CREATE TABLE t (id INTEGER PRIMARY KEY, n INTEGER, note)").await;
         let batch = counter();
         let row = |id: i64, note: Option<&str>| {
             let mut m = BTreeMap::new();
@@ -451,13 +456,7 @@ mod tests {
     /// table name): making the view says so.
     #[tokio::test]
     async fn a_statement_a_trigger_cannot_hold_is_refused_when_made() {
-        sqlx::any::install_default_drivers();
-        let mut conn = sqlx::AnyConnection::connect("sqlite::memory:")
-            .await
-            .unwrap();
-        conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY)")
-            .await
-            .unwrap();
+        let mut conn = memory_with("CREATE TABLE t (id INTEGER PRIMARY KEY)").await;
         let qualified = format!("INSERT INTO main.t VALUES ({})", column_ref("id"));
         conn.execute(qualified.replace("NEW.\"id\"", "1").as_str())
             .await

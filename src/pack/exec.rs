@@ -428,6 +428,20 @@ impl CompiledPack {
         Ok(())
     }
 
+    /// Whether batches of this pack's events go in one call through the row triggers:
+    /// `None` until the first batch of more than one event has asked the engine, then its
+    /// answer; `Some(false)` at once for statements no trigger is made of.
+    pub fn batches_in_one_call(&self) -> Option<bool> {
+        if self.row_triggers.is_none() {
+            return Some(false);
+        }
+        match self.row_triggers_state.load(Ordering::Relaxed) {
+            TRIGGERS_TAKEN => Some(true),
+            TRIGGERS_REFUSED => Some(false),
+            _ => None,
+        }
+    }
+
     /// `events` as one batch through the row triggers, where the engine has them, has not
     /// refused the pack's statements in them, and the batch can go through them.
     fn row_trigger_batch(&self, events: &[PackEvent]) -> Option<Batch> {
