@@ -7,7 +7,7 @@
 //! and the connection are the caller's.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::OnceLock;
 
 use futures::TryStreamExt;
 use sqlx::any::AnyRow;
@@ -63,17 +63,13 @@ pub struct CompiledPack {
     queries: BTreeMap<String, (Compiled, Compiled)>,
     /// Every event type's projection statements behind a temporary view: a batch of events
     /// applied in one call (`db::row_triggers`), where the engine takes the statements inside
-    /// a trigger (`row_triggers_state`: not tried yet, taken, or refused and `projections`
-    /// used instead, as for a single event).
+    /// a trigger (`row_triggers_taken`: unset until the first batch asks the engine; when
+    /// refused, `projections` are used instead, as for a single event).
     row_triggers: Option<RowTriggers>,
-    row_triggers_state: AtomicU8,
+    row_triggers_taken: OnceLock<bool>,
     /// Where the dataset is copied from instead of generated (the pack's `[copy]`).
     copy_from: Option<super::copy::CopySource>,
 }
-
-const TRIGGERS_UNTRIED: u8 = 0;
-const TRIGGERS_TAKEN: u8 = 1;
-const TRIGGERS_REFUSED: u8 = 2;
 
 /// A name the pack does not hold, or SQL for an engine it has none for: the caller's mistake,
 /// carried as the database errors are.
@@ -203,7 +199,7 @@ impl CompiledPack {
             by_projection,
             queries,
             row_triggers,
-            row_triggers_state: AtomicU8::new(TRIGGERS_UNTRIED),
+            row_triggers_taken: OnceLock::new(),
             copy_from: None,
         }
     }
@@ -435,18 +431,14 @@ impl CompiledPack {
         if self.row_triggers.is_none() {
             return Some(false);
         }
-        match self.row_triggers_state.load(Ordering::Relaxed) {
-            TRIGGERS_TAKEN => Some(true),
-            TRIGGERS_REFUSED => Some(false),
-            _ => None,
-        }
+        self.row_triggers_taken.get().copied()
     }
 
     /// `events` as one batch through the row triggers, where the engine has them, has not
     /// refused the pack's statements in them, and the batch can go through them.
     fn row_trigger_batch(&self, events: &[PackEvent]) -> Option<Batch> {
         let triggers = self.row_triggers.as_ref()?;
-        if self.row_triggers_state.load(Ordering::Relaxed) == TRIGGERS_REFUSED {
+        if self.row_triggers_taken.get() == Some(&false) {
             return None;
         }
         triggers.batch(events.iter().map(|e| (e.event.as_str(), &e.fields)))
@@ -460,10 +452,8 @@ impl CompiledPack {
         tx: &mut AnyConnection,
         batch: &Batch,
     ) -> Result<bool, sqlx::Error> {
-        match self.row_triggers_state.load(Ordering::Relaxed) {
-            TRIGGERS_TAKEN => return Ok(true),
-            TRIGGERS_REFUSED => return Ok(false),
-            _ => {}
+        if let Some(&taken) = self.row_triggers_taken.get() {
+            return Ok(taken);
         }
         tx.execute("SAVEPOINT cqrs_bench_row_triggers").await?;
         let taken = match batch.make(tx).await {
@@ -478,13 +468,8 @@ impl CompiledPack {
         };
         tx.execute("RELEASE SAVEPOINT cqrs_bench_row_triggers")
             .await?;
-        let state = if taken {
-            TRIGGERS_TAKEN
-        } else {
-            TRIGGERS_REFUSED
-        };
-        self.row_triggers_state.store(state, Ordering::Relaxed);
-        Ok(taken)
+        // Two connections asking at once get the same answer: the first one stays.
+        Ok(*self.row_triggers_taken.get_or_init(|| taken))
     }
 
     /// Makes on `conn` the view `project` applies batches like `events` through, where it
@@ -744,10 +729,7 @@ mod tests {
     async fn a_projection_a_trigger_cannot_hold_is_applied_event_by_event() {
         let plain = compiled(ledger(), 10, 6_000);
         let mut by_trigger = run_ledger_projecting(&plain, 200, true).await;
-        assert_eq!(
-            plain.row_triggers_state.load(Ordering::Relaxed),
-            TRIGGERS_TAKEN
-        );
+        assert_eq!(plain.batches_in_one_call(), Some(true));
         let mut pack = ledger();
         let balances = pack.projections.get_mut("balances").unwrap();
         balances.statements[0] = super::super::sql::NamedSql::parse(
@@ -757,10 +739,7 @@ mod tests {
         .unwrap();
         let with = compiled(pack, 10, 6_000);
         let mut by_event = run_ledger_projecting(&with, 200, true).await;
-        assert_eq!(
-            with.row_triggers_state.load(Ordering::Relaxed),
-            TRIGGERS_REFUSED
-        );
+        assert_eq!(with.batches_in_one_call(), Some(false));
         let (_, truth, read) = both_sides(&with, &mut by_event).await;
         assert_eq!(truth, read);
         // The same op stream: the same transfers refused, the same balances.
@@ -771,10 +750,7 @@ mod tests {
         // A single event (a cqrs-sync command's) keeps its own script: nothing is tried.
         let single = compiled(ledger(), 10, 6_000);
         run_ledger(&single, 20).await;
-        assert_eq!(
-            single.row_triggers_state.load(Ordering::Relaxed),
-            TRIGGERS_UNTRIED
-        );
+        assert_eq!(single.batches_in_one_call(), None);
     }
 
     #[tokio::test]

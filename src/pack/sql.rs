@@ -104,20 +104,11 @@ impl NamedSql {
     /// The statement with the engine's numbered placeholders.
     pub fn compile(&self, dialect: Dialect) -> Compiled {
         let binds: Vec<String> = self.names().into_iter().map(String::from).collect();
-        let mut sql = String::with_capacity(self.text.len());
-        for p in &self.pieces {
-            match p {
-                Piece::Text(t) => sql.push_str(t),
-                Piece::Param(n) => {
-                    let number = binds.iter().position(|b| b == n).unwrap_or(0) + 1;
-                    sql.push_str(&dialect.placeholder(number));
-                }
-            }
-        }
-        Compiled {
-            sql: sql.trim().to_string(),
-            binds,
-        }
+        let sql = self.with_params_as(|n| {
+            let number = binds.iter().position(|b| b == n).unwrap_or(0) + 1;
+            dialect.placeholder(number)
+        });
+        Compiled { sql, binds }
     }
 }
 
