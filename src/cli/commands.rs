@@ -581,11 +581,24 @@ async fn cmd_rebuild(args: RebuildArgs) -> Result<(), Failure> {
     }
     if !projections.is_empty() {
         let report = match &args.read_db {
-            None => rebuild(&db, &projections, args.batch_size.max(1)).await?,
+            None => {
+                rebuild(
+                    &db,
+                    &projections,
+                    args.batch_size.unwrap_or(SHOP_REBUILD_BATCH).max(1),
+                )
+                .await?
+            }
             Some(read) => {
                 let read = open_read_store(read, &args.db.schema).await?;
                 crate::backend::read_db::require_read_store(&read).await?;
-                let report = rebuild_into(&db, &read, &projections, args.batch_size.max(1)).await?;
+                let report = rebuild_into(
+                    &db,
+                    &read,
+                    &projections,
+                    args.batch_size.unwrap_or(SHOP_REBUILD_BATCH).max(1),
+                )
+                .await?;
                 read.close().await;
                 report
             }
@@ -605,7 +618,12 @@ async fn cmd_rebuild(args: RebuildArgs) -> Result<(), Failure> {
         && (search_only || (args.projection.is_none() && search::SearchIndex::exists(&dir)))
     {
         let index = search::SearchIndex::open(&dir).map_err(ProjectorError::from)?;
-        let report = rebuild_search(&db, index.clone(), args.batch_size.max(1)).await?;
+        let report = rebuild_search(
+            &db,
+            index.clone(),
+            args.batch_size.unwrap_or(SHOP_REBUILD_BATCH).max(1),
+        )
+        .await?;
         let documents = index.searcher().num_docs();
         outln!(
             "rebuilt product_search ({documents} documents) from {} events in {:.2}s \
@@ -619,6 +637,9 @@ async fn cmd_rebuild(args: RebuildArgs) -> Result<(), Failure> {
     db.close().await;
     Ok(())
 }
+
+/// Events per transaction of the shop's rebuild: it moves the whole log, so batches are large.
+const SHOP_REBUILD_BATCH: i64 = 10_000;
 
 /// `rebuild --pack DIR`: a pack's read models on its `cqrs-async` dataset, from its outbox.
 async fn cmd_rebuild_pack(args: &RebuildArgs, dir: &Path) -> Result<(), Failure> {
@@ -638,7 +659,10 @@ async fn cmd_rebuild_pack(args: &RebuildArgs, dir: &Path) -> Result<(), Failure>
     let db = open_ours(&args.db, 2).await?;
     let names: Vec<String> = pack.read_models.keys().cloned().collect();
     let compiled = std::sync::Arc::new(CompiledPack::new(pack, db.engine(), &BTreeMap::new()));
-    let report = crate::pack::rebuild::rebuild(&db, compiled, args.batch_size.max(1)).await;
+    let batch_size = args
+        .batch_size
+        .unwrap_or_else(|| crate::pack::rebuild::default_batch_size(db.engine()));
+    let report = crate::pack::rebuild::rebuild(&db, compiled, batch_size.max(1)).await;
     db.close().await;
     let report = report?;
     outln!(

@@ -201,9 +201,10 @@ pub struct RebuildArgs {
     /// temporary directory under the schema's name).
     #[arg(long)]
     pub search_dir: Option<PathBuf>,
-    /// Events per transaction; a rebuild moves the whole log, so batches are large.
-    #[arg(long, default_value_t = 10_000)]
-    pub batch_size: i64,
+    /// Events per transaction; a rebuild moves the whole log, so batches are large (default
+    /// 10,000; for a pack on PostgreSQL 1,000, see `pack::rebuild::default_batch_size`).
+    #[arg(long)]
+    pub batch_size: Option<i64>,
     /// The workload pack's folder, for a pack's cqrs-async dataset (a pack scenario's
     /// `run --keep-db`): its read models are put back as the seed left them and the whole
     /// outbox is applied again by the pack's projector.

@@ -11,6 +11,7 @@ pub mod load;
 pub mod lock;
 pub mod pools;
 pub mod read_only;
+pub mod row_fold;
 pub mod row_triggers;
 pub mod schema;
 pub mod scratch;

@@ -17,6 +17,7 @@ use super::params::Params;
 use super::sql::{Compiled, NamedSql};
 use super::Pack;
 use crate::db::dialect::Dialect;
+use crate::db::row_fold::{FoldBatch, RowFold};
 use crate::db::row_triggers::{self, Batch, RowTriggers};
 use crate::db::sql::{bind_all, Param};
 use crate::db::Engine;
@@ -67,6 +68,12 @@ pub struct CompiledPack {
     /// refused, `projections` are used instead, as for a single event).
     row_triggers: Option<RowTriggers>,
     row_triggers_taken: OnceLock<bool>,
+    /// On PostgreSQL, the read model tables whose statements fold into a few set-wise
+    /// statements a batch (`db::row_fold`), the rest through row triggers of their own
+    /// (`row_fold_taken`: unset until the first folded batch has run inside a savepoint; when
+    /// the engine refused it, batches go through `row_triggers` alone).
+    row_fold: Option<RowFold>,
+    row_fold_taken: OnceLock<bool>,
     /// Where the dataset is copied from instead of generated (the pack's `[copy]`).
     copy_from: Option<super::copy::CopySource>,
 }
@@ -164,8 +171,18 @@ impl CompiledPack {
                     (event.clone(), body)
                 })
                 .collect();
-            RowTriggers::new(engine, columns.into_iter().collect(), &programs)
+            let columns: Vec<String> = columns.into_iter().collect();
+            let read_models = pack
+                .read_models
+                .iter()
+                .map(|(name, r)| (name.clone(), r.ddl.clone()))
+                .collect();
+            (
+                RowTriggers::new(engine, columns.clone(), &programs),
+                RowFold::new(engine, columns, &programs, &read_models),
+            )
         };
+        let (row_triggers, row_fold) = row_triggers;
         // Where the engine can, an event's statements are one script: one call per event
         // instead of one per statement (on SQLite each call is a hop to the connection's
         // thread, which cost more than the statements of a small projection).
@@ -200,6 +217,8 @@ impl CompiledPack {
             queries,
             row_triggers,
             row_triggers_taken: OnceLock::new(),
+            row_fold,
+            row_fold_taken: OnceLock::new(),
             copy_from: None,
         }
     }
@@ -412,6 +431,11 @@ impl CompiledPack {
         if events.len() > 1 {
             if let Some(batch) = self.row_trigger_batch(events) {
                 if self.triggers_taken(tx, &batch).await? {
+                    if let Some(fold) = self.fold_batch(events) {
+                        if self.folded(tx, &fold).await? {
+                            return Ok(());
+                        }
+                    }
                     return batch.apply(tx).await;
                 }
             }
@@ -422,6 +446,48 @@ impl CompiledPack {
             }
         }
         Ok(())
+    }
+
+    /// `events` folded (`db::row_fold`), where the pack's statements fold and the engine has
+    /// not refused the fold.
+    fn fold_batch(&self, events: &[PackEvent]) -> Option<FoldBatch> {
+        if self.row_fold_taken.get() == Some(&false) {
+            return None;
+        }
+        let rows = events.iter().map(|e| (e.event.as_str(), &e.fields));
+        self.row_fold.as_ref()?.batch(rows)
+    }
+
+    /// Applies `fold` on `tx`; `false` when the engine refused it (learnt on the first folded
+    /// batch, inside a savepoint that a refusal rolls back: a type the fold's set-wise
+    /// statements resolve otherwise than one row at a time does), and the caller applies the
+    /// batch row by row instead.
+    async fn folded(&self, tx: &mut AnyConnection, fold: &FoldBatch) -> Result<bool, sqlx::Error> {
+        if self.row_fold_taken.get().is_some() {
+            fold.apply(tx).await?;
+            return Ok(true);
+        }
+        tx.execute("SAVEPOINT cqrs_bench_row_fold").await?;
+        let taken = match fold.apply(tx).await {
+            Ok(()) => true,
+            Err(sqlx::Error::Database(_)) => {
+                tx.execute("ROLLBACK TO SAVEPOINT cqrs_bench_row_fold")
+                    .await?;
+                false
+            }
+            Err(e) => return Err(e),
+        };
+        tx.execute("RELEASE SAVEPOINT cqrs_bench_row_fold").await?;
+        Ok(*self.row_fold_taken.get_or_init(|| taken) && taken)
+    }
+
+    /// Whether batches fold (`db::row_fold`): `None` until the first batch that folds has run,
+    /// then the engine's answer; `Some(false)` at once where nothing of the pack folds.
+    pub fn batches_fold(&self) -> Option<bool> {
+        if self.row_fold.is_none() {
+            return Some(false);
+        }
+        self.row_fold_taken.get().copied()
     }
 
     /// Whether batches of this pack's events go in one call through the row triggers:
@@ -483,6 +549,10 @@ impl CompiledPack {
         if let Some(batch) = self.row_trigger_batch(events) {
             if self.triggers_taken(conn, &batch).await? {
                 batch.make(conn).await?;
+                if let Some(fold) = &self.row_fold {
+                    fold.make(conn, events.iter().map(|e| (e.event.as_str(), &e.fields)))
+                        .await?;
+                }
             }
         }
         Ok(())
