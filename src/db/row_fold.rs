@@ -112,6 +112,20 @@ struct Part {
     fields: BTreeSet<String>,
 }
 
+/// A table's statements: the kind running each, its place among the kind's, its shape.
+type TableStatements = Vec<(usize, usize, Shape)>;
+
+/// A row of a batch: its kind's index and its values.
+type IndexedRow<'a> = (usize, &'a BTreeMap<String, Param>);
+
+/// A latest-state statement: its kind, keys, columns set and version column.
+type LatestParts<'a> = (
+    usize,
+    &'a BTreeMap<String, Expr>,
+    &'a BTreeMap<String, Expr>,
+    &'a String,
+);
+
 /// One statement as the fold sees it.
 enum Shape {
     Insert {
@@ -486,7 +500,7 @@ impl RowFold {
             return None;
         }
         // Per table, in order of first use: (kind, statement index, shape).
-        let mut by_table: Vec<(String, Vec<(usize, usize, Shape)>)> = Vec::new();
+        let mut by_table: Vec<(String, TableStatements)> = Vec::new();
         for (k, (_, statements)) in programs.iter().enumerate() {
             for (s, sql) in statements.iter().enumerate() {
                 let (table, shape) = shape(sql)?;
@@ -593,7 +607,7 @@ impl RowFold {
         let present: BTreeSet<usize> = indexed.iter().map(|(k, _)| *k).collect();
         let mut statements = Vec::new();
         for part in self.tables.iter().flat_map(|t| t.statements(&present)) {
-            let chosen: Vec<(usize, &(usize, &BTreeMap<String, Param>))> = indexed
+            let chosen: Vec<(usize, &IndexedRow)> = indexed
                 .iter()
                 .enumerate()
                 .filter(|(_, (k, _))| part.kinds.contains(k))
@@ -695,12 +709,7 @@ impl TableFold {
     fn of(table: &str, list: &[(usize, usize, Shape)]) -> Option<TableFold> {
         let mut inserts: Vec<(usize, &Vec<String>, &Vec<Expr>)> = Vec::new();
         let mut adds = Vec::new();
-        let mut latests: Vec<(
-            usize,
-            &BTreeMap<String, Expr>,
-            &BTreeMap<String, Expr>,
-            &String,
-        )> = Vec::new();
+        let mut latests: Vec<LatestParts> = Vec::new();
         let mut keys: Option<Vec<String>> = None;
         let mut same_keys = |k: &BTreeMap<String, Expr>| {
             let names: Vec<String> = k.keys().cloned().collect();
