@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Rebuild of the `shop` pack's read models against the built-in shop's, on SQLite (BENCHMARKS
+# Rebuild of the `shop` pack's read models against the built-in shop's, on SQLite or PostgreSQL (BENCHMARKS
 # goal 7c). Each scenario (scenarios/quick.toml and scenarios/pack-shop.toml: the same dataset,
 # mix and workers) runs on cqrs-async at 1,000 writes/s and no reads for 20 s and keeps its
 # database; then each database is rebuilt, each time on a fresh copy, the two interleaved. The
 # last line is the ratio of the pack's best events/s to the built-in's.
 #
-#   benches/pack-rebuild.sh [ROUNDS]
+#   benches/pack-rebuild.sh [ROUNDS] [postgres://USER@HOST:PORT/DB]
 #
 # NO_BUILD=1 skips `cargo build --release`.
 set -euo pipefail
@@ -16,6 +16,44 @@ work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 [ -n "${NO_BUILD:-}" ] || cargo build --release --quiet
 bin=target/release/cqrs-bench
+
+# On PostgreSQL (a URL as the second argument): both scenarios kept in schemas of their own
+# (pack_rebuild_b, pack_rebuild_p, dropped at the end), each rebuilt in place (a rebuild
+# starts from the seed every time) at its own default batch size, interleaved.
+pg="${2:-}"
+if [ -n "$pg" ]; then
+    trap '"$bin" drop --db "$pg" --schema pack_rebuild_b > /dev/null 2>&1 || true
+          "$bin" drop --db "$pg" --schema pack_rebuild_p > /dev/null 2>&1 || true
+          rm -rf "$work"' EXIT
+    for pair in quick:pack_rebuild_b pack-shop:pack_rebuild_p; do
+        "$bin" run "scenarios/${pair%%:*}.toml" --backends cqrs-async --write-rate 1000 \
+            --read-rate 0 --duration 21s --warmup 1s --keep-db --db "$pg" \
+            --schema "${pair##*:}" --out "$work/out-${pair##*:}" --quiet > "$work/run.log"
+    done
+    for _ in $(seq "$rounds"); do
+        for side in built-in pack; do
+            if [ "$side" = pack ]; then
+                "$bin" rebuild --db "$pg" --schema pack_rebuild_p_cqrs_async \
+                    --pack workloads/shop > "$work/rebuild.log"
+            else
+                "$bin" rebuild --db "$pg" --schema pack_rebuild_b_cqrs_async > "$work/rebuild.log"
+            fi
+            sed -nE "s/.*from ([0-9]+) events in [0-9.]+s \(([0-9]+) events\/s\).*/$side \1 \2/p" \
+                "$work/rebuild.log"
+        done
+    done | tee "$work/rates"
+    python3 - "$work/rates" <<'PY'
+import sys
+rates = {}
+for line in open(sys.argv[1]):
+    name, _, rate = line.split()
+    rates.setdefault(name, []).append(int(rate))
+pairs = [p / b for b, p in zip(rates["built-in"], rates["pack"])]
+print(f"pack rebuild ratio: {max(rates['pack']) / max(rates['built-in']):.2f} (best of each), "
+      f"pairwise {min(pairs):.2f}-{max(pairs):.2f}")
+PY
+    exit 0
+fi
 
 for name in quick pack-shop; do
     "$bin" run "scenarios/$name.toml" --backends cqrs-async --write-rate 1000 --read-rate 0 \
