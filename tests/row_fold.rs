@@ -65,6 +65,25 @@ fn programs() -> Vec<(String, Vec<String>)> {
             )],
         ),
         (
+            // Two latest states in one event, the second tied with the first when the
+            // versions are equal: one at a time, the first stays.
+            "Twice".into(),
+            vec![
+                format!(
+                    "UPDATE items SET owner = {o}, note = 'first', version = {v} WHERE id = {i} AND version < {v}",
+                    o = f("owner"),
+                    v = f("version"),
+                    i = f("id")
+                ),
+                format!(
+                    "UPDATE items SET owner = {o} + 1, note = 'second', version = {v} WHERE id = {i} AND version < {v}",
+                    o = f("owner"),
+                    v = f("version"),
+                    i = f("id")
+                ),
+            ],
+        ),
+        (
             "Bump".into(),
             vec![
                 format!(
@@ -108,7 +127,7 @@ fn event() -> impl Strategy<Value = Event> {
         Just(Param::Null),
     ];
     (
-        0usize..5,
+        0usize..6,
         1i64..=40,
         prop_oneof![100i64..=102, 1i64..=6],
         int_or_null(1..=5),
@@ -119,7 +138,7 @@ fn event() -> impl Strategy<Value = Event> {
     )
         .prop_map(
             |(kind, new_id, old_id, owner, amount, note, version, key)| {
-                let names = ["Put", "Set", "Rename", "Bump", "Drop"];
+                let names = ["Put", "Set", "Rename", "Twice", "Bump", "Drop"];
                 // New items mostly under ids of their own; updates of seeded ones and new ones.
                 let id = if kind == 0 { new_id } else { old_id };
                 let mut fields = BTreeMap::new();
@@ -233,4 +252,79 @@ fn a_folded_batch_leaves_what_one_row_after_another_leaves() {
         folded >= 24 && compared >= 12,
         "{folded} of 48 batches folded, {compared} compared"
     );
+}
+
+/// A literal the set-wise statement types otherwise than one event's statement does (text in
+/// the fold's `UNION`, a date where it stands alone): PostgreSQL refuses the fold when planning
+/// it (SQLSTATE class 42, which `CompiledPack` takes as the engine's refusal and keeps the
+/// row triggers), and the same rows one at a time apply.
+#[tokio::test]
+async fn a_literal_typed_otherwise_in_the_fold_is_refused_when_planned() {
+    let Some(url) = pg_env("a_literal_typed_otherwise_in_the_fold_is_refused_when_planned") else {
+        return;
+    };
+    sqlx::any::install_default_drivers();
+    let schema = unique_schema("row_fold_refused");
+    let mut conn = sqlx::AnyConnection::connect(&url).await.unwrap();
+    conn.execute(
+        format!(
+            "CREATE SCHEMA {schema}; SET search_path TO {schema}; \
+             CREATE TABLE stamps (id BIGINT PRIMARY KEY, day DATE, version BIGINT NOT NULL); \
+             INSERT INTO stamps VALUES (1, NULL, 0)"
+        )
+        .as_str(),
+    )
+    .await
+    .unwrap();
+    let programs = vec![(
+        "Stamped".to_string(),
+        vec![format!(
+            "UPDATE stamps SET day = '2026-12-07', version = {v} WHERE id = {i} AND version < {v}",
+            v = column_ref("version"),
+            i = column_ref("id")
+        )],
+    )];
+    let columns = vec!["id".to_string(), "version".to_string()];
+    let read_models = [("stamps".to_string(), "CREATE TABLE stamps (…)".to_string())].into();
+    let fold = RowFold::new(Engine::Postgres, columns.clone(), &programs, &read_models).unwrap();
+    let rows: Vec<(String, BTreeMap<String, Param>)> = (1..=2)
+        .map(|v| {
+            let fields = [
+                ("id".to_string(), Param::Int(1)),
+                ("version".to_string(), Param::Int(v)),
+            ];
+            ("Stamped".to_string(), fields.into())
+        })
+        .collect();
+    let batch = || rows.iter().map(|(k, f)| (k.as_str(), f));
+    let mut tx = conn.begin().await.unwrap();
+    let refused = fold
+        .batch(batch())
+        .unwrap()
+        .apply(&mut tx)
+        .await
+        .unwrap_err();
+    let code = refused
+        .as_database_error()
+        .and_then(|e| e.code())
+        .unwrap()
+        .to_string();
+    assert!(code.starts_with("42"), "{code}: {refused}");
+    tx.rollback().await.unwrap();
+    let one_by_one = RowTriggers::new(Engine::Postgres, columns, &programs).unwrap();
+    one_by_one
+        .batch(batch())
+        .unwrap()
+        .apply(&mut conn)
+        .await
+        .unwrap();
+    let (day, version): (String, i64) =
+        sqlx::query_as("SELECT CAST(day AS TEXT), version FROM stamps WHERE id = 1")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!((day.as_str(), version), ("2026-12-07", 2));
+    conn.execute(format!("DROP SCHEMA {schema} CASCADE").as_str())
+        .await
+        .unwrap();
 }

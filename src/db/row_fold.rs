@@ -738,7 +738,12 @@ impl TableFold {
             }
         }
         let keys = keys.unwrap_or_default();
-        // One insert statement (the same one for every kind that runs it).
+        // One insert statement (the same one for every kind that runs it), once a kind.
+        let mut inserting: Vec<usize> = inserts.iter().map(|(k, _, _)| *k).collect();
+        inserting.dedup();
+        if inserting.len() != inserts.len() {
+            return None;
+        }
         let insert = match inserts.first() {
             None => None,
             Some(&(_, columns, values)) => {
@@ -991,7 +996,8 @@ impl TableFold {
         let parts: Vec<String> = self
             .latests
             .iter()
-            .filter_map(|l| {
+            .enumerate()
+            .filter_map(|(p, l)| {
                 let kinds = here(&l.kinds);
                 if kinds.is_empty() {
                     return None;
@@ -1002,8 +1008,9 @@ impl TableFold {
                     .enumerate()
                     .map(|(i, (_, e))| format!("{e} AS cqrs_bench_s{i}"))
                     .collect();
+                // `p`: the statement's place, for an event that runs two of them.
                 Some(format!(
-                    "SELECT {}, {}, {ORDINAL} FROM b WHERE {}",
+                    "SELECT {}, {}, {ORDINAL}, {p} AS cqrs_bench_p FROM b WHERE {}",
                     key_select(&l.keys),
                     values.join(", "),
                     kinds_in(&kinds)
@@ -1022,7 +1029,7 @@ impl TableFold {
             out.push(Part {
                 body: format!(
                     "UPDATE {t} AS cqrs_bench_t SET {} FROM (SELECT * FROM (SELECT u.*, row_number() OVER \
-                     (PARTITION BY {key_names} ORDER BY cqrs_bench_s{last} DESC, {ORDINAL}) AS cqrs_bench_rank \
+                     (PARTITION BY {key_names} ORDER BY cqrs_bench_s{last} DESC, {ORDINAL}, cqrs_bench_p) AS cqrs_bench_rank \
                      FROM ({}) u WHERE cqrs_bench_s{last} IS NOT NULL) w WHERE cqrs_bench_rank = 1) d \
                      WHERE {key_match} AND cqrs_bench_t.{version} < d.cqrs_bench_s{last}",
                     sets.join(", "),
@@ -1265,6 +1272,16 @@ mod tests {
                 .expect("the other tables still fold");
             assert_eq!(fold.folded_tables(), ["orders_rm", "sales"], "{odd}");
         }
+    }
+
+    #[test]
+    fn an_insert_an_event_runs_twice_keeps_its_table_row_by_row() {
+        let mut programs = shop_like();
+        let again = programs[0].1[0].clone();
+        programs[0].1.push(again);
+        let read_models = tables(&["orders_rm", "daily", "sales", "catalog"]);
+        let fold = RowFold::new(Engine::Postgres, columns(), &programs, &read_models).unwrap();
+        assert_eq!(fold.folded_tables(), ["sales", "catalog"]);
     }
 
     #[test]

@@ -458,10 +458,13 @@ impl CompiledPack {
         self.row_fold.as_ref()?.batch(rows)
     }
 
-    /// Applies `fold` on `tx`; `false` when the engine refused it (learnt on the first folded
-    /// batch, inside a savepoint that a refusal rolls back: a type the fold's set-wise
-    /// statements resolve otherwise than one row at a time does), and the caller applies the
-    /// batch row by row instead.
+    /// Applies `fold` on `tx`; `false` when it did not, and the caller applies the batch row
+    /// by row instead. The first folded batch runs inside a savepoint: a statement PostgreSQL
+    /// refuses to plan (SQLSTATE class 42: a literal whose type resolves otherwise in the
+    /// fold's `UNION` than in one event's statement) rolls it back and keeps every later batch
+    /// on the row triggers; any other error (a value's) rolls it back and leaves the answer
+    /// for the next batch, this one going row by row (where the same error, if it is the
+    /// events', comes again).
     async fn folded(&self, tx: &mut AnyConnection, fold: &FoldBatch) -> Result<bool, sqlx::Error> {
         if self.row_fold_taken.get().is_some() {
             fold.apply(tx).await?;
@@ -469,16 +472,22 @@ impl CompiledPack {
         }
         tx.execute("SAVEPOINT cqrs_bench_row_fold").await?;
         let taken = match fold.apply(tx).await {
-            Ok(()) => true,
-            Err(sqlx::Error::Database(_)) => {
+            Ok(()) => {
+                self.row_fold_taken.get_or_init(|| true);
+                true
+            }
+            Err(sqlx::Error::Database(e)) => {
                 tx.execute("ROLLBACK TO SAVEPOINT cqrs_bench_row_fold")
                     .await?;
+                if e.code().is_some_and(|c| c.starts_with("42")) {
+                    self.row_fold_taken.get_or_init(|| false);
+                }
                 false
             }
             Err(e) => return Err(e),
         };
         tx.execute("RELEASE SAVEPOINT cqrs_bench_row_fold").await?;
-        Ok(*self.row_fold_taken.get_or_init(|| taken) && taken)
+        Ok(taken)
     }
 
     /// Whether batches fold (`db::row_fold`): `None` until the first batch that folds has run,
