@@ -1171,18 +1171,23 @@ mod tests {
             .collect()
     }
 
-    #[test]
-    fn the_tables_of_sums_and_latest_states_fold_and_a_delete_keeps_its_table_row_by_row() {
-        let fold = shop_fold().expect("folds");
-        assert_eq!(fold.folded_tables(), ["orders_rm", "sales", "catalog"]);
-        let placed = row(&[
+    /// Order 7 placed: two of product 4 at 300, the product at version 3.
+    fn placed() -> BTreeMap<String, Param> {
+        row(&[
             ("order", 7),
             ("at", 25),
             ("qty", 2),
             ("cents", 300),
             ("product", 4),
             ("pv", 3),
-        ]);
+        ])
+    }
+
+    #[test]
+    fn the_tables_of_sums_and_latest_states_fold_and_a_delete_keeps_its_table_row_by_row() {
+        let fold = shop_fold().expect("folds");
+        assert_eq!(fold.folded_tables(), ["orders_rm", "sales", "catalog"]);
+        let placed = placed();
         let paid = row(&[("order", 7), ("version", 2)]);
         let batch = fold
             .batch([("Placed", &placed), ("Paid", &paid)])
@@ -1204,14 +1209,7 @@ mod tests {
     #[test]
     fn an_update_of_a_key_inserted_later_in_the_batch_sends_the_batch_row_by_row() {
         let fold = shop_fold().expect("folds");
-        let placed = row(&[
-            ("order", 7),
-            ("at", 25),
-            ("qty", 2),
-            ("cents", 300),
-            ("product", 4),
-            ("pv", 3),
-        ]);
+        let placed = placed();
         let paid = row(&[("order", 7), ("version", 2)]);
         let other = row(&[("order", 8), ("version", 2)]);
         assert!(fold.batch([("Paid", &paid), ("Placed", &placed)]).is_none());
